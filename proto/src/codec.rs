@@ -1,0 +1,187 @@
+//! The serializers: `wamp.2.json` and `wamp.2.msgpack`.
+
+use serde::Deserialize;
+
+use crate::error::{DecodeError, EncodeError};
+use crate::Message;
+
+/// Nesting limit for decoded values (JSON's default limit is the same).
+const MAX_DEPTH: usize = 128;
+
+/// A WAMP serializer, as negotiated by the WebSocket subprotocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Serializer {
+    /// `wamp.2.json`: UTF-8 text frames, binary as `"\u0000" + base64`.
+    Json,
+    /// `wamp.2.msgpack`: binary frames.
+    MsgPack,
+}
+
+/// An encoded message, ready for a text (JSON) or binary frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encoded {
+    /// A JSON text.
+    Text(String),
+    /// MessagePack bytes.
+    Binary(Vec<u8>),
+}
+
+impl Encoded {
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Encoded::Text(s) => s.as_bytes(),
+            Encoded::Binary(b) => b,
+        }
+    }
+}
+
+impl Serializer {
+    /// Every serializer, in the order of preference used when offering them.
+    pub const ALL: [Serializer; 2] = [Serializer::MsgPack, Serializer::Json];
+
+    /// The WebSocket subprotocol name.
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Serializer::Json => "wamp.2.json",
+            Serializer::MsgPack => "wamp.2.msgpack",
+        }
+    }
+
+    /// The short name used in configuration (`json`, `msgpack`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Serializer::Json => "json",
+            Serializer::MsgPack => "msgpack",
+        }
+    }
+
+    /// Parses a WebSocket subprotocol name.
+    pub fn from_subprotocol(s: &str) -> Option<Serializer> {
+        match s {
+            "wamp.2.json" => Some(Serializer::Json),
+            "wamp.2.msgpack" => Some(Serializer::MsgPack),
+            _ => None,
+        }
+    }
+
+    /// Parses a configuration name (`json`, `msgpack`).
+    pub fn from_name(s: &str) -> Option<Serializer> {
+        match s {
+            "json" => Some(Serializer::Json),
+            "msgpack" => Some(Serializer::MsgPack),
+            _ => None,
+        }
+    }
+
+    /// Whether messages travel in binary frames (else text frames).
+    pub fn is_binary(self) -> bool {
+        self == Serializer::MsgPack
+    }
+
+    /// A small index for per-serializer caches (`[Option<T>; 2]`).
+    pub fn index(self) -> usize {
+        match self {
+            Serializer::Json => 0,
+            Serializer::MsgPack => 1,
+        }
+    }
+
+    /// Encodes one message.
+    pub fn encode(self, msg: &Message) -> Result<Encoded, EncodeError> {
+        Ok(match self {
+            Serializer::Json => Encoded::Text(serde_json::to_string(msg)?),
+            Serializer::MsgPack => Encoded::Binary(rmp_serde::to_vec(msg)?),
+        })
+    }
+
+    /// Decodes one message from a frame's bytes. Never panics, whatever the input.
+    pub fn decode(self, bytes: &[u8]) -> Result<Message, DecodeError> {
+        match self {
+            Serializer::Json => Ok(serde_json::from_slice(bytes)?),
+            Serializer::MsgPack => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+                de.set_max_depth(MAX_DEPTH);
+                Ok(Message::deserialize(&mut de)?)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::*;
+    use crate::{Dict, Id, Uri, Value};
+
+    fn id(n: u64) -> Id {
+        Id::new(n).unwrap()
+    }
+
+    #[test]
+    fn call_json_wire_form() {
+        let m: Message = Call {
+            request: id(7),
+            options: Dict::new(),
+            procedure: Uri::new("com.x"),
+            payload: Payload {
+                args: None,
+                kwargs: Some(Dict::from([("a".into(), Value::UInt(1))])),
+            },
+        }
+        .into();
+        let Encoded::Text(s) = Serializer::Json.encode(&m).unwrap() else {
+            panic!("json must be text")
+        };
+        assert_eq!(s, r#"[48,7,{},"com.x",[],{"a":1}]"#);
+        assert_eq!(Serializer::Json.decode(s.as_bytes()).unwrap(), {
+            let Message::Call(mut c) = m else { unreachable!() };
+            c.payload.args = Some(vec![]);
+            Message::Call(c)
+        });
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{}",
+            b"[999]",
+            b"[48]",
+            b"[48, 0, {}, \"a\"]",
+            b"[48, 1, [], \"a\"]",
+            b"[48, 1, {}, 5]",
+            b"[48, 1, {}, \"a\", {}, {}]",
+            b"[48, 1, {}, \"a\", [], {}, 1]",
+            b"[6, {}, \"x\", 1]",
+            b"[35, 0]",
+            b"[35, 5, {}]",
+            b"[1, \"r\", {}]]",
+        ] {
+            assert!(Serializer::Json.decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert!(Serializer::MsgPack.decode(&[0x91, 0xc1]).is_err());
+        assert!(Serializer::MsgPack.decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let deep = format!("[48,1,{{}},\"a\",{}{}]", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(Serializer::Json.decode(deep.as_bytes()).is_err());
+        let mut mp = vec![0x95, 48, 1, 0x80, 0xa1, b'a'];
+        mp.extend(std::iter::repeat_n(0x91, 100_000));
+        mp.push(0xc0);
+        assert!(Serializer::MsgPack.decode(&mp).is_err());
+    }
+
+    #[test]
+    fn revocation_forms() {
+        let m = Serializer::Json
+            .decode(br#"[67, 0, {"registration": 5, "reason": "wamp.error.unregistered"}]"#)
+            .unwrap();
+        let Message::Unregistered(u) = m else { panic!() };
+        assert_eq!(u.request, 0);
+        assert!(u.details.is_some());
+    }
+}

@@ -1,0 +1,24 @@
+//! The WAMP v2 wire protocol, sans I/O.
+//!
+//! # Layout
+//! - [`message`]: every message type with its code and field order ([`Message`]).
+//! - [`value`]: the payload model shared by all serializers ([`Value`], [`Dict`]).
+//! - [`codec`]: the `wamp.2.json` and `wamp.2.msgpack` serializers ([`Serializer`]).
+//! - [`uri`] and [`id`]: validated protocol nouns ([`Uri`], [`Id`]) and ID generators.
+//! - [`error`]: codec errors and the well-known error URIs ([`uris`]).
+//! - [`options`]: typed readers for the Options/Details keys the router acts on.
+
+pub mod codec;
+pub mod error;
+pub mod id;
+pub mod message;
+pub mod options;
+pub mod uri;
+pub mod value;
+
+pub use codec::{Encoded, Serializer};
+pub use error::{uris, DecodeError, EncodeError};
+pub use id::{Id, SequentialIds, MAX_ID};
+pub use message::{Message, Payload};
+pub use uri::{MatchPolicy, Uri, UriCheck};
+pub use value::{from_value, to_value, Dict, Value};
