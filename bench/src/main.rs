@@ -1,0 +1,2 @@
+//! wamp-bench: WAMP load generator.
+fn main() {}

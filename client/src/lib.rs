@@ -1,0 +1,1 @@
+//! Async WAMP v2 client.

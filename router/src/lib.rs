@@ -1,0 +1,1 @@
+//! wamp-router library.

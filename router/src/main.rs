@@ -1,0 +1,2 @@
+//! wamp-router binary.
+fn main() {}

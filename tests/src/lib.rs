@@ -1,0 +1,1 @@
+//! Test harness for wamp-router integration tests.
