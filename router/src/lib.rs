@@ -1,1 +1,29 @@
-//! wamp-router library.
+//! wamp-router: a WAMP v2 router (routed RPC and PubSub) as an embeddable library.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let server = wamp_router::Server::start(wamp_router::Config::embedded()).await?;
+//! println!("listening on {}", server.url());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: the TOML schema, validation and the embedded default.
+//! - `server`: listeners, accept loops, graceful shutdown ([`Server`]).
+//! - `transport`: the WebSocket handshake (path, Origin, subprotocol).
+//! - `session`: per-connection state machine (reader routes inline), the session handle the
+//!   tables store, and the bounded outbound queue with its batching writer.
+//! - `realm`, `broker`, `dealer`: the routing tables.
+
+pub mod config;
+
+mod broker;
+mod dealer;
+mod realm;
+mod server;
+mod session;
+mod transport;
+
+pub use config::{Config, ConfigError};
+pub use server::Server;

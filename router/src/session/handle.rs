@@ -1,0 +1,143 @@
+//! What the realm tables store for a session: a cheap, cloneable handle.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+use wamp_proto::{Id, Message, SequentialIds, Serializer};
+
+use super::outbound::{encode_frame, Outgoing};
+
+/// A call waiting for its callee's answer, stored on the callee's session.
+#[derive(Debug)]
+pub(crate) struct PendingInvocation {
+    /// The caller, to answer.
+    pub(crate) caller: SessionHandle,
+    /// The caller's CALL request id.
+    pub(crate) caller_request: Id,
+}
+
+/// A callee's unanswered invocations.
+#[derive(Debug, Default)]
+pub(crate) struct Invocations {
+    /// Invocation id -> the caller waiting for it.
+    pub(crate) pending: HashMap<u64, PendingInvocation>,
+    /// Set when the session leaves: no new invocation may be added after that.
+    pub(crate) closed: bool,
+}
+
+/// The shared part of a session.
+pub(crate) struct SessionShared {
+    pub(crate) id: Id,
+    pub(crate) serializer: Serializer,
+    // Kept for authorization and publisher/caller disclosure (advanced profile).
+    #[allow(dead_code)]
+    pub(crate) authid: Arc<str>,
+    #[allow(dead_code)]
+    pub(crate) authrole: Arc<str>,
+    tx: mpsc::Sender<Outgoing>,
+    /// Fired when the router decides to drop the session (slow consumer).
+    pub(crate) kill: CancellationToken,
+    kill_reason: OnceLock<&'static str>,
+    /// INVOCATION request ids, sequential per callee session.
+    pub(crate) next_invocation: SequentialIds,
+    /// Calls this session (as callee) has not answered yet.
+    pub(crate) invocations: Mutex<Invocations>,
+    /// Calls this session (as caller) waits for: request id -> (callee, invocation id).
+    pub(crate) calls: Mutex<HashMap<u64, (SessionHandle, Id)>>,
+}
+
+/// A cheap, cloneable reference to a session (an `Arc`).
+#[derive(Clone)]
+pub(crate) struct SessionHandle(Arc<SessionShared>);
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Session({})", self.0.id)
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (a panicking holder cannot corrupt these maps).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SessionHandle {
+    pub(crate) fn new(
+        id: Id,
+        serializer: Serializer,
+        authid: Arc<str>,
+        authrole: Arc<str>,
+        tx: mpsc::Sender<Outgoing>,
+        kill: CancellationToken,
+    ) -> SessionHandle {
+        SessionHandle(Arc::new(SessionShared {
+            id,
+            serializer,
+            authid,
+            authrole,
+            tx,
+            kill,
+            kill_reason: OnceLock::new(),
+            next_invocation: SequentialIds::new(),
+            invocations: Mutex::new(Invocations::default()),
+            calls: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The session id.
+    pub(crate) fn id(&self) -> Id {
+        self.0.id
+    }
+
+    /// The serializer this session's peer speaks.
+    pub(crate) fn serializer(&self) -> Serializer {
+        self.0.serializer
+    }
+
+    pub(crate) fn shared(&self) -> &SessionShared {
+        &self.0
+    }
+
+    /// Queues an already-encoded frame without waiting. A full queue marks the session as a
+    /// slow consumer and drops it; returns whether the frame was queued.
+    pub(crate) fn send_frame(&self, frame: WsMessage) -> bool {
+        match self.0.tx.try_send(Outgoing::Frame(frame)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.kill("slow consumer: outbound queue full");
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Encodes `msg` for this session's serializer and queues it.
+    pub(crate) fn send(&self, msg: &Message) -> bool {
+        match encode_frame(self.0.serializer, msg) {
+            Ok(frame) => self.send_frame(frame),
+            Err(e) => {
+                warn!(session = %self.0.id, cause = %e, message = msg.name(), "cannot encode outbound message; dropped");
+                false
+            }
+        }
+    }
+
+    /// Asks the session's tasks to drop the connection, recording why (first reason wins).
+    pub(crate) fn kill(&self, reason: &'static str) {
+        if self.0.kill_reason.set(reason).is_ok() {
+            warn!(session = %self.0.id, reason, "closing session");
+        }
+        self.0.kill.cancel();
+    }
+
+    /// Why the session was killed, if it was.
+    pub(crate) fn kill_reason(&self) -> Option<&'static str> {
+        self.0.kill_reason.get().copied()
+    }
+
+}

@@ -1,0 +1,86 @@
+//! The outbound side of a connection: encoded frames, the bounded queue and the batching writer.
+
+use futures_util::{Sink, SinkExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message as WsMessage, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+use wamp_proto::{EncodeError, Encoded, Message, Serializer};
+
+/// Frames drained per batch before one flush.
+const BATCH: usize = 64;
+
+/// What the writer task receives.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// An already-encoded WAMP message (cloning is a refcount bump).
+    Frame(WsMessage),
+    /// Send a close frame after everything queued before it, then stop.
+    Close(CloseCode, &'static str),
+}
+
+/// Encodes a message into a WebSocket frame of the right type for `ser`.
+pub(crate) fn encode_frame(ser: Serializer, msg: &Message) -> Result<WsMessage, EncodeError> {
+    Ok(match ser.encode(msg)? {
+        Encoded::Text(s) => WsMessage::Text(Utf8Bytes::from(s)),
+        Encoded::Binary(b) => WsMessage::Binary(Bytes::from(b)),
+    })
+}
+
+/// Drains the queue into the socket: up to [`BATCH`] frames are fed, then flushed once.
+///
+/// Stops after a `Close`, when every sender is gone, or when `kill` fires (then queued frames
+/// are dropped: the peer is not reading them anyway).
+pub(crate) async fn run_writer<S>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Outgoing>,
+    kill: CancellationToken,
+    close_timeout: std::time::Duration,
+) where
+    S: Sink<WsMessage, Error = WsError> + Unpin,
+{
+    let mut batch = Vec::with_capacity(BATCH);
+    let close = loop {
+        let n = tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => n,
+            () = kill.cancelled() => break Some((CloseCode::Policy, "slow consumer")),
+        };
+        if n == 0 {
+            break None;
+        }
+        let mut close = None;
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Frame(f) => {
+                    if let Err(e) = sink.feed(f).await {
+                        debug!(cause = %e, "write failed");
+                        return;
+                    }
+                }
+                Outgoing::Close(code, reason) => {
+                    close = Some((code, reason));
+                    break;
+                }
+            }
+        }
+        if let Err(e) = sink.flush().await {
+            debug!(cause = %e, "flush failed");
+            return;
+        }
+        if close.is_some() {
+            break close;
+        }
+    };
+    let frame = close.map(|(code, reason)| CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    });
+    // Bounded: a peer that does not read must not keep this task alive.
+    let _ = tokio::time::timeout(close_timeout, async {
+        let _ = sink.send(WsMessage::Close(frame)).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}
