@@ -1,1 +1,250 @@
-//! Test harness for wamp-router integration tests.
+//! Test harness for wamp-router: a router on port 0 and a raw WAMP peer over a real socket.
+//!
+//! [`TestRouter`] runs the real router in-process; [`RawPeer`] speaks WAMP frame by frame so
+//! tests can send exactly the (bad) input they mean and see exactly what comes back.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wamp_proto::message::{Hello, Welcome};
+use wamp_proto::options::dict;
+use wamp_proto::{Encoded, Id, Message, Serializer, Uri, Value};
+use wamp_router::{Config, Server};
+
+/// How long a test waits for something that should happen (never a synchronisation sleep:
+/// only the upper bound of a wait that normally ends at once).
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A router running in-process on a free port.
+#[derive(Debug)]
+pub struct TestRouter {
+    server: Option<Server>,
+    url: String,
+}
+
+/// The default test configuration: one WebSocket transport on port 0, realm `realm1`.
+pub const TEST_CONFIG: &str = r#"
+[[transport]]
+bind = "127.0.0.1:0"
+path = "/ws"
+serializers = ["json", "msgpack"]
+
+[[realm]]
+name = "realm1"
+"#;
+
+impl TestRouter {
+    /// Starts a router with [`TEST_CONFIG`].
+    pub async fn start() -> TestRouter {
+        TestRouter::with_config(TEST_CONFIG).await
+    }
+
+    /// Starts a router with the given TOML configuration (use port 0).
+    pub async fn with_config(toml: &str) -> TestRouter {
+        init_tracing();
+        let config = Config::from_toml(toml, "<test>").expect("test config is valid");
+        let server = Server::start(config).await.expect("router starts");
+        let url = server.url();
+        TestRouter {
+            server: Some(server),
+            url,
+        }
+    }
+
+    /// The `ws://` URL of the router.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("server is running")
+    }
+
+    /// Shuts the router down gracefully (GOODBYE to every session).
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// What a raw peer observed when it expected the connection to end.
+#[derive(Debug, PartialEq)]
+pub enum Closed {
+    /// A close frame with this code.
+    CloseFrame(Option<u16>),
+    /// The TCP connection ended without a close frame, or with an error.
+    Dropped,
+}
+
+/// A WAMP peer that sends and receives individual frames.
+#[derive(Debug)]
+pub struct RawPeer {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The negotiated serializer.
+    pub serializer: Serializer,
+    /// The session id, once joined.
+    pub session: Option<Id>,
+    next_request: u64,
+}
+
+impl RawPeer {
+    /// Opens a WebSocket offering exactly `protocols` (and an optional Origin header).
+    pub async fn connect_with(
+        url: &str,
+        protocols: &[&str],
+        origin: Option<&str>,
+    ) -> Result<RawPeer, tokio_tungstenite::tungstenite::Error> {
+        let mut req = url.into_client_request()?;
+        if !protocols.is_empty() {
+            let v = HeaderValue::from_str(&protocols.join(", ")).expect("valid header");
+            req.headers_mut().insert("Sec-WebSocket-Protocol", v);
+        }
+        if let Some(o) = origin {
+            req.headers_mut()
+                .insert("Origin", HeaderValue::from_str(o).expect("valid header"));
+        }
+        let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
+        let chosen = resp
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .and_then(Serializer::from_subprotocol)
+            .expect("router selected a WAMP subprotocol");
+        Ok(RawPeer {
+            ws,
+            serializer: chosen,
+            session: None,
+            next_request: 0,
+        })
+    }
+
+    /// Opens a WebSocket speaking `serializer`.
+    pub async fn connect(url: &str, serializer: Serializer) -> RawPeer {
+        RawPeer::connect_with(url, &[serializer.subprotocol()], None)
+            .await
+            .expect("websocket connects")
+    }
+
+    /// Connects and joins `realm` with all four client roles; panics unless WELCOME comes.
+    pub async fn join(url: &str, realm: &str, serializer: Serializer) -> (RawPeer, Welcome) {
+        let mut p = RawPeer::connect(url, serializer).await;
+        p.send(&hello(realm)).await;
+        match p.recv().await {
+            Message::Welcome(w) => {
+                p.session = Some(w.session);
+                (p, w)
+            }
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+    }
+
+    /// A fresh sequential request id.
+    pub fn request(&mut self) -> Id {
+        self.next_request += 1;
+        Id::new(self.next_request).expect("in range")
+    }
+
+    /// Sends a message with the negotiated serializer.
+    pub async fn send(&mut self, msg: &Message) {
+        let frame = match self.serializer.encode(msg).expect("encodes") {
+            Encoded::Text(s) => WsMessage::Text(s.into()),
+            Encoded::Binary(b) => WsMessage::Binary(b.into()),
+        };
+        self.ws.send(frame).await.expect("send");
+    }
+
+    /// Sends a raw frame (for malformed input).
+    pub async fn send_frame(&mut self, frame: WsMessage) {
+        self.ws.send(frame).await.expect("send");
+    }
+
+    /// Receives the next WAMP message (bounded by [`WAIT`]); panics on close or timeout.
+    pub async fn recv(&mut self) -> Message {
+        match self.try_recv().await {
+            Ok(m) => m,
+            Err(c) => panic!("expected a message, connection ended: {c:?}"),
+        }
+    }
+
+    /// Receives the next WAMP message, or how the connection ended.
+    pub async fn try_recv(&mut self) -> Result<Message, Closed> {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a message");
+            let bytes = match next {
+                Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
+                Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
+                Some(Ok(WsMessage::Close(f))) => {
+                    return Err(Closed::CloseFrame(f.map(|f| f.code.into())))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(Closed::Dropped),
+            };
+            return Ok(self.serializer.decode(&bytes).expect("router sent a valid message"));
+        }
+    }
+
+    /// Expects the connection to end (after any messages, which are returned).
+    pub async fn until_closed(&mut self) -> (Vec<Message>, Closed) {
+        let mut msgs = Vec::new();
+        loop {
+            match self.try_recv().await {
+                Ok(m) => msgs.push(m),
+                Err(c) => return (msgs, c),
+            }
+        }
+    }
+
+    /// Receives the next message and checks it is an ABORT with `reason`, then the close.
+    pub async fn expect_abort(&mut self, reason: &str) -> wamp_proto::message::Abort {
+        let (msgs, _) = self.until_closed().await;
+        match msgs.as_slice() {
+            [Message::Abort(a)] => {
+                assert_eq!(a.reason.as_str(), reason, "{a:?}");
+                a.clone()
+            }
+            other => panic!("expected exactly one ABORT {reason}, got {other:?}"),
+        }
+    }
+}
+
+/// A HELLO for `realm` announcing all four client roles.
+pub fn hello(realm: &str) -> Message {
+    let role = || Value::Dict(dict([("features", Value::Dict(Default::default()))]));
+    Hello {
+        realm: Uri::new(realm),
+        details: dict([(
+            "roles",
+            Value::Dict(dict([
+                ("caller", role()),
+                ("callee", role()),
+                ("publisher", role()),
+                ("subscriber", role()),
+            ])),
+        )]),
+    }
+    .into()
+}
+
+/// Whether CI is running (then missing prerequisites fail tests instead of skipping them).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
