@@ -100,12 +100,12 @@ impl Broker {
     }
 
     /// Removes `session` from subscription `id`.
-    pub(crate) fn unsubscribe(
-        &self,
-        session: Id,
-        id: Id,
-    ) -> Result<(), NoSuchSubscription> {
-        let topic = self.by_id.get(&id).map(|t| t.clone()).ok_or(NoSuchSubscription)?;
+    pub(crate) fn unsubscribe(&self, session: Id, id: Id) -> Result<(), NoSuchSubscription> {
+        let topic = self
+            .by_id
+            .get(&id)
+            .map(|t| t.clone())
+            .ok_or(NoSuchSubscription)?;
         let Some(sub) = self.by_topic.get(&topic).map(|s| s.clone()) else {
             return Err(NoSuchSubscription);
         };
@@ -118,9 +118,9 @@ impl Broker {
         }
         // Delete the subscription once empty; the check runs under the topic's entry lock,
         // so a concurrent subscribe either lands before (and keeps it) or creates a new one.
-        let removed = self
-            .by_topic
-            .remove_if(&topic, |_, s| s.id == id && lock(&s.members).by_session.is_empty());
+        let removed = self.by_topic.remove_if(&topic, |_, s| {
+            s.id == id && lock(&s.members).by_session.is_empty()
+        });
         if removed.is_some() {
             self.by_id.remove(&id);
         }

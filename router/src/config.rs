@@ -104,11 +104,13 @@ pub struct SerializerName(pub Serializer);
 impl<'de> Deserialize<'de> for SerializerName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Serializer::from_name(&s).map(SerializerName).ok_or_else(|| {
-            serde::de::Error::custom(format_args!(
-                "unknown serializer `{s}`, expected `json` or `msgpack`"
-            ))
-        })
+        Serializer::from_name(&s)
+            .map(SerializerName)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format_args!(
+                    "unknown serializer `{s}`, expected `json` or `msgpack`"
+                ))
+            })
     }
 }
 
@@ -226,10 +228,7 @@ impl Config {
                 return Err(err(
                     format!("transport[{i}].max_message_size"),
                     "max_message_size",
-                    format!(
-                        "{} is out of range 1..=67108864 bytes",
-                        t.max_message_size
-                    ),
+                    format!("{} is out of range 1..=67108864 bytes", t.max_message_size),
                 ));
             }
         }
@@ -314,7 +313,8 @@ mod tests {
         let dup = "[[transport]]\nbind = \"127.0.0.1:1\"\n[[realm]]\nname = \"r1\"\n[[realm]]\nname = \"r1\"\n";
         let e = Config::from_toml(dup, "f").unwrap_err();
         assert_eq!(e.key, "realm[1].name");
-        let path = "[[transport]]\nbind = \"127.0.0.1:1\"\npath = \"ws\"\n[[realm]]\nname = \"r1\"\n";
+        let path =
+            "[[transport]]\nbind = \"127.0.0.1:1\"\npath = \"ws\"\n[[realm]]\nname = \"r1\"\n";
         let e = Config::from_toml(path, "f").unwrap_err();
         assert_eq!((e.key.as_str(), e.line), ("transport[0].path", 3));
         let addr = "[[transport]]\nbind = \"nonsense\"\n[[realm]]\nname = \"r1\"\n";

@@ -198,7 +198,10 @@ impl RawPeer {
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Err(Closed::Dropped),
             };
-            return Ok(self.serializer.decode(&bytes).expect("router sent a valid message"));
+            return Ok(self
+                .serializer
+                .decode(&bytes)
+                .expect("router sent a valid message"));
         }
     }
 

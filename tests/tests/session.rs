@@ -17,18 +17,44 @@ async fn assert_routing_works(url: &str) {
     let proc_name = format!("com.check.{}", callee.session.unwrap());
     let r = callee.request();
     callee
-        .send(&Register { request: r, options: Dict::new(), procedure: Uri::new(&proc_name) }.into())
+        .send(
+            &Register {
+                request: r,
+                options: Dict::new(),
+                procedure: Uri::new(&proc_name),
+            }
+            .into(),
+        )
         .await;
     assert!(matches!(callee.recv().await, Message::Registered(_)));
     let r = caller.request();
     caller
-        .send(&Call { request: r, options: Dict::new(), procedure: Uri::new(&proc_name), payload: Payload::args(vec![1.into()]) }.into())
+        .send(
+            &Call {
+                request: r,
+                options: Dict::new(),
+                procedure: Uri::new(&proc_name),
+                payload: Payload::args(vec![1.into()]),
+            }
+            .into(),
+        )
         .await;
-    let Message::Invocation(inv) = callee.recv().await else { panic!("expected INVOCATION") };
+    let Message::Invocation(inv) = callee.recv().await else {
+        panic!("expected INVOCATION")
+    };
     callee
-        .send(&Yield { request: inv.request, options: Dict::new(), payload: inv.payload }.into())
+        .send(
+            &Yield {
+                request: inv.request,
+                options: Dict::new(),
+                payload: inv.payload,
+            }
+            .into(),
+        )
         .await;
-    let Message::Result(res) = caller.recv().await else { panic!("expected RESULT") };
+    let Message::Result(res) = caller.recv().await else {
+        panic!("expected RESULT")
+    };
     assert_eq!(res.request, r);
     assert_eq!(res.payload.args, Some(vec![Value::UInt(1)]));
 }
@@ -66,7 +92,10 @@ async fn unknown_realm_is_aborted() {
     let mut p = RawPeer::connect(router.url(), Serializer::Json).await;
     p.send(&hello("no.such.realm")).await;
     let a = p.expect_abort(uris::NO_SUCH_REALM).await;
-    assert!(a.details["message"].as_str().unwrap().contains("no.such.realm"));
+    assert!(a.details["message"]
+        .as_str()
+        .unwrap()
+        .contains("no.such.realm"));
     assert_routing_works(router.url()).await;
 }
 
@@ -74,7 +103,14 @@ async fn unknown_realm_is_aborted() {
 async fn goodbye_from_client_is_answered() {
     let router = TestRouter::start().await;
     let (mut p, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
-    p.send(&Goodbye { details: Dict::new(), reason: Uri::new(uris::CLOSE_NORMAL) }.into()).await;
+    p.send(
+        &Goodbye {
+            details: Dict::new(),
+            reason: Uri::new(uris::CLOSE_NORMAL),
+        }
+        .into(),
+    )
+    .await;
     let (msgs, _) = p.until_closed().await;
     match msgs.as_slice() {
         [Message::Goodbye(g)] => assert_eq!(g.reason.as_str(), uris::CLOSE_GOODBYE_AND_OUT),
@@ -87,19 +123,57 @@ async fn client_goodbye_removes_its_registrations() {
     let router = TestRouter::start().await;
     let (mut callee, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
     let r = callee.request();
-    callee.send(&Register { request: r, options: Dict::new(), procedure: Uri::new("com.gone") }.into()).await;
+    callee
+        .send(
+            &Register {
+                request: r,
+                options: Dict::new(),
+                procedure: Uri::new("com.gone"),
+            }
+            .into(),
+        )
+        .await;
     assert!(matches!(callee.recv().await, Message::Registered(_)));
-    callee.send(&Goodbye { details: Dict::new(), reason: Uri::new(uris::CLOSE_NORMAL) }.into()).await;
+    callee
+        .send(
+            &Goodbye {
+                details: Dict::new(),
+                reason: Uri::new(uris::CLOSE_NORMAL),
+            }
+            .into(),
+        )
+        .await;
     callee.until_closed().await;
     let (mut caller, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
     let r = caller.request();
-    caller.send(&Call { request: r, options: Dict::new(), procedure: Uri::new("com.gone"), payload: Payload::default() }.into()).await;
-    let Message::Error(e) = caller.recv().await else { panic!() };
+    caller
+        .send(
+            &Call {
+                request: r,
+                options: Dict::new(),
+                procedure: Uri::new("com.gone"),
+                payload: Payload::default(),
+            }
+            .into(),
+        )
+        .await;
+    let Message::Error(e) = caller.recv().await else {
+        panic!()
+    };
     assert_eq!(e.error.as_str(), uris::NO_SUCH_PROCEDURE);
     // and the procedure can be registered again by someone else
     let (mut callee2, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
     let r = callee2.request();
-    callee2.send(&Register { request: r, options: Dict::new(), procedure: Uri::new("com.gone") }.into()).await;
+    callee2
+        .send(
+            &Register {
+                request: r,
+                options: Dict::new(),
+                procedure: Uri::new("com.gone"),
+            }
+            .into(),
+        )
+        .await;
     assert!(matches!(callee2.recv().await, Message::Registered(_)));
 }
 
@@ -116,7 +190,11 @@ async fn expect_violation(router: &TestRouter, join: bool, frames: Vec<WsMessage
             p.send_frame(f.clone()).await;
         }
         let a = p.expect_abort(uris::PROTOCOL_VIOLATION).await;
-        assert!(a.details.get("message").and_then(Value::as_str).is_some_and(|m| !m.is_empty()));
+        assert!(a
+            .details
+            .get("message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| !m.is_empty()));
     }
     assert_routing_works(router.url()).await;
 }
@@ -129,10 +207,26 @@ fn json(s: &str) -> WsMessage {
 async fn call_before_hello_is_a_violation() {
     let router = TestRouter::start().await;
     let mut p = RawPeer::connect(router.url(), Serializer::Json).await;
-    p.send(&Call { request: id(1), options: Dict::new(), procedure: Uri::new("com.x"), payload: Payload::default() }.into()).await;
+    p.send(
+        &Call {
+            request: id(1),
+            options: Dict::new(),
+            procedure: Uri::new("com.x"),
+            payload: Payload::default(),
+        }
+        .into(),
+    )
+    .await;
     p.expect_abort(uris::PROTOCOL_VIOLATION).await;
     let mut p = RawPeer::connect(router.url(), Serializer::MsgPack).await;
-    p.send(&Goodbye { details: Dict::new(), reason: Uri::new(uris::CLOSE_NORMAL) }.into()).await;
+    p.send(
+        &Goodbye {
+            details: Dict::new(),
+            reason: Uri::new(uris::CLOSE_NORMAL),
+        }
+        .into(),
+    )
+    .await;
     p.expect_abort(uris::PROTOCOL_VIOLATION).await;
     assert_routing_works(router.url()).await;
 }
@@ -152,24 +246,81 @@ async fn second_hello_is_a_violation() {
 async fn router_only_messages_from_a_client_are_violations() {
     let router = TestRouter::start().await;
     let msgs: Vec<Message> = vec![
-        Welcome { session: id(1), details: Dict::new() }.into(),
-        Challenge { auth_method: "ticket".into(), extra: Dict::new() }.into(),
-        Published { request: id(1), publication: id(2) }.into(),
-        Subscribed { request: id(1), subscription: id(2) }.into(),
-        Unsubscribed { request: 1, details: None }.into(),
-        Event { subscription: id(1), publication: id(2), details: Dict::new(), payload: Payload::default() }.into(),
-        Result { request: id(1), details: Dict::new(), payload: Payload::default() }.into(),
-        Registered { request: id(1), registration: id(2) }.into(),
-        Unregistered { request: 1, details: None }.into(),
-        Invocation { request: id(1), registration: id(2), details: Dict::new(), payload: Payload::default() }.into(),
-        Interrupt { request: id(1), options: Dict::new() }.into(),
-        Authenticate { signature: "x".into(), extra: Dict::new() }.into(),
+        Welcome {
+            session: id(1),
+            details: Dict::new(),
+        }
+        .into(),
+        Challenge {
+            auth_method: "ticket".into(),
+            extra: Dict::new(),
+        }
+        .into(),
+        Published {
+            request: id(1),
+            publication: id(2),
+        }
+        .into(),
+        Subscribed {
+            request: id(1),
+            subscription: id(2),
+        }
+        .into(),
+        Unsubscribed {
+            request: 1,
+            details: None,
+        }
+        .into(),
+        Event {
+            subscription: id(1),
+            publication: id(2),
+            details: Dict::new(),
+            payload: Payload::default(),
+        }
+        .into(),
+        Result {
+            request: id(1),
+            details: Dict::new(),
+            payload: Payload::default(),
+        }
+        .into(),
+        Registered {
+            request: id(1),
+            registration: id(2),
+        }
+        .into(),
+        Unregistered {
+            request: 1,
+            details: None,
+        }
+        .into(),
+        Invocation {
+            request: id(1),
+            registration: id(2),
+            details: Dict::new(),
+            payload: Payload::default(),
+        }
+        .into(),
+        Interrupt {
+            request: id(1),
+            options: Dict::new(),
+        }
+        .into(),
+        Authenticate {
+            signature: "x".into(),
+            extra: Dict::new(),
+        }
+        .into(),
     ];
     for m in msgs {
         let (mut p, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
         p.send(&m).await;
         let a = p.expect_abort(uris::PROTOCOL_VIOLATION).await;
-        assert!(!a.details["message"].as_str().unwrap().is_empty(), "{}", m.name());
+        assert!(
+            !a.details["message"].as_str().unwrap().is_empty(),
+            "{}",
+            m.name()
+        );
     }
     assert_routing_works(router.url()).await;
 }
@@ -177,7 +328,12 @@ async fn router_only_messages_from_a_client_are_violations() {
 #[tokio::test]
 async fn error_for_a_non_invocation_is_a_violation() {
     let router = TestRouter::start().await;
-    expect_violation(&router, true, vec![json(r#"[8, 48, 1, {}, "wamp.error.x"]"#)]).await;
+    expect_violation(
+        &router,
+        true,
+        vec![json(r#"[8, 48, 1, {}, "wamp.error.x"]"#)],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -208,7 +364,8 @@ async fn malformed_frames_are_violations() {
         p.expect_abort(uris::PROTOCOL_VIOLATION).await;
     }
     let mut p = RawPeer::connect(router.url(), Serializer::MsgPack).await;
-    p.send_frame(WsMessage::Binary(vec![0xc1, 0xff, 0x00].into())).await;
+    p.send_frame(WsMessage::Binary(vec![0xc1, 0xff, 0x00].into()))
+        .await;
     p.expect_abort(uris::PROTOCOL_VIOLATION).await;
     assert_routing_works(router.url()).await;
 }

@@ -139,5 +139,4 @@ impl SessionHandle {
     pub(crate) fn kill_reason(&self) -> Option<&'static str> {
         self.0.kill_reason.get().copied()
     }
-
 }

@@ -85,7 +85,12 @@ pub(super) fn publish(j: &mut Joined, m: Publish) {
 pub(super) fn subscribe(j: &mut Joined, m: Subscribe) {
     let me = &j.handle;
     if let Err(why) = exact_match_only(&m.options, "subscription") {
-        me.send(&error(code::SUBSCRIBE, m.request, uris::OPTION_NOT_ALLOWED, &why));
+        me.send(&error(
+            code::SUBSCRIBE,
+            m.request,
+            uris::OPTION_NOT_ALLOWED,
+            &why,
+        ));
         return;
     }
     if !m.topic.is_valid(j.realm.uri_check, MatchPolicy::Exact) {
@@ -125,11 +130,11 @@ pub(super) fn unsubscribe(j: &mut Joined, m: Unsubscribe) {
         }
         Err(_) => {
             me.send(&error(
-            code::UNSUBSCRIBE,
-            m.request,
-            uris::NO_SUCH_SUBSCRIPTION,
-            &format!("no subscription {} for this session", m.subscription),
-        ));
+                code::UNSUBSCRIBE,
+                m.request,
+                uris::NO_SUCH_SUBSCRIPTION,
+                &format!("no subscription {} for this session", m.subscription),
+            ));
         }
     };
 }
@@ -137,7 +142,12 @@ pub(super) fn unsubscribe(j: &mut Joined, m: Unsubscribe) {
 pub(super) fn register(j: &mut Joined, m: Register) {
     let me = &j.handle;
     if let Err(why) = exact_match_only(&m.options, "registration") {
-        me.send(&error(code::REGISTER, m.request, uris::OPTION_NOT_ALLOWED, &why));
+        me.send(&error(
+            code::REGISTER,
+            m.request,
+            uris::OPTION_NOT_ALLOWED,
+            &why,
+        ));
         return;
     }
     match str_opt(&m.options, "invoke") {
@@ -177,11 +187,11 @@ pub(super) fn register(j: &mut Joined, m: Register) {
         }
         Err(_) => {
             me.send(&error(
-            code::REGISTER,
-            m.request,
-            uris::PROCEDURE_ALREADY_EXISTS,
-            &format!("procedure `{}` is already registered", m.procedure),
-        ));
+                code::REGISTER,
+                m.request,
+                uris::PROCEDURE_ALREADY_EXISTS,
+                &format!("procedure `{}` is already registered", m.procedure),
+            ));
         }
     }
 }
@@ -201,11 +211,11 @@ pub(super) fn unregister(j: &mut Joined, m: Unregister) {
         }
         Err(_) => {
             me.send(&error(
-            code::UNREGISTER,
-            m.request,
-            uris::NO_SUCH_REGISTRATION,
-            &format!("no registration {} for this session", m.registration),
-        ));
+                code::UNREGISTER,
+                m.request,
+                uris::NO_SUCH_REGISTRATION,
+                &format!("no registration {} for this session", m.registration),
+            ));
         }
     }
 }
@@ -282,8 +292,14 @@ pub(super) fn call(j: &mut Joined, m: Call) {
 }
 
 /// Takes the pending invocation `request` of callee `me`; `Err` is a protocol violation.
-fn take_invocation(me: &SessionHandle, request: Id, what: &str) -> Result<Option<PendingInvocation>, String> {
-    let taken = lock(&me.shared().invocations).pending.remove(&request.get());
+fn take_invocation(
+    me: &SessionHandle,
+    request: Id,
+    what: &str,
+) -> Result<Option<PendingInvocation>, String> {
+    let taken = lock(&me.shared().invocations)
+        .pending
+        .remove(&request.get());
     match taken {
         Some(p) => {
             lock(&p.caller.shared().calls).remove(&p.caller_request.get());
@@ -291,7 +307,9 @@ fn take_invocation(me: &SessionHandle, request: Id, what: &str) -> Result<Option
         }
         // Issued earlier but already answered, or its caller left: ignore it.
         None if request.get() <= me.shared().next_invocation.last() => Ok(None),
-        None => Err(format!("{what} for invocation {request}, which was never issued")),
+        None => Err(format!(
+            "{what} for invocation {request}, which was never issued"
+        )),
     }
 }
 

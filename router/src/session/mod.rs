@@ -69,9 +69,16 @@ struct Joined {
 }
 
 /// Runs a connection whose WebSocket handshake is done, until it closes.
-pub(crate) async fn run<S>(ws: S, serializer: Serializer, peer: SocketAddr, router: Arc<RouterShared>)
-where
-    S: Stream<Item = Result<WsMessage, WsError>> + Sink<WsMessage, Error = WsError> + Send + 'static,
+pub(crate) async fn run<S>(
+    ws: S,
+    serializer: Serializer,
+    peer: SocketAddr,
+    router: Arc<RouterShared>,
+) where
+    S: Stream<Item = Result<WsMessage, WsError>>
+        + Sink<WsMessage, Error = WsError>
+        + Send
+        + 'static,
 {
     let (sink, mut stream) = ws.split();
     let (tx, rx) = mpsc::channel(router.options.outbound_queue);
@@ -297,9 +304,18 @@ impl Session {
             ("authmethod", "anonymous".into()),
             ("authprovider", "static".into()),
             ("roles", router_roles()),
-            ("agent", concat!("wamp-router-rs/", env!("CARGO_PKG_VERSION")).into()),
+            (
+                "agent",
+                concat!("wamp-router-rs/", env!("CARGO_PKG_VERSION")).into(),
+            ),
         ]);
-        handle.send(&wamp_proto::message::Welcome { session: id, details }.into());
+        handle.send(
+            &wamp_proto::message::Welcome {
+                session: id,
+                details,
+            }
+            .into(),
+        );
         info!(session = %id, realm = %realm.name, peer = %self.peer, serializer = self.serializer.name(), %authid, "session joined");
         self.joined = Some(Joined {
             handle,
@@ -354,7 +370,10 @@ fn check_roles(details: &wamp_proto::Dict) -> Result<(), String> {
         return Err("HELLO.Details.roles must announce at least one role".into());
     }
     for (name, role) in roles {
-        if !matches!(name.as_str(), "publisher" | "subscriber" | "caller" | "callee") {
+        if !matches!(
+            name.as_str(),
+            "publisher" | "subscriber" | "caller" | "callee"
+        ) {
             return Err(format!("unknown client role `{name}` in HELLO"));
         }
         if role.as_dict().is_none() {

@@ -29,6 +29,28 @@ pub(crate) fn encode_frame(ser: Serializer, msg: &Message) -> Result<WsMessage, 
     })
 }
 
+/// Feeds a batch into the sink and flushes once; returns a close request if one was queued.
+async fn write_batch<S>(
+    sink: &mut S,
+    batch: &mut Vec<Outgoing>,
+) -> Result<Option<(CloseCode, &'static str)>, WsError>
+where
+    S: Sink<WsMessage, Error = WsError> + Unpin,
+{
+    let mut close = None;
+    for item in batch.drain(..) {
+        match item {
+            Outgoing::Frame(f) => sink.feed(f).await?,
+            Outgoing::Close(code, reason) => {
+                close = Some((code, reason));
+                break;
+            }
+        }
+    }
+    sink.flush().await?;
+    Ok(close)
+}
+
 /// Drains the queue into the socket: up to [`BATCH`] frames are fed, then flushed once.
 ///
 /// Stops after a `Close`, when every sender is gone, or when `kill` fires (then queued frames
@@ -42,35 +64,28 @@ pub(crate) async fn run_writer<S>(
     S: Sink<WsMessage, Error = WsError> + Unpin,
 {
     let mut batch = Vec::with_capacity(BATCH);
+    let slow = Some((CloseCode::Policy, "slow consumer"));
     let close = loop {
         let n = tokio::select! {
             n = rx.recv_many(&mut batch, BATCH) => n,
-            () = kill.cancelled() => break Some((CloseCode::Policy, "slow consumer")),
+            () = kill.cancelled() => break slow,
         };
         if n == 0 {
             break None;
         }
-        let mut close = None;
-        for item in batch.drain(..) {
-            match item {
-                Outgoing::Frame(f) => {
-                    if let Err(e) = sink.feed(f).await {
-                        debug!(cause = %e, "write failed");
-                        return;
-                    }
-                }
-                Outgoing::Close(code, reason) => {
-                    close = Some((code, reason));
-                    break;
-                }
+        // A peer that stops reading blocks the socket: racing the kill signal keeps this
+        // task (and the memory it holds) from waiting forever.
+        let written = tokio::select! {
+            r = write_batch(&mut sink, &mut batch) => r,
+            () = kill.cancelled() => break slow,
+        };
+        match written {
+            Ok(None) => {}
+            Ok(Some(close)) => break Some(close),
+            Err(e) => {
+                debug!(cause = %e, "write failed");
+                return;
             }
-        }
-        if let Err(e) = sink.flush().await {
-            debug!(cause = %e, "flush failed");
-            return;
-        }
-        if close.is_some() {
-            break close;
         }
     };
     let frame = close.map(|(code, reason)| CloseFrame {

@@ -103,7 +103,10 @@ fn check_request(req: &Request, t: &TransportConfig) -> Result<Serializer, (Stat
 
 /// Whether `origin` matches one of `allowed` (`*` matches any run); empty allows all.
 pub(crate) fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
-    allowed.is_empty() || allowed.iter().any(|p| glob_match(p.as_bytes(), origin.as_bytes()))
+    allowed.is_empty()
+        || allowed
+            .iter()
+            .any(|p| glob_match(p.as_bytes(), origin.as_bytes()))
 }
 
 fn glob_match(p: &[u8], s: &[u8]) -> bool {
@@ -134,11 +137,17 @@ mod tests {
 
     #[test]
     fn origins() {
-        let allowed = vec!["https://app.example.com".to_owned(), "http://*.local:*".to_owned()];
+        let allowed = vec![
+            "https://app.example.com".to_owned(),
+            "http://*.local:*".to_owned(),
+        ];
         assert!(origin_allowed("https://app.example.com", &allowed));
         assert!(origin_allowed("http://a.b.local:8080", &allowed));
         assert!(!origin_allowed("https://evil.com", &allowed));
-        assert!(!origin_allowed("https://app.example.com.evil.com", &allowed));
+        assert!(!origin_allowed(
+            "https://app.example.com.evil.com",
+            &allowed
+        ));
         assert!(origin_allowed("anything", &[]));
         assert!(origin_allowed("x", &["*".to_owned()]));
     }
