@@ -1,1 +1,80 @@
-//! Async WAMP v2 client.
+//! Async WAMP v2 client (Basic Profile) for Rust services, on tokio and WebSocket.
+//!
+//! A [`Client`] is a cheap, cloneable handle to one background task that owns the socket.
+//! Every request builder is `IntoFuture`, so the common case is one `.await`:
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use wamp_client::{CallError, Client, Invocation, Value};
+//!
+//! # async fn demo() -> Result<(), wamp_client::Error> {
+//! let client = Client::connect("ws://127.0.0.1:8080/ws", "realm1").await?;
+//!
+//! // A procedure: each invocation runs in its own task; `Err` answers an ERROR.
+//! let _reg = client
+//!     .register("com.example.add", |inv: Invocation| async move {
+//!         let (a, b): (i64, i64) = inv.decode_args()?;
+//!         Ok::<_, CallError>(Value::from(a + b))
+//!     })
+//!     .await?;
+//!
+//! // A call, raw or typed (see the payload rule below).
+//! let r = client.call("com.example.add").args([2, 3]).await?;
+//! assert_eq!(r.args, vec![Value::from(5)]);
+//! let sum: i64 = client.call("com.example.add").args([2, 3]).result().await?;
+//!
+//! // Subscriptions are streams; publications are fire-and-forget unless acknowledged.
+//! let mut ticks = client.subscribe("com.example.tick").await?;
+//! client.publish("com.example.tick").arg(sum).exclude_me(false).acknowledge().await?;
+//! if let Some(event) = ticks.next().await {
+//!     println!("tick {:?}", event.args);
+//! }
+//!
+//! client.leave().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Payloads
+//! Arguments are [`Value`]s: builders take `.arg(v)`, `.args([..])`, `.kwarg(k, v)` and
+//! `.kwargs([(k, v), ..])` with anything `Into<Value>`, or serde types through
+//! `.args_ser(&tuple)` (must serialize to a list) and `.kwargs_ser(&struct)` (must serialize
+//! to a map). Typed reading (`decode::<T>()` on [`CallResult`], [`Invocation`], [`Event`];
+//! [`CallBuilder::result`]) takes `T` from the first positional argument; when there is
+//! none, from the keyword arguments as a map; when both are empty, from `null`.
+//! `decode_args`/`decode_kwargs` read the whole list or map.
+//!
+//! # Session end
+//! [`Client::leave`] says GOODBYE and waits for the reply; the router may also end the
+//! session (GOODBYE, ABORT) or the connection may drop. Either way every pending request
+//! fails at once with a `ConnectionClosed` error, subscription streams end, and
+//! [`Client::closed`] resolves with a [`CloseReason`].
+//!
+//! # Not yet implemented
+//! Reconnecting (a closed client stays closed), authentication other than anonymous,
+//! `wss://`, RawSocket, and the Advanced Profile features (progressive results, call
+//! canceling, call timeouts, ...). Raw `.option(key, value)` setters on the builders pass
+//! options through to routers that support more.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
+
+mod call;
+mod client;
+mod connection;
+mod error;
+mod payload;
+mod publish;
+mod register;
+mod subscribe;
+
+pub use call::{CallBuilder, CallResult, TypedCall};
+pub use client::{
+    Client, ClientBuilder, CloseKind, CloseReason, AGENT, DEFAULT_EVENT_BUFFER, TRANSPORT_LOST,
+};
+pub use error::{
+    CallError, ConnectError, Error, LeaveError, PublishError, RegisterError, Rejection,
+    SubscribeError,
+};
+pub use publish::{AcknowledgedPublish, PublishBuilder};
+pub use register::{Invocation, RegisterBuilder, Registration};
+pub use subscribe::{Event, SubscribeBuilder, Subscription, SubscriptionHandle};
+pub use wamp_proto::{uris, Dict, Id, MatchPolicy, Serializer, Value};

@@ -15,6 +15,7 @@
 //! - `session`: per-connection state machine (reader routes inline), the session handle the
 //!   tables store, and the bounded outbound queue with its batching writer.
 //! - `realm`, `broker`, `dealer`: the routing tables.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
 

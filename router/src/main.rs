@@ -1,5 +1,7 @@
 //! The `wamp-router` binary: load the configuration, serve, shut down on SIGINT/SIGTERM.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -25,6 +27,8 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     if cli.print_default_config {

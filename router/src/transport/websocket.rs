@@ -25,6 +25,8 @@ pub(crate) async fn accept(
 ) -> Result<(WebSocketStream<TcpStream>, Serializer), Refusal> {
     let mut selected = None;
     let mut refused = None;
+    // The error type is tungstenite's; its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         match check_request(req, t) {
             Ok(ser) => {

@@ -1,0 +1,569 @@
+//! The [`Client`] handle, its builder, and the opening handshake (HELLO/WELCOME).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use wamp_proto::message::{Abort, Hello};
+use wamp_proto::options::dict;
+use wamp_proto::{uris, Dict, Encoded, Id, Message, Serializer, Uri, Value};
+
+use crate::call::{CallBuilder, CallResult};
+use crate::connection::{self, Command, WsStream};
+use crate::error::{CallError, ConnectError, LeaveError};
+use crate::publish::PublishBuilder;
+use crate::register::{Invocation, RegisterBuilder};
+use crate::subscribe::SubscribeBuilder;
+
+/// The `agent` announced in HELLO.
+pub const AGENT: &str = concat!("wamp-client-rs/", env!("CARGO_PKG_VERSION"));
+
+/// Requests queued from handles to the connection task before senders wait.
+pub(crate) const COMMAND_QUEUE: usize = 256;
+/// Default capacity of each subscription's event queue.
+pub const DEFAULT_EVENT_BUFFER: usize = 256;
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A joined WAMP session: a cheap, cloneable handle to one background connection task.
+///
+/// The task owns the WebSocket. The session stays open while any `Client`, [`Subscription`],
+/// [`SubscriptionHandle`] or [`Registration`] exists, until [`Client::leave`] is called, or
+/// until the router or the network ends it ([`Client::closed`] tells how). When every handle
+/// is dropped, the task leaves with GOODBYE `wamp.close.normal`.
+///
+/// Reconnecting is not implemented yet: once closed, a `Client` stays closed and every request
+/// fails with a `ConnectionClosed` error; connect a new one.
+///
+/// [`Subscription`]: crate::Subscription
+/// [`SubscriptionHandle`]: crate::SubscriptionHandle
+/// [`Registration`]: crate::Registration
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cmd: mpsc::Sender<Command>,
+    session: Id,
+    realm: String,
+    serializer: Serializer,
+    welcome: Dict,
+    closed: watch::Receiver<Option<CloseReason>>,
+    next_local: AtomicU64,
+    event_buffer: usize,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// Who or what ended the session.
+    pub kind: CloseKind,
+    /// The GOODBYE or ABORT reason URI; `wamp.close.transport_lost` when the connection
+    /// dropped without one.
+    pub reason: String,
+    /// `Details.message` of the GOODBYE or ABORT, or a description of the failure.
+    pub message: Option<String>,
+}
+
+/// Who or what ended a session (see [`CloseReason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseKind {
+    /// This client left with GOODBYE and the router replied (the reason is the reply's).
+    Left,
+    /// This client sent GOODBYE and the router did not reply in time.
+    LeaveTimedOut,
+    /// The router closed the session with GOODBYE (e.g. `wamp.close.system_shutdown`).
+    RouterGoodbye,
+    /// The router aborted the session with ABORT.
+    Aborted,
+    /// The connection closed or failed without a WAMP close.
+    TransportLost,
+    /// This client aborted the session because the router broke the protocol.
+    ProtocolViolation,
+}
+
+/// The reason URI used when the connection drops without GOODBYE or ABORT.
+pub const TRANSPORT_LOST: &str = "wamp.close.transport_lost";
+
+impl CloseReason {
+    pub(crate) fn new(kind: CloseKind, reason: impl Into<String>, message: Option<String>) -> Self {
+        CloseReason {
+            kind,
+            reason: reason.into(),
+            message,
+        }
+    }
+
+    pub(crate) fn transport_lost(message: Option<String>) -> Self {
+        CloseReason::new(CloseKind::TransportLost, TRANSPORT_LOST, message)
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.reason)?;
+        if let Some(m) = &self.message {
+            write!(f, " ({m})")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("session", &self.inner.session)
+            .field("realm", &self.inner.realm)
+            .field("serializer", &self.inner.serializer)
+            .field("closed", &self.close_reason())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to `url` (e.g. `ws://127.0.0.1:8080/ws`) and joins `realm` with the
+    /// default options (msgpack preferred, json accepted).
+    pub async fn connect(url: &str, realm: &str) -> Result<Client, ConnectError> {
+        Client::builder(url).realm(realm).connect().await
+    }
+
+    /// A builder for the connection options.
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            realm: None,
+            serializers: Serializer::ALL.to_vec(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            leave_timeout: DEFAULT_LEAVE_TIMEOUT,
+            event_buffer: DEFAULT_EVENT_BUFFER,
+        }
+    }
+
+    /// The session ID the router assigned in WELCOME.
+    pub fn session_id(&self) -> Id {
+        self.inner.session
+    }
+
+    /// The realm joined.
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    /// The serializer the router selected.
+    pub fn serializer(&self) -> Serializer {
+        self.inner.serializer
+    }
+
+    /// The `Details` of the router's WELCOME (roles, authid, authrole, ...).
+    pub fn welcome_details(&self) -> &Dict {
+        &self.inner.welcome
+    }
+
+    /// Starts a call; set arguments on the builder, then `.await` it.
+    ///
+    /// ```no_run
+    /// # async fn f(client: wamp_client::Client) -> Result<(), wamp_client::CallError> {
+    /// let r = client.call("com.example.add").args([2, 3]).await?;
+    /// let sum: i64 = r.decode()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn call(&self, procedure: &str) -> CallBuilder {
+        CallBuilder::new(self.clone(), Uri::new(procedure))
+    }
+
+    /// Calls `procedure` with explicit positional and keyword arguments.
+    pub async fn call_with(
+        &self,
+        procedure: &str,
+        args: Vec<Value>,
+        kwargs: Dict,
+    ) -> Result<CallResult, CallError> {
+        self.call(procedure).args(args).kwargs(kwargs).await
+    }
+
+    /// Starts registering `handler` for `procedure`; `.await` the builder for the
+    /// [`Registration`](crate::Registration).
+    ///
+    /// Each invocation runs in its own task. `Ok(r)` answers YIELD with `r` converted into a
+    /// [`CallResult`] (e.g. from a [`Value`], `Vec<Value>` or `()`); `Err(e)` answers ERROR
+    /// with `e`'s URI and payload (see [`CallError::to_wire`]); a panic answers
+    /// `wamp.error.runtime_error`. In an `async` block write `Ok::<_, CallError>(..)` so the
+    /// error type is known.
+    pub fn register<F, Fut, R>(&self, procedure: &str, handler: F) -> RegisterBuilder
+    where
+        F: Fn(Invocation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, CallError>> + Send + 'static,
+        R: Into<CallResult>,
+    {
+        RegisterBuilder::new(self.clone(), Uri::new(procedure), handler)
+    }
+
+    /// Starts subscribing to `topic`; `.await` the builder for a
+    /// [`Subscription`](crate::Subscription), a `Stream` of events.
+    pub fn subscribe(&self, topic: &str) -> SubscribeBuilder {
+        SubscribeBuilder::new(self.clone(), Uri::new(topic), self.inner.event_buffer)
+    }
+
+    /// Starts a publication; set arguments, then `.await` it (fire-and-forget: resolves once
+    /// queued), or `.acknowledge().await` it to wait for the router's PUBLISHED.
+    pub fn publish(&self, topic: &str) -> PublishBuilder {
+        PublishBuilder::new(self.clone(), Uri::new(topic))
+    }
+
+    /// Leaves the session: sends GOODBYE `wamp.close.normal`, waits (bounded by
+    /// [`ClientBuilder::leave_timeout`]) for the router's GOODBYE, and closes the socket.
+    ///
+    /// Pending requests fail with `ConnectionClosed`. Returns the [`CloseReason`] (kind
+    /// [`CloseKind::Left`]) once the router replied, also to concurrent or repeated calls;
+    /// errs when the router did not reply in time ([`LeaveError::Timeout`]) or the session
+    /// had ended otherwise ([`LeaveError::Closed`]). Either way it is closed afterwards.
+    pub async fn leave(&self) -> Result<CloseReason, LeaveError> {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Command::Leave {
+            reason: Uri::new(uris::CLOSE_NORMAL),
+            reply: tx,
+        };
+        if self.inner.cmd.send(cmd).await.is_ok() {
+            if let Ok(r) = rx.await {
+                return r;
+            }
+        }
+        // Already closed (or closing because of another leave): report how it ended.
+        let reason = self.closed().await;
+        match reason.kind {
+            CloseKind::Left => Ok(reason),
+            CloseKind::LeaveTimedOut => Err(LeaveError::Timeout),
+            _ => Err(LeaveError::Closed(reason)),
+        }
+    }
+
+    /// Resolves when the session has ended, with how it ended (e.g. the router's GOODBYE
+    /// `wamp.close.system_shutdown`), so a service can react.
+    pub async fn closed(&self) -> CloseReason {
+        let mut rx = self.inner.closed.clone();
+        let reason = match rx.wait_for(Option::is_some).await {
+            Ok(v) => (*v).clone(),
+            Err(_) => None,
+        };
+        reason.unwrap_or_else(|| CloseReason::transport_lost(None))
+    }
+
+    /// How the session ended, or `None` while it is open.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.inner.closed.borrow().clone()
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.borrow().is_some()
+    }
+
+    /// Queues a command for the connection task; `Err` when the session is closed.
+    pub(crate) async fn send(&self, cmd: Command) -> Result<(), ()> {
+        self.inner.cmd.send(cmd).await.map_err(drop)
+    }
+
+    pub(crate) fn command_sender(&self) -> mpsc::Sender<Command> {
+        self.inner.cmd.clone()
+    }
+
+    /// A client-side ID telling apart local subscriptions that share one router subscription.
+    pub(crate) fn next_local_id(&self) -> u64 {
+        self.inner.next_local.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Options for [`Client`]; finish with [`ClientBuilder::connect`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    realm: Option<String>,
+    serializers: Vec<Serializer>,
+    connect_timeout: Duration,
+    leave_timeout: Duration,
+    event_buffer: usize,
+}
+
+impl ClientBuilder {
+    /// The realm to join (required).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Offers only this serializer (default: msgpack, then json).
+    pub fn serializer(mut self, serializer: Serializer) -> Self {
+        self.serializers = vec![serializer];
+        self
+    }
+
+    /// Offers these serializers, in order of preference (an empty list means the default).
+    pub fn serializers(mut self, serializers: impl IntoIterator<Item = Serializer>) -> Self {
+        let mut list: Vec<Serializer> = Vec::new();
+        for s in serializers {
+            if !list.contains(&s) {
+                list.push(s);
+            }
+        }
+        self.serializers = if list.is_empty() {
+            Serializer::ALL.to_vec()
+        } else {
+            list
+        };
+        self
+    }
+
+    /// Time allowed for the TCP, WebSocket and WAMP handshakes together (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time [`Client::leave`] waits for the router's GOODBYE reply (default 5 s).
+    pub fn leave_timeout(mut self, timeout: Duration) -> Self {
+        self.leave_timeout = timeout;
+        self
+    }
+
+    /// Default capacity of each subscription's event queue (default
+    /// [`DEFAULT_EVENT_BUFFER`]; at least 1). See [`Subscription`](crate::Subscription) for
+    /// what happens when it is full.
+    pub fn event_buffer(mut self, capacity: usize) -> Self {
+        self.event_buffer = capacity.max(1);
+        self
+    }
+
+    /// Opens the WebSocket, joins the realm, and starts the connection task.
+    pub async fn connect(self) -> Result<Client, ConnectError> {
+        let realm = self.realm.clone().ok_or(ConnectError::NoRealm)?;
+        let timeout = self.connect_timeout;
+        let (ws, serializer, welcome) = tokio::time::timeout(timeout, self.handshake(&realm))
+            .await
+            .map_err(|_| ConnectError::Timeout(timeout))??;
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (closed_tx, closed_rx) = watch::channel(None);
+        tracing::debug!(session = %welcome.0, %realm, serializer = serializer.name(), "joined");
+        tokio::spawn(
+            connection::Connection::new(ws, serializer, cmd_rx, closed_tx, self.leave_timeout)
+                .run(),
+        );
+        Ok(Client {
+            inner: Arc::new(Inner {
+                cmd: cmd_tx,
+                session: welcome.0,
+                realm,
+                serializer,
+                welcome: welcome.1,
+                closed: closed_rx,
+                next_local: AtomicU64::new(1),
+                event_buffer: self.event_buffer,
+            }),
+        })
+    }
+
+    async fn handshake(
+        &self,
+        realm: &str,
+    ) -> Result<(WsStream, Serializer, (Id, Dict)), ConnectError> {
+        let offered: Vec<&'static str> = self.serializers.iter().map(|s| s.subprotocol()).collect();
+        let invalid_url = |reason: String| ConnectError::InvalidUrl {
+            url: self.url.clone(),
+            reason,
+        };
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| invalid_url(e.to_string()))?;
+        match request.uri().scheme_str() {
+            Some("ws") => {}
+            Some("wss") => return Err(invalid_url("wss:// (TLS) is not supported yet".into())),
+            _ => return Err(invalid_url("the scheme must be ws://".into())),
+        }
+        let protocols =
+            HeaderValue::from_str(&offered.join(", ")).map_err(|e| invalid_url(e.to_string()))?;
+        request
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocols);
+
+        let (mut ws, response) = match tokio_tungstenite::connect_async(request).await {
+            Ok(ok) => ok,
+            Err(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(_),
+            )) => return Err(ConnectError::NoSerializer { offered }),
+            Err(tungstenite::Error::Url(e)) => return Err(invalid_url(e.to_string())),
+            Err(e) => return Err(ConnectError::WebSocket(Box::new(e))),
+        };
+        let serializer = response
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Serializer::from_subprotocol(v.trim()))
+            .filter(|s| self.serializers.contains(s))
+            .ok_or(ConnectError::NoSerializer {
+                offered: offered.clone(),
+            })?;
+
+        let hello = Message::from(Hello {
+            realm: Uri::new(realm),
+            details: hello_details(),
+        });
+        let frame = encode(serializer, &hello).map_err(ConnectError::Protocol)?;
+        ws.send(frame)
+            .await
+            .map_err(|e| ConnectError::WebSocket(Box::new(e)))?;
+
+        loop {
+            let bytes = match ws.next().await {
+                Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
+                Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
+                Some(Ok(WsMessage::Close(_))) | None => return Err(ConnectError::Closed),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(ConnectError::WebSocket(Box::new(e))),
+            };
+            let msg = serializer
+                .decode(&bytes)
+                .map_err(|e| ConnectError::Protocol(e.to_string()))?;
+            return match msg {
+                Message::Welcome(w) => Ok((ws, serializer, (w.session, w.details))),
+                Message::Abort(a) => Err(ConnectError::Aborted {
+                    reason: a.reason.to_string(),
+                    message: detail_message(&a.details),
+                }),
+                Message::Challenge(c) => {
+                    let abort = Message::from(Abort {
+                        details: dict([("message", "authentication is not supported".into())]),
+                        reason: Uri::new("wamp.error.authentication_failed"),
+                        payload: Default::default(),
+                    });
+                    if let Ok(frame) = encode(serializer, &abort) {
+                        let _ = ws.send(frame).await;
+                    }
+                    let _ = ws.close(None).await;
+                    Err(ConnectError::AuthenticationRequired {
+                        method: c.auth_method,
+                    })
+                }
+                other => Err(ConnectError::Protocol(format!(
+                    "expected WELCOME, got {}",
+                    other.name()
+                ))),
+            };
+        }
+    }
+}
+
+/// HELLO.Details: the four Basic Profile roles (no advanced features yet) and the agent.
+pub(crate) fn hello_details() -> Dict {
+    let role = || Value::Dict(dict([("features", Value::Dict(Dict::new()))]));
+    dict([
+        ("agent", AGENT.into()),
+        (
+            "roles",
+            Value::Dict(dict([
+                ("caller", role()),
+                ("callee", role()),
+                ("publisher", role()),
+                ("subscriber", role()),
+            ])),
+        ),
+    ])
+}
+
+/// `Details.message` if it is a string.
+pub(crate) fn detail_message(details: &Dict) -> Option<String> {
+    details
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Encodes a message into a WebSocket frame of the serializer's type.
+pub(crate) fn encode(serializer: Serializer, msg: &Message) -> Result<WsMessage, String> {
+    match serializer.encode(msg) {
+        Ok(Encoded::Text(s)) => Ok(WsMessage::text(s)),
+        Ok(Encoded::Binary(b)) => Ok(WsMessage::binary(b)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_announces_basic_roles_and_agent() {
+        let d = hello_details();
+        assert_eq!(d["agent"].as_str(), Some(AGENT));
+        assert!(AGENT.starts_with("wamp-client-rs/"));
+        let roles = d["roles"].as_dict().unwrap();
+        for r in ["caller", "callee", "publisher", "subscriber"] {
+            assert_eq!(
+                roles[r].as_dict().unwrap()["features"],
+                Value::Dict(Dict::new())
+            );
+        }
+        assert_eq!(roles.len(), 4);
+    }
+
+    #[test]
+    fn handles_are_send_sync_clone() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Client>();
+        send_sync::<crate::Registration>();
+        send::<crate::Subscription>();
+        send_sync::<crate::SubscriptionHandle>();
+        send::<crate::CallBuilder>();
+        send::<crate::PublishBuilder>();
+        send::<crate::RegisterBuilder>();
+        let _ = <Client as Clone>::clone;
+    }
+
+    #[test]
+    fn builder_serializer_choice() {
+        let b = Client::builder("ws://x/ws");
+        assert_eq!(b.serializers, vec![Serializer::MsgPack, Serializer::Json]);
+        let b = b.serializer(Serializer::Json);
+        assert_eq!(b.serializers, vec![Serializer::Json]);
+        let b = b.serializers([Serializer::Json, Serializer::Json, Serializer::MsgPack]);
+        assert_eq!(b.serializers, vec![Serializer::Json, Serializer::MsgPack]);
+        let b = b.serializers([]);
+        assert_eq!(b.serializers, Serializer::ALL.to_vec());
+    }
+
+    #[tokio::test]
+    async fn missing_realm_and_bad_url_fail_clearly() {
+        let e = Client::builder("ws://127.0.0.1:1/ws").connect().await;
+        assert!(matches!(e, Err(ConnectError::NoRealm)));
+        for url in ["ftp://127.0.0.1:1/ws", "wss://127.0.0.1:1/ws", "not a url"] {
+            let e = Client::connect(url, "realm1").await;
+            assert!(matches!(e, Err(ConnectError::InvalidUrl { .. })), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn frames_match_serializer() {
+        let m = Message::from(Hello {
+            realm: Uri::new("realm1"),
+            details: Dict::new(),
+        });
+        assert!(matches!(
+            encode(Serializer::Json, &m),
+            Ok(WsMessage::Text(_))
+        ));
+        assert!(matches!(
+            encode(Serializer::MsgPack, &m),
+            Ok(WsMessage::Binary(_))
+        ));
+    }
+}

@@ -1,0 +1,362 @@
+//! Error types, one per operation, plus [`Error`] to hold any of them.
+
+use std::fmt;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio_tungstenite::tungstenite;
+use wamp_proto::{uris, Dict, Payload, Uri, Value};
+
+use crate::client::CloseReason;
+
+/// Why [`ClientBuilder::connect`](crate::ClientBuilder::connect) failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL is not a usable `ws://` URL (`wss://` is not supported yet).
+    #[error("invalid WebSocket URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No realm was given to the builder.
+    #[error("no realm given (call ClientBuilder::realm)")]
+    NoRealm,
+    /// The WebSocket connection or its opening handshake failed.
+    #[error("WebSocket connection failed: {0}")]
+    WebSocket(#[source] Box<tungstenite::Error>),
+    /// The router selected none of the offered WAMP subprotocols.
+    #[error("the router accepted none of the offered WAMP subprotocols ({})", .offered.join(", "))]
+    NoSerializer {
+        /// The subprotocols that were offered (`wamp.2.msgpack`, `wamp.2.json`).
+        offered: Vec<&'static str>,
+    },
+    /// The router answered HELLO with ABORT.
+    #[error("the router refused the session: {reason}{}", suffix(.message))]
+    Aborted {
+        /// The ABORT reason URI, e.g. `wamp.error.no_such_realm`.
+        reason: String,
+        /// `Details.message`, if the router sent one.
+        message: Option<String>,
+    },
+    /// The router asked for authentication, which this client does not support yet.
+    #[error("the router requires authentication ({method}), which is not supported yet")]
+    AuthenticationRequired {
+        /// The CHALLENGE's auth method.
+        method: String,
+    },
+    /// The router broke the protocol during the opening handshake.
+    #[error("protocol error while joining: {0}")]
+    Protocol(String),
+    /// The connection closed before the session was established.
+    #[error("the connection closed before the session was established")]
+    Closed,
+    /// No WELCOME (or ABORT) arrived in time.
+    #[error("no WELCOME from the router within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Why a call failed; also what a procedure handler returns to fail an invocation.
+///
+/// A handler's error travels to the caller as `ERROR` with [`CallError::uri`]
+/// (see [`CallError::to_wire`] for the local variants).
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The callee or the router answered with an error URI (and optional payload).
+    #[error("{uri}{}", first_str(.args))]
+    Application {
+        /// The error URI, e.g. `wamp.error.no_such_procedure` or `com.example.error.busy`.
+        uri: String,
+        /// Positional error arguments.
+        args: Vec<Value>,
+        /// Keyword error arguments.
+        kwargs: Dict,
+    },
+    /// The session ended before an answer arrived (or was already closed).
+    #[error("the session is closed")]
+    ConnectionClosed,
+    /// Arguments could not be encoded, or a payload could not be decoded into the wanted type.
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+}
+
+impl CallError {
+    /// An application error with this URI and no payload.
+    pub fn new(uri: impl Into<String>) -> CallError {
+        CallError::Application {
+            uri: uri.into(),
+            args: Vec::new(),
+            kwargs: Dict::new(),
+        }
+    }
+
+    /// `wamp.error.runtime_error` with the message as the only positional argument.
+    pub fn runtime(message: impl fmt::Display) -> CallError {
+        CallError::new(uris::RUNTIME_ERROR).with_args([message.to_string()])
+    }
+
+    /// `wamp.error.invalid_argument` with the message as the only positional argument.
+    pub fn invalid_argument(message: impl fmt::Display) -> CallError {
+        CallError::new(uris::INVALID_ARGUMENT).with_args([message.to_string()])
+    }
+
+    /// Sets the positional arguments of an [`CallError::Application`] error.
+    pub fn with_args<I, V>(mut self, new_args: I) -> CallError
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        if let CallError::Application { args, .. } = &mut self {
+            *args = new_args.into_iter().map(Into::into).collect();
+        }
+        self
+    }
+
+    /// Sets the keyword arguments of an [`CallError::Application`] error.
+    pub fn with_kwargs<I, K, V>(mut self, new_kwargs: I) -> CallError
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<Value>,
+    {
+        if let CallError::Application { kwargs, .. } = &mut self {
+            *kwargs = new_kwargs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect();
+        }
+        self
+    }
+
+    /// The error URI of an [`CallError::Application`] error; `None` for local failures.
+    pub fn uri(&self) -> Option<&str> {
+        match self {
+            CallError::Application { uri, .. } => Some(uri),
+            _ => None,
+        }
+    }
+
+    /// The positional arguments of an [`CallError::Application`] error (empty otherwise).
+    pub fn args(&self) -> &[Value] {
+        match self {
+            CallError::Application { args, .. } => args,
+            _ => &[],
+        }
+    }
+
+    /// The keyword arguments of an [`CallError::Application`] error, if any.
+    pub fn kwargs(&self) -> Option<&Dict> {
+        match self {
+            CallError::Application { kwargs, .. } => Some(kwargs),
+            _ => None,
+        }
+    }
+
+    /// The error URI and payload sent when a handler returns this error.
+    ///
+    /// [`CallError::InvalidPayload`] becomes `wamp.error.invalid_argument` and
+    /// [`CallError::ConnectionClosed`] becomes `wamp.error.runtime_error`, each with the
+    /// error text as the only positional argument.
+    pub fn to_wire(&self) -> (Uri, Payload) {
+        match self {
+            CallError::Application { uri, args, kwargs } => (
+                Uri::new(uri),
+                crate::payload::to_payload(args.clone(), kwargs.clone()),
+            ),
+            CallError::InvalidPayload(m) => (
+                Uri::new(uris::INVALID_ARGUMENT),
+                Payload::args(vec![Value::Str(m.clone())]),
+            ),
+            CallError::ConnectionClosed => (
+                Uri::new(uris::RUNTIME_ERROR),
+                Payload::args(vec![Value::Str(self.to_string())]),
+            ),
+        }
+    }
+
+    pub(crate) fn from_wire(uri: &Uri, payload: Payload) -> CallError {
+        CallError::Application {
+            uri: uri.to_string(),
+            args: payload.args.unwrap_or_default(),
+            kwargs: payload.kwargs.unwrap_or_default(),
+        }
+    }
+}
+
+/// The router's ERROR answer to a request other than a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The error URI, e.g. `wamp.error.not_authorized`.
+    pub uri: String,
+    /// Positional error arguments.
+    pub args: Vec<Value>,
+    /// Keyword error arguments.
+    pub kwargs: Dict,
+}
+
+impl Rejection {
+    pub(crate) fn from_wire(uri: &Uri, payload: Payload) -> Rejection {
+        Rejection {
+            uri: uri.to_string(),
+            args: payload.args.unwrap_or_default(),
+            kwargs: payload.kwargs.unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.uri, first_str(&self.args))
+    }
+}
+
+/// Why registering or unregistering a procedure failed.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// The router refused, e.g. `wamp.error.procedure_already_exists`.
+    #[error("registration refused: {0}")]
+    Rejected(Rejection),
+    /// The session ended before an answer arrived (or was already closed).
+    #[error("the session is closed")]
+    ConnectionClosed,
+}
+
+/// Why subscribing or unsubscribing failed.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The router refused, e.g. `wamp.error.not_authorized`.
+    #[error("subscription refused: {0}")]
+    Rejected(Rejection),
+    /// The session ended before an answer arrived (or was already closed).
+    #[error("the session is closed")]
+    ConnectionClosed,
+}
+
+/// Why a publication failed.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The router refused an acknowledged publication.
+    #[error("publication refused: {0}")]
+    Rejected(Rejection),
+    /// The session ended before the publication was queued or acknowledged.
+    #[error("the session is closed")]
+    ConnectionClosed,
+    /// The arguments could not be encoded.
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+}
+
+/// Why [`Client::leave`](crate::Client::leave) did not end with the router's GOODBYE reply.
+///
+/// Either way the session is closed afterwards.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum LeaveError {
+    /// The router did not answer GOODBYE in time; the socket was closed anyway.
+    #[error("the router did not answer GOODBYE in time")]
+    Timeout,
+    /// The session had already ended (or ended otherwise while leaving), as described.
+    #[error("the session had already ended: {0}")]
+    Closed(CloseReason),
+}
+
+/// Any error of this crate, so `?` works across operations.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Connecting or joining failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// Registering or unregistering failed.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// Subscribing or unsubscribing failed.
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+    /// Publishing failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// Leaving did not complete cleanly.
+    #[error(transparent)]
+    Leave(#[from] LeaveError),
+}
+
+/// `": message"` for an optional message.
+fn suffix(message: &Option<String>) -> String {
+    message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default()
+}
+
+/// `": text"` when the first argument is a string (the usual error message convention).
+fn first_str(args: &[Value]) -> String {
+    match args.first() {
+        Some(Value::Str(s)) => format!(": {s}"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_error_constructors_and_accessors() {
+        let e = CallError::new("com.example.oops")
+            .with_args([1, 2])
+            .with_kwargs([("k", "v")]);
+        assert_eq!(e.uri(), Some("com.example.oops"));
+        assert_eq!(e.args(), &[Value::UInt(1), Value::UInt(2)]);
+        assert_eq!(e.kwargs().and_then(|k| k.get("k")), Some(&Value::from("v")));
+        assert_eq!(CallError::ConnectionClosed.uri(), None);
+        assert_eq!(
+            CallError::runtime("boom").to_string(),
+            "wamp.error.runtime_error: boom"
+        );
+    }
+
+    #[test]
+    fn call_error_wire_form() {
+        let (uri, p) = CallError::new("a.b").to_wire();
+        assert_eq!(uri.as_str(), "a.b");
+        assert!(p.is_empty(), "no empty [] / {{}} tail");
+
+        let (uri, p) = CallError::new("a.b").with_kwargs([("x", 1)]).to_wire();
+        assert_eq!(uri.as_str(), "a.b");
+        assert_eq!(p.args, Some(vec![]));
+        assert_eq!(p.kwargs.map(|k| k.len()), Some(1));
+
+        let (uri, p) = CallError::InvalidPayload("bad".into()).to_wire();
+        assert_eq!(uri.as_str(), uris::INVALID_ARGUMENT);
+        assert_eq!(p.args, Some(vec![Value::from("bad")]));
+
+        let (uri, _) = CallError::ConnectionClosed.to_wire();
+        assert_eq!(uri.as_str(), uris::RUNTIME_ERROR);
+    }
+
+    #[test]
+    fn connect_error_messages() {
+        let e = ConnectError::Aborted {
+            reason: "wamp.error.no_such_realm".into(),
+            message: Some("no realm x".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the router refused the session: wamp.error.no_such_realm: no realm x"
+        );
+        let e = ConnectError::NoSerializer {
+            offered: vec!["wamp.2.msgpack", "wamp.2.json"],
+        };
+        assert!(e.to_string().contains("wamp.2.msgpack, wamp.2.json"));
+    }
+}

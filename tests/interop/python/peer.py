@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Scripted autobahn-python WAMP peer for wamp-router's interop tests.
+
+    peer.py --url ws://127.0.0.1:PORT/ws --realm realm1 --serializer json|msgpack
+            [--timeout SECS] MODE [mode args]
+
+Modes:
+    callee PROC              register PROC (echo) and PROC.fail (raises), print
+                             {"ready": true}, serve until the router closes the
+                             session or stdin reaches EOF
+    caller PROC              call PROC, PROC.fail and com.example.nonexistent,
+                             one JSON line per outcome
+    subscriber TOPIC COUNT   subscribe, print {"ready": true}, then one line per
+                             event until COUNT events arrived
+    publisher TOPIC COUNT    publish COUNT acknowledged events, print
+                             {"published": COUNT}
+
+stdout carries only JSON lines (one object per line, flushed, keys sorted);
+bytes values are rendered as {"$bytes": "<hex>"}. Exit 0 on success; on failure
+or timeout (--timeout, default 20 s, bounds the whole run) a message on stderr
+and exit 1 (2 for bad usage). Autobahn's own warnings may also go to stderr.
+A callee reads stdin only to see EOF: give it a pipe and close it to stop it.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import threading
+
+import txaio
+
+txaio.use_asyncio()
+
+from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
+from autobahn.asyncio.websocket import WampWebSocketClientFactory, WampWebSocketClientProtocol  # noqa: E402
+from autobahn.wamp.exception import ApplicationError  # noqa: E402
+from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer  # noqa: E402
+from autobahn.wamp.types import CallResult, ComponentConfig, PublishOptions  # noqa: E402
+from autobahn.websocket.compress import (  # noqa: E402
+    PerMessageDeflateOffer,
+    PerMessageDeflateResponse,
+    PerMessageDeflateResponseAccept,
+)
+from autobahn.websocket.util import parse_url as parse_ws_url  # noqa: E402
+
+# The payload the caller sends (and the callee echoes) and the publisher sends.
+CALL_ARGS = [1, "two", {"three": 3.5}, None, True, b"\x00\x01\xff"]
+CALL_KWARGS = {"k": "v", "n": -7, "b": b"hi"}
+EVENT_BYTES = b"\x00\x01\xff"
+NONEXISTENT = "com.example.nonexistent"
+
+
+class PeerFailure(Exception):
+    """A scripted step did not go as expected (printed on stderr, exit 1)."""
+
+
+def render(value):
+    """Makes a received WAMP value JSON-printable: bytes become {"$bytes": hex}."""
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": bytes(value).hex()}
+    if isinstance(value, (list, tuple)):
+        return [render(v) for v in value]
+    if isinstance(value, dict):
+        return {k: render(v) for k, v in value.items()}
+    return value
+
+
+def emit(obj):
+    """Prints one JSON line on stdout and flushes it at once. Keys are sorted, so a
+    line does not depend on the order in which a router re-encodes a dict."""
+    sys.stdout.write(json.dumps(render(obj), separators=(",", ":"), sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def result_parts(res):
+    """Splits what session.call() returns into (args, kwargs).
+
+    Autobahn hands back a CallResult for several args or any kwargs, the bare
+    value for exactly one positional arg, and None for no args.
+    """
+    if isinstance(res, CallResult):
+        return list(res.results), dict(res.kwresults or {})
+    return ([] if res is None else [res]), {}
+
+
+class Peer(ApplicationSession):
+    """One session that runs the mode chosen on the command line, then leaves."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.opts = config.extra["opts"]
+        self.done = config.extra["done"]  # future: None (ok) or an exception
+        self.finished = False  # the mode has reached its successful end
+
+    def finish(self, error=None):
+        if not self.done.done():
+            if error is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(error)
+
+    def onUserError(self, fail, msg):
+        # PROC.fail raising ApplicationError is the scripted outcome: do not log it.
+        if not isinstance(getattr(fail, "value", None), ApplicationError):
+            super().onUserError(fail, msg)
+
+    async def onJoin(self, details):
+        try:
+            await getattr(self, "mode_" + self.opts.mode)()
+        except Exception as e:  # report the step that failed, then leave
+            if not isinstance(e, PeerFailure):
+                e = PeerFailure(f"{self.opts.mode}: {type(e).__name__}: {e}")
+            self.finish(e)
+        if self.is_attached():
+            self.leave()  # GOODBYE; onLeave/onDisconnect follow
+
+    def onLeave(self, details):
+        # The router closing the session is the normal end only for a callee,
+        # or after the mode has finished (the reply to our GOODBYE).
+        if not (self.finished or self.opts.mode == "callee"):
+            self.finish(PeerFailure(f"session closed early: {details.reason} {details.message or ''}"))
+        return super().onLeave(details)  # errbacks pending requests, disconnects
+
+    def onDisconnect(self):
+        super().onDisconnect()
+        if self.finished or self.opts.mode == "callee":
+            self.finish()
+        else:
+            self.finish(PeerFailure("transport lost before the mode finished"))
+
+    # -- modes ---------------------------------------------------------------
+
+    async def mode_callee(self):
+        proc = self.opts.proc
+
+        def echo(*args, **kwargs):
+            return CallResult(*args, **kwargs)
+
+        def fail(*args, **kwargs):
+            raise ApplicationError("com.example.error.failed", "boom", 42, detail="x")
+
+        await self.register(echo, proc)
+        await self.register(fail, proc + ".fail")
+        emit({"ready": True})
+        await stdin_eof()  # or the router closes the session (onLeave/onDisconnect)
+        self.finished = True
+
+    async def mode_caller(self):
+        proc = self.opts.proc
+        args, kwargs = result_parts(await self.call(proc, *CALL_ARGS, **CALL_KWARGS))
+        emit({"result_args": args, "result_kwargs": kwargs})
+        for target in (proc + ".fail", NONEXISTENT):
+            try:
+                res = await self.call(target)
+            except ApplicationError as e:
+                emit({"error": e.error, "error_args": list(e.args), "error_kwargs": dict(e.kwargs)})
+            else:
+                raise PeerFailure(f"call to {target} succeeded unexpectedly: {res!r}")
+        self.finished = True
+
+    async def mode_subscriber(self):
+        count = self.opts.count
+        got = asyncio.get_running_loop().create_future()
+        seen = 0
+
+        def on_event(*args, **kwargs):
+            nonlocal seen
+            if seen < count:
+                seen += 1
+                emit({"args": list(args), "kwargs": kwargs})
+                if seen == count and not got.done():
+                    got.set_result(None)
+
+        await self.subscribe(on_event, self.opts.topic)
+        emit({"ready": True})
+        if count > 0:
+            await got
+        self.finished = True
+
+    async def mode_publisher(self):
+        for i in range(self.opts.count):
+            await self.publish(
+                self.opts.topic, i, "text", EVENT_BYTES, seq=i,
+                options=PublishOptions(acknowledge=True),
+            )
+        emit({"published": self.opts.count})
+        self.finished = True
+
+
+def stdin_eof():
+    """A future that resolves when stdin reaches EOF. A daemon thread does the
+    blocking read on the raw fd (no Python-level lock, never holds up the exit;
+    works for pipes, files, ttys and /dev/null)."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def reader():
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+
+    threading.Thread(target=reader, daemon=True).start()
+    return fut
+
+
+class PeerProtocol(WampWebSocketClientProtocol):
+    """Fails the run when the WebSocket closes before the session ended well
+    (a refused handshake or a dropped connection never reaches onDisconnect)."""
+
+    def onClose(self, wasClean, code, reason):
+        super().onClose(wasClean, code, reason)  # runs onLeave/onDisconnect synchronously
+        done = self.factory.peer_done
+        if not done.done():
+            done.set_exception(PeerFailure(f"WebSocket closed (code={code}, reason={reason!r}) before the session finished"))
+
+
+async def run(opts):
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    serializer = {"json": JsonSerializer, "msgpack": MsgPackSerializer}[opts.serializer]()
+    config = ComponentConfig(opts.realm, extra={"opts": opts, "done": done})
+    # What ApplicationRunner does, with our own protocol class: offer only the chosen
+    # serializer (subprotocol wamp.2.<ser>), and permessage-deflate like any autobahn client.
+    factory = WampWebSocketClientFactory(lambda: Peer(config), url=opts.url, serializers=[serializer])
+    factory.protocol = PeerProtocol
+    factory.loop = txaio.config.loop = loop
+    factory.peer_done = done
+    factory.setProtocolOptions(
+        openHandshakeTimeout=5.0,
+        closeHandshakeTimeout=1.0,
+        tcpNoDelay=True,
+        autoPingInterval=10.0,
+        autoPingTimeout=5.0,
+        perMessageCompressionOffers=[PerMessageDeflateOffer()],
+        perMessageCompressionAccept=lambda r: PerMessageDeflateResponseAccept(r)
+        if isinstance(r, PerMessageDeflateResponse) else None,
+    )
+    secure, host, port, _resource, _path, _params = parse_ws_url(opts.url)
+    transport, _protocol = await loop.create_connection(factory, host, port, ssl=secure or None)
+    try:
+        await done  # raises the session's failure, if any
+    finally:
+        transport.close()
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Scripted autobahn-python WAMP peer.")
+    p.add_argument("--url", required=True, help="ws://host:port/path")
+    p.add_argument("--realm", required=True)
+    p.add_argument("--serializer", choices=["json", "msgpack"], default="json")
+    p.add_argument("--timeout", type=float, default=20.0, help="overall limit in seconds (default 20)")
+    modes = p.add_subparsers(dest="mode", required=True)
+    for name in ("callee", "caller"):
+        modes.add_parser(name).add_argument("proc")
+    for name in ("subscriber", "publisher"):
+        m = modes.add_parser(name)
+        m.add_argument("topic")
+        m.add_argument("count", type=int)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    opts = parse_args(argv)
+    try:
+        asyncio.run(asyncio.wait_for(run(opts), opts.timeout))
+    except asyncio.TimeoutError:
+        print(f"peer.py {opts.mode}: timed out after {opts.timeout} s", file=sys.stderr)
+        return 1
+    except (PeerFailure, OSError) as e:
+        print(f"peer.py {opts.mode}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
