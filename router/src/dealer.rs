@@ -85,3 +85,8 @@ impl Dealer {
         self.by_procedure.get(procedure).map(|r| r.clone())
     }
 }
+
+/// The dealer features announced in WELCOME: only those that really work.
+pub(crate) fn features() -> wamp_proto::Dict {
+    wamp_proto::Dict::new()
+}

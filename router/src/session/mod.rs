@@ -7,6 +7,8 @@
 pub(crate) mod handle;
 mod handlers;
 pub(crate) mod outbound;
+mod pubsub;
+mod rpc;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -230,20 +232,20 @@ impl Session {
                 info!(session = %j.handle.id(), reason = %a.reason, "client aborted session");
                 return Flow::Close;
             }
-            Message::Publish(m) => handlers::publish(j, m),
-            Message::Subscribe(m) => handlers::subscribe(j, m),
-            Message::Unsubscribe(m) => handlers::unsubscribe(j, m),
-            Message::Call(m) => handlers::call(j, m),
-            Message::Register(m) => handlers::register(j, m),
-            Message::Unregister(m) => handlers::unregister(j, m),
+            Message::Publish(m) => pubsub::publish(j, m),
+            Message::Subscribe(m) => pubsub::subscribe(j, m),
+            Message::Unsubscribe(m) => pubsub::unsubscribe(j, m),
+            Message::Call(m) => rpc::call(j, m),
+            Message::Register(m) => rpc::register(j, m),
+            Message::Unregister(m) => rpc::unregister(j, m),
             Message::Yield(m) => {
-                if let Err(why) = handlers::on_yield(j, m) {
+                if let Err(why) = rpc::on_yield(j, m) {
                     self.protocol_violation(&why);
                     return Flow::Close;
                 }
             }
             Message::Error(m) => {
-                if let Err(why) = handlers::on_error(j, m) {
+                if let Err(why) = rpc::on_error(j, m) {
                     self.protocol_violation(&why);
                     return Flow::Close;
                 }
@@ -340,8 +342,8 @@ impl Session {
         for reg in &j.registrations {
             let _ = j.realm.dealer.unregister(id, *reg);
         }
-        handlers::fail_pending_invocations(&j.handle);
-        handlers::forget_pending_calls(&j.handle);
+        rpc::fail_pending_invocations(&j.handle);
+        rpc::forget_pending_calls(&j.handle);
         self.router.session_ids.remove(&id);
         match j.handle.kill_reason() {
             Some(reason) => info!(session = %id, realm = %j.realm.name, reason, "session left"),
@@ -385,6 +387,9 @@ fn check_roles(details: &wamp_proto::Dict) -> Result<(), String> {
 
 /// The router's roles for WELCOME: only the features that really work.
 fn router_roles() -> Value {
-    let features = || Value::Dict(dict([("features", Value::Dict(Default::default()))]));
-    Value::Dict(dict([("broker", features()), ("dealer", features())]))
+    let role = |features| Value::Dict(dict([("features", Value::Dict(features))]));
+    Value::Dict(dict([
+        ("broker", role(crate::broker::features())),
+        ("dealer", role(crate::dealer::features())),
+    ]))
 }
