@@ -126,6 +126,48 @@ pub struct RealmConfig {
     /// Whether clients may join without authentication (the only method for now).
     #[serde(default = "yes")]
     pub anonymous: bool,
+    /// Per-topic retention and history rules; the first matching entry applies.
+    #[serde(default, rename = "topic")]
+    pub topics: Vec<TopicPolicyConfig>,
+}
+
+/// Retention and history for the topics matching a URI (`[[realm.topic]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicPolicyConfig {
+    /// The topic URI or pattern.
+    pub uri: String,
+    /// How `uri` matches topics: `exact` (default), `prefix` or `wildcard`.
+    #[serde(default, rename = "match")]
+    pub match_policy: MatchName,
+    /// Whether PUBLISH `retain` is honoured for these topics (default true).
+    #[serde(default = "yes")]
+    pub retain: bool,
+    /// How many recent events to keep for `wamp.subscription.get_events` (default 0: none).
+    #[serde(default)]
+    pub history: usize,
+}
+
+impl TopicPolicyConfig {
+    /// The match policy.
+    pub fn match_policy(&self) -> MatchPolicy {
+        self.match_policy.0
+    }
+}
+
+/// A match policy name in the configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchName(pub MatchPolicy);
+
+impl<'de> Deserialize<'de> for MatchName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MatchPolicy::parse(&s).map(MatchName).ok_or_else(|| {
+            serde::de::Error::custom(format_args!(
+                "unknown match policy `{s}`, expected `exact`, `prefix` or `wildcard`"
+            ))
+        })
+    }
 }
 
 fn default_kind() -> TransportKind {
@@ -247,6 +289,26 @@ impl Config {
                     &r.name,
                     format!("`{}` is not a valid realm URI", r.name),
                 ));
+            }
+            for (k, t) in r.topics.iter().enumerate() {
+                if !wamp_proto::uri::is_valid_uri(&t.uri, UriCheck::Loose, t.match_policy()) {
+                    return Err(err(
+                        format!("realm[{i}].topic[{k}].uri"),
+                        &t.uri,
+                        format!(
+                            "`{}` is not a valid {} URI",
+                            t.uri,
+                            t.match_policy().as_str()
+                        ),
+                    ));
+                }
+                if t.history > 1_000_000 {
+                    return Err(err(
+                        format!("realm[{i}].topic[{k}].history"),
+                        "history",
+                        "at most 1000000 events per topic entry".into(),
+                    ));
+                }
             }
             if !seen.insert(&r.name) {
                 return Err(err(

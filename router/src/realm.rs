@@ -26,7 +26,7 @@ impl Realm {
             uri_check: config.uri_check,
             anonymous: config.anonymous,
             sessions: DashMap::new(),
-            broker: Broker::default(),
+            broker: Broker::new(&config.topics),
             dealer: Dealer::default(),
         }
     }

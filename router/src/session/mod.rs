@@ -6,6 +6,7 @@
 
 pub(crate) mod handle;
 mod handlers;
+mod meta;
 pub(crate) mod outbound;
 mod pubsub;
 mod rpc;
@@ -235,6 +236,7 @@ impl Session {
             Message::Publish(m) => pubsub::publish(j, m),
             Message::Subscribe(m) => pubsub::subscribe(j, m),
             Message::Unsubscribe(m) => pubsub::unsubscribe(j, m),
+            Message::Call(m) if meta::is_meta_procedure(&m.procedure) => meta::call(j, m),
             Message::Call(m) => rpc::call(j, m),
             Message::Register(m) => rpc::register(j, m),
             Message::Unregister(m) => rpc::unregister(j, m),

@@ -1,0 +1,368 @@
+//! The broker: subscriptions (exact, prefix, wildcard) and PUBLISH fan-out.
+//!
+//! Subscriptions are shared per (URI, match policy): one id for all subscribers. A publish
+//! takes a snapshot of each matching subscription's subscriber list (an
+//! `Arc<[SessionHandle]>`, rebuilt only after a change) and fans out with no lock held,
+//! encoding each EVENT at most once per serializer. Exact subscriptions are one `DashMap`
+//! lookup; pattern subscriptions are scanned from an immutable list swapped on change.
+
+mod filter;
+mod matching;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tracing::warn;
+use wamp_proto::message::Event;
+use wamp_proto::{Dict, Id, MatchPolicy, Message, Payload, Uri, Value};
+
+pub(crate) use filter::Filter;
+pub(crate) use store::{rfc3339, StoredEvent, TopicPolicies};
+
+use crate::config::TopicPolicyConfig;
+use crate::session::handle::{lock, SessionHandle};
+use crate::session::outbound::encode_frame;
+
+/// One subscription: a URI, how it matches, and its subscribers.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub(crate) id: Id,
+    pub(crate) uri: Uri,
+    pub(crate) policy: MatchPolicy,
+    members: Mutex<Members>,
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    by_session: HashMap<Id, SessionHandle>,
+    /// The list publishers fan out to; `None` after a change until the next publish.
+    snapshot: Option<Arc<[SessionHandle]>>,
+}
+
+impl Subscription {
+    fn snapshot(&self) -> Arc<[SessionHandle]> {
+        let mut m = lock(&self.members);
+        if let Some(s) = &m.snapshot {
+            return s.clone();
+        }
+        let s: Arc<[SessionHandle]> = m.by_session.values().cloned().collect();
+        m.snapshot = Some(s.clone());
+        s
+    }
+
+    fn add(&self, session: &SessionHandle) {
+        let mut m = lock(&self.members);
+        if m.by_session.insert(session.id(), session.clone()).is_none() {
+            m.snapshot = None;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        lock(&self.members).by_session.is_empty()
+    }
+}
+
+/// Why an UNSUBSCRIBE failed.
+#[derive(Debug)]
+pub(crate) struct NoSuchSubscription;
+
+/// A publication on its way to subscribers.
+#[derive(Debug)]
+pub(crate) struct Publication {
+    pub(crate) topic: Uri,
+    pub(crate) id: Id,
+    pub(crate) payload: Payload,
+    /// EVENT.Details shared by every subscriber (publisher disclosure).
+    pub(crate) details: Dict,
+    /// The publisher's session, when it must not receive its own event.
+    pub(crate) exclude_publisher: Option<Id>,
+    pub(crate) filter: Filter,
+    /// Keep it as the topic's retained event.
+    pub(crate) retain: bool,
+}
+
+/// Pattern subscriptions: the table writers change, and the list publishers scan.
+#[derive(Debug, Default)]
+struct Patterns {
+    by_key: HashMap<(MatchPolicy, Uri), Arc<Subscription>>,
+    list: Arc<[Arc<Subscription>]>,
+}
+
+impl Patterns {
+    fn rebuild(&mut self) {
+        self.list = self.by_key.values().cloned().collect();
+    }
+}
+
+/// The broker of one realm.
+#[derive(Debug)]
+pub(crate) struct Broker {
+    exact: DashMap<Uri, Arc<Subscription>>,
+    patterns: RwLock<Patterns>,
+    by_id: DashMap<Id, Arc<Subscription>>,
+    retained: DashMap<Uri, Arc<StoredEvent>>,
+    topics: TopicPolicies,
+    seq: AtomicU64,
+}
+
+impl Broker {
+    pub(crate) fn new(topics: &[TopicPolicyConfig]) -> Broker {
+        Broker {
+            exact: DashMap::new(),
+            patterns: RwLock::default(),
+            by_id: DashMap::new(),
+            retained: DashMap::new(),
+            topics: TopicPolicies::new(topics),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    fn new_subscription(&self, uri: &Uri, policy: MatchPolicy) -> Arc<Subscription> {
+        loop {
+            let id = Id::random();
+            if let dashmap::Entry::Vacant(v) = self.by_id.entry(id) {
+                let sub = Arc::new(Subscription {
+                    id,
+                    uri: uri.clone(),
+                    policy,
+                    members: Mutex::default(),
+                });
+                v.insert(sub.clone());
+                return sub;
+            }
+        }
+    }
+
+    /// Adds `session` to the subscription for `(uri, policy)` (created if needed); returns
+    /// it. Subscribing twice returns the same subscription without a second membership.
+    ///
+    /// `reply` runs while the subscription's table entry is locked, so the SUBSCRIBED it
+    /// queues reaches the subscriber before any EVENT of that subscription.
+    pub(crate) fn subscribe(
+        &self,
+        session: &SessionHandle,
+        uri: &Uri,
+        policy: MatchPolicy,
+        reply: impl FnOnce(Id),
+    ) -> Arc<Subscription> {
+        let add = |sub: &Arc<Subscription>| {
+            sub.add(session);
+            reply(sub.id);
+            sub.clone()
+        };
+        if policy == MatchPolicy::Exact {
+            return match self.exact.entry(uri.clone()) {
+                Entry::Occupied(e) => add(e.get()),
+                Entry::Vacant(e) => {
+                    let sub = add(&self.new_subscription(uri, policy));
+                    e.insert(sub.clone());
+                    sub
+                }
+            };
+        }
+        let mut p = self.patterns.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(sub) = p.by_key.get(&(policy, uri.clone())) {
+            return add(sub);
+        }
+        let sub = add(&self.new_subscription(uri, policy));
+        p.by_key.insert((policy, uri.clone()), sub.clone());
+        p.rebuild();
+        sub
+    }
+
+    /// Removes `session` from subscription `id`; deletes the subscription once empty.
+    pub(crate) fn unsubscribe(&self, session: Id, id: Id) -> Result<(), NoSuchSubscription> {
+        let sub = self
+            .by_id
+            .get(&id)
+            .map(|s| s.clone())
+            .ok_or(NoSuchSubscription)?;
+        {
+            let mut m = lock(&sub.members);
+            if m.by_session.remove(&session).is_none() {
+                return Err(NoSuchSubscription);
+            }
+            m.snapshot = None;
+        }
+        // The emptiness check runs under the table lock, so a concurrent subscribe either
+        // lands before it (and keeps the subscription) or creates a new one.
+        let removed = if sub.policy == MatchPolicy::Exact {
+            self.exact
+                .remove_if(&sub.uri, |_, s| s.id == id && s.is_empty())
+                .is_some()
+        } else {
+            let mut p = self.patterns.write().unwrap_or_else(|e| e.into_inner());
+            let key = (sub.policy, sub.uri.clone());
+            let empty = p
+                .by_key
+                .get(&key)
+                .is_some_and(|s| s.id == id && s.is_empty());
+            if empty {
+                p.by_key.remove(&key);
+                p.rebuild();
+            }
+            empty
+        };
+        if removed {
+            self.by_id.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// The subscription with this id.
+    pub(crate) fn subscription(&self, id: Id) -> Option<Arc<Subscription>> {
+        self.by_id.get(&id).map(|s| s.clone())
+    }
+
+    /// Delivers a publication to every matching subscription; stores it for retention and
+    /// history as configured. Returns how many EVENTs were queued.
+    pub(crate) fn publish(&self, p: Publication) -> usize {
+        let Publication {
+            topic,
+            id,
+            payload,
+            details,
+            exclude_publisher,
+            filter,
+            retain,
+        } = p;
+        let keep_history = self.topics.keeps_history(topic.as_str()) && !filter.has_session_lists();
+        let retain = retain && self.topics.retention_allowed(topic.as_str());
+        let stored = (keep_history || retain).then(|| StoredEvent {
+            topic: topic.clone(),
+            publication: id,
+            details: details.clone(),
+            payload: payload.clone(),
+            filter: filter.clone(),
+            timestamp: SystemTime::now(),
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+        });
+        // The payload moves through one EVENT after another: no copy per subscription.
+        let mut msg = Message::Event(Event {
+            subscription: id,
+            publication: id,
+            details,
+            payload,
+        });
+        let mut delivered = 0;
+        let exact = self.exact.get(&topic).map(|s| s.clone());
+        if let Some(sub) = exact {
+            delivered += deliver(&sub, &mut msg, &filter, exclude_publisher);
+        }
+        let patterns = self
+            .patterns
+            .read()
+            .map(|p| p.list.clone())
+            .unwrap_or_else(|e| e.into_inner().list.clone());
+        if !patterns.is_empty() {
+            if let Message::Event(ev) = &mut msg {
+                ev.details
+                    .insert("topic".into(), Value::Str(topic.as_str().to_owned()));
+            }
+            for sub in patterns.iter() {
+                if matching::matches(sub.policy, sub.uri.as_str(), topic.as_str()) {
+                    delivered += deliver(sub, &mut msg, &filter, exclude_publisher);
+                }
+            }
+        }
+        if let Some(stored) = stored {
+            if keep_history {
+                self.topics.record(&stored);
+            }
+            if retain {
+                self.retained.insert(topic, Arc::new(stored));
+            }
+        }
+        delivered
+    }
+
+    /// Sends `session` the retained events it would have been eligible for, for a new
+    /// subscription with `get_retained`.
+    pub(crate) fn send_retained(&self, session: &SessionHandle, sub: &Subscription) {
+        let events: Vec<Arc<StoredEvent>> = if sub.policy == MatchPolicy::Exact {
+            self.retained
+                .get(&sub.uri)
+                .map(|e| e.clone())
+                .into_iter()
+                .collect()
+        } else {
+            self.retained
+                .iter()
+                .filter(|e| matching::matches(sub.policy, sub.uri.as_str(), e.key().as_str()))
+                .map(|e| e.value().clone())
+                .collect()
+        };
+        for ev in events {
+            if !ev.filter.allows(session) {
+                continue;
+            }
+            let mut details = ev.details.clone();
+            details.insert("retained".into(), Value::Bool(true));
+            if sub.policy != MatchPolicy::Exact {
+                details.insert("topic".into(), Value::Str(ev.topic.as_str().to_owned()));
+            }
+            session.send(&Message::Event(Event {
+                subscription: sub.id,
+                publication: ev.publication,
+                details,
+                payload: ev.payload.clone(),
+            }));
+        }
+    }
+
+    /// The history rules of the realm.
+    pub(crate) fn topics(&self) -> &TopicPolicies {
+        &self.topics
+    }
+}
+
+/// Fans the EVENT in `msg` out to the subscribers of `sub`; returns how many got it.
+fn deliver(sub: &Subscription, msg: &mut Message, filter: &Filter, exclude: Option<Id>) -> usize {
+    if let Message::Event(ev) = msg {
+        ev.subscription = sub.id;
+    }
+    let members = sub.snapshot();
+    let mut encoded: [Option<WsMessage>; 2] = [None, None];
+    let mut delivered = 0;
+    for s in members.iter() {
+        if Some(s.id()) == exclude || !filter.allows(s) {
+            continue;
+        }
+        let slot = &mut encoded[s.serializer().index()];
+        let frame = match slot {
+            Some(f) => f.clone(),
+            None => match encode_frame(s.serializer(), msg) {
+                Ok(f) => slot.insert(f).clone(),
+                Err(e) => {
+                    warn!(topic = %sub.uri, cause = %e, "cannot encode EVENT; not delivered to this serializer");
+                    continue;
+                }
+            },
+        };
+        if s.send_frame(frame) {
+            delivered += 1;
+        }
+    }
+    delivered
+}
+
+/// The broker features announced in WELCOME: only those that really work.
+pub(crate) fn features() -> Dict {
+    [
+        "publisher_exclusion",
+        "publisher_identification",
+        "subscriber_blackwhite_listing",
+        "pattern_based_subscription",
+        "event_retention",
+        "event_history",
+    ]
+    .into_iter()
+    .map(|f| (f.to_owned(), Value::Bool(true)))
+    .collect()
+}

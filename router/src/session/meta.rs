@@ -1,0 +1,112 @@
+//! Meta procedures the router answers itself (`wamp.*`).
+
+use wamp_proto::message::{code, Call, Result as CallResult};
+use wamp_proto::options::dict;
+use wamp_proto::{uris, Dict, Id, Payload, Uri, Value};
+
+use super::handlers::error;
+use super::Joined;
+use crate::broker::rfc3339;
+
+/// Reads recent events of a subscription from the broker's history.
+const GET_EVENTS: &str = "wamp.subscription.get_events";
+/// History is not configured for the subscription's topics ([AB]/[CB] URI).
+const HISTORY_UNAVAILABLE: &str = "wamp.error.history_unavailable";
+
+/// Whether the router itself implements `procedure`.
+pub(super) fn is_meta_procedure(procedure: &Uri) -> bool {
+    procedure.as_str() == GET_EVENTS
+}
+
+pub(super) fn call(j: &mut Joined, m: Call) {
+    let reply = get_events(j, &m);
+    let msg = match reply {
+        Ok(payload) => CallResult {
+            request: m.request,
+            details: Dict::new(),
+            payload,
+        }
+        .into(),
+        Err((uri, text)) => error(code::CALL, m.request, uri, &text),
+    };
+    j.handle.send(&msg);
+}
+
+/// `wamp.subscription.get_events(subscription, limit=?, reverse=?)`: the kept events of the
+/// subscription's topics, oldest first (newest first with `reverse`), the newest `limit`.
+/// Returns them as one list in `Arguments[0]`, as Crossbar does.
+fn get_events(j: &Joined, m: &Call) -> Result<Payload, (&'static str, String)> {
+    let bad = |t: &str| (uris::INVALID_ARGUMENT, t.to_owned());
+    let sub_id = m
+        .payload
+        .args
+        .as_ref()
+        .and_then(|a| a.first())
+        .and_then(Value::as_u64)
+        .and_then(Id::new)
+        .ok_or_else(|| bad("expected a subscription id as the first argument"))?;
+    let kwargs = m.payload.kwargs.clone().unwrap_or_default();
+    let limit = match kwargs
+        .get("limit")
+        .or_else(|| m.payload.args.as_ref().and_then(|a| a.get(1)))
+    {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| bad("`limit` must be a non-negative integer"))? as usize,
+        ),
+    };
+    let reverse = match kwargs.get("reverse") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| bad("`reverse` must be a boolean"))?,
+    };
+    let broker = &j.realm.broker;
+    let sub = broker.subscription(sub_id).ok_or_else(|| {
+        (
+            uris::NO_SUCH_SUBSCRIPTION,
+            format!("no subscription {sub_id}"),
+        )
+    })?;
+    if !broker.topics().has_history() {
+        return Err((
+            HISTORY_UNAVAILABLE,
+            "no event history is configured on this realm".to_owned(),
+        ));
+    }
+    let me = j.handle.shared();
+    let mut events: Vec<_> = broker
+        .topics()
+        .events_matching(sub.policy, sub.uri.as_str())
+        .into_iter()
+        .filter(|e| e.filter.allows_identity(None, &me.authid, &me.authrole))
+        .collect();
+    if let Some(limit) = limit {
+        let skip = events.len().saturating_sub(limit);
+        events.drain(..skip);
+    }
+    if reverse {
+        events.reverse();
+    }
+    let list = events
+        .into_iter()
+        .map(|e| {
+            let mut d = dict([
+                ("timestamp", rfc3339(e.timestamp).into()),
+                ("subscription", sub.id.get().into()),
+                ("publication", e.publication.get().into()),
+                ("topic", e.topic.as_str().into()),
+                ("details", Value::Dict(e.details)),
+            ]);
+            if let Some(a) = e.payload.args {
+                d.insert("args".into(), Value::List(a));
+            }
+            if let Some(k) = e.payload.kwargs {
+                d.insert("kwargs".into(), Value::Dict(k));
+            }
+            Value::Dict(d)
+        })
+        .collect();
+    Ok(Payload::args(vec![Value::List(list)]))
+}
