@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite: scripts/test-all.sh [cargo test args...]
-# Needs only cargo, python3 (3.11) with venv/pip, and (later) node/npm on PATH.
+# Needs only cargo, python3 (3.11) with venv/pip, and node (20+) with npm on PATH.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,11 +30,30 @@ if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]]; then
 fi
 export WAMP_INTEROP_PYTHON="$VENV/bin/python"
 
-# --- JavaScript interop peer (autobahn-js): not yet --------------------------
-# Hook for later: install tests/interop/js with its lockfile, e.g.
-#   (cd "$ROOT/tests/interop/js" && npm ci --no-audit --no-fund --silent)
-#   export WAMP_INTEROP_NODE="$(command -v node)"
-# (stamp on package-lock.json the same way as requirements.txt above).
+# --- JavaScript interop peer (autobahn-js) -----------------------------------
+# tests/interop/js/node_modules from the committed lockfile (npm ci), re-installed only
+# when package-lock.json changes (the stamp holds its hash). No node/npm: the JS interop
+# tests are skipped with a notice, except under CI, where that is an error.
+NODE_DIR="$ROOT/tests/interop/js"
+NODE_STAMP="$NODE_DIR/node_modules/.package-lock.sha256"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    want="$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)"
+    if [[ "$(cat "$NODE_STAMP" 2>/dev/null || true)" != "$want" ]]; then
+        echo "test-all: installing $NODE_DIR/node_modules (npm ci)" >&2
+        # --ignore-scripts: no install scripts run (the only ones are ws's optional native
+        # speed-ups, bufferutil and utf-8-validate, which ship prebuilt or fall back to JS).
+        (cd "$NODE_DIR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+        echo "$want" >"$NODE_STAMP" # written only after a successful install
+    fi
+    export WAMP_INTEROP_NODE_DIR="$NODE_DIR"
+    WAMP_INTEROP_NODE="$(command -v node)"
+    export WAMP_INTEROP_NODE
+elif [[ -n "${CI:-}" ]]; then
+    echo "test-all: node and npm are needed for the autobahn-js interop tests (CI is set)" >&2
+    exit 1
+else
+    echo "test-all: warning: node/npm not found on PATH: skipping the autobahn-js interop tests" >&2
+fi
 
 # --- Shared WAMP test vectors (optional: beside the repo, not in it) ---------
 VECTORS="$ROOT/../shared/vectors/wamp-proto-testsuite"

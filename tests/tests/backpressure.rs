@@ -39,6 +39,11 @@ async fn stalled_subscriber_is_dropped_and_does_not_slow_others() {
     // buffers plus a 64-message queue can hold.
     const N: u64 = 3000;
     let blob = Value::Bytes(vec![7u8; 16 * 1024]);
+    // The healthy subscriber reports its progress, and the publisher never runs more than
+    // WINDOW events ahead of it: on a busy machine a reader that merely lags must not be
+    // mistaken for a stalled one (its queue holds 64), while `stalled` falls behind forever.
+    const WINDOW: u64 = 16;
+    let (progress_tx, mut progress) = tokio::sync::watch::channel(0u64);
     let reader = tokio::spawn(async move {
         for i in 0..N {
             let Message::Event(ev) = healthy.recv().await else {
@@ -49,9 +54,16 @@ async fn stalled_subscriber_is_dropped_and_does_not_slow_others() {
                 Value::UInt(i),
                 "in order, none lost"
             );
+            let _ = progress_tx.send(i + 1);
         }
     });
     for i in 0..N {
+        if i >= WINDOW {
+            tokio::time::timeout(wamp_tests::WAIT, progress.wait_for(|&got| got + WINDOW > i))
+                .await
+                .expect("the healthy subscriber keeps receiving")
+                .expect("reader alive");
+        }
         let r = publisher.request();
         publisher
             .send(

@@ -1,0 +1,519 @@
+//! Interop with autobahn-js, a WAMP client we did not write, through our router.
+//!
+//! Each test runs the real router in-process and drives `tests/interop/js/peer.js` (an
+//! autobahn-js session scripted by its command line, the same contract as the Python peer)
+//! as a child process, against our own `wamp_client` or a second JS peer. Every payload
+//! carries binary data, so the JSON `"\u0000" + base64` convention and MessagePack `bin`
+//! both cross the router in each direction.
+//!
+//! Needs `WAMP_INTEROP_NODE_DIR`, the `tests/interop/js` directory with its `node_modules`
+//! installed: `scripts/test-all.sh` runs `npm ci` there and exports it (and
+//! `WAMP_INTEROP_NODE`, the `node` to run; else `node` from `PATH`). Without it the tests
+//! skip with a notice, or fail when `CI` is set.
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value as Json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use wamp_client::{CallError, CallResult, Client, Dict, Invocation, Serializer, Value};
+use wamp_tests::{in_ci, TestRouter, WAIT};
+
+const REALM: &str = "realm1";
+/// The peer's own overall limit (`--timeout`); every wait here is bounded by [`WAIT`].
+const PEER_TIMEOUT_SECS: &str = "30";
+
+/// Where the JS peer lives and which `node` runs it.
+#[derive(Debug)]
+struct NodeEnv {
+    dir: PathBuf,
+    node: PathBuf,
+}
+
+/// The JS peer's environment, or `None` (after a notice) when it is not set up outside CI.
+fn node_env() -> Option<NodeEnv> {
+    let dir = match std::env::var_os("WAMP_INTEROP_NODE_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => {
+            assert!(
+                !in_ci(),
+                "WAMP_INTEROP_NODE_DIR is not set, and CI is: run the suite with scripts/test-all.sh"
+            );
+            eprintln!(
+                "notice: skipping the autobahn-js interop test: WAMP_INTEROP_NODE_DIR is not set \
+                 (scripts/test-all.sh installs tests/interop/js and sets it)"
+            );
+            return None;
+        }
+    };
+    assert!(
+        dir.join("peer.js").is_file() && dir.join("node_modules/autobahn").is_dir(),
+        "WAMP_INTEROP_NODE_DIR={} has no peer.js or no node_modules/autobahn (run npm ci there)",
+        dir.display()
+    );
+    let node = std::env::var_os("WAMP_INTEROP_NODE")
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| PathBuf::from("node"), PathBuf::from);
+    Some(NodeEnv { dir, node })
+}
+
+fn ser_name(s: Serializer) -> &'static str {
+    match s {
+        Serializer::Json => "json",
+        Serializer::MsgPack => "msgpack",
+    }
+}
+
+// --- the JS peer process -------------------------------------------------------------
+
+/// One running `node peer.js ...`; killed if dropped before it finished.
+#[derive(Debug)]
+struct JsPeer {
+    what: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl JsPeer {
+    /// Starts the peer in `mode` (e.g. `["caller", "com.example.proc"]`).
+    fn spawn(env: &NodeEnv, url: &str, serializer: Serializer, mode: &[&str]) -> JsPeer {
+        let what = format!(
+            "peer.js --serializer {} {}",
+            ser_name(serializer),
+            mode.join(" ")
+        );
+        let mut child = Command::new(&env.node)
+            .arg(env.dir.join("peer.js"))
+            .args(["--url", url, "--realm", REALM])
+            .args(["--serializer", ser_name(serializer)])
+            .args(["--timeout", PEER_TIMEOUT_SECS])
+            .args(mode)
+            .current_dir(&env.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", env.node.display()));
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut err = child.stderr.take().expect("piped stderr");
+        let stderr = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = err.read_to_end(&mut buf).await;
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        JsPeer {
+            what,
+            child,
+            stdin,
+            stdout,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Kills the peer (if still running) and panics with `msg` and everything it wrote on
+    /// stderr.
+    async fn fail(&mut self, msg: &str) -> ! {
+        let _ = self.child.start_kill();
+        let stderr = self.take_stderr().await;
+        panic!("{}: {msg}\n--- its stderr ---\n{stderr}", self.what);
+    }
+
+    async fn take_stderr(&mut self) -> String {
+        match self.stderr.take() {
+            Some(task) => match timeout(WAIT, task).await {
+                Ok(Ok(s)) => s,
+                _ => "<stderr not readable>".into(),
+            },
+            None => String::new(),
+        }
+    }
+
+    /// The next JSON line on stdout.
+    async fn line(&mut self) -> Json {
+        let line = match timeout(WAIT, self.stdout.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            Ok(Ok(None)) => self.fail("stdout ended, expected another line").await,
+            Ok(Err(e)) => self.fail(&format!("reading stdout: {e}")).await,
+            Err(_) => {
+                self.fail(&format!("no line on stdout within {WAIT:?}"))
+                    .await
+            }
+        };
+        match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => self.fail(&format!("not a JSON line ({e}): {line}")).await,
+        }
+    }
+
+    /// Waits for `{"ready": true}` (callee registered, subscriber subscribed).
+    async fn ready(&mut self) {
+        let line = self.line().await;
+        if line != json!({"ready": true}) {
+            self.fail(&format!("expected {{\"ready\":true}}, got {line}"))
+                .await;
+        }
+    }
+
+    /// Closes stdin (which stops a callee), reads stdout to its end and waits for the exit.
+    /// Returns the exit status, the remaining stdout lines and stderr.
+    async fn finish(mut self) -> (ExitStatus, Vec<Json>, String) {
+        drop(self.stdin.take());
+        let mut lines = Vec::new();
+        loop {
+            match timeout(WAIT, self.stdout.next_line()).await {
+                Ok(Ok(Some(line))) => match serde_json::from_str(&line) {
+                    Ok(v) => lines.push(v),
+                    Err(e) => self.fail(&format!("not a JSON line ({e}): {line}")).await,
+                },
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => self.fail(&format!("reading stdout: {e}")).await,
+                Err(_) => self.fail(&format!("did not finish within {WAIT:?}")).await,
+            }
+        }
+        let status = match timeout(WAIT, self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => self.fail(&format!("wait: {e}")).await,
+            Err(_) => self.fail(&format!("did not exit within {WAIT:?}")).await,
+        };
+        let stderr = self.take_stderr().await;
+        (status, lines, stderr)
+    }
+
+    /// [`JsPeer::finish`], asserting exit 0; returns the remaining stdout lines.
+    async fn succeed(self) -> Vec<Json> {
+        let what = self.what.clone();
+        let (status, lines, stderr) = self.finish().await;
+        assert!(
+            status.success(),
+            "{what}: {status}\n--- stdout ---\n{lines:?}\n--- stderr ---\n{stderr}"
+        );
+        lines
+    }
+}
+
+// --- payloads ------------------------------------------------------------------------
+
+// What every caller sends (and the echo procedures return): the same as the Python peer's.
+fn call_args() -> Vec<Value> {
+    vec![
+        Value::UInt(1),
+        Value::from("two"),
+        Value::Dict(Dict::from([("three".into(), Value::Float(3.5))])),
+        Value::Null,
+        Value::Bool(true),
+        Value::Bytes(vec![0x00, 0x01, 0xff]),
+    ]
+}
+
+fn call_kwargs() -> Dict {
+    Dict::from([
+        ("k".into(), Value::from("v")),
+        ("n".into(), Value::Int(-7)),
+        ("b".into(), Value::Bytes(b"hi".to_vec())),
+    ])
+}
+
+/// Event `i` of a publisher: args `[i, "text", b"\x00\x01\xff"]`, kwargs `{"seq": i}`.
+fn event_args(i: u64) -> Vec<Value> {
+    vec![
+        Value::UInt(i),
+        Value::from("text"),
+        Value::Bytes(vec![0x00, 0x01, 0xff]),
+    ]
+}
+
+fn event_kwargs(i: u64) -> Dict {
+    Dict::from([("seq".into(), Value::UInt(i))])
+}
+
+/// The peer's line for event `i`.
+fn event_line(i: u64) -> Json {
+    json!({"args": [i, "text", {"$bytes": "0001ff"}], "kwargs": {"seq": i}})
+}
+
+/// The caller's first line: the echoed call payload.
+fn echo_line() -> Json {
+    json!({
+        "result_args": [1, "two", {"three": 3.5}, null, true, {"$bytes": "0001ff"}],
+        "result_kwargs": {"b": {"$bytes": "6869"}, "k": "v", "n": -7},
+    })
+}
+
+fn failed_line() -> Json {
+    json!({"error": "com.example.error.failed", "error_args": ["boom", 42], "error_kwargs": {"detail": "x"}})
+}
+
+fn failed_error() -> CallError {
+    CallError::new("com.example.error.failed")
+        .with_args([Value::from("boom"), Value::UInt(42)])
+        .with_kwargs([("detail", "x")])
+}
+
+/// Checks a JS caller's three lines: the echo, PROC.fail's error, and the router's
+/// `no_such_procedure` (whose message text is the router's own).
+fn assert_caller_lines(lines: &[Json]) {
+    assert_eq!(lines.len(), 3, "caller lines: {lines:#?}");
+    assert_eq!(lines[0], echo_line());
+    assert_eq!(lines[1], failed_line());
+    assert_eq!(
+        lines[2]["error"], "wamp.error.no_such_procedure",
+        "{}",
+        lines[2]
+    );
+    assert!(lines[2]["error_args"].is_array(), "{}", lines[2]);
+    assert!(lines[2]["error_kwargs"].is_object(), "{}", lines[2]);
+}
+
+async fn rust_client(url: &str, serializer: Serializer) -> Client {
+    let client = timeout(
+        WAIT,
+        Client::builder(url)
+            .realm(REALM)
+            .serializer(serializer)
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("rust client joins");
+    assert_eq!(client.serializer(), serializer);
+    client
+}
+
+// --- the scenarios -------------------------------------------------------------------
+
+/// JS caller -> Rust callee: an echo procedure and a failing one, the JS side's rendering
+/// of results and errors, and what our client received from autobahn-js.
+async fn js_caller_rust_callee(serializer: Serializer) {
+    let Some(env) = node_env() else { return };
+    let router = TestRouter::start().await;
+    let proc_ = format!("com.example.js.rust_echo.{}", ser_name(serializer));
+    let callee = rust_client(router.url(), serializer).await;
+
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let _echo = callee
+        .register(&proc_, move |inv: Invocation| {
+            let seen_tx = seen_tx.clone();
+            async move {
+                let _ = seen_tx.send((inv.args.clone(), inv.kwargs.clone()));
+                Ok::<_, CallError>(
+                    CallResult::new()
+                        .with_args(inv.args)
+                        .with_kwargs(inv.kwargs),
+                )
+            }
+        })
+        .await
+        .expect("register echo");
+    let _fail = callee
+        .register(&format!("{proc_}.fail"), |_inv: Invocation| async move {
+            Err::<CallResult, _>(failed_error())
+        })
+        .await
+        .expect("register .fail");
+
+    let peer = JsPeer::spawn(&env, router.url(), serializer, &["caller", &proc_]);
+    assert_caller_lines(&peer.succeed().await);
+
+    // What autobahn-js sent, as our client decoded it: the exact types, bytes included.
+    let (args, kwargs) = seen_rx.try_recv().expect("the echo procedure was invoked");
+    assert_eq!(args, call_args());
+    assert_eq!(kwargs, call_kwargs());
+    callee.leave().await.expect("leave");
+}
+
+/// Rust caller -> JS callee: autobahn-js echoes our payload exactly, and its error
+/// (`autobahn.Error` thrown in the endpoint) arrives with URI, args and kwargs.
+async fn rust_caller_js_callee(serializer: Serializer) {
+    let Some(env) = node_env() else { return };
+    let router = TestRouter::start().await;
+    let proc_ = format!("com.example.js.js_echo.{}", ser_name(serializer));
+    let mut peer = JsPeer::spawn(&env, router.url(), serializer, &["callee", &proc_]);
+    peer.ready().await;
+    let caller = rust_client(router.url(), serializer).await;
+
+    let r = timeout(
+        WAIT,
+        caller.call(&proc_).args(call_args()).kwargs(call_kwargs()),
+    )
+    .await
+    .expect("echo answered in time")
+    .expect("echo succeeds");
+    assert_eq!(r.args, call_args());
+    assert_eq!(r.kwargs, call_kwargs());
+
+    // No payload: autobahn.Result([], {}) yields a YIELD without args.
+    let r = timeout(WAIT, caller.call(&proc_))
+        .await
+        .expect("empty echo answered in time")
+        .expect("empty echo succeeds");
+    assert_eq!(r, CallResult::new());
+
+    let err = timeout(WAIT, caller.call(&format!("{proc_}.fail")))
+        .await
+        .expect(".fail answered in time")
+        .expect_err(".fail fails");
+    assert_eq!(err, failed_error());
+
+    caller.leave().await.expect("leave");
+    assert!(peer.succeed().await.is_empty(), "callee printed more lines");
+}
+
+/// JS publisher -> Rust subscriber: acknowledged publications, bytes included.
+async fn js_publisher_rust_subscriber(serializer: Serializer) {
+    let Some(env) = node_env() else { return };
+    let router = TestRouter::start().await;
+    let topic = format!("com.example.js.js_pub.{}", ser_name(serializer));
+    let subscriber = rust_client(router.url(), serializer).await;
+    let mut events = subscriber.subscribe(&topic).await.expect("subscribe");
+
+    let peer = JsPeer::spawn(&env, router.url(), serializer, &["publisher", &topic, "3"]);
+    assert_eq!(peer.succeed().await, vec![json!({"published": 3})]);
+    for i in 0..3 {
+        let ev = timeout(WAIT, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("event {i} in time"))
+            .unwrap_or_else(|| panic!("subscription ended before event {i}"));
+        assert_eq!(ev.args, event_args(i), "event {i}");
+        assert_eq!(ev.kwargs, event_kwargs(i), "event {i}");
+    }
+    subscriber.leave().await.expect("leave");
+}
+
+/// Rust publisher -> JS subscriber.
+async fn rust_publisher_js_subscriber(serializer: Serializer) {
+    let Some(env) = node_env() else { return };
+    let router = TestRouter::start().await;
+    let topic = format!("com.example.js.rust_pub.{}", ser_name(serializer));
+    let mut peer = JsPeer::spawn(&env, router.url(), serializer, &["subscriber", &topic, "3"]);
+    peer.ready().await;
+    let publisher = rust_client(router.url(), serializer).await;
+    for i in 0..3 {
+        timeout(
+            WAIT,
+            publisher
+                .publish(&topic)
+                .args(event_args(i))
+                .kwargs(event_kwargs(i))
+                .acknowledge(),
+        )
+        .await
+        .expect("publish acknowledged in time")
+        .expect("publish acknowledged");
+    }
+    let lines = peer.succeed().await;
+    assert_eq!(lines, (0..3).map(event_line).collect::<Vec<_>>());
+    publisher.leave().await.expect("leave");
+}
+
+#[tokio::test]
+async fn js_caller_rust_callee_json() {
+    js_caller_rust_callee(Serializer::Json).await;
+}
+
+#[tokio::test]
+async fn js_caller_rust_callee_msgpack() {
+    js_caller_rust_callee(Serializer::MsgPack).await;
+}
+
+#[tokio::test]
+async fn rust_caller_js_callee_json() {
+    rust_caller_js_callee(Serializer::Json).await;
+}
+
+#[tokio::test]
+async fn rust_caller_js_callee_msgpack() {
+    rust_caller_js_callee(Serializer::MsgPack).await;
+}
+
+#[tokio::test]
+async fn js_publisher_rust_subscriber_json() {
+    js_publisher_rust_subscriber(Serializer::Json).await;
+}
+
+#[tokio::test]
+async fn js_publisher_rust_subscriber_msgpack() {
+    js_publisher_rust_subscriber(Serializer::MsgPack).await;
+}
+
+#[tokio::test]
+async fn rust_publisher_js_subscriber_json() {
+    rust_publisher_js_subscriber(Serializer::Json).await;
+}
+
+#[tokio::test]
+async fn rust_publisher_js_subscriber_msgpack() {
+    rust_publisher_js_subscriber(Serializer::MsgPack).await;
+}
+
+/// JS caller (JSON) -> JS callee (MessagePack): the router translates between the two
+/// serializers, bytes included, with neither end written by us.
+#[tokio::test]
+async fn js_caller_json_js_callee_msgpack() {
+    let Some(env) = node_env() else { return };
+    let router = TestRouter::start().await;
+    let proc_ = "com.example.js.cross";
+    let mut callee = JsPeer::spawn(&env, router.url(), Serializer::MsgPack, &["callee", proc_]);
+    callee.ready().await;
+    let caller = JsPeer::spawn(&env, router.url(), Serializer::Json, &["caller", proc_]);
+    assert_caller_lines(&caller.succeed().await);
+    assert!(
+        callee.succeed().await.is_empty(),
+        "callee printed more lines"
+    );
+}
+
+/// `--serializer` really selects what the peer offers: a MessagePack peer cannot join a
+/// router that speaks only JSON (it fails rather than falling back to JSON).
+#[tokio::test]
+async fn js_peer_offers_only_the_chosen_serializer() {
+    let Some(env) = node_env() else { return };
+    let router = TestRouter::with_config(
+        r#"
+[[transport]]
+bind = "127.0.0.1:0"
+path = "/ws"
+serializers = ["json"]
+
+[[realm]]
+name = "realm1"
+"#,
+    )
+    .await;
+    let peer = JsPeer::spawn(&env, router.url(), Serializer::MsgPack, &["caller", "p"]);
+    let (status, lines, stderr) = peer.finish().await;
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(stderr.contains("before the session was joined"), "{stderr}");
+
+    // The same peer with JSON joins that router (and finds no procedure).
+    let peer = JsPeer::spawn(&env, router.url(), Serializer::Json, &["caller", "p"]);
+    let (status, lines, stderr) = peer.finish().await;
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(lines.len(), 0, "{lines:?}");
+    assert!(stderr.contains("wamp.error.no_such_procedure"), "{stderr}");
+}
+
+/// A callee also ends well (exit 0) when the router closes the session: autobahn-js
+/// answers the router's GOODBYE during a graceful shutdown.
+#[tokio::test]
+async fn js_callee_leaves_when_the_router_shuts_down() {
+    let Some(env) = node_env() else { return };
+    let router = TestRouter::start().await;
+    let mut peer = JsPeer::spawn(&env, router.url(), Serializer::Json, &["callee", "p"]);
+    peer.ready().await;
+    assert_eq!(router.server().session_count(), 1);
+    let stdin = peer.stdin.take(); // kept open: only the router may end the session
+    timeout(WAIT, router.shutdown())
+        .await
+        .expect("shutdown in time");
+    assert!(peer.succeed().await.is_empty(), "callee printed more lines");
+    drop(stdin);
+}
