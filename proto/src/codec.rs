@@ -135,7 +135,9 @@ mod tests {
         };
         assert_eq!(s, r#"[48,7,{},"com.x",[],{"a":1}]"#);
         assert_eq!(Serializer::Json.decode(s.as_bytes()).unwrap(), {
-            let Message::Call(mut c) = m else { unreachable!() };
+            let Message::Call(mut c) = m else {
+                unreachable!()
+            };
             c.payload.args = Some(vec![]);
             Message::Call(c)
         });
@@ -159,15 +161,25 @@ mod tests {
             b"[35, 5, {}]",
             b"[1, \"r\", {}]]",
         ] {
-            assert!(Serializer::Json.decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                Serializer::Json.decode(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert!(Serializer::MsgPack.decode(&[0x91, 0xc1]).is_err());
-        assert!(Serializer::MsgPack.decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(Serializer::MsgPack
+            .decode(&[0xdd, 0xff, 0xff, 0xff, 0xff])
+            .is_err());
     }
 
     #[test]
     fn deep_nesting_is_refused_not_a_crash() {
-        let deep = format!("[48,1,{{}},\"a\",{}{}]", "[".repeat(100_000), "]".repeat(100_000));
+        let deep = format!(
+            "[48,1,{{}},\"a\",{}{}]",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
         assert!(Serializer::Json.decode(deep.as_bytes()).is_err());
         let mut mp = vec![0x95, 48, 1, 0x80, 0xa1, b'a'];
         mp.extend(std::iter::repeat_n(0x91, 100_000));
@@ -180,7 +192,9 @@ mod tests {
         let m = Serializer::Json
             .decode(br#"[67, 0, {"registration": 5, "reason": "wamp.error.unregistered"}]"#)
             .unwrap();
-        let Message::Unregistered(u) = m else { panic!() };
+        let Message::Unregistered(u) = m else {
+            panic!()
+        };
         assert_eq!(u.request, 0);
         assert!(u.details.is_some());
     }

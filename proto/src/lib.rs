@@ -7,6 +7,7 @@
 //! - [`uri`] and [`id`]: validated protocol nouns ([`Uri`], [`Id`]) and ID generators.
 //! - [`error`]: codec errors and the well-known error URIs ([`uris`]).
 //! - [`options`]: typed readers for the Options/Details keys the router acts on.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod codec;
 pub mod error;

@@ -90,7 +90,14 @@ impl Payload {
     }
 
     fn read<'de, A: SeqAccess<'de>>(seq: &mut A) -> StdResult<Payload, A::Error> {
-        let args: Option<Vec<Value>> = seq.next_element()?;
+        // Read a self-describing Value rather than a `Vec<Value>`: rmp-serde hands msgpack
+        // `bin` to a sequence visitor as a list of byte-sized integers, which would turn a binary
+        // payload (e.g. Payload Passthru Mode, not supported) into `args: [131, 165, ...]`.
+        let args = match seq.next_element::<Value>()? {
+            None => None,
+            Some(Value::List(l)) => Some(l),
+            Some(_) => return Err(de::Error::custom("Arguments must be a list")),
+        };
         let kwargs = match args {
             Some(_) => seq.next_element()?,
             None => None,
@@ -389,7 +396,9 @@ impl Serialize for Message {
 
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(d: D) -> StdResult<Self, D::Error> {
-        d.deserialize_seq(MessageVisitor)
+        // `deserialize_any`, not `deserialize_seq`: rmp-serde presents msgpack `bin` to a
+        // sequence visitor as a list of integers, so a bin frame could pass for a message.
+        d.deserialize_any(MessageVisitor)
     }
 }
 

@@ -381,8 +381,18 @@ mod tests {
             a: i64,
             b: String,
         }
-        let v = to_value(&P { a: -1, b: "x".into() }).unwrap();
+        let v = to_value(&P {
+            a: -1,
+            b: "x".into(),
+        })
+        .unwrap();
         assert_eq!(v.as_dict().unwrap()["a"], Value::Int(-1));
-        assert_eq!(from_value::<P>(&v).unwrap(), P { a: -1, b: "x".into() });
+        assert_eq!(
+            from_value::<P>(&v).unwrap(),
+            P {
+                a: -1,
+                b: "x".into()
+            }
+        );
     }
 }

@@ -1,0 +1,865 @@
+//! Property tests: every message survives `decode(encode(m))` with both serializers, and
+//! `decode` never panics, whatever bytes it is handed.
+//!
+//! Two normalisations are part of the documented behaviour and are applied to the expected value:
+//! - a payload with kwargs but no args is sent as `[], {kwargs}` and so comes back with
+//!   `args: Some(vec![])` (both serializers);
+//! - in JSON, binary data travels as a string made of NUL followed by base64, so a *string*
+//!   [`Value`] of exactly that form comes back as [`Value::Bytes`] (the WAMP convention; JSON
+//!   cannot tell the two apart). URIs, dict keys and the plain-string fields of CHALLENGE and
+//!   AUTHENTICATE are never reinterpreted.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+use proptest::strategy::{Union, ValueTree};
+use proptest::test_runner::{Config, TestRunner};
+use std::collections::BTreeSet;
+use wamp_proto::message::*;
+use wamp_proto::{Dict, Encoded, Id, Message, Payload, Serializer, Uri, Value, MAX_ID};
+
+/// Cases per property: enough to hit every variant many times, small enough for debug mode.
+/// `PROPTEST_CASES=20000 cargo test -p wamp-proto --release --test roundtrip` digs deeper.
+const CASES: u32 = 256;
+
+fn config() -> Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(CASES);
+    Config {
+        cases,
+        // Keep failures reproducible in CI without writing regression files into the repo.
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------------------------
+
+/// Strings of every flavour that matters for the JSON binary convention.
+fn string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => ".{0,12}",
+        2 => "[a-z_.]{0,10}",
+        // NUL + valid, canonical base64: JSON reads it back as bytes.
+        1 => vec(any::<u8>(), 0..12).prop_map(|b| format!("\0{}", BASE64.encode(b))),
+        // NUL + arbitrary text: mostly not base64, so stays a string.
+        1 => ".{0,8}".prop_map(|s| format!("\0{s}")),
+        1 => Just("\0".to_owned()),
+    ]
+}
+
+/// Finite floats only: JSON has no NaN or infinity.
+fn float() -> impl Strategy<Value = f64> {
+    use proptest::num::f64::{NEGATIVE, NORMAL, POSITIVE, SUBNORMAL, ZERO};
+    prop_oneof![
+        (POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO),
+        Just(0.5),
+        Just(-1.0),
+        Just(1e300),
+        Just(f64::MAX),
+        Just(f64::MIN_POSITIVE),
+        Just(9007199254740993.0),
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        // Value::Int holds negative integers only (the documented normalisation).
+        (i64::MIN..0).prop_map(Value::Int),
+        Just(Value::Int(i64::MIN)),
+        Just(Value::Int(-1)),
+        (0..=MAX_ID).prop_map(Value::UInt),
+        (MAX_ID..=u64::MAX).prop_map(Value::UInt),
+        Just(Value::UInt(u64::MAX)),
+        Just(Value::UInt(MAX_ID + 1)),
+        float().prop_map(Value::Float),
+        string().prop_map(Value::Str),
+        vec(any::<u8>(), 0..24).prop_map(Value::Bytes),
+    ]
+}
+
+/// Any [`Value`], at most 3 containers deep and with a few dozen nodes.
+fn value() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..4).prop_map(Value::List),
+            btree_map(string(), inner, 0..4).prop_map(Value::Dict),
+        ]
+    })
+}
+
+fn dict() -> impl Strategy<Value = Dict> {
+    btree_map(string(), value(), 0..4)
+}
+
+fn list() -> impl Strategy<Value = Vec<Value>> {
+    vec(value(), 0..4)
+}
+
+/// Every payload shape, including `args: None` + kwargs (normalised on decode).
+fn payload() -> impl Strategy<Value = Payload> {
+    prop_oneof![
+        Just(Payload::default()),
+        list().prop_map(Payload::args),
+        (list(), dict()).prop_map(|(a, k)| Payload {
+            args: Some(a),
+            kwargs: Some(k)
+        }),
+        dict().prop_map(|k| Payload {
+            args: Some(vec![]),
+            kwargs: Some(k)
+        }),
+        dict().prop_map(|k| Payload {
+            args: None,
+            kwargs: Some(k)
+        }),
+    ]
+}
+
+fn id() -> impl Strategy<Value = Id> {
+    prop_oneof![Just(1), Just(MAX_ID), 1..=MAX_ID, 1..=1000u64]
+        .prop_map(|n| Id::new(n).expect("strategy yields valid ids"))
+}
+
+fn uri() -> impl Strategy<Value = Uri> {
+    prop_oneof![
+        3 => "[a-z0-9_]{1,6}(\\.[a-z0-9_]{1,6}){0,3}",
+        1 => string(),
+    ]
+    .prop_map(|s| Uri::new(&s))
+}
+
+/// Request ids of UNSUBSCRIBED/UNREGISTERED: an id without details, or the revocation form
+/// `0` + details.
+fn request_or_revocation() -> impl Strategy<Value = (u64, Option<Dict>)> {
+    prop_oneof![
+        id().prop_map(|i| (i.get(), None)),
+        dict().prop_map(|d| (0, Some(d))),
+    ]
+}
+
+/// Any [`Message`]: one arm per variant (24), with every optional element exercised.
+fn message() -> impl Strategy<Value = Message> {
+    let arms: Vec<BoxedStrategy<Message>> = vec![
+        (uri(), dict())
+            .prop_map(|(realm, details)| Hello { realm, details }.into())
+            .boxed(),
+        (id(), dict())
+            .prop_map(|(session, details)| Welcome { session, details }.into())
+            .boxed(),
+        (dict(), uri(), payload())
+            .prop_map(|(details, reason, payload)| {
+                Abort {
+                    details,
+                    reason,
+                    payload,
+                }
+                .into()
+            })
+            .boxed(),
+        (string(), dict())
+            .prop_map(|(auth_method, extra)| Challenge { auth_method, extra }.into())
+            .boxed(),
+        (string(), dict())
+            .prop_map(|(signature, extra)| Authenticate { signature, extra }.into())
+            .boxed(),
+        (dict(), uri())
+            .prop_map(|(details, reason)| Goodbye { details, reason }.into())
+            .boxed(),
+        (
+            prop_oneof![
+                Just(code::SUBSCRIBE),
+                Just(code::UNSUBSCRIBE),
+                Just(code::PUBLISH),
+                Just(code::REGISTER),
+                Just(code::UNREGISTER),
+                Just(code::CALL),
+                Just(code::INVOCATION),
+                any::<u64>(),
+            ],
+            id(),
+            dict(),
+            uri(),
+            payload(),
+        )
+            .prop_map(|(request_type, request, details, error, payload)| {
+                Error {
+                    request_type,
+                    request,
+                    details,
+                    error,
+                    payload,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), dict(), uri(), payload())
+            .prop_map(|(request, options, topic, payload)| {
+                Publish {
+                    request,
+                    options,
+                    topic,
+                    payload,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), id())
+            .prop_map(|(request, publication)| {
+                Published {
+                    request,
+                    publication,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), dict(), uri())
+            .prop_map(|(request, options, topic)| {
+                Subscribe {
+                    request,
+                    options,
+                    topic,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), id())
+            .prop_map(|(request, subscription)| {
+                Subscribed {
+                    request,
+                    subscription,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), id(), proptest::option::of(dict()))
+            .prop_map(|(request, subscription, options)| {
+                Unsubscribe {
+                    request,
+                    subscription,
+                    options,
+                }
+                .into()
+            })
+            .boxed(),
+        request_or_revocation()
+            .prop_map(|(request, details)| Unsubscribed { request, details }.into())
+            .boxed(),
+        (id(), id(), dict(), payload())
+            .prop_map(|(subscription, publication, details, payload)| {
+                Event {
+                    subscription,
+                    publication,
+                    details,
+                    payload,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), dict(), uri(), payload())
+            .prop_map(|(request, options, procedure, payload)| {
+                Call {
+                    request,
+                    options,
+                    procedure,
+                    payload,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), dict())
+            .prop_map(|(request, options)| Cancel { request, options }.into())
+            .boxed(),
+        (id(), dict(), payload())
+            .prop_map(|(request, details, payload)| {
+                Result {
+                    request,
+                    details,
+                    payload,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), dict(), uri())
+            .prop_map(|(request, options, procedure)| {
+                Register {
+                    request,
+                    options,
+                    procedure,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), id())
+            .prop_map(|(request, registration)| {
+                Registered {
+                    request,
+                    registration,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), id(), proptest::option::of(dict()))
+            .prop_map(|(request, registration, options)| {
+                Unregister {
+                    request,
+                    registration,
+                    options,
+                }
+                .into()
+            })
+            .boxed(),
+        request_or_revocation()
+            .prop_map(|(request, details)| Unregistered { request, details }.into())
+            .boxed(),
+        (id(), id(), dict(), payload())
+            .prop_map(|(request, registration, details, payload)| {
+                Invocation {
+                    request,
+                    registration,
+                    details,
+                    payload,
+                }
+                .into()
+            })
+            .boxed(),
+        (id(), dict())
+            .prop_map(|(request, options)| Interrupt { request, options }.into())
+            .boxed(),
+        (id(), dict(), payload())
+            .prop_map(|(request, options, payload)| {
+                Yield {
+                    request,
+                    options,
+                    payload,
+                }
+                .into()
+            })
+            .boxed(),
+    ];
+    Union::new(arms)
+}
+
+/// Every message code, in declaration order.
+const ALL_CODES: [u64; 24] = [
+    code::HELLO,
+    code::WELCOME,
+    code::ABORT,
+    code::CHALLENGE,
+    code::AUTHENTICATE,
+    code::GOODBYE,
+    code::ERROR,
+    code::PUBLISH,
+    code::PUBLISHED,
+    code::SUBSCRIBE,
+    code::SUBSCRIBED,
+    code::UNSUBSCRIBE,
+    code::UNSUBSCRIBED,
+    code::EVENT,
+    code::CALL,
+    code::CANCEL,
+    code::RESULT,
+    code::REGISTER,
+    code::REGISTERED,
+    code::UNREGISTER,
+    code::UNREGISTERED,
+    code::INVOCATION,
+    code::INTERRUPT,
+    code::YIELD,
+];
+
+// ---------------------------------------------------------------------------------------------
+// Expected normalisations
+// ---------------------------------------------------------------------------------------------
+
+/// Applies `f` to every [`Value`] a message carries (dicts' values and payloads), and the
+/// kwargs-without-args normalisation to every payload.
+///
+/// The match is exhaustive on purpose: a new variant must be added here and to [`message`].
+fn map_message(m: Message, f: &impl Fn(Value) -> Value) -> Message {
+    let d = |d: Dict| -> Dict { d.into_iter().map(|(k, v)| (k, f(v))).collect() };
+    let p = |p: Payload| -> Payload {
+        let kwargs = p.kwargs.map(d);
+        let args = match (p.args, &kwargs) {
+            (None, Some(_)) => Some(vec![]),
+            (a, _) => a,
+        };
+        Payload {
+            args: args.map(|a| a.into_iter().map(f).collect()),
+            kwargs,
+        }
+    };
+    use Message as M;
+    match m {
+        M::Hello(mut m) => {
+            m.details = d(m.details);
+            m.into()
+        }
+        M::Welcome(mut m) => {
+            m.details = d(m.details);
+            m.into()
+        }
+        M::Abort(mut m) => {
+            m.details = d(m.details);
+            m.payload = p(m.payload);
+            m.into()
+        }
+        M::Challenge(mut m) => {
+            m.extra = d(m.extra);
+            m.into()
+        }
+        M::Authenticate(mut m) => {
+            m.extra = d(m.extra);
+            m.into()
+        }
+        M::Goodbye(mut m) => {
+            m.details = d(m.details);
+            m.into()
+        }
+        M::Error(mut m) => {
+            m.details = d(m.details);
+            m.payload = p(m.payload);
+            m.into()
+        }
+        M::Publish(mut m) => {
+            m.options = d(m.options);
+            m.payload = p(m.payload);
+            m.into()
+        }
+        M::Published(m) => m.into(),
+        M::Subscribe(mut m) => {
+            m.options = d(m.options);
+            m.into()
+        }
+        M::Subscribed(m) => m.into(),
+        M::Unsubscribe(mut m) => {
+            m.options = m.options.map(d);
+            m.into()
+        }
+        M::Unsubscribed(mut m) => {
+            m.details = m.details.map(d);
+            m.into()
+        }
+        M::Event(mut m) => {
+            m.details = d(m.details);
+            m.payload = p(m.payload);
+            m.into()
+        }
+        M::Call(mut m) => {
+            m.options = d(m.options);
+            m.payload = p(m.payload);
+            m.into()
+        }
+        M::Cancel(mut m) => {
+            m.options = d(m.options);
+            m.into()
+        }
+        M::Result(mut m) => {
+            m.details = d(m.details);
+            m.payload = p(m.payload);
+            m.into()
+        }
+        M::Register(mut m) => {
+            m.options = d(m.options);
+            m.into()
+        }
+        M::Registered(m) => m.into(),
+        M::Unregister(mut m) => {
+            m.options = m.options.map(d);
+            m.into()
+        }
+        M::Unregistered(mut m) => {
+            m.details = m.details.map(d);
+            m.into()
+        }
+        M::Invocation(mut m) => {
+            m.details = d(m.details);
+            m.payload = p(m.payload);
+            m.into()
+        }
+        M::Interrupt(mut m) => {
+            m.options = d(m.options);
+            m.into()
+        }
+        M::Yield(mut m) => {
+            m.options = d(m.options);
+            m.payload = p(m.payload);
+            m.into()
+        }
+    }
+}
+
+/// What a message looks like after a round trip through `ser`.
+fn expected(ser: Serializer, m: &Message) -> Message {
+    match ser {
+        Serializer::MsgPack => map_message(m.clone(), &|v| v),
+        Serializer::Json => map_message(m.clone(), &json_value),
+    }
+}
+
+/// The JSON view of a value: a string made of NUL + canonical base64 is binary data.
+fn json_value(v: Value) -> Value {
+    match v {
+        Value::Str(s) => match s.strip_prefix('\0').map(|b64| BASE64.decode(b64)) {
+            Some(Ok(bytes)) => Value::Bytes(bytes),
+            _ => Value::Str(s),
+        },
+        Value::List(l) => Value::List(l.into_iter().map(json_value).collect()),
+        Value::Dict(d) => Value::Dict(d.into_iter().map(|(k, v)| (k, json_value(v))).collect()),
+        other => other,
+    }
+}
+
+/// Re-encodes a decoded message with the same serializer and checks that it decodes to the
+/// same message (bytes-identical re-encoding too, which also covers NaN from msgpack input).
+fn assert_reencode_stable(ser: Serializer, m: &Message) -> std::result::Result<(), TestCaseError> {
+    let e1 = ser
+        .encode(m)
+        .map_err(|e| TestCaseError::fail(format!("a decoded message must re-encode: {e}")))?;
+    let m2 = ser
+        .decode(e1.as_bytes())
+        .map_err(|e| TestCaseError::fail(format!("a re-encoded message must decode: {e}")))?;
+    let e2 = ser.encode(&m2).expect("encodes");
+    prop_assert_eq!(e1.as_bytes(), e2.as_bytes(), "re-encoding is not stable");
+    let n1 = map_message(m.clone(), &|v| v);
+    if n1 != m2 {
+        // NaN (only possible from msgpack input) is the one value unequal to itself.
+        prop_assert_eq!(format!("{n1:?}"), format!("{m2:?}"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn messages_round_trip(m in message()) {
+        for ser in Serializer::ALL {
+            let enc = ser.encode(&m).map_err(|e| TestCaseError::fail(format!("{ser:?}: {e}")))?;
+            match (&enc, ser.is_binary()) {
+                (Encoded::Binary(_), true) | (Encoded::Text(_), false) => {}
+                _ => prop_assert!(false, "{:?} produced the wrong frame type", ser),
+            }
+            let back = ser
+                .decode(enc.as_bytes())
+                .map_err(|e| TestCaseError::fail(format!("{ser:?}: {e} in {enc:?}")))?;
+            prop_assert_eq!(back.code(), m.code());
+            prop_assert_eq!(&back, &expected(ser, &m), "{:?}", ser);
+        }
+    }
+
+    #[test]
+    fn values_round_trip_inside_a_payload(v in value()) {
+        let m: Message = Yield { request: Id::new(1).unwrap(), options: Dict::new(),
+            payload: Payload::args(vec![v.clone()]) }.into();
+        for ser in Serializer::ALL {
+            let back = ser.decode(ser.encode(&m).unwrap().as_bytes()).unwrap();
+            let Message::Yield(y) = back else { panic!("not a YIELD") };
+            let want = if ser == Serializer::Json { json_value(v.clone()) } else { v.clone() };
+            prop_assert_eq!(y.payload.args, Some(vec![want]));
+        }
+    }
+
+    #[test]
+    fn json_and_msgpack_agree_without_nul_strings(m in message()) {
+        // After a JSON round trip the message no longer holds NUL+base64 strings, so both
+        // serializers must then carry it to the very same value.
+        let via_json = Serializer::Json.decode(Serializer::Json.encode(&m).unwrap().as_bytes()).unwrap();
+        let via_mp = Serializer::MsgPack
+            .decode(Serializer::MsgPack.encode(&via_json).unwrap().as_bytes())
+            .unwrap();
+        prop_assert_eq!(via_json, via_mp);
+    }
+
+    #[test]
+    fn decode_never_panics_on_arbitrary_bytes(bytes in vec(any::<u8>(), 0..256)) {
+        for ser in Serializer::ALL {
+            if let Ok(m) = ser.decode(&bytes) {
+                assert_reencode_stable(ser, &m)?;
+            }
+        }
+    }
+
+    #[test]
+    fn decode_never_panics_on_mutated_messages(
+        m in message(),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        for ser in Serializer::ALL {
+            let mut bytes = ser.encode(&m).unwrap().as_bytes().to_vec();
+            for (at, byte, kind) in &edits {
+                let i = at.index(bytes.len() + 1);
+                match kind {
+                    0 if i < bytes.len() => bytes[i] = *byte,
+                    1 => bytes.insert(i, *byte),
+                    _ if i < bytes.len() => { bytes.remove(i); }
+                    _ => {}
+                }
+            }
+            if let Ok(m) = ser.decode(&bytes) {
+                assert_reencode_stable(ser, &m)?;
+            }
+            let truncated = &bytes[..cut.index(bytes.len() + 1)];
+            if let Ok(m) = ser.decode(truncated) {
+                assert_reencode_stable(ser, &m)?;
+            }
+        }
+    }
+
+    /// Arrays of random values, headed by a real message code most of the time: these reach
+    /// every field decoder with wrong types, wrong lengths and out-of-range ids.
+    #[test]
+    fn decode_never_panics_on_random_arrays(
+        head in prop_oneof![
+            4 => proptest::sample::select(ALL_CODES.to_vec()).prop_map(Value::UInt),
+            1 => Just(Value::UInt(337)),
+            1 => value(),
+        ],
+        tail in vec(prop_oneof![
+            3 => value(),
+            1 => prop_oneof![Just(0u64), Just(MAX_ID), Just(MAX_ID + 1), 1..=MAX_ID].prop_map(Value::UInt),
+            1 => dict().prop_map(Value::Dict),
+        ], 0..8),
+    ) {
+        let mut arr = vec![head];
+        arr.extend(tail);
+        let arr = Value::List(arr);
+        let json = serde_json::to_vec(&arr).unwrap();
+        if let Ok(m) = Serializer::Json.decode(&json) {
+            assert_reencode_stable(Serializer::Json, &m)?;
+        }
+        let mp = rmp_serde::to_vec(&arr).unwrap();
+        if let Ok(m) = Serializer::MsgPack.decode(&mp) {
+            assert_reencode_stable(Serializer::MsgPack, &m)?;
+        }
+    }
+
+    /// Any msgpack value at all (not only arrays) is either a message or an error.
+    #[test]
+    fn decode_never_panics_on_random_msgpack_values(v in value()) {
+        let mp = rmp_serde::to_vec(&v).unwrap();
+        if let Ok(m) = Serializer::MsgPack.decode(&mp) {
+            assert_reencode_stable(Serializer::MsgPack, &m)?;
+        }
+        let json = serde_json::to_vec(&v).unwrap();
+        if let Ok(m) = Serializer::Json.decode(&json) {
+            assert_reencode_stable(Serializer::Json, &m)?;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixed examples of the documented behaviour, and a coverage check of the strategies
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn strategy_covers_every_variant_and_optional_form() {
+    let mut runner = TestRunner::deterministic();
+    let strat = message();
+    let mut codes = BTreeSet::new();
+    let (mut unsub_opts, mut unreg_opts, mut unsubd_revoked, mut unregd_revoked) =
+        (false, false, false, false);
+    let mut shapes = BTreeSet::new();
+    for _ in 0..5_000 {
+        let m = strat.new_tree(&mut runner).unwrap().current();
+        codes.insert(m.code());
+        match &m {
+            Message::Unsubscribe(u) => unsub_opts |= u.options.is_some(),
+            Message::Unregister(u) => unreg_opts |= u.options.is_some(),
+            Message::Unsubscribed(u) => unsubd_revoked |= u.request == 0 && u.details.is_some(),
+            Message::Unregistered(u) => unregd_revoked |= u.request == 0 && u.details.is_some(),
+            Message::Call(c) => {
+                shapes.insert((
+                    c.payload.args.as_ref().map(Vec::is_empty),
+                    c.payload.kwargs.is_some(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(codes, ALL_CODES.into_iter().collect::<BTreeSet<_>>());
+    assert!(unsub_opts && unreg_opts && unsubd_revoked && unregd_revoked);
+    // none, args (empty and not), args + kwargs, [] + kwargs, kwargs without args
+    assert!(shapes.contains(&(None, false)));
+    assert!(shapes.contains(&(Some(false), false)));
+    assert!(shapes.contains(&(Some(false), true)));
+    assert!(shapes.contains(&(Some(true), true)));
+    assert!(shapes.contains(&(None, true)));
+}
+
+fn yield_with(args: Vec<Value>) -> Message {
+    Yield {
+        request: Id::new(1).expect("valid id"),
+        options: Dict::new(),
+        payload: Payload::args(args),
+    }
+    .into()
+}
+
+#[test]
+fn json_nul_strings_follow_the_binary_convention() {
+    let cases = [
+        // NUL + valid base64: bytes.
+        (Value::Str("\0AAH/".into()), Value::Bytes(vec![0, 1, 255])),
+        // NUL alone is the empty byte string.
+        (Value::Str("\0".into()), Value::Bytes(vec![])),
+        // NUL + something that is not base64 stays a string.
+        (
+            Value::Str("\0not base64!".into()),
+            Value::Str("\0not base64!".into()),
+        ),
+        (Value::Str("\0AAH".into()), Value::Str("\0AAH".into())),
+        // A NUL elsewhere means nothing.
+        (Value::Str("a\0AAH/".into()), Value::Str("a\0AAH/".into())),
+    ];
+    for (sent, got) in cases {
+        let json = Serializer::Json
+            .encode(&yield_with(vec![sent.clone()]))
+            .unwrap();
+        assert_eq!(
+            Serializer::Json.decode(json.as_bytes()).unwrap(),
+            yield_with(vec![got]),
+            "{sent:?} via JSON"
+        );
+        // MessagePack has real strings and real binary: nothing is reinterpreted.
+        let mp = Serializer::MsgPack
+            .encode(&yield_with(vec![sent.clone()]))
+            .unwrap();
+        assert_eq!(
+            Serializer::MsgPack.decode(mp.as_bytes()).unwrap(),
+            yield_with(vec![sent])
+        );
+    }
+    // URIs and dict keys are never reinterpreted.
+    let m: Message = Publish {
+        request: Id::new(1).unwrap(),
+        options: Dict::from([("\0AAH/".to_owned(), Value::Null)]),
+        topic: Uri::new("\0AAH/"),
+        payload: Payload::default(),
+    }
+    .into();
+    let back = Serializer::Json
+        .decode(Serializer::Json.encode(&m).unwrap().as_bytes())
+        .unwrap();
+    assert_eq!(back, m);
+}
+
+#[test]
+fn kwargs_without_args_come_back_with_empty_args() {
+    let kw = Dict::from([("k".to_owned(), Value::UInt(1))]);
+    let m: Message = Event {
+        subscription: Id::new(1).unwrap(),
+        publication: Id::new(2).unwrap(),
+        details: Dict::new(),
+        payload: Payload {
+            args: None,
+            kwargs: Some(kw.clone()),
+        },
+    }
+    .into();
+    for ser in Serializer::ALL {
+        let Message::Event(e) = ser.decode(ser.encode(&m).unwrap().as_bytes()).unwrap() else {
+            panic!("not an EVENT")
+        };
+        assert_eq!(e.payload.args, Some(vec![]));
+        assert_eq!(e.payload.kwargs, Some(kw.clone()));
+    }
+}
+
+#[test]
+fn integers_beyond_2_pow_53_and_negative_survive() {
+    let args = vec![
+        Value::UInt(MAX_ID + 1),
+        Value::UInt(u64::MAX),
+        Value::Int(i64::MIN),
+        Value::Int(-1),
+        Value::Float(-0.5),
+    ];
+    for ser in Serializer::ALL {
+        let m = yield_with(args.clone());
+        assert_eq!(ser.decode(ser.encode(&m).unwrap().as_bytes()).unwrap(), m);
+    }
+}
+
+#[test]
+fn non_finite_floats_cannot_be_sent_as_json() {
+    for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let m = yield_with(vec![Value::Float(f)]);
+        // serde_json writes non-finite floats as `null`; either an error or a null is
+        // acceptable, but never something that decodes to a number.
+        if let Ok(enc) = Serializer::Json.encode(&m) {
+            let back = Serializer::Json.decode(enc.as_bytes()).unwrap();
+            assert_eq!(back, yield_with(vec![Value::Null]), "{f}");
+        }
+        // MessagePack carries them (NaN != NaN, so compare the bit pattern).
+        let back = Serializer::MsgPack
+            .decode(Serializer::MsgPack.encode(&m).unwrap().as_bytes())
+            .unwrap();
+        let Message::Yield(y) = back else { panic!() };
+        let Some(Value::Float(g)) = y.payload.args.unwrap().pop() else {
+            panic!()
+        };
+        assert_eq!(g.to_bits(), f.to_bits());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regressions for bugs these tests found
+// ---------------------------------------------------------------------------------------------
+
+/// serde_json without `float_roundtrip` parsed some printed floats back 1 ULP off.
+#[test]
+fn json_floats_round_trip_exactly() {
+    for f in [
+        9.518898240646499e-71,
+        -9.581628663016824e264,
+        f64::MIN_POSITIVE,
+        5e-324,
+        f64::MAX,
+        0.1 + 0.2,
+    ] {
+        let m = yield_with(vec![Value::Float(f)]);
+        let back = Serializer::Json
+            .decode(Serializer::Json.encode(&m).unwrap().as_bytes())
+            .unwrap();
+        assert_eq!(back, m, "{f:e}");
+    }
+}
+
+/// rmp-serde hands msgpack `bin` to a sequence visitor as a list of integers: binary data in
+/// the Arguments position (Payload Passthru Mode, which we do not support) must be refused,
+/// not turned into `args: [1, 2, 3]`.
+#[test]
+fn binary_in_place_of_arguments_is_refused() {
+    // [50, 1, {}, bin(1,2,3)]
+    let mp = [0x94, 50, 1, 0x80, 0xc4, 3, 1, 2, 3];
+    assert!(Serializer::MsgPack.decode(&mp).is_err());
+    // The same with a list is fine.
+    let mp = [0x94, 50, 1, 0x80, 0x93, 1, 2, 3];
+    assert!(Serializer::MsgPack.decode(&mp).is_ok());
+    // JSON: the NUL + base64 form of binary, or any string, in place of Arguments.
+    assert!(Serializer::Json
+        .decode(b"[50,1,{},\"\\u0000AQID\"]")
+        .is_err());
+    assert!(Serializer::Json.decode(b"[50,1,{},\"abc\"]").is_err());
+}
+
+/// A msgpack `bin` frame is not a message array, even when its bytes spell one.
+#[test]
+fn a_binary_frame_is_not_a_message_array() {
+    // bin(17, 5, 6) would otherwise read as PUBLISHED [17, 5, 6].
+    assert!(Serializer::MsgPack.decode(&[0xc4, 3, 17, 5, 6]).is_err());
+    assert!(Serializer::MsgPack.decode(&[0x93, 17, 5, 6]).is_ok());
+}
