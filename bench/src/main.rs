@@ -1,2 +1,147 @@
-//! wamp-bench: WAMP load generator.
-fn main() {}
+//! wamp-bench: a WAMP load generator that measures any WAMP router over WebSocket.
+//!
+//! Every scenario prints a short human summary on stderr and exactly one JSON line on stdout
+//! with all its figures, so `wamp-bench ... >> runs.jsonl` collects results and
+//! `wamp-bench report --input runs.jsonl` tabulates them. With `--router-pid`, each figure
+//! also comes per second of the router's CPU time (the load generator shares the machine).
+//!
+//! Only loopback targets are accepted; every loop is bounded in count and time.
+
+mod conn;
+mod procfs;
+mod pubsub;
+mod report;
+mod rpc;
+mod sessions;
+mod stats;
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use wamp_proto::Serializer;
+
+use crate::conn::Target;
+use crate::procfs::Watched;
+use crate::stats::Ctx;
+
+/// A WAMP v2 load generator (WebSocket, json or msgpack) for any router on this machine.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Options every scenario takes.
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Router WebSocket URL (loopback only).
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Realm to join.
+    #[arg(long, global = true, default_value = "realm1")]
+    realm: String,
+    /// WAMP serializer: json or msgpack.
+    #[arg(long, global = true, default_value = "msgpack", value_parser = parse_serializer)]
+    serializer: Serializer,
+    /// The router's process id(s), comma-separated: CPU time (and memory) are read from
+    /// /proc and summed.
+    #[arg(long, global = true, value_delimiter = ',')]
+    router_pid: Vec<u32>,
+    /// A name for the router under test, copied into the JSON line (e.g. `crossbar`).
+    #[arg(long, global = true)]
+    label: Option<String>,
+    /// Seconds of load before the measured window.
+    #[arg(long, global = true, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds one session may take to connect and join.
+    #[arg(long, global = true, default_value_t = 30.0)]
+    connect_timeout: f64,
+    /// Worker threads of the load generator (default: one per CPU).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// C callers keep W calls in flight each against K echo callees: calls/s, round trip.
+    Rpc(rpc::RpcArgs),
+    /// P publishers, S subscribers on one topic: published/s, delivered/s, end-to-end
+    /// latency, lost / duplicated / reordered events.
+    Pubsub(pubsub::PubsubArgs),
+    /// One publisher, S subscribers, closed loop: events delivered per second.
+    Fanout(pubsub::FanoutArgs),
+    /// Open N idle joined sessions: join rate, router memory per session.
+    Sessions(sessions::SessionsArgs),
+    /// Tabulate JSON lines: medians per case and router, our/baseline ratios (markdown).
+    Report(report::ReportArgs),
+}
+
+fn parse_serializer(s: &str) -> Result<Serializer, String> {
+    Serializer::from_name(s).ok_or_else(|| format!("unknown serializer `{s}` (json, msgpack)"))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wamp-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Cmd::Report(a) = &cli.cmd {
+        return report::run(a);
+    }
+    let c = &cli.common;
+    if !(0.0..=600.0).contains(&c.warmup) {
+        bail!("--warmup must be in [0, 600] seconds");
+    }
+    if !(c.connect_timeout > 0.0 && c.connect_timeout <= 600.0) {
+        bail!("--connect-timeout must be in (0, 600] seconds");
+    }
+    let target = Target::new(&c.url, &c.realm, c.serializer)?;
+    let watched = Watched::new(c.router_pid.clone());
+    if !watched.is_empty() {
+        watched.check()?;
+    }
+    procfs::raise_nofile();
+    let threads = c
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .clamp(1, 256);
+    let ctx = Ctx {
+        target,
+        watched,
+        label: c.label.clone(),
+        warmup: Duration::from_secs_f64(c.warmup),
+        connect_timeout: Duration::from_secs_f64(c.connect_timeout),
+        threads,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(async {
+        match &cli.cmd {
+            Cmd::Rpc(a) => rpc::run(&ctx, a).await,
+            Cmd::Pubsub(a) => pubsub::run(&ctx, a, "pubsub").await,
+            Cmd::Fanout(a) => pubsub::run(&ctx, &a.to_pubsub(), "fanout").await,
+            Cmd::Sessions(a) => sessions::run(&ctx, a).await,
+            Cmd::Report(_) => Ok(()),
+        }
+    });
+    // Sessions still being torn down must not hold the process.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+#[cfg(test)]
+mod tests;
