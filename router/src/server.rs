@@ -155,7 +155,9 @@ async fn connection(
     let limit = Duration::from_millis(shared.options.handshake_timeout_ms);
     let accepted = tokio::select! {
         () = shared.shutdown.cancelled() => return,
-        r = tokio::time::timeout(limit, websocket::accept(stream, &t)) => r,
+        // Boxed: the handshake's state is freed once it is done instead of staying in this
+        // task's allocation for the whole life of the connection.
+        r = tokio::time::timeout(limit, Box::pin(websocket::accept(stream, &t))) => r,
     };
     match accepted {
         Ok(Ok((ws, serializer))) => session::run(ws, serializer, peer, shared).await,

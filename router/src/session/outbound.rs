@@ -63,12 +63,16 @@ pub(crate) async fn run_writer<S>(
 ) where
     S: Sink<WsMessage, Error = WsError> + Unpin,
 {
-    let mut batch = Vec::with_capacity(BATCH);
+    // Allocated on the first message and dropped again whenever the queue runs dry, so an
+    // idle session holds no batch buffer.
+    let mut batch = Vec::new();
     let slow = Some((CloseCode::Policy, "slow consumer"));
+    let killed = kill.cancelled();
+    tokio::pin!(killed);
     let close = loop {
         let n = tokio::select! {
             n = rx.recv_many(&mut batch, BATCH) => n,
-            () = kill.cancelled() => break slow,
+            () = &mut killed => break slow,
         };
         if n == 0 {
             break None;
@@ -77,8 +81,11 @@ pub(crate) async fn run_writer<S>(
         // task (and the memory it holds) from waiting forever.
         let written = tokio::select! {
             r = write_batch(&mut sink, &mut batch) => r,
-            () = kill.cancelled() => break slow,
+            () = &mut killed => break slow,
         };
+        if rx.is_empty() {
+            batch = Vec::new();
+        }
         match written {
             Ok(None) => {}
             Ok(Some(close)) => break Some(close),

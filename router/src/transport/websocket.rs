@@ -48,7 +48,7 @@ pub(crate) async fn accept(
     let config = WebSocketConfig::default()
         .max_message_size(Some(t.max_message_size))
         .max_frame_size(Some(t.max_message_size))
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(16 * 1024);
     let result =
         tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await;
