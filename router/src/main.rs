@@ -49,6 +49,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(path) => Config::from_file(path)?,
         None => Config::embedded(),
     };
+    // Each session is a socket: raise the soft open-files limit to the hard limit, so the
+    // router is not stopped at ~1,000 sessions by a default soft limit of 1024.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(limit = n, "open files limit"),
+        Err(e) => tracing::warn!(cause = %e, "cannot raise the open files limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
