@@ -1,6 +1,5 @@
 //! What the realm tables store for a session: a cheap, cloneable handle.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -10,25 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use wamp_proto::{Id, Message, SequentialIds, Serializer};
 
+use super::features::PeerFeatures;
 use super::outbound::{encode_frame, Outgoing};
-
-/// A call waiting for its callee's answer, stored on the callee's session.
-#[derive(Debug)]
-pub(crate) struct PendingInvocation {
-    /// The caller, to answer.
-    pub(crate) caller: SessionHandle,
-    /// The caller's CALL request id.
-    pub(crate) caller_request: Id,
-}
-
-/// A callee's unanswered invocations.
-#[derive(Debug, Default)]
-pub(crate) struct Invocations {
-    /// Invocation id -> the caller waiting for it.
-    pub(crate) pending: HashMap<u64, PendingInvocation>,
-    /// Set when the session leaves: no new invocation may be added after that.
-    pub(crate) closed: bool,
-}
+use crate::dealer::inflight::{Calls, Invocations};
 
 /// The shared part of a session.
 pub(crate) struct SessionShared {
@@ -47,8 +30,10 @@ pub(crate) struct SessionShared {
     pub(crate) next_invocation: SequentialIds,
     /// Calls this session (as callee) has not answered yet.
     pub(crate) invocations: Mutex<Invocations>,
-    /// Calls this session (as caller) waits for: request id -> (callee, invocation id).
-    pub(crate) calls: Mutex<HashMap<u64, (SessionHandle, Id)>>,
+    /// Calls this session (as caller) waits for.
+    pub(crate) calls: Mutex<Calls>,
+    /// What the peer announced in HELLO.
+    pub(crate) features: PeerFeatures,
 }
 
 /// A cheap, cloneable reference to a session (an `Arc`).
@@ -74,6 +59,7 @@ impl SessionHandle {
         authrole: Arc<str>,
         tx: mpsc::Sender<Outgoing>,
         kill: CancellationToken,
+        features: PeerFeatures,
     ) -> SessionHandle {
         SessionHandle(Arc::new(SessionShared {
             id,
@@ -85,7 +71,8 @@ impl SessionHandle {
             kill_reason: OnceLock::new(),
             next_invocation: SequentialIds::new(),
             invocations: Mutex::new(Invocations::default()),
-            calls: Mutex::new(HashMap::new()),
+            calls: Mutex::new(Calls::default()),
+            features,
         }))
     }
 

@@ -4,6 +4,7 @@
 //! against the realm's shared tables; replies and routed messages go, already encoded, into
 //! the target sessions' bounded outbound queues, drained by each connection's writer task.
 
+pub(crate) mod features;
 pub(crate) mod handle;
 mod handlers;
 mod meta;
@@ -100,14 +101,19 @@ pub(crate) async fn run<S>(
         state: State::AwaitHello,
         joined: None,
     };
-    let mut deadline =
-        Some(Instant::now() + Duration::from_millis(s.router.options.handshake_timeout_ms));
+    // Created once and polled by reference: building these futures (and a timer) for
+    // every message showed up in profiles.
+    let kill_signal = kill.cancelled();
+    let shutdown_signal = shutdown.cancelled();
+    let deadline = tokio::time::sleep(Duration::from_millis(s.router.options.handshake_timeout_ms));
+    tokio::pin!(kill_signal, shutdown_signal, deadline);
+    let mut deadline_armed = true;
     let mut close_code = CloseCode::Normal;
     loop {
         let item = tokio::select! {
             biased;
-            () = kill.cancelled() => break,
-            () = shutdown.cancelled(), if s.state != State::ShuttingDown => {
+            () = &mut kill_signal => break,
+            () = &mut shutdown_signal, if s.state != State::ShuttingDown => {
                 if s.state == State::AwaitHello {
                     break;
                 }
@@ -116,10 +122,11 @@ pub(crate) async fn run<S>(
                     reason: Uri::new(uris::CLOSE_SYSTEM_SHUTDOWN),
                 }.into());
                 s.state = State::ShuttingDown;
-                deadline = Some(Instant::now() + close_timeout);
+                deadline.as_mut().reset(Instant::now() + close_timeout);
+                deadline_armed = true;
                 continue;
             }
-            () = sleep_until(deadline) => {
+            () = &mut deadline, if deadline_armed => {
                 if s.state == State::AwaitHello {
                     warn!(peer = %s.peer, "no HELLO in time; closing connection");
                 }
@@ -156,7 +163,7 @@ pub(crate) async fn run<S>(
             break;
         }
         if s.state == State::Established {
-            deadline = None;
+            deadline_armed = false;
         }
     }
     s.leave();
@@ -164,13 +171,6 @@ pub(crate) async fn run<S>(
     let _ = s.tx.try_send(Outgoing::Close(close_code, ""));
     drop(s);
     let _ = writer.await;
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl Session {
@@ -237,7 +237,12 @@ impl Session {
             Message::Subscribe(m) => pubsub::subscribe(j, m),
             Message::Unsubscribe(m) => pubsub::unsubscribe(j, m),
             Message::Call(m) if meta::is_meta_procedure(&m.procedure) => meta::call(j, m),
-            Message::Call(m) => rpc::call(j, m),
+            Message::Call(m) => {
+                if let Err(why) = rpc::call(j, m) {
+                    self.protocol_violation(&why);
+                    return Flow::Close;
+                }
+            }
             Message::Register(m) => rpc::register(j, m),
             Message::Unregister(m) => rpc::unregister(j, m),
             Message::Yield(m) => {
@@ -252,8 +257,11 @@ impl Session {
                     return Flow::Close;
                 }
             }
-            Message::Cancel(c) => {
-                debug!(session = %j.handle.id(), request = %c.request, "CANCEL ignored: call canceling is not announced");
+            Message::Cancel(m) => {
+                if let Err(why) = rpc::cancel(j, m) {
+                    self.protocol_violation(&why);
+                    return Flow::Close;
+                }
             }
             m => {
                 let why = if m.is_router_only() {
@@ -299,6 +307,7 @@ impl Session {
             authrole.clone(),
             self.tx.clone(),
             self.kill.clone(),
+            features::PeerFeatures::from_hello(&hello.details),
         );
         realm.sessions.insert(id, handle.clone());
         let details = dict([

@@ -1,0 +1,355 @@
+//! The dealer: registrations (exact, prefix, wildcard; single or shared) and the lookup that
+//! routes a CALL to one callee.
+//!
+//! A CALL to an exact procedure is one `DashMap` lookup. Pattern registrations live in a
+//! writer-side table and an immutable [`PatternIndex`] snapshot that readers clone out of a
+//! `RwLock<Arc<..>>` (only when patterns exist); writers rebuild and swap it. In-flight calls
+//! live on the sessions ([`inflight`]), not here.
+
+pub(crate) mod inflight;
+mod patterns;
+
+pub(crate) use patterns::MAX_WILDCARD_COMPONENTS;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use wamp_proto::{Dict, Id, MatchPolicy, Uri, Value};
+
+use crate::session::handle::{lock, SessionHandle};
+use patterns::PatternIndex;
+
+/// How a registration picks the callee of each call (`REGISTER.Options.invoke`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InvokePolicy {
+    /// One callee only; a second REGISTER fails.
+    Single,
+    /// Each callee in turn, in registration order.
+    RoundRobin,
+    /// A callee drawn uniformly at random.
+    Random,
+    /// The oldest callee still registered.
+    First,
+    /// The newest callee.
+    Last,
+}
+
+impl InvokePolicy {
+    /// Parses the `invoke` option value.
+    pub(crate) fn parse(s: &str) -> Option<InvokePolicy> {
+        Some(match s {
+            "single" => InvokePolicy::Single,
+            "roundrobin" => InvokePolicy::RoundRobin,
+            "random" => InvokePolicy::Random,
+            "first" => InvokePolicy::First,
+            "last" => InvokePolicy::Last,
+            _ => return None,
+        })
+    }
+
+    /// The `invoke` option value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            InvokePolicy::Single => "single",
+            InvokePolicy::RoundRobin => "roundrobin",
+            InvokePolicy::Random => "random",
+            InvokePolicy::First => "first",
+            InvokePolicy::Last => "last",
+        }
+    }
+}
+
+/// One callee of a registration, with its own REGISTER options.
+#[derive(Debug, Clone)]
+pub(crate) struct Callee {
+    pub(crate) session: SessionHandle,
+    /// `REGISTER.Options.disclose_caller`: always identify the caller to this callee.
+    pub(crate) disclose_caller: bool,
+}
+
+/// One registration: a (URI, match policy) with its ordered list of callees.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    pub(crate) id: Id,
+    pub(crate) uri: Uri,
+    pub(crate) policy: MatchPolicy,
+    pub(crate) invoke: InvokePolicy,
+    callees: RwLock<Vec<Callee>>,
+    cursor: AtomicUsize,
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Registration {
+    fn new(id: Id, uri: Uri, policy: MatchPolicy, invoke: InvokePolicy) -> Registration {
+        Registration {
+            id,
+            uri,
+            policy,
+            invoke,
+            callees: RwLock::new(Vec::new()),
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    /// The callee for the next call, by the invoke policy (`None` once every callee left).
+    pub(crate) fn pick(&self) -> Option<Callee> {
+        let c = read(&self.callees);
+        let i = match self.invoke {
+            InvokePolicy::Single | InvokePolicy::First => 0,
+            InvokePolicy::Last => c.len().checked_sub(1)?,
+            _ if c.is_empty() => return None,
+            InvokePolicy::RoundRobin => self.cursor.fetch_add(1, Ordering::Relaxed) % c.len(),
+            // Modulo bias over 2^53 values is negligible.
+            InvokePolicy::Random => (Id::random().get() % c.len() as u64) as usize,
+        };
+        c.get(i).cloned()
+    }
+
+    /// Removes `session`; `Ok(true)` when it was the last callee.
+    fn remove_callee(&self, session: Id) -> Result<bool, NoSuchRegistration> {
+        let mut c = self.callees.write().unwrap_or_else(|e| e.into_inner());
+        let i = c
+            .iter()
+            .position(|x| x.session.id() == session)
+            .ok_or(NoSuchRegistration)?;
+        c.remove(i);
+        Ok(c.is_empty())
+    }
+}
+
+/// What a REGISTER asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RegisterOptions {
+    pub(crate) policy: MatchPolicy,
+    pub(crate) invoke: InvokePolicy,
+    pub(crate) disclose_caller: bool,
+    /// `force_reregister`: evict the current callees instead of failing.
+    pub(crate) force: bool,
+}
+
+/// Why a REGISTER failed.
+#[derive(Debug)]
+pub(crate) enum RegisterError {
+    /// A `single` registration exists, or this session is already one of its callees.
+    AlreadyExists,
+    /// A shared registration exists with this other invoke policy.
+    DifferentPolicy(InvokePolicy),
+}
+
+/// A successful REGISTER.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    pub(crate) id: Id,
+    /// Callees evicted by `force_reregister`, with the id of the registration they lost.
+    pub(crate) evicted: Vec<(SessionHandle, Id)>,
+}
+
+/// What [`Dealer::place`] did: the answer, and a new registration to store, if any.
+#[derive(Debug)]
+struct Placed {
+    registered: Registered,
+    created: Option<Arc<Registration>>,
+}
+
+/// Why an UNREGISTER failed.
+#[derive(Debug)]
+pub(crate) struct NoSuchRegistration;
+
+/// The dealer of one realm.
+#[derive(Debug, Default)]
+pub(crate) struct Dealer {
+    exact: DashMap<Uri, Arc<Registration>>,
+    /// Writers' table of pattern registrations; the mutex also serialises index rebuilds.
+    patterns: Mutex<HashMap<(MatchPolicy, Uri), Arc<Registration>>>,
+    /// Readers' snapshot of `patterns`.
+    index: RwLock<Arc<PatternIndex>>,
+    has_patterns: AtomicBool,
+    by_id: DashMap<Id, Arc<Registration>>,
+}
+
+impl Dealer {
+    /// Registers `callee` for `procedure`.
+    ///
+    /// `reply` runs before any call can be routed to `callee` through this registration, so
+    /// the REGISTERED it queues reaches the callee before any INVOCATION.
+    pub(crate) fn register(
+        &self,
+        callee: &SessionHandle,
+        procedure: &Uri,
+        o: RegisterOptions,
+        reply: impl FnOnce(Id),
+    ) -> Result<Registered, RegisterError> {
+        let me = Callee {
+            session: callee.clone(),
+            disclose_caller: o.disclose_caller,
+        };
+        if o.policy == MatchPolicy::Exact {
+            // The entry's shard lock serialises every change to this procedure.
+            return match self.exact.entry(procedure.clone()) {
+                Entry::Occupied(mut e) => {
+                    let placed = self.place(Some(e.get().clone()), me, procedure, o, reply)?;
+                    if let Some(reg) = placed.created {
+                        e.insert(reg);
+                    }
+                    Ok(placed.registered)
+                }
+                Entry::Vacant(v) => {
+                    let placed = self.place(None, me, procedure, o, reply)?;
+                    if let Some(reg) = placed.created {
+                        v.insert(reg);
+                    }
+                    Ok(placed.registered)
+                }
+            };
+        }
+        let mut table = lock(&self.patterns);
+        let key = (o.policy, procedure.clone());
+        let existing = table.get(&key).cloned();
+        let placed = self.place(existing, me, procedure, o, reply)?;
+        if let Some(reg) = placed.created {
+            table.insert(key, reg);
+            self.rebuild_index(&table);
+        }
+        Ok(placed.registered)
+    }
+
+    /// Joins `existing`, or creates a registration (returned, for the caller to store).
+    /// Runs under the (URI, match) slot's lock.
+    fn place(
+        &self,
+        existing: Option<Arc<Registration>>,
+        me: Callee,
+        procedure: &Uri,
+        o: RegisterOptions,
+        reply: impl FnOnce(Id),
+    ) -> Result<Placed, RegisterError> {
+        let mut evicted = Vec::new();
+        if let Some(reg) = existing {
+            if o.force {
+                let old =
+                    std::mem::take(&mut *reg.callees.write().unwrap_or_else(|e| e.into_inner()));
+                evicted = old.into_iter().map(|c| (c.session, reg.id)).collect();
+                self.by_id.remove(&reg.id);
+            } else if reg.invoke == InvokePolicy::Single {
+                return Err(RegisterError::AlreadyExists);
+            } else if reg.invoke != o.invoke {
+                return Err(RegisterError::DifferentPolicy(reg.invoke));
+            } else {
+                let mut callees = reg.callees.write().unwrap_or_else(|e| e.into_inner());
+                if callees.iter().any(|c| c.session.id() == me.session.id()) {
+                    return Err(RegisterError::AlreadyExists);
+                }
+                // Under the write lock: no call can pick this callee before REGISTERED.
+                reply(reg.id);
+                callees.push(me);
+                return Ok(Placed {
+                    registered: Registered {
+                        id: reg.id,
+                        evicted,
+                    },
+                    created: None,
+                });
+            }
+        }
+        let reg = loop {
+            let id = Id::random();
+            if let dashmap::Entry::Vacant(v) = self.by_id.entry(id) {
+                let reg = Arc::new(Registration::new(id, procedure.clone(), o.policy, o.invoke));
+                v.insert(reg.clone());
+                break reg;
+            }
+        };
+        // Not reachable by any CALL until the caller stores it, after this reply.
+        reply(reg.id);
+        reg.callees
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(me);
+        Ok(Placed {
+            registered: Registered {
+                id: reg.id,
+                evicted,
+            },
+            created: Some(reg),
+        })
+    }
+
+    fn rebuild_index(&self, table: &HashMap<(MatchPolicy, Uri), Arc<Registration>>) {
+        let idx = Arc::new(PatternIndex::build(table.values()));
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = idx;
+        self.has_patterns
+            .store(!table.is_empty(), Ordering::Release);
+    }
+
+    /// Removes `callee` from registration `id`; the last callee deletes the registration.
+    pub(crate) fn unregister(&self, callee: Id, id: Id) -> Result<(), NoSuchRegistration> {
+        let reg = self
+            .by_id
+            .get(&id)
+            .map(|r| r.clone())
+            .ok_or(NoSuchRegistration)?;
+        if reg.policy == MatchPolicy::Exact {
+            let Entry::Occupied(e) = self.exact.entry(reg.uri.clone()) else {
+                return Err(NoSuchRegistration);
+            };
+            if e.get().id != id {
+                return Err(NoSuchRegistration);
+            }
+            if reg.remove_callee(callee)? {
+                e.remove();
+                self.by_id.remove(&id);
+            }
+            return Ok(());
+        }
+        let mut table = lock(&self.patterns);
+        let key = (reg.policy, reg.uri.clone());
+        if table.get(&key).is_none_or(|r| r.id != id) {
+            return Err(NoSuchRegistration);
+        }
+        if reg.remove_callee(callee)? {
+            table.remove(&key);
+            self.by_id.remove(&id);
+            self.rebuild_index(&table);
+        }
+        Ok(())
+    }
+
+    /// The registration that handles a call to `procedure`: exact, then longest prefix, then
+    /// the best wildcard (ADV-07).
+    pub(crate) fn lookup(&self, procedure: &Uri) -> Option<Arc<Registration>> {
+        if let Some(r) = self.exact.get(procedure) {
+            return Some(r.clone());
+        }
+        if !self.has_patterns.load(Ordering::Acquire) {
+            return None;
+        }
+        let idx = read(&self.index).clone();
+        idx.lookup(procedure)
+    }
+}
+
+/// The dealer features announced in WELCOME: only those that really work.
+///
+/// Not announced: `call_trustlevels` (no trust-level configuration yet), `call_reroute`,
+/// `sharded_registration`, and the meta APIs.
+pub(crate) fn features() -> Dict {
+    [
+        "call_canceling",
+        "call_timeout",
+        "caller_identification",
+        "pattern_based_registration",
+        "progressive_call_invocations",
+        "progressive_call_results",
+        "registration_revocation",
+        "shared_registration",
+    ]
+    .into_iter()
+    .map(|f| (f.to_owned(), Value::Bool(true)))
+    .collect()
+}

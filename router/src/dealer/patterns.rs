@@ -1,0 +1,170 @@
+//! The pattern registrations' lookup index: an immutable snapshot, rebuilt on change.
+//!
+//! - **Prefix** registrations are string prefixes (as Crossbar and the spec's example): they
+//!   sit in a hash map, and the lookup tries each distinct prefix length, longest first, so
+//!   the first hit is the longest matching prefix: O(distinct lengths) hash lookups.
+//! - **Wildcard** registrations sit in a trie with one literal map and one wildcard slot per
+//!   level (nats-server's sublist shape). The lookup walks it depth first, literal child
+//!   before wildcard child, and stops at the first full match. That first match is the spec's
+//!   best wildcard: the pattern whose first wildcard (where patterns differ) comes latest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wamp_proto::{MatchPolicy, Uri};
+
+use super::Registration;
+
+/// The most components a wildcard pattern may have: the trie is walked (and dropped)
+/// recursively, one level per component.
+pub(crate) const MAX_WILDCARD_COMPONENTS: usize = 64;
+
+/// An immutable index over the prefix and wildcard registrations.
+#[derive(Debug, Default)]
+pub(super) struct PatternIndex {
+    prefix: HashMap<Box<str>, Arc<Registration>>,
+    /// Distinct prefix lengths in bytes, longest first.
+    prefix_lens: Vec<usize>,
+    wildcard: Node,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    literal: HashMap<Box<str>, Node>,
+    wild: Option<Box<Node>>,
+    registration: Option<Arc<Registration>>,
+}
+
+impl PatternIndex {
+    /// Builds the index over `regs` (each a prefix or wildcard registration).
+    pub(super) fn build<'a>(regs: impl Iterator<Item = &'a Arc<Registration>>) -> PatternIndex {
+        let mut idx = PatternIndex::default();
+        for r in regs {
+            match r.policy {
+                MatchPolicy::Exact => {}
+                MatchPolicy::Prefix => {
+                    idx.prefix.insert(r.uri.as_str().into(), r.clone());
+                }
+                MatchPolicy::Wildcard => {
+                    let mut node = &mut idx.wildcard;
+                    for c in r.uri.as_str().split('.') {
+                        node = if c.is_empty() {
+                            node.wild.get_or_insert_with(Box::default)
+                        } else {
+                            node.literal.entry(c.into()).or_default()
+                        };
+                    }
+                    node.registration = Some(r.clone());
+                }
+            }
+        }
+        idx.prefix_lens = idx.prefix.keys().map(|k| k.len()).collect();
+        idx.prefix_lens.sort_unstable_by(|a, b| b.cmp(a));
+        idx.prefix_lens.dedup();
+        idx
+    }
+
+    /// The best pattern registration for a call to `procedure`: longest prefix, then best
+    /// wildcard.
+    pub(super) fn lookup(&self, procedure: &Uri) -> Option<Arc<Registration>> {
+        let p = procedure.as_str();
+        for &len in &self.prefix_lens {
+            if len > p.len() || !p.is_char_boundary(len) {
+                continue;
+            }
+            if let Some(r) = self.prefix.get(&p[..len]) {
+                return Some(r.clone());
+            }
+        }
+        best_wildcard(&self.wildcard, p.split('.')).cloned()
+    }
+}
+
+/// Depth first, literal before wildcard: the first match found is the best one.
+fn best_wildcard<'a>(
+    node: &'a Node,
+    mut rest: std::str::Split<'_, char>,
+) -> Option<&'a Arc<Registration>> {
+    let Some(c) = rest.next() else {
+        return node.registration.as_ref();
+    };
+    node.literal
+        .get(c)
+        .and_then(|n| best_wildcard(n, rest.clone()))
+        .or_else(|| node.wild.as_deref().and_then(|n| best_wildcard(n, rest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dealer::InvokePolicy;
+    use wamp_proto::Id;
+
+    fn reg(n: u64, policy: MatchPolicy, uri: &str) -> Arc<Registration> {
+        Arc::new(Registration::new(
+            Id::new(n).unwrap(),
+            Uri::new(uri),
+            policy,
+            InvokePolicy::Single,
+        ))
+    }
+
+    fn best(regs: &[Arc<Registration>], call: &str) -> Option<u64> {
+        PatternIndex::build(regs.iter())
+            .lookup(&Uri::new(call))
+            .map(|r| r.id.get())
+    }
+
+    #[test]
+    fn spec_wildcard_precedence_examples() {
+        use MatchPolicy::Wildcard;
+        let regs = [
+            reg(1, Wildcard, "a1.b2..d4.e5"),
+            reg(2, Wildcard, "a1.b2.c33..e5"),
+        ];
+        assert_eq!(best(&regs, "a1.b2.c33.d4.e5"), Some(2));
+        assert_eq!(best(&regs, "a1.b2.c44.d4.e5"), Some(1));
+        let regs = [
+            reg(1, Wildcard, "a1.b2..d4.e5..g7"),
+            reg(2, Wildcard, "a1.b2..d4..f6.g7"),
+        ];
+        assert_eq!(best(&regs, "a1.b2.c88.d4.e5.f6.g7"), Some(1));
+        assert_eq!(best(&regs, "a1.b2.c88.d4.e6.f6.g7"), Some(2));
+        assert_eq!(best(&regs, "a1.b2.c88.d4.e5.f6"), None, "component count");
+    }
+
+    #[test]
+    fn longest_string_prefix_then_wildcard() {
+        use MatchPolicy::{Prefix, Wildcard};
+        let regs = [
+            reg(1, Prefix, "com.app."),
+            reg(2, Prefix, "com.app.obj"),
+            reg(3, Wildcard, "com..obj"),
+            reg(4, Prefix, ""),
+            reg(5, Wildcard, "."),
+        ];
+        assert_eq!(best(&regs, "com.app.obj-sub.x"), Some(2));
+        assert_eq!(best(&regs, "com.app.other"), Some(1));
+        assert_eq!(
+            best(&regs, "org.x"),
+            Some(4),
+            "the empty prefix matches all"
+        );
+        assert_eq!(
+            best(&regs[2..4], "com.x.obj"),
+            Some(4),
+            "prefix before wildcard"
+        );
+        assert_eq!(
+            best(&[regs[2].clone(), regs[4].clone()], "com.x.obj"),
+            Some(3)
+        );
+        assert_eq!(best(&[regs[4].clone()], "a.b"), Some(5));
+        assert_eq!(best(&[regs[4].clone()], "a.b.c"), None);
+        assert_eq!(
+            best(&[reg(6, Prefix, "com.a")], "com.äpp"),
+            None,
+            "no panic"
+        );
+    }
+}

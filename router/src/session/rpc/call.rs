@@ -1,0 +1,243 @@
+//! CALL: a new call (lookup, callee choice, INVOCATION with its details, optional timer), or a
+//! chunk of a progressive invocation (same request id, same callee, same INVOCATION id).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wamp_proto::message::{code, Call, Invocation};
+use wamp_proto::options::bool_opt;
+use wamp_proto::{uris, Dict, Id, MatchPolicy, Value};
+
+use super::answer::spawn_timer;
+use crate::dealer::inflight::{OutgoingCall, PendingInvocation};
+use crate::dealer::{Callee, Registration};
+use crate::session::features::PeerFeatures;
+use crate::session::handle::{lock, SessionHandle};
+use crate::session::handlers::error;
+use crate::session::Joined;
+
+/// The CALL options the dealer acts on; a bad type is answered with `invalid_argument`.
+struct CallOptions {
+    receive_progress: bool,
+    disclose_me: bool,
+    /// `timeout` in **milliseconds** (the spec's unit; Crossbar and autobahn use seconds).
+    timeout_ms: u64,
+}
+
+fn call_options(o: &Dict) -> Result<CallOptions, String> {
+    let bad = |k: &str| format!("option `{k}` has the wrong type");
+    let timeout_ms = match o.get("timeout") {
+        None => 0,
+        Some(v) => v
+            .as_u64()
+            .ok_or("option `timeout` must be a non-negative integer (milliseconds)")?,
+    };
+    Ok(CallOptions {
+        receive_progress: bool_opt(o, "receive_progress", false).map_err(bad)?,
+        disclose_me: bool_opt(o, "disclose_me", false).map_err(bad)?,
+        timeout_ms,
+    })
+}
+
+/// Handles a CALL; `Err` is a protocol violation.
+pub(in crate::session) fn call(j: &mut Joined, m: Call) -> Result<(), String> {
+    let me = &j.handle;
+    let progress = bool_opt(&m.options, "progress", false)
+        .map_err(|_| "CALL option `progress` must be a boolean".to_owned())?;
+    let stream = {
+        let mut calls = lock(&me.shared().calls);
+        let found = match calls.active.get(&m.request.get()) {
+            Some(c) if c.streaming => Some(c.clone()),
+            Some(_) => {
+                return Err(format!(
+                    "CALL {} reuses the request id of a call in flight",
+                    m.request
+                ))
+            }
+            None => None,
+        };
+        // A chunk of a stream that already ended (answered, canceled, refused): dropped.
+        if found.is_none() && calls.ended_stream(m.request, !progress) {
+            return Ok(());
+        }
+        found
+    };
+    if let Some(c) = stream {
+        next_chunk(me, m, &c, progress);
+        return Ok(());
+    }
+    if progress
+        && !me
+            .shared()
+            .features
+            .has(PeerFeatures::CALLER_PROGRESSIVE_CALL_INVOCATIONS)
+    {
+        return Err(
+            "CALL with `progress` from a caller that did not announce progressive_call_invocations"
+                .into(),
+        );
+    }
+    new_call(j, m, progress);
+    Ok(())
+}
+
+/// Answers a new CALL with an ERROR; a refused stream's later chunks are then dropped.
+fn refuse(me: &SessionHandle, request: Id, progress: bool, uri: &str, text: &str) {
+    if progress {
+        lock(&me.shared().calls).end_stream(request);
+    }
+    me.send(&error(code::CALL, request, uri, text));
+}
+
+fn new_call(j: &Joined, m: Call, progress: bool) {
+    let me = &j.handle;
+    let o = match call_options(&m.options) {
+        Ok(o) => o,
+        Err(why) => return refuse(me, m.request, progress, uris::INVALID_ARGUMENT, &why),
+    };
+    if !m.procedure.is_valid(j.realm.uri_check, MatchPolicy::Exact) {
+        let why = format!("invalid procedure URI `{}`", m.procedure);
+        return refuse(me, m.request, progress, uris::INVALID_URI, &why);
+    }
+    let Some((reg, callee)) = j
+        .realm
+        .dealer
+        .lookup(&m.procedure)
+        .and_then(|r| r.pick().map(|c| (r, c)))
+    else {
+        let why = format!("no callee registered for `{}`", m.procedure);
+        return refuse(me, m.request, progress, uris::NO_SUCH_PROCEDURE, &why);
+    };
+    let cf = callee.session.shared().features;
+    if progress && !cf.callee_progressive_invocations() {
+        let why = "the callee does not support progressive call invocations";
+        return refuse(me, m.request, progress, uris::FEATURE_NOT_SUPPORTED, why);
+    }
+    let details = invocation_details(me, &m, &o, &reg, &callee, progress);
+    let target = &callee.session;
+    let invocation = {
+        let mut inv = lock(&target.shared().invocations);
+        if inv.closed {
+            drop(inv);
+            let why = format!("the callee of `{}` has just left", m.procedure);
+            return refuse(me, m.request, progress, uris::NO_SUCH_PROCEDURE, &why);
+        }
+        let id = target.shared().next_invocation.next();
+        let mut pending = PendingInvocation {
+            caller: me.clone(),
+            caller_request: m.request,
+            receive_progress: o.receive_progress,
+            interrupted: false,
+            timeout: None,
+            timer: None,
+        };
+        let d = Duration::from_millis(o.timeout_ms);
+        // A timeout too large for the clock is no timeout.
+        if let Some(deadline) = Instant::now().checked_add(d).filter(|_| o.timeout_ms > 0) {
+            pending.timeout = Some((d, deadline));
+            // Spawned under the lock: the timer cannot look for the entry before it exists.
+            pending.timer = Some(spawn_timer(target.clone(), id, deadline));
+        }
+        inv.pending.insert(id.get(), pending);
+        id
+    };
+    lock(&me.shared().calls).active.insert(
+        m.request.get(),
+        OutgoingCall {
+            callee: target.clone(),
+            invocation,
+            registration: reg.id,
+            streaming: progress,
+        },
+    );
+    let sent = target.send(
+        &Invocation {
+            request: invocation,
+            registration: reg.id,
+            details,
+            payload: m.payload,
+        }
+        .into(),
+    );
+    if !sent {
+        // The callee is gone or too slow: answer now rather than leave the caller waiting.
+        let taken = lock(&target.shared().invocations)
+            .pending
+            .remove(&invocation.get());
+        if taken.is_some() {
+            lock(&me.shared().calls).remove(m.request);
+            me.send(&error(
+                code::CALL,
+                m.request,
+                uris::CANCELED,
+                "the callee could not be reached",
+            ));
+        }
+    }
+}
+
+/// INVOCATION.Details for the first (or only) INVOCATION of a call.
+fn invocation_details(
+    me: &SessionHandle,
+    m: &Call,
+    o: &CallOptions,
+    reg: &Registration,
+    callee: &Callee,
+    progress: bool,
+) -> Dict {
+    let mut d = Dict::new();
+    if reg.policy != MatchPolicy::Exact {
+        d.insert("procedure".into(), m.procedure.as_str().into());
+    }
+    if o.disclose_me || callee.disclose_caller {
+        let sh = me.shared();
+        d.insert("caller".into(), me.id().get().into());
+        d.insert("caller_authid".into(), (*sh.authid).into());
+        d.insert("caller_authrole".into(), (*sh.authrole).into());
+    }
+    if o.receive_progress
+        && callee
+            .session
+            .shared()
+            .features
+            .callee_progressive_results()
+    {
+        d.insert("receive_progress".into(), true.into());
+    }
+    if o.timeout_ms > 0 {
+        d.insert("timeout".into(), o.timeout_ms.into());
+    }
+    if progress {
+        d.insert("progress".into(), true.into());
+    }
+    d
+}
+
+/// Routes a further chunk of a progressive invocation to the same callee and INVOCATION.
+fn next_chunk(me: &SessionHandle, m: Call, c: &OutgoingCall, progress: bool) {
+    let delivered = {
+        let inv = lock(&c.callee.shared().invocations);
+        // Under the callee's lock: a chunk cannot overtake the end of the call.
+        inv.pending.contains_key(&c.invocation.get()) && {
+            let details = if progress {
+                [("progress".to_owned(), Value::Bool(true))].into()
+            } else {
+                Dict::new()
+            };
+            c.callee.send(
+                &Invocation {
+                    request: c.invocation,
+                    registration: c.registration,
+                    details,
+                    payload: m.payload,
+                }
+                .into(),
+            )
+        }
+    };
+    if delivered && !progress {
+        if let Some(call) = lock(&me.shared().calls).active.get_mut(&m.request.get()) {
+            call.streaming = false;
+        }
+    }
+}

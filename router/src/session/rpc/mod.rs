@@ -1,0 +1,146 @@
+//! RPC messages on an established session: REGISTER and UNREGISTER here, CALL (new calls and
+//! progressive chunks) in [`call`], and the answers, CANCEL, timeouts and the cleanup of
+//! in-flight calls when a caller or callee leaves in [`answer`].
+
+mod answer;
+mod call;
+
+use wamp_proto::message::{code, Register, Registered, Unregister, Unregistered};
+use wamp_proto::options::{bool_opt, dict, str_opt};
+use wamp_proto::{uris, Dict, MatchPolicy};
+
+use super::features::PeerFeatures;
+use super::handlers::error;
+use super::Joined;
+use crate::dealer::{InvokePolicy, RegisterError, RegisterOptions, MAX_WILDCARD_COMPONENTS};
+
+pub(super) use answer::{
+    cancel, fail_pending_invocations, forget_pending_calls, on_error, on_yield,
+};
+pub(super) use call::call;
+
+/// The reason in a revocation UNREGISTERED ([AB]/[CB]).
+const UNREGISTERED_REASON: &str = "wamp.error.unregistered";
+
+fn register_options(o: &Dict) -> Result<RegisterOptions, String> {
+    let bad_type = |k: &str| format!("option `{k}` has the wrong type");
+    let policy = match str_opt(o, "match").map_err(bad_type)? {
+        None => MatchPolicy::Exact,
+        Some(s) => MatchPolicy::parse(s).ok_or_else(|| format!("unknown match policy `{s}`"))?,
+    };
+    let invoke = match str_opt(o, "invoke").map_err(bad_type)? {
+        None => InvokePolicy::Single,
+        Some(s) => InvokePolicy::parse(s).ok_or_else(|| format!("unknown invoke policy `{s}`"))?,
+    };
+    Ok(RegisterOptions {
+        policy,
+        invoke,
+        disclose_caller: bool_opt(o, "disclose_caller", false).map_err(bad_type)?,
+        force: bool_opt(o, "force_reregister", false).map_err(bad_type)?,
+    })
+}
+
+pub(super) fn register(j: &mut Joined, m: Register) {
+    let me = &j.handle;
+    let o = match register_options(&m.options) {
+        Ok(o) => o,
+        Err(why) => {
+            me.send(&error(
+                code::REGISTER,
+                m.request,
+                uris::INVALID_ARGUMENT,
+                &why,
+            ));
+            return;
+        }
+    };
+    let too_deep = o.policy == MatchPolicy::Wildcard
+        && m.procedure.as_str().split('.').count() > MAX_WILDCARD_COMPONENTS;
+    if too_deep || !m.procedure.is_valid(j.realm.uri_check, o.policy) || m.procedure.is_reserved() {
+        me.send(&error(
+            code::REGISTER,
+            m.request,
+            uris::INVALID_URI,
+            &format!("invalid procedure URI `{}`", m.procedure),
+        ));
+        return;
+    }
+    let request = m.request;
+    let registered = j
+        .realm
+        .dealer
+        .register(me, &m.procedure, o, |registration| {
+            me.send(
+                &Registered {
+                    request,
+                    registration,
+                }
+                .into(),
+            );
+        });
+    let why = match registered {
+        Ok(r) => {
+            j.registrations.insert(r.id);
+            for (callee, registration) in r.evicted {
+                // ADV-11: only a callee that announced revocation is told.
+                if callee
+                    .shared()
+                    .features
+                    .has(PeerFeatures::CALLEE_REGISTRATION_REVOCATION)
+                {
+                    callee.send(
+                        &Unregistered {
+                            request: 0,
+                            details: Some(dict([
+                                ("registration", registration.get().into()),
+                                ("reason", UNREGISTERED_REASON.into()),
+                            ])),
+                        }
+                        .into(),
+                    );
+                }
+            }
+            return;
+        }
+        Err(RegisterError::AlreadyExists) => {
+            format!("procedure `{}` is already registered", m.procedure)
+        }
+        // Issue 4 asks for `procedure_already_exists` here; autobahn and Crossbar answer
+        // `wamp.error.procedure_exists_with_different_invocation_policy`.
+        Err(RegisterError::DifferentPolicy(p)) => format!(
+            "procedure `{}` is already registered with invoke policy `{}`",
+            m.procedure,
+            p.as_str()
+        ),
+    };
+    me.send(&error(
+        code::REGISTER,
+        m.request,
+        uris::PROCEDURE_ALREADY_EXISTS,
+        &why,
+    ));
+}
+
+pub(super) fn unregister(j: &mut Joined, m: Unregister) {
+    let me = &j.handle;
+    match j.realm.dealer.unregister(me.id(), m.registration) {
+        Ok(()) => {
+            j.registrations.remove(&m.registration);
+            me.send(
+                &Unregistered {
+                    request: m.request.get(),
+                    details: None,
+                }
+                .into(),
+            );
+        }
+        Err(_) => {
+            me.send(&error(
+                code::UNREGISTER,
+                m.request,
+                uris::NO_SUCH_REGISTRATION,
+                &format!("no registration {} for this session", m.registration),
+            ));
+        }
+    }
+}
