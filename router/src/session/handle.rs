@@ -26,6 +26,8 @@ pub(crate) struct SessionShared {
     /// Fired when the router decides to drop the session (slow consumer).
     pub(crate) kill: CancellationToken,
     kill_reason: OnceLock<&'static str>,
+    /// Set once GOODBYE went out: nothing else may follow it on the wire.
+    said_goodbye: std::sync::atomic::AtomicBool,
     /// INVOCATION request ids, sequential per callee session.
     pub(crate) next_invocation: SequentialIds,
     /// Calls this session (as callee) has not answered yet.
@@ -69,6 +71,7 @@ impl SessionHandle {
             tx,
             kill,
             kill_reason: OnceLock::new(),
+            said_goodbye: std::sync::atomic::AtomicBool::new(false),
             next_invocation: SequentialIds::new(),
             invocations: Mutex::new(Invocations::default()),
             calls: Mutex::new(Calls::default()),
@@ -93,6 +96,9 @@ impl SessionHandle {
     /// Queues an already-encoded frame without waiting. A full queue marks the session as a
     /// slow consumer and drops it; returns whether the frame was queued.
     pub(crate) fn send_frame(&self, frame: WsMessage) -> bool {
+        if self.0.said_goodbye.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
         match self.0.tx.try_send(Outgoing::Frame(frame)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
@@ -101,6 +107,14 @@ impl SessionHandle {
             }
             Err(TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// Queues GOODBYE as the last WAMP message this session will be sent.
+    pub(crate) fn send_goodbye(&self, msg: &Message) {
+        self.send(msg);
+        self.0
+            .said_goodbye
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Encodes `msg` for this session's serializer and queues it.

@@ -117,7 +117,7 @@ pub(crate) async fn run<S>(
                 if s.state == State::AwaitHello {
                     break;
                 }
-                s.send(&Goodbye {
+                s.send_goodbye(&Goodbye {
                     details: dict([("message", "the router is shutting down".into())]),
                     reason: Uri::new(uris::CLOSE_SYSTEM_SHUTDOWN),
                 }.into());
@@ -178,6 +178,14 @@ impl Session {
         self.joined.as_ref().map(|j| j.handle.id())
     }
 
+    /// Queues the router's GOODBYE; nothing else is sent to the peer after it.
+    fn send_goodbye(&self, msg: &Message) {
+        match &self.joined {
+            Some(j) => j.handle.send_goodbye(msg),
+            None => self.send(msg),
+        }
+    }
+
     /// Queues a message to this session's own peer.
     fn send(&self, msg: &Message) {
         if let Some(j) = &self.joined {
@@ -220,7 +228,7 @@ impl Session {
         };
         match msg {
             Message::Goodbye(_) => {
-                j.handle.send(
+                j.handle.send_goodbye(
                     &Goodbye {
                         details: Default::default(),
                         reason: Uri::new(uris::CLOSE_GOODBYE_AND_OUT),
