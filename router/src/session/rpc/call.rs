@@ -95,16 +95,15 @@ fn new_call(j: &Joined, m: Call, progress: bool) {
         Ok(o) => o,
         Err(why) => return refuse(me, m.request, progress, uris::INVALID_ARGUMENT, &why),
     };
-    if !m.procedure.is_valid(j.realm.uri_check, MatchPolicy::Exact) {
+    let found = j.realm.dealer.lookup(&m.procedure);
+    // An exact registration's URI was validated when it was registered: only a miss or a
+    // pattern match needs the (per-component) check, which showed up in profiles.
+    let exact_hit = found.as_ref().is_some_and(|r| r.policy == MatchPolicy::Exact);
+    if !exact_hit && !m.procedure.is_valid(j.realm.uri_check, MatchPolicy::Exact) {
         let why = format!("invalid procedure URI `{}`", m.procedure);
         return refuse(me, m.request, progress, uris::INVALID_URI, &why);
     }
-    let Some((reg, callee)) = j
-        .realm
-        .dealer
-        .lookup(&m.procedure)
-        .and_then(|r| r.pick().map(|c| (r, c)))
-    else {
+    let Some((reg, callee)) = found.and_then(|r| r.pick().map(|c| (r, c))) else {
         let why = format!("no callee registered for `{}`", m.procedure);
         return refuse(me, m.request, progress, uris::NO_SUCH_PROCEDURE, &why);
     };
