@@ -371,6 +371,14 @@ impl Session {
     }
 }
 
+/// A safety net: should the reader task ever panic, the session still leaves its realm
+/// (its registrations, subscriptions and pending calls are cleaned up). `leave` is idempotent.
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
 /// `ABORT` with a reason URI and a human-readable message (always 3 elements).
 fn abort(reason: &str, message: &str) -> Message {
     Abort {
