@@ -91,7 +91,13 @@ impl Serializer {
     pub fn encode(self, msg: &Message) -> Result<Encoded, EncodeError> {
         Ok(match self {
             Serializer::Json => Encoded::Text(serde_json::to_string(msg)?),
-            Serializer::MsgPack => Encoded::Binary(rmp_serde::to_vec(msg)?),
+            Serializer::MsgPack => {
+                // Start with room for a typical message, as serde_json does: growing from an
+                // empty Vec made small msgpack messages slower to encode than JSON.
+                let mut buf = Vec::with_capacity(128);
+                rmp_serde::encode::write(&mut buf, msg)?;
+                Encoded::Binary(buf)
+            }
         })
     }
 

@@ -107,6 +107,30 @@ pub fn is_valid_uri(s: &str, check: UriCheck, policy: MatchPolicy) -> bool {
     })
 }
 
+/// Whether `topic` (or a called procedure) matches `pattern` under `policy`.
+///
+/// Exact: equal. Prefix: `topic` starts with `pattern` (a string prefix, as Crossbar and the
+/// spec's example do). Wildcard: same number of components, and every non-empty pattern
+/// component equal.
+#[inline]
+pub fn matches(policy: MatchPolicy, pattern: &str, topic: &str) -> bool {
+    match policy {
+        MatchPolicy::Exact => pattern == topic,
+        MatchPolicy::Prefix => topic.starts_with(pattern),
+        MatchPolicy::Wildcard => {
+            let mut p = pattern.split('.');
+            let mut t = topic.split('.');
+            loop {
+                match (p.next(), t.next()) {
+                    (None, None) => return true,
+                    (Some(pc), Some(tc)) if pc.is_empty() || pc == tc => {}
+                    _ => return false,
+                }
+            }
+        }
+    }
+}
+
 impl fmt::Debug for Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)
@@ -187,6 +211,20 @@ mod tests {
         assert!(!is_valid_uri("com..x", Loose, Prefix));
         assert!(is_valid_uri("com..x", Loose, Wildcard));
         assert!(is_valid_uri("..", Strict, Wildcard));
+    }
+
+    #[test]
+    fn prefix_and_wildcard_matching() {
+        assert!(matches(Exact, "com.myapp.a", "com.myapp.a"));
+        assert!(!matches(Exact, "com.myapp.a", "com.myapp.ab"));
+        assert!(matches(Prefix, "com.myapp.", "com.myapp.a.b"));
+        assert!(matches(Prefix, "com.myapp.topic1", "com.myapp.topic1-sub"));
+        assert!(!matches(Prefix, "com.myapp.", "com.other"));
+        assert!(matches(Wildcard, "com..update", "com.x.update"));
+        assert!(!matches(Wildcard, "com..update", "com.x.y.update"));
+        assert!(!matches(Wildcard, "com..update", "com.x.delete"));
+        assert!(matches(Wildcard, "..", "a.b.c"));
+        assert!(!matches(Wildcard, "..", "a.b"));
     }
 
     #[test]

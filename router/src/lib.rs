@@ -28,3 +28,9 @@ mod transport;
 
 pub use config::{Config, ConfigError};
 pub use server::Server;
+
+/// Internals exposed for `router/benches` only: not an API, no stability promise.
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::dealer::BenchIndex as PatternIndex;
+}

@@ -7,7 +7,6 @@
 //! lookup; pattern subscriptions are scanned from an immutable list swapped on change.
 
 mod filter;
-mod matching;
 mod store;
 
 use std::collections::HashMap;
@@ -20,6 +19,7 @@ use dashmap::DashMap;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::warn;
 use wamp_proto::message::Event;
+use wamp_proto::uri::matches;
 use wamp_proto::{Dict, Id, MatchPolicy, Message, Payload, Uri, Value};
 
 pub(crate) use filter::Filter;
@@ -266,7 +266,7 @@ impl Broker {
                     .insert("topic".into(), Value::Str(topic.as_str().to_owned()));
             }
             for sub in patterns.iter() {
-                if matching::matches(sub.policy, sub.uri.as_str(), topic.as_str()) {
+                if matches(sub.policy, sub.uri.as_str(), topic.as_str()) {
                     delivered += deliver(sub, &mut msg, &filter, exclude_publisher);
                 }
             }
@@ -294,7 +294,7 @@ impl Broker {
         } else {
             self.retained
                 .iter()
-                .filter(|e| matching::matches(sub.policy, sub.uri.as_str(), e.key().as_str()))
+                .filter(|e| matches(sub.policy, sub.uri.as_str(), e.key().as_str()))
                 .map(|e| e.value().clone())
                 .collect()
         };

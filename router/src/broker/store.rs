@@ -4,10 +4,10 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use wamp_proto::uri::matches;
 use wamp_proto::{Dict, Id, MatchPolicy, Payload, Uri};
 
 use super::filter::Filter;
-use super::matching::matches;
 use crate::config::TopicPolicyConfig;
 use crate::session::handle::lock;
 

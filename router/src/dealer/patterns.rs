@@ -94,6 +94,37 @@ fn best_wildcard<'a>(
         .or_else(|| node.wild.as_deref().and_then(|n| best_wildcard(n, rest)))
 }
 
+/// The index alone, for `router/benches/patterns.rs` (re-exported as
+/// `wamp_router::__bench::PatternIndex`); not an API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct BenchIndex(PatternIndex);
+
+impl BenchIndex {
+    /// Indexes `patterns` (prefix or wildcard), with ids 1, 2, ... in order.
+    pub fn build(patterns: &[(MatchPolicy, &str)]) -> BenchIndex {
+        let regs: Vec<_> = (1..)
+            .zip(patterns)
+            .filter_map(|(n, &(policy, uri))| {
+                let id = wamp_proto::Id::new(n)?;
+                let invoke = super::InvokePolicy::Single;
+                Some(Arc::new(Registration::new(
+                    id,
+                    Uri::new(uri),
+                    policy,
+                    invoke,
+                )))
+            })
+            .collect();
+        BenchIndex(PatternIndex::build(regs.iter()))
+    }
+
+    /// The id of the best registration for a call to `procedure`, as the dealer picks it.
+    pub fn lookup(&self, procedure: &Uri) -> Option<u64> {
+        self.0.lookup(procedure).map(|r| r.id.get())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,7 +96,11 @@ impl SessionHandle {
     /// Queues an already-encoded frame without waiting. A full queue marks the session as a
     /// slow consumer and drops it; returns whether the frame was queued.
     pub(crate) fn send_frame(&self, frame: WsMessage) -> bool {
-        if self.0.said_goodbye.load(std::sync::atomic::Ordering::Acquire) {
+        if self
+            .0
+            .said_goodbye
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
             return false;
         }
         match self.0.tx.try_send(Outgoing::Frame(frame)) {

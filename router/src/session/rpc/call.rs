@@ -98,7 +98,9 @@ fn new_call(j: &Joined, m: Call, progress: bool) {
     let found = j.realm.dealer.lookup(&m.procedure);
     // An exact registration's URI was validated when it was registered: only a miss or a
     // pattern match needs the (per-component) check, which showed up in profiles.
-    let exact_hit = found.as_ref().is_some_and(|r| r.policy == MatchPolicy::Exact);
+    let exact_hit = found
+        .as_ref()
+        .is_some_and(|r| r.policy == MatchPolicy::Exact);
     if !exact_hit && !m.procedure.is_valid(j.realm.uri_check, MatchPolicy::Exact) {
         let why = format!("invalid procedure URI `{}`", m.procedure);
         return refuse(me, m.request, progress, uris::INVALID_URI, &why);

@@ -1,0 +1,77 @@
+//! The dealer's pattern registration index: the lookup a CALL pays when it hits no exact
+//! registration, with 10 / 1,000 / 10,000 prefix or wildcard registrations.
+//!
+//! `cargo bench -p wamp-router --bench patterns`. Under `cargo test --all-targets` each
+//! benchmark runs once, as a smoke test. The index is crate-private; it is reached through
+//! `wamp_router::__bench`, which exists for this file only.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use wamp_proto::{MatchPolicy, Uri};
+use wamp_router::__bench::PatternIndex;
+
+const SIZES: [usize; 3] = [10, 1_000, 10_000];
+
+/// `com.app{i}.`: as many distinct prefixes as registrations, few distinct lengths.
+fn prefixes(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("com.app{i}.")).collect()
+}
+
+/// Wildcards at the third (`com.svc{i}..get`) or second (`com..obj{i}.set`) component, so a
+/// lookup walks literal branches and backtracks to wildcard ones.
+fn wildcards(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("com.svc{i}..get")
+            } else {
+                format!("com..obj{i}.set")
+            }
+        })
+        .collect()
+}
+
+fn bench_index(
+    c: &mut Criterion,
+    kind: &str,
+    policy: MatchPolicy,
+    patterns: fn(usize) -> Vec<String>,
+    calls: fn(usize) -> [(&'static str, String, bool); 2],
+) {
+    let mut g = c.benchmark_group(format!("dealer_lookup/{kind}"));
+    for n in SIZES {
+        let pats = patterns(n);
+        let pairs: Vec<_> = pats.iter().map(|p| (policy, p.as_str())).collect();
+        let index = PatternIndex::build(&pairs);
+        for (case, procedure, hit) in calls(n) {
+            let procedure = Uri::new(&procedure);
+            assert_eq!(index.lookup(&procedure).is_some(), hit, "{kind} {case} {n}");
+            g.bench_with_input(BenchmarkId::new(case, n), &procedure, |b, p| {
+                b.iter(|| index.lookup(black_box(p)))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn lookups(c: &mut Criterion) {
+    bench_index(c, "prefix", MatchPolicy::Prefix, prefixes, |n| {
+        [
+            ("hit", format!("com.app{}.orders.create", n / 2), true),
+            ("miss", "com.other.orders.create".to_owned(), false),
+        ]
+    });
+    bench_index(c, "wildcard", MatchPolicy::Wildcard, wildcards, |n| {
+        // k is odd: `com..obj{k}.set` matches, found only after the walk down the literal
+        // `com.svc{k-1}` branch fails at the last component. The miss backtracks the same way.
+        let k = (n / 2) | 1;
+        [
+            ("hit", format!("com.svc{}.obj{k}.set", k - 1), true),
+            ("miss", format!("com.svc{}.item.delete", k - 1), false),
+        ]
+    });
+}
+
+criterion_group!(benches, lookups);
+criterion_main!(benches);
