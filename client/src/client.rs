@@ -18,9 +18,9 @@ use wamp_proto::{uris, Dict, Encoded, Id, Message, Serializer, Uri, Value};
 use crate::call::{CallBuilder, CallResult};
 use crate::connection::{self, Command, WsStream};
 use crate::error::{CallError, ConnectError, LeaveError};
-use crate::publish::PublishBuilder;
+use crate::publish::{PublishBuilder, PUBLISHER_FEATURES};
 use crate::register::{Invocation, RegisterBuilder};
-use crate::subscribe::SubscribeBuilder;
+use crate::subscribe::{SubscribeBuilder, SUBSCRIBER_FEATURES};
 
 /// The `agent` announced in HELLO.
 pub const AGENT: &str = concat!("wamp-client-rs/", env!("CARGO_PKG_VERSION"));
@@ -462,18 +462,24 @@ impl ClientBuilder {
     }
 }
 
-/// HELLO.Details: the four Basic Profile roles (no advanced features yet) and the agent.
+/// HELLO.Details: the agent and the four client roles with the features this client
+/// implements (`true` flags under `roles.<role>.features`).
 pub(crate) fn hello_details() -> Dict {
-    let role = || Value::Dict(dict([("features", Value::Dict(Dict::new()))]));
+    let role = |features: &[&str]| {
+        let f = features
+            .iter()
+            .map(|f| ((*f).to_owned(), Value::Bool(true)));
+        Value::Dict(dict([("features", Value::Dict(f.collect()))]))
+    };
     dict([
         ("agent", AGENT.into()),
         (
             "roles",
             Value::Dict(dict([
-                ("caller", role()),
-                ("callee", role()),
-                ("publisher", role()),
-                ("subscriber", role()),
+                ("caller", role(&[])),
+                ("callee", role(&[])),
+                ("publisher", role(PUBLISHER_FEATURES)),
+                ("subscriber", role(SUBSCRIBER_FEATURES)),
             ])),
         ),
     ])
@@ -501,17 +507,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hello_announces_basic_roles_and_agent() {
+    fn hello_announces_roles_features_and_agent() {
         let d = hello_details();
         assert_eq!(d["agent"].as_str(), Some(AGENT));
         assert!(AGENT.starts_with("wamp-client-rs/"));
         let roles = d["roles"].as_dict().unwrap();
-        for r in ["caller", "callee", "publisher", "subscriber"] {
-            assert_eq!(
-                roles[r].as_dict().unwrap()["features"],
-                Value::Dict(Dict::new())
-            );
+        let features = |r: &str| roles[r].as_dict().unwrap()["features"].clone();
+        for r in ["caller", "callee"] {
+            assert_eq!(features(r), Value::Dict(Dict::new()));
         }
+        let flags = |names: &[&str]| {
+            Value::Dict(names.iter().map(|n| ((*n).into(), true.into())).collect())
+        };
+        assert_eq!(
+            features("publisher"),
+            flags(&[
+                "publisher_exclusion",
+                "publisher_identification",
+                "subscriber_blackwhite_listing"
+            ])
+        );
+        assert_eq!(
+            features("subscriber"),
+            flags(&[
+                "publisher_identification",
+                "pattern_based_subscription",
+                "event_retention",
+                "event_history",
+                "subscription_revocation"
+            ])
+        );
         assert_eq!(roles.len(), 4);
     }
 

@@ -49,9 +49,18 @@
 //! fails at once with a `ConnectionClosed` error, subscription streams end, and
 //! [`Client::closed`] resolves with a [`CloseReason`].
 //!
+//! # Advanced PubSub
+//! Publications can choose their receivers ([`PublishBuilder::exclude`], `eligible`, and
+//! the `_authid` / `_authrole` variants), disclose the publisher
+//! ([`PublishBuilder::disclose_me`], read back with [`Event::publisher`]) and be retained
+//! ([`PublishBuilder::retain`], [`SubscribeBuilder::get_retained`]). Subscriptions can match
+//! a prefix or wildcard pattern ([`SubscribeBuilder::prefix`], [`SubscribeBuilder::wildcard`];
+//! [`Event::topic`] is the concrete topic), and a router that keeps event history answers
+//! [`Client::subscription_events`].
+//!
 //! # Not yet implemented
 //! Reconnecting (a closed client stays closed), authentication other than anonymous,
-//! `wss://`, RawSocket, and the Advanced Profile features (progressive results, call
+//! `wss://`, RawSocket, and the Advanced Profile RPC features (progressive results, call
 //! canceling, call timeouts, ...). Raw `.option(key, value)` setters on the builders pass
 //! options through to routers that support more.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -61,6 +70,7 @@ mod call;
 mod client;
 mod connection;
 mod error;
+mod history;
 mod payload;
 mod publish;
 mod register;
@@ -74,6 +84,7 @@ pub use error::{
     CallError, ConnectError, Error, LeaveError, PublishError, RegisterError, Rejection,
     SubscribeError,
 };
+pub use history::HistoryEvent;
 pub use publish::{AcknowledgedPublish, PublishBuilder};
 pub use register::{Invocation, RegisterBuilder, Registration};
 pub use subscribe::{Event, SubscribeBuilder, Subscription, SubscriptionHandle};

@@ -18,6 +18,10 @@ use crate::error::{CallError, SubscribeError};
 use crate::payload;
 
 /// One event received on a subscription.
+///
+/// The accessors read the WAMP `EVENT.Details` the router sets: [`Event::topic`] (the
+/// concrete topic of a pattern subscription), [`Event::publisher`] and friends (when the
+/// publisher disclosed itself), [`Event::retained`] (a replayed retained event).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// The subscription it arrived on.
@@ -30,12 +34,47 @@ pub struct Event {
     pub kwargs: Dict,
     /// EVENT.Details (e.g. `topic` for pattern subscriptions, `publisher` when disclosed).
     pub details: Dict,
+    /// The topic (or pattern) of the subscription it arrived on; set by the [`Subscription`].
+    subscribed: Option<Arc<str>>,
 }
 
 impl Event {
-    /// The topic actually published to, when the router tells it (pattern subscriptions).
-    pub fn topic(&self) -> Option<&str> {
-        self.details.get("topic").and_then(Value::as_str)
+    /// The topic the event was published to: `Details.topic` for a prefix or wildcard
+    /// subscription (e.g. `com.app.user.update` on the subscription `com.app.`), else the
+    /// subscribed topic.
+    pub fn topic(&self) -> &str {
+        self.details
+            .get("topic")
+            .and_then(Value::as_str)
+            .or(self.subscribed.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// The publishing session's ID, when the publisher asked to be disclosed
+    /// ([`PublishBuilder::disclose_me`](crate::PublishBuilder::disclose_me)).
+    pub fn publisher(&self) -> Option<Id> {
+        self.details
+            .get("publisher")
+            .and_then(Value::as_u64)
+            .and_then(Id::new)
+    }
+
+    /// The publisher's authid, when disclosed (see [`Event::publisher`]).
+    pub fn publisher_authid(&self) -> Option<&str> {
+        self.details.get("publisher_authid").and_then(Value::as_str)
+    }
+
+    /// The publisher's authrole, when disclosed (see [`Event::publisher`]).
+    pub fn publisher_authrole(&self) -> Option<&str> {
+        self.details
+            .get("publisher_authrole")
+            .and_then(Value::as_str)
+    }
+
+    /// Whether this is a retained event replayed at subscribe time
+    /// ([`SubscribeBuilder::get_retained`]) rather than a new publication.
+    pub fn retained(&self) -> bool {
+        self.details.get("retained").and_then(Value::as_bool) == Some(true)
     }
 
     /// Deserializes the first positional argument, else the keyword arguments as a map, else
@@ -61,7 +100,14 @@ impl Event {
             args: m.payload.args.unwrap_or_default(),
             kwargs: m.payload.kwargs.unwrap_or_default(),
             details: m.details,
+            subscribed: None,
         }
+    }
+
+    /// Tags the event with the subscription's topic (for [`Event::topic`]).
+    fn on(mut self, topic: &Arc<str>) -> Event {
+        self.subscribed = Some(topic.clone());
+        self
     }
 }
 
@@ -85,14 +131,39 @@ impl SubscribeBuilder {
         }
     }
 
-    /// Subscribes to a pattern: `Prefix` or `Wildcard`; the actual topic is then in
-    /// [`Event::topic`].
+    /// Subscribes to a pattern: `Prefix` or `Wildcard` (`Exact`, the default, is a plain
+    /// topic). Each event's concrete topic is then [`Event::topic`]. A publication matching
+    /// several of a session's subscriptions arrives once on each.
     pub fn match_policy(mut self, policy: MatchPolicy) -> Self {
         match policy {
             MatchPolicy::Exact => self.options.remove("match"),
             p => self.options.insert("match".into(), p.as_str().into()),
         };
         self
+    }
+
+    /// Prefix subscription: the topic is a string prefix of the topics to receive, e.g.
+    /// `com.app.` receives `com.app.user.update` (`match_policy(MatchPolicy::Prefix)`).
+    pub fn prefix(self) -> Self {
+        self.match_policy(MatchPolicy::Prefix)
+    }
+
+    /// Wildcard subscription: empty URI components match any one component, e.g.
+    /// `com.app..update` receives `com.app.user.update` but not `com.app.a.b.update`
+    /// (`match_policy(MatchPolicy::Wildcard)`).
+    pub fn wildcard(self) -> Self {
+        self.match_policy(MatchPolicy::Wildcard)
+    }
+
+    /// Asks the router for the topic's last retained event (see
+    /// [`PublishBuilder::retain`](crate::PublishBuilder::retain)): if there is one this
+    /// subscriber may receive, it arrives first on the stream, with [`Event::retained`]
+    /// `true`. With a pattern, the last retained event of each matching topic arrives.
+    ///
+    /// Local subscriptions to the same topic and policy share one router subscription, so
+    /// the replayed event also reaches the others already open on this client.
+    pub fn get_retained(self) -> Self {
+        self.option("get_retained", true)
     }
 
     /// Sets a raw SUBSCRIBE option.
@@ -135,7 +206,7 @@ impl SubscribeBuilder {
             handle: SubscriptionHandle {
                 id,
                 local,
-                topic: self.topic.to_string(),
+                topic: Arc::from(self.topic.as_str()),
                 cmd: self.client.command_sender(),
             },
             rx,
@@ -210,9 +281,10 @@ impl Subscription {
         self.unsubscribe_on_drop = false;
         let (_, rx) = mpsc::channel(1);
         let mut rx = std::mem::replace(&mut self.rx, rx);
+        let topic = self.handle.topic.clone();
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
-                handler(event).await;
+                handler(event.on(&topic)).await;
             }
         });
         self.handle.clone()
@@ -223,7 +295,10 @@ impl Stream for Subscription {
     type Item = Event;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.get_mut().rx.poll_recv(cx)
+        let this = self.get_mut();
+        this.rx
+            .poll_recv(cx)
+            .map(|e| e.map(|e| e.on(&this.handle.topic)))
     }
 }
 
@@ -246,7 +321,7 @@ impl Drop for Subscription {
 pub struct SubscriptionHandle {
     id: Id,
     local: u64,
-    topic: String,
+    topic: Arc<str>,
     cmd: mpsc::Sender<Command>,
 }
 
@@ -280,3 +355,15 @@ impl SubscriptionHandle {
         rx.await.unwrap_or(Err(SubscribeError::ConnectionClosed))
     }
 }
+
+/// The subscriber features this client implements (HELLO `roles.subscriber.features`):
+/// it reads the publisher's identity and the concrete topic from EVENT.Details, subscribes
+/// with `match`, asks for retained events, reads history (`wamp.subscription.get_events`),
+/// and ends a subscription's stream when the router revokes it.
+pub(crate) const SUBSCRIBER_FEATURES: &[&str] = &[
+    "publisher_identification",
+    "pattern_based_subscription",
+    "event_retention",
+    "event_history",
+    "subscription_revocation",
+];

@@ -485,6 +485,14 @@ async fn event_history_via_meta_procedure() {
         .await
         .unwrap();
     assert_eq!(seq(&evs), vec![3, 4, 100]);
+    let nohist = subscribe(&mut q, "com.nohist").await;
+    assert_eq!(
+        get_events(&mut q, vec![nohist.get().into()], None)
+            .await
+            .unwrap_err(),
+        "wamp.error.history_unavailable",
+        "an exact topic without history"
+    );
     assert_eq!(
         get_events(&mut q, vec![12345.into()], None)
             .await

@@ -69,10 +69,16 @@ fn get_events(j: &Joined, m: &Call) -> Result<Payload, (&'static str, String)> {
             format!("no subscription {sub_id}"),
         )
     })?;
-    if !broker.topics().has_history() {
+    // Exact subscriptions: is history kept for that topic? Patterns: for any topic at all.
+    let available = if sub.policy == wamp_proto::MatchPolicy::Exact {
+        broker.topics().keeps_history(sub.uri.as_str())
+    } else {
+        broker.topics().has_history()
+    };
+    if !available {
         return Err((
             HISTORY_UNAVAILABLE,
-            "no event history is configured on this realm".to_owned(),
+            "no event history is configured for this subscription's topics".to_owned(),
         ));
     }
     let me = j.handle.shared();

@@ -15,6 +15,27 @@ Modes:
     publisher TOPIC COUNT    publish COUNT acknowledged events, print
                              {"published": COUNT}
 
+Advanced PubSub modes (SPEC is one JSON command-line argument):
+    publish-options TOPIC SPEC
+                             SPEC = [{"arg": TEXT, "options": {...}}, ...]:
+                             publish each TEXT as the only argument with
+                             PublishOptions(acknowledge=True, **options) (exclude,
+                             eligible, exclude_authid, ..., retain, exclude_me),
+                             print {"arg": TEXT, "published": PUBLICATION_ID} each
+    subscribe-options TOPIC COUNT SPEC
+                             subscribe with SubscribeOptions(details=True, **SPEC)
+                             (match, get_retained), print {"subscribed": ID} and
+                             {"ready": true}, then one line per event until COUNT
+                             arrived: {"args", "kwargs", "details"} where details
+                             holds the EventDetails that are set (subscription,
+                             publication, publisher, publisher_authid,
+                             publisher_authrole, topic, retained). Events that
+                             arrive before "ready" (a retained one) follow it.
+    history TOPIC LIMIT      subscribe to TOPIC, print {"subscribed": ID}, then call
+                             wamp.subscription.get_events(ID), then with
+                             limit=LIMIT, printing {"events": [...]} each, then with
+                             an unknown subscription ID, printing {"error": URI}
+
 stdout carries only JSON lines (one object per line, flushed, keys sorted);
 bytes values are rendered as {"$bytes": "<hex>"}. Exit 0 on success; on failure
 or timeout (--timeout, default 20 s, bounds the whole run) a message on stderr
@@ -37,7 +58,7 @@ from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
 from autobahn.asyncio.websocket import WampWebSocketClientFactory, WampWebSocketClientProtocol  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer  # noqa: E402
-from autobahn.wamp.types import CallResult, ComponentConfig, PublishOptions  # noqa: E402
+from autobahn.wamp.types import CallResult, ComponentConfig, PublishOptions, SubscribeOptions  # noqa: E402
 from autobahn.websocket.compress import (  # noqa: E402
     PerMessageDeflateOffer,
     PerMessageDeflateResponse,
@@ -50,6 +71,9 @@ CALL_ARGS = [1, "two", {"three": 3.5}, None, True, b"\x00\x01\xff"]
 CALL_KWARGS = {"k": "v", "n": -7, "b": b"hi"}
 EVENT_BYTES = b"\x00\x01\xff"
 NONEXISTENT = "com.example.nonexistent"
+# A subscription ID no router hands out in a test (IDs are random in 1..2^53).
+UNKNOWN_SUBSCRIPTION = 2**53 - 7
+GET_EVENTS = "wamp.subscription.get_events"
 
 
 class PeerFailure(Exception):
@@ -108,7 +132,7 @@ class Peer(ApplicationSession):
 
     async def onJoin(self, details):
         try:
-            await getattr(self, "mode_" + self.opts.mode)()
+            await getattr(self, "mode_" + self.opts.mode.replace("-", "_"))()
         except Exception as e:  # report the step that failed, then leave
             if not isinstance(e, PeerFailure):
                 e = PeerFailure(f"{self.opts.mode}: {type(e).__name__}: {e}")
@@ -188,6 +212,71 @@ class Peer(ApplicationSession):
         emit({"published": self.opts.count})
         self.finished = True
 
+    # -- advanced PubSub modes --------------------------------------------------
+
+    async def mode_publish_options(self):
+        for item in json.loads(self.opts.spec):
+            options = PublishOptions(**dict(item.get("options", {}), acknowledge=True))
+            pub = await self.publish(self.opts.topic, item["arg"], options=options)
+            emit({"arg": item["arg"], "published": pub.id})
+        self.finished = True
+
+    async def mode_subscribe_options(self):
+        count = self.opts.count
+        got = asyncio.get_running_loop().create_future()
+        seen = 0
+        early = []  # lines of events that came before "ready" (a retained event)
+        ready = False
+
+        def on_event(*args, details=None, **kwargs):
+            nonlocal seen
+            if seen >= count:
+                return
+            seen += 1
+            d = {
+                "subscription": details.subscription.id,
+                "publication": details.publication,
+                "publisher": details.publisher,
+                "publisher_authid": details.publisher_authid,
+                "publisher_authrole": details.publisher_authrole,
+                "topic": details.topic,
+                "retained": details.retained,
+            }
+            line = {"args": list(args), "kwargs": kwargs, "details": {k: v for k, v in d.items() if v is not None}}
+            if ready:
+                emit(line)
+            else:
+                early.append(line)
+            if seen == count and not got.done():
+                got.set_result(None)
+
+        options = SubscribeOptions(details=True, **json.loads(self.opts.spec))
+        sub = await self.subscribe(on_event, self.opts.topic, options=options)
+        emit({"subscribed": sub.id})
+        emit({"ready": True})
+        ready = True
+        for line in early:
+            emit(line)
+        if count > 0:
+            await got
+        self.finished = True
+
+    async def mode_history(self):
+        sub = await self.subscribe(lambda *a, **kw: None, self.opts.topic)
+        emit({"subscribed": sub.id})
+        for kwargs in ({}, {"limit": self.opts.limit}):
+            events = await self.call(GET_EVENTS, sub.id, **kwargs)
+            if not isinstance(events, list):
+                raise PeerFailure(f"{GET_EVENTS} returned {events!r}, not a list")
+            emit({"events": events})
+        try:
+            res = await self.call(GET_EVENTS, UNKNOWN_SUBSCRIPTION)
+        except ApplicationError as e:
+            emit({"error": e.error})
+        else:
+            raise PeerFailure(f"{GET_EVENTS} of an unknown subscription succeeded: {res!r}")
+        self.finished = True
+
 
 def stdin_eof():
     """A future that resolves when stdin reaches EOF. A daemon thread does the
@@ -261,6 +350,16 @@ def parse_args(argv):
         m = modes.add_parser(name)
         m.add_argument("topic")
         m.add_argument("count", type=int)
+    m = modes.add_parser("publish-options")
+    m.add_argument("topic")
+    m.add_argument("spec", help="JSON list of {arg, options}")
+    m = modes.add_parser("subscribe-options")
+    m.add_argument("topic")
+    m.add_argument("count", type=int)
+    m.add_argument("spec", help="JSON object of SubscribeOptions keywords")
+    m = modes.add_parser("history")
+    m.add_argument("topic")
+    m.add_argument("limit", type=int)
     return p.parse_args(argv)
 
 
