@@ -15,11 +15,11 @@ use wamp_proto::message::{Abort, Hello};
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Encoded, Id, Message, Serializer, Uri, Value};
 
-use crate::call::{CallBuilder, CallResult};
+use crate::call::{CallBuilder, CallResult, CALLER_FEATURES};
 use crate::connection::{self, Command, WsStream};
 use crate::error::{CallError, ConnectError, LeaveError};
 use crate::publish::{PublishBuilder, PUBLISHER_FEATURES};
-use crate::register::{Invocation, RegisterBuilder};
+use crate::register::{Invocation, RegisterBuilder, CALLEE_FEATURES};
 use crate::subscribe::{SubscribeBuilder, SUBSCRIBER_FEATURES};
 
 /// The `agent` announced in HELLO.
@@ -476,8 +476,8 @@ pub(crate) fn hello_details() -> Dict {
         (
             "roles",
             Value::Dict(dict([
-                ("caller", role(&[])),
-                ("callee", role(&[])),
+                ("caller", role(CALLER_FEATURES)),
+                ("callee", role(CALLEE_FEATURES)),
                 ("publisher", role(PUBLISHER_FEATURES)),
                 ("subscriber", role(SUBSCRIBER_FEATURES)),
             ])),
@@ -513,12 +513,31 @@ mod tests {
         assert!(AGENT.starts_with("wamp-client-rs/"));
         let roles = d["roles"].as_dict().unwrap();
         let features = |r: &str| roles[r].as_dict().unwrap()["features"].clone();
-        for r in ["caller", "callee"] {
-            assert_eq!(features(r), Value::Dict(Dict::new()));
-        }
         let flags = |names: &[&str]| {
             Value::Dict(names.iter().map(|n| ((*n).into(), true.into())).collect())
         };
+        assert_eq!(
+            features("caller"),
+            flags(&[
+                "progressive_call_results",
+                "call_canceling",
+                "call_timeout",
+                "caller_identification",
+                "progressive_call_invocations"
+            ])
+        );
+        assert_eq!(
+            features("callee"),
+            flags(&[
+                "progressive_call_results",
+                "call_canceling",
+                "pattern_based_registration",
+                "shared_registration",
+                "caller_identification",
+                "registration_revocation",
+                "progressive_call_invocations"
+            ])
+        );
         assert_eq!(
             features("publisher"),
             flags(&[

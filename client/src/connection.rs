@@ -28,7 +28,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wamp_proto::message as msg;
 use wamp_proto::{uris, Dict, Id, Message, Payload, SequentialIds, Serializer, Uri};
 
-use crate::call::CallResult;
+use crate::call::{CallResult, CallSink, CancelMode};
 use crate::client::{encode, CloseKind, CloseReason};
 use crate::error::{CallError, LeaveError, PublishError, RegisterError, SubscribeError};
 use crate::register::Invocation;
@@ -54,12 +54,28 @@ pub(crate) enum Command {
         procedure: Uri,
         options: Dict,
         payload: Payload,
-        reply: oneshot::Sender<Result<CallResult, CallError>>,
+        /// The caller's key for this call (request IDs are assigned here).
+        local: u64,
+        sink: CallSink,
+    },
+    /// A further chunk of a progressive call invocation (`last`: the final one).
+    CallChunk {
+        local: u64,
+        procedure: Uri,
+        payload: Payload,
+        last: bool,
+    },
+    /// CANCEL for a call still waiting; `forget`: nobody waits for its answer any more.
+    Cancel {
+        local: u64,
+        mode: CancelMode,
+        forget: bool,
     },
     Register {
         procedure: Uri,
         options: Dict,
         handler: Handler,
+        revoked: watch::Sender<Option<String>>,
         reply: oneshot::Sender<Result<Id, RegisterError>>,
     },
     Unregister {
@@ -97,17 +113,53 @@ pub(crate) struct EventSink {
     pub(crate) dropped: Arc<AtomicU64>,
 }
 
-/// A handler's outcome, on its way back to be sent as YIELD or ERROR.
-struct HandlerReply {
+/// A handler's outcome, on its way back to be sent as YIELD or ERROR; or a progressive
+/// result (YIELD with `progress`) sent ahead of it through the same queue.
+#[derive(Debug)]
+pub(crate) struct HandlerReply {
     request: Id,
     result: Result<CallResult, CallError>,
+    progress: bool,
 }
+
+impl HandlerReply {
+    pub(crate) fn progress(request: Id, result: CallResult) -> HandlerReply {
+        HandlerReply {
+            request,
+            result: Ok(result),
+            progress: true,
+        }
+    }
+}
+
+/// A registration of this session.
+struct RegEntry {
+    handler: Handler,
+    /// Told the reason when the router revokes the registration.
+    revoked: watch::Sender<Option<String>>,
+}
+
+/// An invocation whose handler is running.
+struct ActiveInvocation {
+    /// `Some(mode)` once the router interrupted it.
+    cancel: watch::Sender<Option<CancelMode>>,
+    /// A progressive invocation's chunk queue, until its last chunk arrived.
+    chunks: Option<mpsc::UnboundedSender<CallResult>>,
+}
+
+/// Progressive invocations remembered after their handler finished, so that their late
+/// chunks are not mistaken for new invocations.
+const ENDED_STREAMS: usize = 256;
 
 /// A request waiting for the router's answer.
 enum Pending {
-    Call(oneshot::Sender<Result<CallResult, CallError>>),
+    Call {
+        local: u64,
+        sink: CallSink,
+    },
     Register {
         handler: Handler,
+        revoked: watch::Sender<Option<String>>,
         reply: oneshot::Sender<Result<Id, RegisterError>>,
     },
     Unregister {
@@ -159,8 +211,12 @@ pub(crate) struct Connection {
     needs_flush: bool,
     read_first: bool,
     pending: HashMap<Id, Pending>,
+    /// Request ID of each call waiting for its answer, by the caller's key.
+    call_ids: HashMap<u64, Id>,
     subscriptions: HashMap<Id, Vec<EventSink>>,
-    registrations: HashMap<Id, Handler>,
+    registrations: HashMap<Id, RegEntry>,
+    invocations: HashMap<Id, ActiveInvocation>,
+    ended_streams: VecDeque<Id>,
     state: State,
     closed_tx: watch::Sender<Option<CloseReason>>,
     leave_timeout: Duration,
@@ -186,8 +242,11 @@ impl Connection {
             needs_flush: false,
             read_first: true,
             pending: HashMap::new(),
+            call_ids: HashMap::new(),
             subscriptions: HashMap::new(),
             registrations: HashMap::new(),
+            invocations: HashMap::new(),
+            ended_streams: VecDeque::new(),
             state: State::Established,
             closed_tx,
             leave_timeout,
@@ -302,7 +361,8 @@ impl Connection {
                 procedure,
                 options,
                 payload,
-                reply,
+                local,
+                sink,
             } => {
                 let request = self.ids.next();
                 let m = msg::Call {
@@ -313,17 +373,28 @@ impl Connection {
                 };
                 match self.send(m.into()) {
                     Ok(()) => {
-                        self.pending.insert(request, Pending::Call(reply));
+                        self.pending.insert(request, Pending::Call { local, sink });
+                        self.call_ids.insert(local, request);
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(CallError::InvalidPayload(e)));
-                    }
+                    Err(e) => sink.finish(Err(CallError::InvalidPayload(e))),
                 }
             }
+            Command::CallChunk {
+                local,
+                procedure,
+                payload,
+                last,
+            } => self.call_chunk(local, procedure, payload, last),
+            Command::Cancel {
+                local,
+                mode,
+                forget,
+            } => self.cancel_call(local, mode, forget),
             Command::Register {
                 procedure,
                 options,
                 handler,
+                revoked,
                 reply,
             } => {
                 let request = self.ids.next();
@@ -333,8 +404,14 @@ impl Connection {
                     procedure,
                 };
                 if self.send_or_log(m.into()) {
-                    self.pending
-                        .insert(request, Pending::Register { handler, reply });
+                    self.pending.insert(
+                        request,
+                        Pending::Register {
+                            handler,
+                            revoked,
+                            reply,
+                        },
+                    );
                 }
             }
             Command::Unregister {
@@ -404,6 +481,48 @@ impl Connection {
                 }
             }
             Command::Leave { reason, reply } => self.start_leave(reason, Some(reply)),
+        }
+    }
+
+    /// Sends a further chunk of a progressive call invocation, if the call still waits.
+    fn call_chunk(&mut self, local: u64, procedure: Uri, payload: Payload, last: bool) {
+        let Some(&request) = self.call_ids.get(&local) else {
+            return; // the call has ended: the router would drop the chunk anyway
+        };
+        let options = if last {
+            Dict::new()
+        } else {
+            Dict::from([("progress".to_owned(), true.into())])
+        };
+        let m = msg::Call {
+            request,
+            options,
+            procedure,
+            payload,
+        };
+        if let Err(e) = self.send(m.into()) {
+            // A stream with a hole in it is no use: end the call.
+            self.cancel_call(local, CancelMode::KillNoWait, false);
+            self.call_ids.remove(&local);
+            if let Some(Pending::Call { sink, .. }) = self.pending.remove(&request) {
+                sink.finish(Err(CallError::InvalidPayload(e)));
+            }
+        }
+    }
+
+    /// Sends CANCEL for a call still waiting; when `forget`, its answer will be ignored.
+    fn cancel_call(&mut self, local: u64, mode: CancelMode, forget: bool) {
+        let Some(&request) = self.call_ids.get(&local) else {
+            return; // already answered
+        };
+        let m = msg::Cancel {
+            request,
+            options: Dict::from([("mode".to_owned(), mode.as_str().into())]),
+        };
+        self.send_or_log(m.into());
+        if forget {
+            self.call_ids.remove(&local);
+            self.pending.remove(&request);
         }
     }
 
@@ -506,8 +625,11 @@ impl Connection {
         // Dropping the oneshots fails every pending request with `ConnectionClosed`, and
         // dropping the event senders ends every subscription stream.
         self.pending.clear();
+        self.call_ids.clear();
         self.subscriptions.clear();
+        // Also resolves `Registration::revoked` (with `None`) and `Invocation::cancelled`.
         self.registrations.clear();
+        self.invocations.clear();
         self.cmd_rx.close();
         while self.cmd_rx.try_recv().is_ok() {}
         let waiters = match std::mem::replace(&mut self.state, State::Established) {

@@ -98,6 +98,23 @@ impl CallError {
         CallError::new(uris::RUNTIME_ERROR).with_args([message.to_string()])
     }
 
+    /// `wamp.error.canceled`: what a handler returns when it stops because its call was
+    /// canceled (see [`Invocation::cancelled`](crate::Invocation::cancelled)).
+    pub fn canceled() -> CallError {
+        CallError::new(uris::CANCELED)
+    }
+
+    /// Whether this is the `wamp.error.canceled` error (a canceled call, or a callee that
+    /// left before answering).
+    pub fn is_canceled(&self) -> bool {
+        self.uri() == Some(uris::CANCELED)
+    }
+
+    /// Whether this is the `wamp.error.timeout` error (the router's call timeout).
+    pub fn is_timeout(&self) -> bool {
+        self.uri() == Some(uris::TIMEOUT)
+    }
+
     /// `wamp.error.invalid_argument` with the message as the only positional argument.
     pub fn invalid_argument(message: impl fmt::Display) -> CallError {
         CallError::new(uris::INVALID_ARGUMENT).with_args([message.to_string()])

@@ -58,11 +58,25 @@
 //! [`Event::topic`] is the concrete topic), and a router that keeps event history answers
 //! [`Client::subscription_events`].
 //!
+//! # Advanced RPC
+//! Calls can carry a router-enforced [`CallBuilder::timeout`] (sent in milliseconds), ask
+//! for caller disclosure ([`CallBuilder::disclose_me`]), stream progressive results
+//! ([`CallBuilder::progressive`], a `Stream`), send their arguments in chunks
+//! ([`CallBuilder::chunked`]), and be canceled ([`PendingCall::cancel`] with a
+//! [`CancelMode`]; dropping an unanswered call sends CANCEL `killnowait`). Registrations can
+//! match a prefix or wildcard ([`RegisterBuilder::prefix`], [`RegisterBuilder::wildcard`];
+//! [`Invocation::procedure`] is the called URI), be shared ([`RegisterBuilder::invoke`]),
+//! take a procedure over ([`RegisterBuilder::force_reregister`]; the evicted callee sees
+//! [`Registration::revoked`]) and see every caller ([`RegisterBuilder::disclose_caller`]).
+//! Handlers send progressive results with [`Invocation::progress`], read further chunks
+//! with [`Invocation::next_chunk`], and learn of cancellation from
+//! [`Invocation::cancelled`].
+//!
 //! # Not yet implemented
 //! Reconnecting (a closed client stays closed), authentication other than anonymous,
-//! `wss://`, RawSocket, and the Advanced Profile RPC features (progressive results, call
-//! canceling, call timeouts, ...). Raw `.option(key, value)` setters on the builders pass
-//! options through to routers that support more.
+//! `wss://`, RawSocket, call rerouting, and callee-side timeouts (`forward_timeout`). Raw
+//! `.option(key, value)` setters on the builders pass options through to routers that
+//! support more.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
@@ -76,7 +90,9 @@ mod publish;
 mod register;
 mod subscribe;
 
-pub use call::{CallBuilder, CallResult, TypedCall};
+pub use call::{
+    CallBuilder, CallResult, CancelMode, ChunkedCall, PendingCall, ProgressiveCall, TypedCall,
+};
 pub use client::{
     Client, ClientBuilder, CloseKind, CloseReason, AGENT, DEFAULT_EVENT_BUFFER, TRANSPORT_LOST,
 };
@@ -86,6 +102,6 @@ pub use error::{
 };
 pub use history::HistoryEvent;
 pub use publish::{AcknowledgedPublish, PublishBuilder};
-pub use register::{Invocation, RegisterBuilder, Registration};
+pub use register::{Invocation, InvokePolicy, RegisterBuilder, Registration};
 pub use subscribe::{Event, SubscribeBuilder, Subscription, SubscriptionHandle};
 pub use wamp_proto::{uris, Dict, Id, MatchPolicy, Serializer, Value};

@@ -2,17 +2,18 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use wamp_proto::message::{self as msg, code};
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Id, Message, Payload, Uri, Value};
 
-use super::{Connection, End, HandlerReply, Pending, State};
-use crate::call::CallResult;
+use super::ENDED_STREAMS;
+use super::{ActiveInvocation, Connection, End, HandlerReply, Pending, RegEntry, State};
+use crate::call::{CallResult, CancelMode};
 use crate::client::{detail_message, CloseKind, CloseReason};
 use crate::error::{CallError, PublishError, RegisterError, Rejection, SubscribeError};
-use crate::register::Invocation;
+use crate::register::{Invocation, InvocationLink};
 use crate::subscribe::Event;
 
 impl Connection {
@@ -84,19 +85,42 @@ impl Connection {
                 ),
                 graceful: true,
             }),
-            Message::Result(r) => match self.pending.remove(&r.request) {
-                Some(Pending::Call(tx)) => {
-                    let _ = tx.send(Ok(CallResult::from_payload(r.payload)));
-                    None
+            Message::Result(r) => {
+                if r.details.get("progress").and_then(Value::as_bool) == Some(true) {
+                    // A progressive result: the call goes on.
+                    match self.pending.get(&r.request) {
+                        Some(Pending::Call { sink, .. }) => {
+                            sink.progress(CallResult::from_payload(r.payload));
+                        }
+                        None => tracing::debug!(request = %r.request,
+                            "progressive RESULT for an unknown request ignored"),
+                        Some(_) => {
+                            let p = self.pending.remove(&r.request);
+                            return self.unexpected_reply("RESULT", r.request, p);
+                        }
+                    }
+                    return None;
                 }
-                other => self.unexpected_reply("RESULT", r.request, other),
-            },
+                match self.pending.remove(&r.request) {
+                    Some(Pending::Call { local, sink }) => {
+                        self.call_ids.remove(&local);
+                        sink.finish(Ok(CallResult::from_payload(r.payload)));
+                        None
+                    }
+                    other => self.unexpected_reply("RESULT", r.request, other),
+                }
+            }
             Message::Error(e) => self.on_error(e),
             Message::Registered(r) => match self.pending.remove(&r.request) {
-                Some(Pending::Register { handler, reply }) => {
+                Some(Pending::Register {
+                    handler,
+                    revoked,
+                    reply,
+                }) => {
                     // Registered even if the caller stopped waiting: dropping the handle
                     // keeps a registration, as documented.
-                    self.registrations.insert(r.registration, handler);
+                    self.registrations
+                        .insert(r.registration, RegEntry { handler, revoked });
                     let _ = reply.send(Ok(r.registration));
                     None
                 }
@@ -111,7 +135,11 @@ impl Connection {
                         .and_then(|d| id_detail(d, "registration"));
                     if let Some(id) = id {
                         tracing::info!(registration = %id, "registration revoked by the router");
-                        self.registrations.remove(&id);
+                        if let Some(entry) = self.registrations.remove(&id) {
+                            let reason = u.details.as_ref().and_then(|d| d.get("reason"));
+                            let reason = reason.and_then(Value::as_str).unwrap_or_default();
+                            entry.revoked.send_replace(Some(reason.to_owned()));
+                        }
                     }
                     return None;
                 }
@@ -187,8 +215,19 @@ impl Connection {
                 None
             }
             Message::Interrupt(i) => {
-                // Call canceling is not announced, so a router should not send this.
-                tracing::debug!(request = %i.request, "INTERRUPT ignored (call canceling not supported)");
+                let mode = match i.options.get("mode").and_then(Value::as_str) {
+                    Some("killnowait") => CancelMode::KillNoWait,
+                    _ => CancelMode::Kill,
+                };
+                match self.invocations.get(&i.request) {
+                    // A second INTERRUPT does not change the first one's mode.
+                    Some(a) => {
+                        a.cancel
+                            .send_if_modified(|m| m.is_none() && m.replace(mode).is_none());
+                    }
+                    None => tracing::debug!(request = %i.request,
+                        "INTERRUPT for an invocation no longer running ignored"),
+                }
                 None
             }
             other => Some(self.violation(format!("unexpected {} from the router", other.name()))),
@@ -215,8 +254,9 @@ impl Connection {
             return None;
         };
         match (e.request_type, p) {
-            (code::CALL, Pending::Call(tx)) => {
-                let _ = tx.send(Err(CallError::from_wire(&e.error, e.payload)));
+            (code::CALL, Pending::Call { local, sink }) => {
+                self.call_ids.remove(&local);
+                sink.finish(Err(CallError::from_wire(&e.error, e.payload)));
             }
             (code::REGISTER, Pending::Register { reply, .. }) => {
                 let r = Rejection::from_wire(&e.error, e.payload);
@@ -291,7 +331,32 @@ impl Connection {
 
     fn on_invocation(&mut self, i: msg::Invocation) {
         let request = i.request;
-        let Some(handler) = self.registrations.get(&i.registration).cloned() else {
+        let progress = i.details.get("progress").and_then(Value::as_bool) == Some(true);
+        if let Some(active) = self.invocations.get_mut(&request) {
+            // A further chunk of a progressive call invocation (same request ID).
+            match &active.chunks {
+                Some(tx) => {
+                    let _ = tx.send(CallResult::from_payload(i.payload));
+                    if !progress {
+                        active.chunks = None; // the last one
+                    }
+                }
+                None => tracing::debug!(%request, "INVOCATION repeats a running one; ignored"),
+            }
+            return;
+        }
+        if let Some(at) = self.ended_streams.iter().position(|r| *r == request) {
+            // A chunk for a progressive invocation whose handler already answered.
+            if !progress {
+                self.ended_streams.remove(at);
+            }
+            return;
+        }
+        let Some(handler) = self
+            .registrations
+            .get(&i.registration)
+            .map(|r| r.handler.clone())
+        else {
             // A race with UNREGISTER.
             let m = msg::Error {
                 request_type: code::INVOCATION,
@@ -303,7 +368,17 @@ impl Connection {
             self.send_or_log(m.into());
             return;
         };
-        let invocation = Invocation::from_message(i);
+        let (cancel, cancel_rx) = watch::channel(None);
+        let (chunks, chunks_rx) = if progress {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.invocations
+            .insert(request, ActiveInvocation { cancel, chunks });
+        let link = InvocationLink::new(self.reply_tx.clone(), cancel_rx, chunks_rx);
+        let invocation = Invocation::from_message(i).with_link(link);
         let replies = self.reply_tx.clone();
         // The handler is called inside its own task, so neither a slow handler nor a panic
         // (even in the closure's synchronous part) reaches this task.
@@ -316,11 +391,48 @@ impl Connection {
                     Err(CallError::runtime("procedure handler panicked"))
                 }
             };
-            let _ = replies.send(HandlerReply { request, result }).await;
+            let reply = HandlerReply {
+                request,
+                result,
+                progress: false,
+            };
+            let _ = replies.send(reply).await;
         });
     }
 
     pub(super) fn on_handler_reply(&mut self, r: HandlerReply) {
+        if r.progress {
+            // Only while the invocation runs and was not interrupted.
+            let running = self
+                .invocations
+                .get(&r.request)
+                .is_some_and(|a| a.cancel.borrow().is_none());
+            if let (true, Ok(result)) = (running, r.result) {
+                let m = msg::Yield {
+                    request: r.request,
+                    options: dict([("progress", true.into())]),
+                    payload: result.into_payload(),
+                };
+                if let Err(e) = self.send(m.into()) {
+                    tracing::warn!(request = %r.request, error = %e,
+                        "progressive result cannot be encoded; not sent");
+                }
+            }
+            return;
+        }
+        if let Some(active) = self.invocations.remove(&r.request) {
+            if active.chunks.is_some() {
+                // The caller is still streaming: ignore the rest of its chunks.
+                if self.ended_streams.len() == ENDED_STREAMS {
+                    self.ended_streams.pop_front();
+                }
+                self.ended_streams.push_back(r.request);
+            }
+            if *active.cancel.borrow() == Some(CancelMode::KillNoWait) {
+                // The router has answered the caller already and discards ours.
+                return;
+            }
+        }
         let m: Message = match r.result {
             Ok(result) => msg::Yield {
                 request: r.request,

@@ -36,6 +36,31 @@ Advanced PubSub modes (SPEC is one JSON command-line argument):
                              limit=LIMIT, printing {"events": [...]} each, then with
                              an unknown subscription ID, printing {"error": URI}
 
+Advanced RPC modes:
+    rpc-callee PROC          register with RegisterOptions(details=True), print
+                             {"ready": true}, serve until stdin reaches EOF:
+                             PROC.count (args [N]): N progressive results 1..N
+                             through details.progress when the caller asked, then
+                             returns ["done", asked]; PROC.hang: prints
+                             {"invoked": "PROC.hang"}, waits until the call is
+                             canceled (INTERRUPT), then prints
+                             {"interrupted": "PROC.hang"} and re-raises;
+                             PROC.prefix. (match=prefix) and PROC.wild..x
+                             (match=wildcard): return [label, details.procedure,
+                             details.caller]
+    shared-callee PROC INDEX register PROC with invoke=roundrobin returning INDEX,
+                             print {"ready": true}, serve until stdin reaches EOF
+    progress-caller PROC N   call PROC with N and CallOptions(on_progress=...): one
+                             {"progress": ARGS} line per progressive result, then
+                             {"result": ARGS}
+    cancel-caller PROC       call PROC, print {"called": true}, wait for a line on
+                             stdin, cancel the call's future (autobahn sends CANCEL
+                             without a mode), print {"cancelled": true} (or
+                             {"error": URI} / {"result": ARGS} if it ended otherwise)
+    timeout-caller PROC SECS call PROC with CallOptions(timeout=SECS) (an int: autobahn
+                             puts it on the wire as given), print {"error": URI,
+                             "args": ARGS} or {"result": ARGS}
+
 stdout carries only JSON lines (one object per line, flushed, keys sorted);
 bytes values are rendered as {"$bytes": "<hex>"}. Exit 0 on success; on failure
 or timeout (--timeout, default 20 s, bounds the whole run) a message on stderr
@@ -58,7 +83,14 @@ from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
 from autobahn.asyncio.websocket import WampWebSocketClientFactory, WampWebSocketClientProtocol  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer  # noqa: E402
-from autobahn.wamp.types import CallResult, ComponentConfig, PublishOptions, SubscribeOptions  # noqa: E402
+from autobahn.wamp.types import (  # noqa: E402
+    CallOptions,
+    CallResult,
+    ComponentConfig,
+    PublishOptions,
+    RegisterOptions,
+    SubscribeOptions,
+)
 from autobahn.websocket.compress import (  # noqa: E402
     PerMessageDeflateOffer,
     PerMessageDeflateResponse,
@@ -277,6 +309,106 @@ class Peer(ApplicationSession):
             raise PeerFailure(f"{GET_EVENTS} of an unknown subscription succeeded: {res!r}")
         self.finished = True
 
+    # -- advanced RPC modes -----------------------------------------------------
+
+    async def mode_rpc_callee(self):
+        proc = self.opts.proc
+
+        async def count(n, details=None):
+            asked = details.progress is not None
+            if asked:
+                for i in range(1, n + 1):
+                    details.progress(i)
+            return CallResult("done", asked)
+
+        async def hang(details=None):
+            emit({"invoked": proc + ".hang"})
+            try:
+                await asyncio.get_running_loop().create_future()  # until canceled
+            except asyncio.CancelledError:
+                emit({"interrupted": proc + ".hang"})
+                raise
+
+        def labelled(label):
+            def endpoint(*args, details=None, **kwargs):
+                return CallResult(label, details.procedure, details.caller)
+
+            return endpoint
+
+        opts = RegisterOptions(details=True)
+        await self.register(count, proc + ".count", options=opts)
+        await self.register(hang, proc + ".hang", options=opts)
+        await self.register(labelled("prefix"), proc + ".prefix.",
+                            options=RegisterOptions(details=True, match="prefix"))
+        await self.register(labelled("wildcard"), proc + ".wild..x",
+                            options=RegisterOptions(details=True, match="wildcard"))
+        emit({"ready": True})
+        await stdin_eof()
+        self.finished = True
+
+    async def mode_shared_callee(self):
+        index = self.opts.index
+        await self.register(lambda: index, self.opts.proc, options=RegisterOptions(invoke="roundrobin"))
+        emit({"ready": True})
+        await stdin_eof()
+        self.finished = True
+
+    async def mode_progress_caller(self):
+        def on_progress(*args, **kwargs):
+            emit({"progress": list(args)})
+
+        res = await self.call(self.opts.proc, self.opts.n, options=CallOptions(on_progress=on_progress))
+        args, _kwargs = result_parts(res)
+        emit({"result": args})
+        self.finished = True
+
+    async def mode_cancel_caller(self):
+        call = self.call(self.opts.proc)
+        emit({"called": True})
+        await stdin_line()
+        call.cancel()
+        try:
+            res = await call
+        except asyncio.CancelledError:
+            emit({"cancelled": True})
+        except ApplicationError as e:
+            emit({"error": e.error})
+        else:
+            emit({"result": result_parts(res)[0]})
+        self.finished = True
+
+    async def mode_timeout_caller(self):
+        try:
+            res = await self.call(self.opts.proc, options=CallOptions(timeout=self.opts.secs))
+        except ApplicationError as e:
+            emit({"error": e.error, "args": list(e.args)})
+        else:
+            emit({"result": result_parts(res)[0]})
+        self.finished = True
+
+
+def stdin_line():
+    """A future that resolves with the next line on stdin (or "" at EOF), read by a
+    daemon thread like stdin_eof (for modes that wait for the test's go-ahead)."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def reader():
+        line = b""
+        try:
+            while not line.endswith(b"\n"):
+                c = os.read(0, 1)
+                if not c:
+                    break
+                line += c
+        except OSError:
+            pass
+        text = line.decode(errors="replace")
+        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(text))
+
+    threading.Thread(target=reader, daemon=True).start()
+    return fut
+
 
 def stdin_eof():
     """A future that resolves when stdin reaches EOF. A daemon thread does the
@@ -360,6 +492,17 @@ def parse_args(argv):
     m = modes.add_parser("history")
     m.add_argument("topic")
     m.add_argument("limit", type=int)
+    modes.add_parser("rpc-callee").add_argument("proc")
+    m = modes.add_parser("shared-callee")
+    m.add_argument("proc")
+    m.add_argument("index", type=int)
+    m = modes.add_parser("progress-caller")
+    m.add_argument("proc")
+    m.add_argument("n", type=int)
+    modes.add_parser("cancel-caller").add_argument("proc")
+    m = modes.add_parser("timeout-caller")
+    m.add_argument("proc")
+    m.add_argument("secs", type=int)
     return p.parse_args(argv)
 
 
