@@ -16,6 +16,8 @@ use wamp_proto::options::dict;
 use wamp_proto::{Encoded, Id, Message, Serializer, Uri, Value};
 use wamp_router::{Config, Server};
 
+pub mod interop;
+
 /// How long a test waits for something that should happen (never a synchronisation sleep:
 /// only the upper bound of a wait that normally ends at once).
 pub const WAIT: Duration = Duration::from_secs(10);

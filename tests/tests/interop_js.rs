@@ -12,20 +12,13 @@
 //! skip with a notice, or fail when `CI` is set.
 
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
 
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use wamp_client::{CallError, CallResult, Client, Dict, Invocation, Serializer, Value};
-use wamp_tests::{in_ci, TestRouter, WAIT};
-
-const REALM: &str = "realm1";
-/// The peer's own overall limit (`--timeout`); every wait here is bounded by [`WAIT`].
-const PEER_TIMEOUT_SECS: &str = "30";
+use wamp_tests::interop::{env_path, ser_name, ScriptPeer, REALM};
+use wamp_tests::{TestRouter, WAIT};
 
 /// Where the JS peer lives and which `node` runs it.
 #[derive(Debug)]
@@ -36,20 +29,11 @@ struct NodeEnv {
 
 /// The JS peer's environment, or `None` (after a notice) when it is not set up outside CI.
 fn node_env() -> Option<NodeEnv> {
-    let dir = match std::env::var_os("WAMP_INTEROP_NODE_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => {
-            assert!(
-                !in_ci(),
-                "WAMP_INTEROP_NODE_DIR is not set, and CI is: run the suite with scripts/test-all.sh"
-            );
-            eprintln!(
-                "notice: skipping the autobahn-js interop test: WAMP_INTEROP_NODE_DIR is not set \
-                 (scripts/test-all.sh installs tests/interop/js and sets it)"
-            );
-            return None;
-        }
-    };
+    let dir = env_path(
+        "WAMP_INTEROP_NODE_DIR",
+        "autobahn-js interop test",
+        "scripts/test-all.sh installs tests/interop/js and sets it",
+    )?;
     assert!(
         dir.join("peer.js").is_file() && dir.join("node_modules/autobahn").is_dir(),
         "WAMP_INTEROP_NODE_DIR={} has no peer.js or no node_modules/autobahn (run npm ci there)",
@@ -61,142 +45,18 @@ fn node_env() -> Option<NodeEnv> {
     Some(NodeEnv { dir, node })
 }
 
-fn ser_name(s: Serializer) -> &'static str {
-    match s {
-        Serializer::Json => "json",
-        Serializer::MsgPack => "msgpack",
-    }
-}
-
-// --- the JS peer process -------------------------------------------------------------
-
-/// One running `node peer.js ...`; killed if dropped before it finished.
-#[derive(Debug)]
-struct JsPeer {
-    what: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl JsPeer {
-    /// Starts the peer in `mode` (e.g. `["caller", "com.example.proc"]`).
-    fn spawn(env: &NodeEnv, url: &str, serializer: Serializer, mode: &[&str]) -> JsPeer {
-        let what = format!(
-            "peer.js --serializer {} {}",
-            ser_name(serializer),
-            mode.join(" ")
-        );
-        let mut child = Command::new(&env.node)
-            .arg(env.dir.join("peer.js"))
-            .args(["--url", url, "--realm", REALM])
-            .args(["--serializer", ser_name(serializer)])
-            .args(["--timeout", PEER_TIMEOUT_SECS])
-            .args(mode)
-            .current_dir(&env.dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", env.node.display()));
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let mut err = child.stderr.take().expect("piped stderr");
-        let stderr = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = err.read_to_end(&mut buf).await;
-            String::from_utf8_lossy(&buf).into_owned()
-        });
-        JsPeer {
-            what,
-            child,
-            stdin,
-            stdout,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Kills the peer (if still running) and panics with `msg` and everything it wrote on
-    /// stderr.
-    async fn fail(&mut self, msg: &str) -> ! {
-        let _ = self.child.start_kill();
-        let stderr = self.take_stderr().await;
-        panic!("{}: {msg}\n--- its stderr ---\n{stderr}", self.what);
-    }
-
-    async fn take_stderr(&mut self) -> String {
-        match self.stderr.take() {
-            Some(task) => match timeout(WAIT, task).await {
-                Ok(Ok(s)) => s,
-                _ => "<stderr not readable>".into(),
-            },
-            None => String::new(),
-        }
-    }
-
-    /// The next JSON line on stdout.
-    async fn line(&mut self) -> Json {
-        let line = match timeout(WAIT, self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => self.fail("stdout ended, expected another line").await,
-            Ok(Err(e)) => self.fail(&format!("reading stdout: {e}")).await,
-            Err(_) => {
-                self.fail(&format!("no line on stdout within {WAIT:?}"))
-                    .await
-            }
-        };
-        match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(e) => self.fail(&format!("not a JSON line ({e}): {line}")).await,
-        }
-    }
-
-    /// Waits for `{"ready": true}` (callee registered, subscriber subscribed).
-    async fn ready(&mut self) {
-        let line = self.line().await;
-        if line != json!({"ready": true}) {
-            self.fail(&format!("expected {{\"ready\":true}}, got {line}"))
-                .await;
-        }
-    }
-
-    /// Closes stdin (which stops a callee), reads stdout to its end and waits for the exit.
-    /// Returns the exit status, the remaining stdout lines and stderr.
-    async fn finish(mut self) -> (ExitStatus, Vec<Json>, String) {
-        drop(self.stdin.take());
-        let mut lines = Vec::new();
-        loop {
-            match timeout(WAIT, self.stdout.next_line()).await {
-                Ok(Ok(Some(line))) => match serde_json::from_str(&line) {
-                    Ok(v) => lines.push(v),
-                    Err(e) => self.fail(&format!("not a JSON line ({e}): {line}")).await,
-                },
-                Ok(Ok(None)) => break,
-                Ok(Err(e)) => self.fail(&format!("reading stdout: {e}")).await,
-                Err(_) => self.fail(&format!("did not finish within {WAIT:?}")).await,
-            }
-        }
-        let status = match timeout(WAIT, self.child.wait()).await {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => self.fail(&format!("wait: {e}")).await,
-            Err(_) => self.fail(&format!("did not exit within {WAIT:?}")).await,
-        };
-        let stderr = self.take_stderr().await;
-        (status, lines, stderr)
-    }
-
-    /// [`JsPeer::finish`], asserting exit 0; returns the remaining stdout lines.
-    async fn succeed(self) -> Vec<Json> {
-        let what = self.what.clone();
-        let (status, lines, stderr) = self.finish().await;
-        assert!(
-            status.success(),
-            "{what}: {status}\n--- stdout ---\n{lines:?}\n--- stderr ---\n{stderr}"
-        );
-        lines
-    }
+/// Starts `peer.js` in `mode`.
+fn spawn_peer(env: &NodeEnv, url: &str, serializer: Serializer, mode: &[&str]) -> ScriptPeer {
+    let script = env.dir.join("peer.js");
+    ScriptPeer::spawn(
+        &env.node,
+        &script,
+        Some(&env.dir),
+        url,
+        serializer,
+        mode,
+        true,
+    )
 }
 
 // --- payloads ------------------------------------------------------------------------
@@ -319,7 +179,7 @@ async fn js_caller_rust_callee(serializer: Serializer) {
         .await
         .expect("register .fail");
 
-    let peer = JsPeer::spawn(&env, router.url(), serializer, &["caller", &proc_]);
+    let peer = spawn_peer(&env, router.url(), serializer, &["caller", &proc_]);
     assert_caller_lines(&peer.succeed().await);
 
     // What autobahn-js sent, as our client decoded it: the exact types, bytes included.
@@ -335,7 +195,7 @@ async fn rust_caller_js_callee(serializer: Serializer) {
     let Some(env) = node_env() else { return };
     let router = TestRouter::start().await;
     let proc_ = format!("com.example.js.js_echo.{}", ser_name(serializer));
-    let mut peer = JsPeer::spawn(&env, router.url(), serializer, &["callee", &proc_]);
+    let mut peer = spawn_peer(&env, router.url(), serializer, &["callee", &proc_]);
     peer.ready().await;
     let caller = rust_client(router.url(), serializer).await;
 
@@ -374,7 +234,7 @@ async fn js_publisher_rust_subscriber(serializer: Serializer) {
     let subscriber = rust_client(router.url(), serializer).await;
     let mut events = subscriber.subscribe(&topic).await.expect("subscribe");
 
-    let peer = JsPeer::spawn(&env, router.url(), serializer, &["publisher", &topic, "3"]);
+    let peer = spawn_peer(&env, router.url(), serializer, &["publisher", &topic, "3"]);
     assert_eq!(peer.succeed().await, vec![json!({"published": 3})]);
     for i in 0..3 {
         let ev = timeout(WAIT, events.next())
@@ -392,7 +252,7 @@ async fn rust_publisher_js_subscriber(serializer: Serializer) {
     let Some(env) = node_env() else { return };
     let router = TestRouter::start().await;
     let topic = format!("com.example.js.rust_pub.{}", ser_name(serializer));
-    let mut peer = JsPeer::spawn(&env, router.url(), serializer, &["subscriber", &topic, "3"]);
+    let mut peer = spawn_peer(&env, router.url(), serializer, &["subscriber", &topic, "3"]);
     peer.ready().await;
     let publisher = rust_client(router.url(), serializer).await;
     for i in 0..3 {
@@ -460,9 +320,9 @@ async fn js_caller_json_js_callee_msgpack() {
     let Some(env) = node_env() else { return };
     let router = TestRouter::start().await;
     let proc_ = "com.example.js.cross";
-    let mut callee = JsPeer::spawn(&env, router.url(), Serializer::MsgPack, &["callee", proc_]);
+    let mut callee = spawn_peer(&env, router.url(), Serializer::MsgPack, &["callee", proc_]);
     callee.ready().await;
-    let caller = JsPeer::spawn(&env, router.url(), Serializer::Json, &["caller", proc_]);
+    let caller = spawn_peer(&env, router.url(), Serializer::Json, &["caller", proc_]);
     assert_caller_lines(&caller.succeed().await);
     assert!(
         callee.succeed().await.is_empty(),
@@ -487,14 +347,14 @@ name = "realm1"
 "#,
     )
     .await;
-    let peer = JsPeer::spawn(&env, router.url(), Serializer::MsgPack, &["caller", "p"]);
+    let peer = spawn_peer(&env, router.url(), Serializer::MsgPack, &["caller", "p"]);
     let (status, lines, stderr) = peer.finish().await;
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
     assert!(lines.is_empty(), "{lines:?}");
     assert!(stderr.contains("before the session was joined"), "{stderr}");
 
     // The same peer with JSON joins that router (and finds no procedure).
-    let peer = JsPeer::spawn(&env, router.url(), Serializer::Json, &["caller", "p"]);
+    let peer = spawn_peer(&env, router.url(), Serializer::Json, &["caller", "p"]);
     let (status, lines, stderr) = peer.finish().await;
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
     assert_eq!(lines.len(), 0, "{lines:?}");
@@ -507,10 +367,10 @@ name = "realm1"
 async fn js_callee_leaves_when_the_router_shuts_down() {
     let Some(env) = node_env() else { return };
     let router = TestRouter::start().await;
-    let mut peer = JsPeer::spawn(&env, router.url(), Serializer::Json, &["callee", "p"]);
+    let mut peer = spawn_peer(&env, router.url(), Serializer::Json, &["callee", "p"]);
     peer.ready().await;
     assert_eq!(router.server().session_count(), 1);
-    let stdin = peer.stdin.take(); // kept open: only the router may end the session
+    let stdin = peer.take_stdin(); // kept open: only the router may end the session
     timeout(WAIT, router.shutdown())
         .await
         .expect("shutdown in time");

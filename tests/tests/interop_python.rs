@@ -16,175 +16,15 @@
 //! publisher feeds a JSON and a MessagePack Rust subscriber; one Python subscriber hears a
 //! JSON and a MessagePack Rust publisher.
 
-use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
-
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use wamp_client::{CallError, CallResult, Client, Dict, Invocation, Serializer, Value};
-use wamp_tests::{in_ci, TestRouter, WAIT};
+use wamp_tests::interop::{python, ser_name, ScriptPeer, REALM};
+use wamp_tests::{TestRouter, WAIT};
 
-const REALM: &str = "realm1";
-/// The peer's own overall limit (`--timeout`); every wait here is bounded by [`WAIT`].
-const PEER_TIMEOUT_SECS: &str = "30";
 /// Events per publisher.
 const COUNT: u64 = 5;
-
-/// The Python to run `peer.py` with, or `None` (after a notice) when it is not set up
-/// outside CI.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("WAMP_INTEROP_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            assert!(
-                !in_ci(),
-                "WAMP_INTEROP_PYTHON is not set, and CI is: run the suite with \
-                 scripts/test-all.sh (it creates the autobahn-python venv and sets it)"
-            );
-            eprintln!(
-                "notice: skipping the autobahn-python interop test: WAMP_INTEROP_PYTHON is not \
-                 set (scripts/test-all.sh creates target/interop/venv and sets it)"
-            );
-            None
-        }
-    }
-}
-
-fn peer_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/python/peer.py")
-}
-
-fn ser_name(s: Serializer) -> &'static str {
-    match s {
-        Serializer::Json => "json",
-        Serializer::MsgPack => "msgpack",
-    }
-}
-
-// --- the Python peer process ---------------------------------------------------------
-
-/// One running `python peer.py ...`; killed if dropped before it finished.
-#[derive(Debug)]
-struct PyPeer {
-    what: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl PyPeer {
-    /// Starts the peer in `mode` (e.g. `["caller", "com.example.proc"]`).
-    fn spawn(python: &PathBuf, url: &str, serializer: Serializer, mode: &[&str]) -> PyPeer {
-        let what = format!(
-            "peer.py --serializer {} {}",
-            ser_name(serializer),
-            mode.join(" ")
-        );
-        let script = peer_script();
-        assert!(script.is_file(), "{} is missing", script.display());
-        let mut child = Command::new(python)
-            .arg(&script)
-            .args(["--url", url, "--realm", REALM])
-            .args(["--serializer", ser_name(serializer)])
-            .args(["--timeout", PEER_TIMEOUT_SECS])
-            .args(mode)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {} (WAMP_INTEROP_PYTHON): {e}", python.display())
-            });
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let mut err = child.stderr.take().expect("piped stderr");
-        let stderr = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = err.read_to_end(&mut buf).await;
-            String::from_utf8_lossy(&buf).into_owned()
-        });
-        PyPeer {
-            what,
-            child,
-            stdin,
-            stdout,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Kills the peer (if still running) and panics with `msg` and everything it wrote on
-    /// stderr.
-    async fn fail(&mut self, msg: &str) -> ! {
-        let _ = self.child.start_kill();
-        let stderr = self.take_stderr().await;
-        panic!("{}: {msg}\n--- its stderr ---\n{stderr}", self.what);
-    }
-
-    async fn take_stderr(&mut self) -> String {
-        match self.stderr.take() {
-            Some(task) => match timeout(WAIT, task).await {
-                Ok(Ok(s)) => s,
-                _ => "<stderr not readable>".into(),
-            },
-            None => String::new(),
-        }
-    }
-
-    /// The next JSON line on stdout, or `None` at its end.
-    async fn next_line(&mut self) -> Option<Json> {
-        let line = match timeout(WAIT, self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => return None,
-            Ok(Err(e)) => self.fail(&format!("reading stdout: {e}")).await,
-            Err(_) => {
-                self.fail(&format!("no line on stdout within {WAIT:?}"))
-                    .await
-            }
-        };
-        match serde_json::from_str(&line) {
-            Ok(v) => Some(v),
-            Err(e) => self.fail(&format!("not a JSON line ({e}): {line}")).await,
-        }
-    }
-
-    /// Waits for `{"ready": true}` (callee registered, subscriber subscribed).
-    async fn ready(&mut self) {
-        match self.next_line().await {
-            Some(line) if line == json!({"ready": true}) => {}
-            Some(line) => {
-                self.fail(&format!("expected {{\"ready\":true}}, got {line}"))
-                    .await
-            }
-            None => self.fail("stdout ended before {\"ready\":true}").await,
-        }
-    }
-
-    /// Closes stdin (which stops a callee), reads stdout to its end and waits for the exit;
-    /// asserts exit 0 and returns the remaining stdout lines.
-    async fn succeed(mut self) -> Vec<Json> {
-        drop(self.stdin.take());
-        let mut lines = Vec::new();
-        while let Some(line) = self.next_line().await {
-            lines.push(line);
-        }
-        let status: ExitStatus = match timeout(WAIT, self.child.wait()).await {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => self.fail(&format!("wait: {e}")).await,
-            Err(_) => self.fail(&format!("did not exit within {WAIT:?}")).await,
-        };
-        if !status.success() {
-            self.fail(&format!("exited with {status}; stdout lines: {lines:?}"))
-                .await;
-        }
-        lines
-    }
-}
 
 // --- payloads ------------------------------------------------------------------------
 
@@ -299,7 +139,9 @@ async fn leave(client: Client) {
 /// A Python caller (`py`) calls a Rust callee (`rust`): the echo, an application error with
 /// payload, and `no_such_procedure`; and what our client received from autobahn-python.
 async fn python_caller_rust_callee(py: Serializer, rust: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let proc_ = format!(
         "com.example.py.rust_echo.{}_{}",
@@ -330,7 +172,7 @@ async fn python_caller_rust_callee(py: Serializer, rust: Serializer) {
         .await
         .expect("register .fail");
 
-    let peer = PyPeer::spawn(&python, router.url(), py, &["caller", &proc_]);
+    let peer = ScriptPeer::python(&python, router.url(), py, &["caller", &proc_]);
     assert_caller_lines(&peer.succeed().await);
 
     // What autobahn-python sent, as our client decoded it: the exact types, bytes included.
@@ -408,10 +250,12 @@ async fn rust_calls_python_callee(url: &str, rust: Serializer, proc_: &str) {
 /// One Python callee (`py`) serves a JSON and a MessagePack Rust caller (concurrently), then a
 /// Python caller speaking the other serializer: routing between two autobahn clients.
 async fn python_callee(py: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let proc_ = format!("com.example.py.py_echo.{}", ser_name(py));
-    let mut callee = PyPeer::spawn(&python, router.url(), py, &["callee", &proc_]);
+    let mut callee = ScriptPeer::python(&python, router.url(), py, &["callee", &proc_]);
     callee.ready().await;
 
     tokio::join!(
@@ -423,7 +267,7 @@ async fn python_callee(py: Serializer) {
         Serializer::Json => Serializer::MsgPack,
         Serializer::MsgPack => Serializer::Json,
     };
-    let caller = PyPeer::spawn(&python, router.url(), other, &["caller", &proc_]);
+    let caller = ScriptPeer::python(&python, router.url(), other, &["caller", &proc_]);
     assert_caller_lines(&caller.succeed().await);
 
     assert_eq!(callee.succeed().await, Vec::<Json>::new(), "callee lines");
@@ -444,7 +288,9 @@ async fn python_callee_msgpack_serves_rust_and_python_json_callers() {
 /// A Python publisher (`py`) publishes COUNT acknowledged events; a JSON and a MessagePack
 /// Rust subscriber each receive all of them, in order, with exact payloads.
 async fn python_publisher(py: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let topic = format!("com.example.py.py_pub.{}", ser_name(py));
     let mut subscribers = Vec::new();
@@ -458,7 +304,7 @@ async fn python_publisher(py: Serializer) {
     }
 
     let count = COUNT.to_string();
-    let peer = PyPeer::spawn(&python, router.url(), py, &["publisher", &topic, &count]);
+    let peer = ScriptPeer::python(&python, router.url(), py, &["publisher", &topic, &count]);
     assert_eq!(peer.succeed().await, vec![json!({"published": COUNT})]);
 
     for (ser, client, mut events) in subscribers {
@@ -491,11 +337,13 @@ async fn python_publisher_msgpack_rust_subscribers() {
 /// A Python subscriber (`py`) hears COUNT events from a JSON Rust publisher (`0..COUNT`) and
 /// COUNT from a MessagePack one (`COUNT..2*COUNT`), and prints every one of them.
 async fn python_subscriber(py: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let topic = format!("com.example.py.rust_pub.{}", ser_name(py));
     let total = (2 * COUNT).to_string();
-    let mut peer = PyPeer::spawn(&python, router.url(), py, &["subscriber", &topic, &total]);
+    let mut peer = ScriptPeer::python(&python, router.url(), py, &["subscriber", &topic, &total]);
     peer.ready().await;
 
     let publishers = [Serializer::Json, Serializer::MsgPack];

@@ -15,170 +15,29 @@
 //! creates the venv (`target/interop/venv`) and exports it. Without it the tests skip with a
 //! notice, or fail when `CI` is set.
 
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::Path;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use wamp_client::{Client, Event, Serializer, Subscription, Value};
-use wamp_tests::{in_ci, TestRouter, WAIT};
+use wamp_tests::interop::{python, python_script, ser_name, ScriptPeer, REALM};
+use wamp_tests::{TestRouter, WAIT};
 
-const REALM: &str = "realm1";
-/// The peer's own overall limit (`--timeout`); every wait here is bounded by [`WAIT`].
-const PEER_TIMEOUT_SECS: &str = "30";
-
-/// The Python to run `peer.py` with, or `None` (after a notice) when it is not set up
-/// outside CI.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("WAMP_INTEROP_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            assert!(
-                !in_ci(),
-                "WAMP_INTEROP_PYTHON is not set, and CI is: run the suite with \
-                 scripts/test-all.sh (it creates the autobahn-python venv and sets it)"
-            );
-            eprintln!(
-                "notice: skipping the autobahn-python PubSub interop test: WAMP_INTEROP_PYTHON \
-                 is not set (scripts/test-all.sh creates target/interop/venv and sets it)"
-            );
-            None
-        }
-    }
+/// Starts `peer.py` in `mode` with a null stdin.
+fn spawn_peer(python: &Path, url: &str, serializer: Serializer, mode: &[&str]) -> ScriptPeer {
+    ScriptPeer::spawn(python, &python_script(), None, url, serializer, mode, false)
 }
 
-fn ser_name(s: Serializer) -> &'static str {
-    match s {
-        Serializer::Json => "json",
-        Serializer::MsgPack => "msgpack",
-    }
-}
-
-// --- the Python peer process ---------------------------------------------------------
-
-/// One running `python peer.py ...`; killed if dropped before it finished.
-#[derive(Debug)]
-struct PyPeer {
-    what: String,
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl PyPeer {
-    /// Starts the peer in `mode` (e.g. `["history", "com.t", "2"]`).
-    fn spawn(python: &PathBuf, url: &str, serializer: Serializer, mode: &[&str]) -> PyPeer {
-        let what = format!(
-            "peer.py --serializer {} {}",
-            ser_name(serializer),
-            mode.join(" ")
-        );
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/python/peer.py");
-        assert!(script.is_file(), "{} is missing", script.display());
-        let mut child = Command::new(python)
-            .arg(&script)
-            .args(["--url", url, "--realm", REALM])
-            .args(["--serializer", ser_name(serializer)])
-            .args(["--timeout", PEER_TIMEOUT_SECS])
-            .args(mode)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {} (WAMP_INTEROP_PYTHON): {e}", python.display())
-            });
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let mut err = child.stderr.take().expect("piped stderr");
-        let stderr = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = err.read_to_end(&mut buf).await;
-            String::from_utf8_lossy(&buf).into_owned()
-        });
-        PyPeer {
-            what,
-            child,
-            stdout,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Kills the peer (if still running) and panics with `msg` and its stderr.
-    async fn fail(&mut self, msg: &str) -> ! {
-        let _ = self.child.start_kill();
-        let stderr = match self.stderr.take() {
-            Some(task) => match timeout(WAIT, task).await {
-                Ok(Ok(s)) => s,
-                _ => "<stderr not readable>".into(),
-            },
-            None => String::new(),
-        };
-        panic!("{}: {msg}\n--- its stderr ---\n{stderr}", self.what);
-    }
-
-    /// The next JSON line on stdout, or `None` at its end.
-    async fn next_line(&mut self) -> Option<Json> {
-        let line = match timeout(WAIT, self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => return None,
-            Ok(Err(e)) => self.fail(&format!("reading stdout: {e}")).await,
-            Err(_) => {
-                self.fail(&format!("no line on stdout within {WAIT:?}"))
-                    .await
-            }
-        };
-        match serde_json::from_str(&line) {
-            Ok(v) => Some(v),
-            Err(e) => self.fail(&format!("not a JSON line ({e}): {line}")).await,
-        }
-    }
-
-    /// The next line, which must exist.
-    async fn line(&mut self) -> Json {
-        match self.next_line().await {
-            Some(l) => l,
-            None => self.fail("stdout ended early").await,
-        }
-    }
-
-    /// Reads `{"subscribed": ID}` then `{"ready": true}` (subscribe-options); returns ID.
-    async fn subscribed(&mut self) -> u64 {
-        let line = self.line().await;
-        let Some(id) = line["subscribed"].as_u64() else {
-            self.fail(&format!("expected {{\"subscribed\": ID}}, got {line}"))
-                .await
-        };
-        let line = self.line().await;
-        if line != json!({"ready": true}) {
-            self.fail(&format!("expected {{\"ready\":true}}, got {line}"))
-                .await
-        }
-        id
-    }
-
-    /// Reads stdout to its end and waits for the exit; asserts exit 0 and returns the
-    /// remaining lines.
-    async fn succeed(mut self) -> Vec<Json> {
-        let mut lines = Vec::new();
-        while let Some(line) = self.next_line().await {
-            lines.push(line);
-        }
-        let status = match timeout(WAIT, self.child.wait()).await {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => self.fail(&format!("wait: {e}")).await,
-            Err(_) => self.fail(&format!("did not exit within {WAIT:?}")).await,
-        };
-        if !status.success() {
-            self.fail(&format!("exited with {status}; stdout lines: {lines:?}"))
-                .await;
-        }
-        lines
-    }
+/// Reads `{"subscribed": ID}` then `{"ready": true}` (subscribe-options); returns ID.
+async fn subscribed(peer: &mut ScriptPeer) -> u64 {
+    let line = peer.line().await;
+    let Some(id) = line["subscribed"].as_u64() else {
+        peer.fail(&format!("expected {{\"subscribed\": ID}}, got {line}"))
+            .await
+    };
+    peer.ready().await;
+    id
 }
 
 // --- Rust side helpers -------------------------------------------------------------------
@@ -250,7 +109,9 @@ fn event_line(text: &str, details: Json) -> Json {
 /// wraps in a list) and `retain`; three Rust subscribers get exactly the events meant for
 /// them, and a late Rust subscriber gets the retained one.
 async fn python_publisher_lists(py: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python PubSub interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let topic = format!("com.example.py.lists.{}", ser_name(py));
     let a = rust_client(router.url(), Serializer::Json).await;
@@ -273,7 +134,7 @@ async fn python_publisher_lists(py: Serializer) {
         {"arg": "marker", "options": {}},
     ])
     .to_string();
-    let peer = PyPeer::spawn(
+    let peer = spawn_peer(
         &python,
         router.url(),
         py,
@@ -328,9 +189,11 @@ async fn python_publisher_msgpack_lists_and_retain_reach_rust_subscribers() {
 /// Rust publisher; each event's `details.topic` is the concrete topic.
 #[tokio::test]
 async fn python_prefix_and_wildcard_subscribers_get_the_topic() {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python PubSub interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
-    let mut prefix = PyPeer::spawn(
+    let mut prefix = spawn_peer(
         &python,
         router.url(),
         Serializer::Json,
@@ -341,8 +204,8 @@ async fn python_prefix_and_wildcard_subscribers_get_the_topic() {
             r#"{"match": "prefix"}"#,
         ],
     );
-    let prefix_id = prefix.subscribed().await;
-    let mut wild = PyPeer::spawn(
+    let prefix_id = subscribed(&mut prefix).await;
+    let mut wild = spawn_peer(
         &python,
         router.url(),
         Serializer::MsgPack,
@@ -353,7 +216,7 @@ async fn python_prefix_and_wildcard_subscribers_get_the_topic() {
             r#"{"match": "wildcard"}"#,
         ],
     );
-    let wild_id = wild.subscribed().await;
+    let wild_id = subscribed(&mut wild).await;
     assert_ne!(prefix_id, wild_id);
 
     let publisher = rust_client(router.url(), Serializer::MsgPack).await;
@@ -385,7 +248,9 @@ async fn python_prefix_and_wildcard_subscribers_get_the_topic() {
 /// Rust retains an event; a Python subscriber (`py`) with `get_retained` receives it first
 /// (`details.retained`), then a live one.
 async fn python_get_retained(py: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python PubSub interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let topic = format!("com.example.py.retained.{}", ser_name(py));
     let publisher = rust_client(router.url(), Serializer::Json).await;
@@ -403,7 +268,7 @@ async fn python_get_retained(py: Serializer) {
         .get();
     rust_publish(&publisher, &topic, "not retained").await;
 
-    let mut peer = PyPeer::spawn(
+    let mut peer = spawn_peer(
         &python,
         router.url(),
         py,
@@ -414,7 +279,7 @@ async fn python_get_retained(py: Serializer) {
             r#"{"get_retained": true}"#,
         ],
     );
-    let sub = peer.subscribed().await;
+    let sub = subscribed(&mut peer).await;
     let live = rust_publish(&publisher, &topic, "live").await;
     let lines = peer.succeed().await;
     assert_eq!(
@@ -445,16 +310,18 @@ async fn python_msgpack_get_retained_receives_what_rust_retained() {
 /// A Rust publisher (`rust`) discloses itself; a Python subscriber sees `details.publisher`,
 /// `publisher_authid` and `publisher_authrole`, and none of them when not disclosed.
 async fn python_sees_disclosed_publisher(py: Serializer, rust: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python PubSub interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let topic = format!("com.example.py.disclosed.{}", ser_name(py));
-    let mut peer = PyPeer::spawn(
+    let mut peer = spawn_peer(
         &python,
         router.url(),
         py,
         &["subscribe-options", &topic, "2", "{}"],
     );
-    let sub = peer.subscribed().await;
+    let sub = subscribed(&mut peer).await;
     let publisher = rust_client(router.url(), rust).await;
     let disclosed = timeout(
         WAIT,
@@ -523,7 +390,9 @@ history = 3
 /// `no_such_subscription` for an unknown ID. Python's subscription to the topic is the one
 /// the Rust subscriber has.
 async fn python_reads_history(py: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python PubSub interop test") else {
+        return;
+    };
     let router = TestRouter::with_config(HISTORY_CONFIG).await;
     let topic = "com.example.py.hist.a";
     let sub = rust_client(router.url(), Serializer::MsgPack).await;
@@ -546,7 +415,7 @@ async fn python_reads_history(py: Serializer) {
         ids.push(id.get());
     }
 
-    let peer = PyPeer::spawn(&python, router.url(), py, &["history", topic, "2"]);
+    let peer = spawn_peer(&python, router.url(), py, &["history", topic, "2"]);
     let lines = peer.succeed().await;
     assert_eq!(lines.len(), 4, "history lines: {lines:#?}");
     assert_eq!(lines[0], json!({"subscribed": events.id().get()}));

@@ -25,175 +25,18 @@
 //! creates the venv (`target/interop/venv`) and exports it. Without it the tests skip with a
 //! notice, or fail when `CI` is set.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use wamp_client::{
     uris, CallError, CallResult, CancelMode, Client, Invocation, InvokePolicy, Registration,
     Serializer, Value,
 };
-use wamp_tests::{in_ci, TestRouter, WAIT};
-
-const REALM: &str = "realm1";
-/// The peer's own overall limit (`--timeout`); every wait here is bounded by [`WAIT`].
-const PEER_TIMEOUT_SECS: &str = "30";
-
-/// The Python to run `peer.py` with, or `None` (after a notice) when it is not set up
-/// outside CI.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("WAMP_INTEROP_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            assert!(
-                !in_ci(),
-                "WAMP_INTEROP_PYTHON is not set, and CI is: run the suite with \
-                 scripts/test-all.sh (it creates the autobahn-python venv and sets it)"
-            );
-            eprintln!(
-                "notice: skipping the autobahn-python RPC interop test: WAMP_INTEROP_PYTHON \
-                 is not set (scripts/test-all.sh creates target/interop/venv and sets it)"
-            );
-            None
-        }
-    }
-}
-
-fn ser_name(s: Serializer) -> &'static str {
-    match s {
-        Serializer::Json => "json",
-        Serializer::MsgPack => "msgpack",
-    }
-}
-
-// --- the Python peer process ---------------------------------------------------------
-
-/// One running `python peer.py ...`; killed if dropped before it finished.
-#[derive(Debug)]
-struct PyPeer {
-    what: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl PyPeer {
-    /// Starts the peer in `mode` (e.g. `["rpc-callee", "com.example.p"]`).
-    fn spawn(python: &PathBuf, url: &str, serializer: Serializer, mode: &[&str]) -> PyPeer {
-        let what = format!(
-            "peer.py --serializer {} {}",
-            ser_name(serializer),
-            mode.join(" ")
-        );
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/python/peer.py");
-        assert!(script.is_file(), "{} is missing", script.display());
-        let mut child = Command::new(python)
-            .arg(&script)
-            .args(["--url", url, "--realm", REALM])
-            .args(["--serializer", ser_name(serializer)])
-            .args(["--timeout", PEER_TIMEOUT_SECS])
-            .args(mode)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {} (WAMP_INTEROP_PYTHON): {e}", python.display())
-            });
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let mut err = child.stderr.take().expect("piped stderr");
-        let stderr = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = err.read_to_end(&mut buf).await;
-            String::from_utf8_lossy(&buf).into_owned()
-        });
-        PyPeer {
-            what,
-            child,
-            stdin,
-            stdout,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Kills the peer (if still running) and panics with `msg` and its stderr.
-    async fn fail(&mut self, msg: &str) -> ! {
-        let _ = self.child.start_kill();
-        let stderr = match self.stderr.take() {
-            Some(task) => match timeout(WAIT, task).await {
-                Ok(Ok(s)) => s,
-                _ => "<stderr not readable>".into(),
-            },
-            None => String::new(),
-        };
-        panic!("{}: {msg}\n--- its stderr ---\n{stderr}", self.what);
-    }
-
-    /// The next JSON line on stdout, or `None` at its end.
-    async fn next_line(&mut self) -> Option<Json> {
-        let line = match timeout(WAIT, self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => return None,
-            Ok(Err(e)) => self.fail(&format!("reading stdout: {e}")).await,
-            Err(_) => {
-                self.fail(&format!("no line on stdout within {WAIT:?}"))
-                    .await
-            }
-        };
-        match serde_json::from_str(&line) {
-            Ok(v) => Some(v),
-            Err(e) => self.fail(&format!("not a JSON line ({e}): {line}")).await,
-        }
-    }
-
-    /// Expects `want` as the next line.
-    async fn expect_line(&mut self, want: Json) {
-        match self.next_line().await {
-            Some(line) if line == want => {}
-            Some(line) => self.fail(&format!("expected {want}, got {line}")).await,
-            None => self.fail(&format!("stdout ended before {want}")).await,
-        }
-    }
-
-    /// Writes one line on the peer's stdin (a go-ahead for modes that wait for one).
-    async fn write_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        let r = stdin.write_all(format!("{line}\n").as_bytes()).await;
-        if let Err(e) = r.and(stdin.flush().await) {
-            self.fail(&format!("writing stdin: {e}")).await;
-        }
-    }
-
-    /// Closes stdin (which stops a callee), reads stdout to its end and waits for the exit;
-    /// asserts exit 0 and returns the remaining stdout lines.
-    async fn succeed(mut self) -> Vec<Json> {
-        drop(self.stdin.take());
-        let mut lines = Vec::new();
-        while let Some(line) = self.next_line().await {
-            lines.push(line);
-        }
-        let status = match timeout(WAIT, self.child.wait()).await {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => self.fail(&format!("wait: {e}")).await,
-            Err(_) => self.fail(&format!("did not exit within {WAIT:?}")).await,
-        };
-        if !status.success() {
-            self.fail(&format!("exited with {status}; stdout lines: {lines:?}"))
-                .await;
-        }
-        lines
-    }
-}
+use wamp_tests::interop::{python, ser_name, ScriptPeer, REALM};
+use wamp_tests::{TestRouter, WAIT};
 
 // --- our side --------------------------------------------------------------------------
 
@@ -271,10 +114,12 @@ fn json_args(r: &CallResult) -> Json {
 /// prefix and wildcard registrations with `details.procedure` (and the caller, when the
 /// Rust caller discloses itself), and is interrupted when the Rust caller cancels.
 async fn python_callee_rust_caller(py: Serializer, rust: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python RPC interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let proc_ = format!("com.example.pyrpc.{}_{}", ser_name(py), ser_name(rust));
-    let mut callee = PyPeer::spawn(&python, router.url(), py, &["rpc-callee", &proc_]);
+    let mut callee = ScriptPeer::python(&python, router.url(), py, &["rpc-callee", &proc_]);
     callee.expect_line(json!({"ready": true})).await;
     let caller = rust_client(router.url(), rust).await;
 
@@ -363,7 +208,9 @@ async fn python_callee_msgpack_rust_caller_json() {
 
 /// A Python caller (`py`) receives progressive results from a Rust callee (`rust`).
 async fn python_caller_progressive(py: Serializer, rust: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python RPC interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let callee = rust_client(router.url(), rust).await;
     let proc_ = format!("com.example.rustrpc.count.{}", ser_name(py));
@@ -381,7 +228,7 @@ async fn python_caller_progressive(py: Serializer, rust: Serializer) {
     .await
     .expect("register");
 
-    let peer = PyPeer::spawn(&python, router.url(), py, &["progress-caller", &proc_, "3"]);
+    let peer = ScriptPeer::python(&python, router.url(), py, &["progress-caller", &proc_, "3"]);
     let lines = peer.succeed().await;
     assert_eq!(
         lines,
@@ -408,13 +255,15 @@ async fn python_caller_progressive_results_from_rust_callee_msgpack() {
 /// A Python caller cancels its call to a Rust callee: autobahn sends CANCEL without a mode,
 /// so the router answers at once and interrupts our handler with `killnowait`.
 async fn python_caller_cancels(py: Serializer, rust: Serializer) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python RPC interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let callee = rust_client(router.url(), rust).await;
     let proc_ = format!("com.example.rustrpc.hang.{}", ser_name(py));
     let (_reg, mut invoked) = register_until_cancelled(&callee, &proc_).await;
 
-    let mut peer = PyPeer::spawn(&python, router.url(), py, &["cancel-caller", &proc_]);
+    let mut peer = ScriptPeer::python(&python, router.url(), py, &["cancel-caller", &proc_]);
     peer.expect_line(json!({"called": true})).await;
     let inv = within("invocation", invoked.recv())
         .await
@@ -442,13 +291,15 @@ async fn python_caller_msgpack_cancels_rust_callee() {
 /// timeout, is interrupted, and the Python caller gets `wamp.error.timeout`.
 #[tokio::test]
 async fn python_caller_timeout_is_milliseconds_on_the_wire() {
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python RPC interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let callee = rust_client(router.url(), Serializer::MsgPack).await;
     let proc_ = "com.example.rustrpc.slow";
     let (_reg, mut invoked) = register_until_cancelled(&callee, proc_).await;
 
-    let peer = PyPeer::spawn(
+    let peer = ScriptPeer::python(
         &python,
         router.url(),
         Serializer::Json,
@@ -474,10 +325,12 @@ async fn python_caller_timeout_is_milliseconds_on_the_wire() {
 #[tokio::test]
 async fn python_and_rust_callees_share_a_roundrobin_registration() {
     const ROUNDS: usize = 4;
-    let Some(python) = python() else { return };
+    let Some(python) = python("autobahn-python RPC interop test") else {
+        return;
+    };
     let router = TestRouter::start().await;
     let proc_ = "com.example.shared.rr";
-    let mut first = PyPeer::spawn(
+    let mut first = ScriptPeer::python(
         &python,
         router.url(),
         Serializer::Json,
@@ -494,7 +347,7 @@ async fn python_and_rust_callees_share_a_roundrobin_registration() {
     )
     .await
     .expect("the Rust callee joins the shared registration");
-    let mut third = PyPeer::spawn(
+    let mut third = ScriptPeer::python(
         &python,
         router.url(),
         Serializer::MsgPack,
