@@ -176,6 +176,25 @@ impl Conn {
         }
     }
 
+    /// Sends a SUBSCRIBE or REGISTER built around a fresh request id and waits for its
+    /// SUBSCRIBED / REGISTERED.
+    pub(crate) async fn acknowledged(
+        &mut self,
+        build: impl FnOnce(Id) -> Message,
+    ) -> anyhow::Result<()> {
+        let request = self.request_id();
+        let m = build(request);
+        let what = m.name();
+        self.send(&m).await?;
+        match self.recv().await? {
+            Some(Message::Subscribed(r)) if r.request == request => Ok(()),
+            Some(Message::Registered(r)) if r.request == request => Ok(()),
+            Some(Message::Error(e)) => bail!("{what} refused: {}", e.error),
+            Some(m) => bail!("unexpected {} in reply to {what}", m.name()),
+            None => bail!("connection closed"),
+        }
+    }
+
     /// A fresh request id (sequential per session).
     pub(crate) fn request_id(&mut self) -> Id {
         self.next_request += 1;

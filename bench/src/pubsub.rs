@@ -406,22 +406,15 @@ pub(crate) async fn run(ctx: &Ctx, a: &PubsubArgs, scenario: &str) -> anyhow::Re
 }
 
 async fn subscribe(c: &mut Conn, topic: &Uri) -> anyhow::Result<()> {
-    let request = c.request_id();
-    c.send(
-        &Subscribe {
+    c.acknowledged(|request| {
+        Subscribe {
             request,
             options: Dict::new(),
             topic: topic.clone(),
         }
-        .into(),
-    )
-    .await?;
-    match c.recv().await? {
-        Some(Message::Subscribed(s)) if s.request == request => Ok(()),
-        Some(Message::Error(e)) => bail!("SUBSCRIBE refused: {}", e.error),
-        Some(m) => bail!("expected SUBSCRIBED, got {}", m.name()),
-        None => bail!("connection closed"),
-    }
+        .into()
+    })
+    .await
 }
 
 async fn run_publisher(

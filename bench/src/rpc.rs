@@ -228,22 +228,15 @@ pub(crate) async fn run(ctx: &Ctx, a: &RpcArgs) -> anyhow::Result<()> {
 }
 
 async fn register(c: &mut Conn, procedure: &Uri) -> anyhow::Result<()> {
-    let request = c.request_id();
-    c.send(
-        &Register {
+    c.acknowledged(|request| {
+        Register {
             request,
             options: Dict::new(),
             procedure: procedure.clone(),
         }
-        .into(),
-    )
-    .await?;
-    match c.recv().await? {
-        Some(Message::Registered(r)) if r.request == request => Ok(()),
-        Some(Message::Error(e)) => bail!("REGISTER refused: {}", e.error),
-        Some(m) => bail!("expected REGISTERED, got {}", m.name()),
-        None => bail!("connection closed"),
-    }
+        .into()
+    })
+    .await
 }
 
 async fn serve_callee(mut c: Conn, mut stop: watch::Receiver<bool>) -> CalleeOut {

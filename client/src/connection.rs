@@ -396,61 +396,54 @@ impl Connection {
                 handler,
                 revoked,
                 reply,
-            } => {
-                let request = self.ids.next();
-                let m = msg::Register {
-                    request,
-                    options,
-                    procedure,
-                };
-                if self.send_or_log(m.into()) {
-                    self.pending.insert(
+            } => self.request(
+                |request| {
+                    msg::Register {
                         request,
-                        Pending::Register {
-                            handler,
-                            revoked,
-                            reply,
-                        },
-                    );
-                }
-            }
+                        options,
+                        procedure,
+                    }
+                    .into()
+                },
+                Pending::Register {
+                    handler,
+                    revoked,
+                    reply,
+                },
+            ),
             Command::Unregister {
                 registration,
                 reply,
-            } => {
-                let request = self.ids.next();
-                let m = msg::Unregister {
-                    request,
-                    registration,
-                    options: None,
-                };
-                if self.send_or_log(m.into()) {
-                    self.pending.insert(
+            } => self.request(
+                |request| {
+                    msg::Unregister {
                         request,
-                        Pending::Unregister {
-                            registration,
-                            reply,
-                        },
-                    );
-                }
-            }
+                        registration,
+                        options: None,
+                    }
+                    .into()
+                },
+                Pending::Unregister {
+                    registration,
+                    reply,
+                },
+            ),
             Command::Subscribe {
                 topic,
                 options,
                 sink,
                 reply,
-            } => {
-                let request = self.ids.next();
-                let m = msg::Subscribe {
-                    request,
-                    options,
-                    topic,
-                };
-                if self.send_or_log(m.into()) {
-                    self.pending
-                        .insert(request, Pending::Subscribe { sink, reply });
-                }
-            }
+            } => self.request(
+                |request| {
+                    msg::Subscribe {
+                        request,
+                        options,
+                        topic,
+                    }
+                    .into()
+                },
+                Pending::Subscribe { sink, reply },
+            ),
             Command::Unsubscribe {
                 subscription,
                 local,
@@ -481,6 +474,14 @@ impl Connection {
                 }
             }
             Command::Leave { reason, reply } => self.start_leave(reason, Some(reply)),
+        }
+    }
+
+    /// Sends a request under a fresh id and remembers what waits for its reply.
+    fn request(&mut self, build: impl FnOnce(Id) -> Message, pending: Pending) {
+        let request = self.ids.next();
+        if self.send_or_log(build(request)) {
+            self.pending.insert(request, pending);
         }
     }
 
