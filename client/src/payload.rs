@@ -45,6 +45,7 @@ pub(crate) fn to_payload(args: Vec<Value>, kwargs: Dict) -> Payload {
         (_, false) => Payload {
             args: Some(args),
             kwargs: Some(kwargs),
+            raw: None,
         },
     }
 }

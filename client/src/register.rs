@@ -482,6 +482,7 @@ mod tests {
             payload: Payload {
                 args: Some(vec![Value::from(2), Value::from(3)]),
                 kwargs: None,
+                raw: None,
             },
         });
         assert_eq!(inv.procedure(), Some("com.x.y"));

@@ -55,6 +55,7 @@ fn small_payload() -> Payload {
     Payload {
         args: Some(vec![Value::UInt(1_234_567), Value::Str(text)]),
         kwargs: Some(dict([("unit", s("celsius")), ("seq", Value::UInt(42))])),
+        raw: None,
     }
 }
 
@@ -313,6 +314,25 @@ fn codec(c: &mut Criterion) {
             g.throughput(Throughput::Bytes(bytes.len() as u64));
             g.bench_with_input(BenchmarkId::from_parameter(name), bytes, |b, bytes| {
                 b.iter(|| ser.decode(black_box(bytes)))
+            });
+        }
+        g.finish();
+
+        // What a router does with a payload message: decode it, encode it for the receiver
+        // (same serializer). `values` decodes the payload into values and encodes them again;
+        // `shared` keeps the payload's bytes and copies them through.
+        let mut g = c.benchmark_group(format!("{}/relay", ser.name()));
+        for ((name, m), bytes) in messages.iter().zip(&encoded) {
+            if m.payload().is_none() {
+                continue;
+            }
+            let frame = bytes::Bytes::copy_from_slice(bytes);
+            g.throughput(Throughput::Bytes(bytes.len() as u64));
+            g.bench_with_input(BenchmarkId::new("values", name), bytes, |b, bytes| {
+                b.iter(|| ser.encode(&ser.decode(black_box(bytes)).expect("decodes")))
+            });
+            g.bench_with_input(BenchmarkId::new("shared", name), &frame, |b, frame| {
+                b.iter(|| ser.encode(&ser.decode_shared(black_box(frame)).expect("decodes")))
             });
         }
         g.finish();

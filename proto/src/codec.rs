@@ -1,8 +1,12 @@
 //! The serializers: `wamp.2.json` and `wamp.2.msgpack`.
 
+use bytes::Bytes;
+use serde::de::DeserializeSeed as _;
 use serde::Deserialize;
 
 use crate::error::{DecodeError, EncodeError};
+use crate::message::{MessageSeed, ReadMode, Spliced};
+use crate::raw::{msgpack_layout, RawPayload};
 use crate::Message;
 
 /// Nesting limit for decoded values (JSON's default limit is the same).
@@ -88,7 +92,17 @@ impl Serializer {
     }
 
     /// Encodes one message.
+    ///
+    /// A payload still in this serializer's encoding (see [`Serializer::decode_shared`]) is
+    /// copied in as it is; one in another serializer's encoding is transcoded.
     pub fn encode(self, msg: &Message) -> Result<Encoded, EncodeError> {
+        let raw = msg
+            .payload()
+            .and_then(|p| p.raw.as_ref())
+            .filter(|r| r.serializer() == self);
+        if let Some(raw) = raw {
+            return self.encode_spliced(msg, raw);
+        }
         Ok(match self {
             Serializer::Json => Encoded::Text(serde_json::to_string(msg)?),
             Serializer::MsgPack => {
@@ -99,6 +113,71 @@ impl Serializer {
                 Encoded::Binary(buf)
             }
         })
+    }
+
+    /// Serializes everything but the payload, then appends the payload's encoded bytes.
+    fn encode_spliced(self, msg: &Message, raw: &RawPayload) -> Result<Encoded, EncodeError> {
+        let extra = raw.args_bytes().len() + raw.kwargs_bytes().map_or(0, <[u8]>::len) + 2;
+        Ok(match self {
+            Serializer::Json => {
+                let mut buf = Vec::with_capacity(96 + extra);
+                serde_json::to_writer(&mut buf, &Spliced(msg))?;
+                // `[code,...]`: reopen the array, append `,args[,kwargs]`, close it again.
+                buf.pop();
+                raw.append_to(&mut buf);
+                buf.push(b']');
+                let text = String::from_utf8(buf).map_err(|_| {
+                    EncodeError::Json(serde::ser::Error::custom("payload is not UTF-8"))
+                })?;
+                Encoded::Text(text)
+            }
+            Serializer::MsgPack => {
+                let mut buf = Vec::with_capacity(64 + extra);
+                rmp_serde::encode::write(&mut buf, &Spliced(msg))?;
+                raw.append_to(&mut buf);
+                Encoded::Binary(buf)
+            }
+        })
+    }
+
+    /// Decodes one message from a frame, leaving its payload encoded (a router's decode).
+    ///
+    /// `Arguments` and `ArgumentsKw` become a [`RawPayload`] that slices `frame` (no copy)
+    /// after being validated, so [`Serializer::encode`] forwards them byte for byte to a peer
+    /// of the same serializer and transcodes them for the others. Accepts and refuses exactly
+    /// what [`Serializer::decode`] does. Never panics, whatever the input.
+    pub fn decode_shared(self, frame: &Bytes) -> Result<Message, DecodeError> {
+        match self {
+            Serializer::Json => {
+                let mut de = serde_json::Deserializer::from_slice(frame);
+                let msg = MessageSeed(ReadMode::JsonRaw(frame)).deserialize(&mut de)?;
+                de.end()?;
+                Ok(msg)
+            }
+            Serializer::MsgPack => {
+                let Some(layout) = msgpack_layout(frame) else {
+                    return self.decode(frame);
+                };
+                // Decode the header alone: a copy of its bytes under an array header that
+                // leaves out the payload elements (at most 5 elements: a fixarray).
+                let header = &frame[layout.code_at..layout.payload_at];
+                let mut buf = Vec::with_capacity(1 + header.len());
+                buf.push(0x90 | layout.header_elements as u8);
+                buf.extend_from_slice(header);
+                let mut msg = self.decode(&buf)?;
+                let (args, kwargs) = match layout.kwargs_at {
+                    Some(k) => (
+                        frame.slice(layout.payload_at..k),
+                        Some(frame.slice(k..frame.len())),
+                    ),
+                    None => (frame.slice(layout.payload_at..frame.len()), None),
+                };
+                if let Some(p) = msg.payload_mut() {
+                    p.raw = Some(RawPayload::new(self, args, kwargs));
+                }
+                Ok(msg)
+            }
+        }
     }
 
     /// Decodes one message from a frame's bytes. Never panics, whatever the input.
@@ -133,6 +212,7 @@ mod tests {
             payload: Payload {
                 args: None,
                 kwargs: Some(Dict::from([("a".into(), Value::UInt(1))])),
+                raw: None,
             },
         }
         .into();

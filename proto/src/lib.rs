@@ -6,6 +6,7 @@
 //! - [`codec`]: the `wamp.2.json` and `wamp.2.msgpack` serializers ([`Serializer`]).
 //! - [`uri`] and [`id`]: validated protocol nouns ([`Uri`], [`Id`]) and ID generators.
 //! - [`error`]: codec errors and the well-known error URIs ([`uris`]).
+//! - [`raw`]: payloads kept in their wire encoding, so a router forwards them unchanged.
 //! - [`options`]: typed readers for the Options/Details keys the router acts on.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -14,6 +15,7 @@ pub mod error;
 pub mod id;
 pub mod message;
 pub mod options;
+pub mod raw;
 pub mod uri;
 pub mod value;
 
@@ -21,5 +23,6 @@ pub use codec::{Encoded, Serializer};
 pub use error::{uris, DecodeError, EncodeError};
 pub use id::{Id, SequentialIds, MAX_ID};
 pub use message::{Message, Payload};
+pub use raw::RawPayload;
 pub use uri::{MatchPolicy, Uri, UriCheck};
 pub use value::{from_value, to_value, Dict, Value};

@@ -9,6 +9,7 @@ use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::raw::RawPayload;
 use crate::{Dict, Id, Uri, Value};
 
 type StdResult<T, E> = std::result::Result<T, E>;
@@ -45,12 +46,18 @@ pub mod code {
 /// The optional trailing `Arguments|list, ArgumentsKw|dict` of a message.
 ///
 /// Kept exactly as received: `[]` with kwargs stays `[]`, an absent list stays absent.
+///
+/// A router decodes with [`crate::Serializer::decode_shared`], which leaves the payload in
+/// `raw` (still encoded, `args` and `kwargs` are `None`) so that it can be forwarded without
+/// re-encoding; [`Payload::materialize`] decodes it when the values are needed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Payload {
     /// Positional arguments.
     pub args: Option<Vec<Value>>,
     /// Keyword arguments.
     pub kwargs: Option<Dict>,
+    /// The payload in its wire encoding, not decoded yet.
+    pub raw: Option<RawPayload>,
 }
 
 impl Payload {
@@ -58,16 +65,39 @@ impl Payload {
     pub fn args(args: Vec<Value>) -> Payload {
         Payload {
             args: Some(args),
-            kwargs: None,
+            ..Payload::default()
+        }
+    }
+
+    /// A payload with the given positional and keyword arguments.
+    pub fn new(args: Option<Vec<Value>>, kwargs: Option<Dict>) -> Payload {
+        Payload {
+            args,
+            kwargs,
+            raw: None,
         }
     }
 
     /// True when there is neither args nor kwargs.
     pub fn is_empty(&self) -> bool {
-        self.args.is_none() && self.kwargs.is_none()
+        self.args.is_none() && self.kwargs.is_none() && self.raw.is_none()
+    }
+
+    /// Decodes a still-encoded payload into `args` and `kwargs` (a no-op otherwise).
+    pub fn materialize(&mut self) -> StdResult<(), crate::DecodeError> {
+        if let Some(raw) = &self.raw {
+            let (args, kwargs) = raw.decode()?;
+            self.args = Some(args);
+            self.kwargs = kwargs;
+            self.raw = None;
+        }
+        Ok(())
     }
 
     fn wire_len(&self) -> usize {
+        if let Some(raw) = &self.raw {
+            return raw.wire_len();
+        }
         match (&self.args, &self.kwargs) {
             (_, Some(_)) => 2,
             (Some(_), None) => 1,
@@ -75,7 +105,19 @@ impl Payload {
         }
     }
 
-    fn write<S: SerializeSeq>(&self, seq: &mut S) -> StdResult<(), S::Error> {
+    fn write<S: SerializeSeq>(&self, seq: &mut S, tail: Tail) -> StdResult<(), S::Error> {
+        if let Some(raw) = &self.raw {
+            if tail == Tail::Spliced {
+                return Ok(()); // the codec appends the encoded bytes
+            }
+            // Another serializer (or a generic serde consumer): transcode.
+            let (args, kwargs) = raw.decode().map_err(serde::ser::Error::custom)?;
+            seq.serialize_element(&args)?;
+            if let Some(kw) = &kwargs {
+                seq.serialize_element(kw)?;
+            }
+            return Ok(());
+        }
         match (&self.args, &self.kwargs) {
             (args, Some(kw)) => {
                 match args {
@@ -89,7 +131,13 @@ impl Payload {
         }
     }
 
-    fn read<'de, A: SeqAccess<'de>>(seq: &mut A) -> StdResult<Payload, A::Error> {
+    fn read<'de, A: SeqAccess<'de>>(
+        seq: &mut A,
+        mode: ReadMode<'_>,
+    ) -> StdResult<Payload, A::Error> {
+        if let ReadMode::JsonRaw(frame) = mode {
+            return Payload::read_json_raw(seq, frame);
+        }
         // Read a self-describing Value rather than a `Vec<Value>`: rmp-serde hands msgpack
         // `bin` to a sequence visitor as a list of byte-sized integers, which would turn a binary
         // payload (e.g. Payload Passthru Mode, not supported) into `args: [131, 165, ...]`.
@@ -102,8 +150,57 @@ impl Payload {
             Some(_) => seq.next_element()?,
             None => None,
         };
-        Ok(Payload { args, kwargs })
+        Ok(Payload::new(args, kwargs))
     }
+
+    /// Captures `Arguments` and `ArgumentsKw` as slices of `frame` (JSON only): serde_json
+    /// checks the syntax while finding their ends; the shapes are checked here.
+    fn read_json_raw<'de, A: SeqAccess<'de>>(
+        seq: &mut A,
+        frame: &bytes::Bytes,
+    ) -> StdResult<Payload, A::Error> {
+        let Some(args) = seq.next_element::<&'de serde_json::value::RawValue>()? else {
+            return Ok(Payload::default());
+        };
+        if !args.get().starts_with('[') {
+            return Err(de::Error::custom("Arguments must be a list"));
+        }
+        let kwargs = seq.next_element::<&'de serde_json::value::RawValue>()?;
+        if kwargs.is_some_and(|k| !k.get().starts_with('{')) {
+            return Err(de::Error::custom("ArgumentsKw must be a dict"));
+        }
+        for raw in std::iter::once(args).chain(kwargs) {
+            crate::raw::check_json_values(raw.get().as_bytes()).map_err(de::Error::custom)?;
+        }
+        let slice = |raw: &serde_json::value::RawValue| {
+            let offset = (raw.get().as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
+            let end = offset.wrapping_add(raw.get().len());
+            if offset > frame.len() || end > frame.len() || end < offset {
+                return Err(de::Error::custom("payload outside the frame"));
+            }
+            Ok(frame.slice(offset..end))
+        };
+        let args = slice(args)?;
+        let kwargs = kwargs.map(slice).transpose()?;
+        Ok(Payload {
+            raw: Some(RawPayload::new(crate::Serializer::Json, args, kwargs)),
+            ..Payload::default()
+        })
+    }
+}
+
+/// How a payload is written: inline as values, or left for the codec to splice in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    Inline,
+    Spliced,
+}
+
+/// How payloads are read: into values, or (JSON) kept as slices of the frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ReadMode<'f> {
+    Values,
+    JsonRaw(&'f bytes::Bytes),
 }
 
 macro_rules! messages {
@@ -238,6 +335,52 @@ impl Message {
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> StdResult<S::Ok, S::Error> {
+        self.write_wire(s, Tail::Inline)
+    }
+}
+
+/// A message whose still-encoded payload the codec appends after serializing the rest
+/// (the array length counts the payload elements).
+pub(crate) struct Spliced<'a>(pub(crate) &'a Message);
+
+impl Serialize for Spliced<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> StdResult<S::Ok, S::Error> {
+        self.0.write_wire(s, Tail::Spliced)
+    }
+}
+
+impl Message {
+    /// The payload, for the messages that carry one.
+    pub fn payload(&self) -> Option<&Payload> {
+        match self {
+            Message::Abort(m) => Some(&m.payload),
+            Message::Error(m) => Some(&m.payload),
+            Message::Publish(m) => Some(&m.payload),
+            Message::Event(m) => Some(&m.payload),
+            Message::Call(m) => Some(&m.payload),
+            Message::Result(m) => Some(&m.payload),
+            Message::Invocation(m) => Some(&m.payload),
+            Message::Yield(m) => Some(&m.payload),
+            _ => None,
+        }
+    }
+
+    /// The payload, mutably, for the messages that carry one.
+    pub fn payload_mut(&mut self) -> Option<&mut Payload> {
+        match self {
+            Message::Abort(m) => Some(&mut m.payload),
+            Message::Error(m) => Some(&mut m.payload),
+            Message::Publish(m) => Some(&mut m.payload),
+            Message::Event(m) => Some(&mut m.payload),
+            Message::Call(m) => Some(&mut m.payload),
+            Message::Result(m) => Some(&mut m.payload),
+            Message::Invocation(m) => Some(&mut m.payload),
+            Message::Yield(m) => Some(&mut m.payload),
+            _ => None,
+        }
+    }
+
+    fn write_wire<S: Serializer>(&self, s: S, tail: Tail) -> StdResult<S::Ok, S::Error> {
         use Message as M;
         let len = 1 + match self {
             M::Hello(_)
@@ -278,7 +421,7 @@ impl Serialize for Message {
             M::Abort(m) => {
                 q.serialize_element(&m.details)?;
                 q.serialize_element(&m.reason)?;
-                m.payload.write(&mut q)?;
+                m.payload.write(&mut q, tail)?;
             }
             M::Challenge(m) => {
                 q.serialize_element(&m.auth_method)?;
@@ -297,13 +440,13 @@ impl Serialize for Message {
                 q.serialize_element(&m.request)?;
                 q.serialize_element(&m.details)?;
                 q.serialize_element(&m.error)?;
-                m.payload.write(&mut q)?;
+                m.payload.write(&mut q, tail)?;
             }
             M::Publish(m) => {
                 q.serialize_element(&m.request)?;
                 q.serialize_element(&m.options)?;
                 q.serialize_element(&m.topic)?;
-                m.payload.write(&mut q)?;
+                m.payload.write(&mut q, tail)?;
             }
             M::Published(m) => {
                 q.serialize_element(&m.request)?;
@@ -335,13 +478,13 @@ impl Serialize for Message {
                 q.serialize_element(&m.subscription)?;
                 q.serialize_element(&m.publication)?;
                 q.serialize_element(&m.details)?;
-                m.payload.write(&mut q)?;
+                m.payload.write(&mut q, tail)?;
             }
             M::Call(m) => {
                 q.serialize_element(&m.request)?;
                 q.serialize_element(&m.options)?;
                 q.serialize_element(&m.procedure)?;
-                m.payload.write(&mut q)?;
+                m.payload.write(&mut q, tail)?;
             }
             M::Cancel(m) => {
                 q.serialize_element(&m.request)?;
@@ -350,7 +493,7 @@ impl Serialize for Message {
             M::Result(m) => {
                 q.serialize_element(&m.request)?;
                 q.serialize_element(&m.details)?;
-                m.payload.write(&mut q)?;
+                m.payload.write(&mut q, tail)?;
             }
             M::Register(m) => {
                 q.serialize_element(&m.request)?;
@@ -378,7 +521,7 @@ impl Serialize for Message {
                 q.serialize_element(&m.request)?;
                 q.serialize_element(&m.registration)?;
                 q.serialize_element(&m.details)?;
-                m.payload.write(&mut q)?;
+                m.payload.write(&mut q, tail)?;
             }
             M::Interrupt(m) => {
                 q.serialize_element(&m.request)?;
@@ -387,7 +530,7 @@ impl Serialize for Message {
             M::Yield(m) => {
                 q.serialize_element(&m.request)?;
                 q.serialize_element(&m.options)?;
-                m.payload.write(&mut q)?;
+                m.payload.write(&mut q, tail)?;
             }
         }
         q.end()
@@ -398,11 +541,26 @@ impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(d: D) -> StdResult<Self, D::Error> {
         // `deserialize_any`, not `deserialize_seq`: rmp-serde presents msgpack `bin` to a
         // sequence visitor as a list of integers, so a bin frame could pass for a message.
-        d.deserialize_any(MessageVisitor)
+        d.deserialize_any(MessageVisitor {
+            mode: ReadMode::Values,
+        })
     }
 }
 
-struct MessageVisitor;
+/// Deserializes a message in a given payload [`ReadMode`].
+pub(crate) struct MessageSeed<'f>(pub(crate) ReadMode<'f>);
+
+impl<'de> de::DeserializeSeed<'de> for MessageSeed<'_> {
+    type Value = Message;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> StdResult<Message, D::Error> {
+        d.deserialize_any(MessageVisitor { mode: self.0 })
+    }
+}
+
+struct MessageVisitor<'f> {
+    mode: ReadMode<'f>,
+}
 
 /// Reads the next required element, naming it in the error.
 fn req<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
@@ -430,7 +588,7 @@ fn request_or_revocation<'de, A: SeqAccess<'de>>(
     Ok((request, details))
 }
 
-impl<'de> Visitor<'de> for MessageVisitor {
+impl<'de> Visitor<'de> for MessageVisitor<'_> {
     type Value = Message;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -440,6 +598,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut q: A) -> StdResult<Message, A::Error> {
         let code: u64 = req(&mut q, "message type")?;
         let q = &mut q;
+        let mode = self.mode;
         let msg: Message = match code {
             code::HELLO => Hello {
                 realm: req(q, "Realm")?,
@@ -454,7 +613,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
             code::ABORT => Abort {
                 details: req(q, "Details")?,
                 reason: req(q, "Reason")?,
-                payload: Payload::read(q)?,
+                payload: Payload::read(q, mode)?,
             }
             .into(),
             code::CHALLENGE => Challenge {
@@ -477,14 +636,14 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 request: req(q, "REQUEST.Request")?,
                 details: req(q, "Details")?,
                 error: req(q, "Error")?,
-                payload: Payload::read(q)?,
+                payload: Payload::read(q, mode)?,
             }
             .into(),
             code::PUBLISH => Publish {
                 request: req(q, "Request")?,
                 options: req(q, "Options")?,
                 topic: req(q, "Topic")?,
-                payload: Payload::read(q)?,
+                payload: Payload::read(q, mode)?,
             }
             .into(),
             code::PUBLISHED => Published {
@@ -517,14 +676,14 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 subscription: req(q, "Subscription")?,
                 publication: req(q, "Publication")?,
                 details: req(q, "Details")?,
-                payload: Payload::read(q)?,
+                payload: Payload::read(q, mode)?,
             }
             .into(),
             code::CALL => Call {
                 request: req(q, "Request")?,
                 options: req(q, "Options")?,
                 procedure: req(q, "Procedure")?,
-                payload: Payload::read(q)?,
+                payload: Payload::read(q, mode)?,
             }
             .into(),
             code::CANCEL => Cancel {
@@ -535,7 +694,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
             code::RESULT => Result {
                 request: req(q, "Request")?,
                 details: req(q, "Details")?,
-                payload: Payload::read(q)?,
+                payload: Payload::read(q, mode)?,
             }
             .into(),
             code::REGISTER => Register {
@@ -563,7 +722,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 request: req(q, "Request")?,
                 registration: req(q, "Registration")?,
                 details: req(q, "Details")?,
-                payload: Payload::read(q)?,
+                payload: Payload::read(q, mode)?,
             }
             .into(),
             code::INTERRUPT => Interrupt {
@@ -574,7 +733,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
             code::YIELD => Yield {
                 request: req(q, "Request")?,
                 options: req(q, "Options")?,
-                payload: Payload::read(q)?,
+                payload: Payload::read(q, mode)?,
             }
             .into(),
             other => {

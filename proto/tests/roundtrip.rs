@@ -11,6 +11,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use bytes::Bytes;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::strategy::{Union, ValueTree};
@@ -110,15 +111,18 @@ fn payload() -> impl Strategy<Value = Payload> {
         list().prop_map(Payload::args),
         (list(), dict()).prop_map(|(a, k)| Payload {
             args: Some(a),
-            kwargs: Some(k)
+            kwargs: Some(k),
+            raw: None,
         }),
         dict().prop_map(|k| Payload {
             args: Some(vec![]),
-            kwargs: Some(k)
+            kwargs: Some(k),
+            raw: None,
         }),
         dict().prop_map(|k| Payload {
             args: None,
-            kwargs: Some(k)
+            kwargs: Some(k),
+            raw: None,
         }),
     ]
 }
@@ -394,6 +398,7 @@ fn map_message(m: Message, f: &impl Fn(Value) -> Value) -> Message {
         Payload {
             args: args.map(|a| a.into_iter().map(f).collect()),
             kwargs,
+            raw: None,
         }
     };
     use Message as M;
@@ -536,6 +541,47 @@ fn assert_reencode_stable(ser: Serializer, m: &Message) -> std::result::Result<(
     Ok(())
 }
 
+/// The router's decode (`decode_shared`, payload left encoded) accepts exactly what `decode`
+/// accepts, materializes to the same message, and whatever it keeps re-encodes, in either
+/// serializer, to something that decodes to that message again.
+fn assert_shared_agrees(ser: Serializer, bytes: &[u8]) -> std::result::Result<(), TestCaseError> {
+    let frame = Bytes::copy_from_slice(bytes);
+    let (full, shared) = match (ser.decode(bytes), ser.decode_shared(&frame)) {
+        (Err(_), Err(_)) => return Ok(()),
+        (Ok(f), Ok(s)) => (f, s),
+        (f, s) => {
+            return Err(TestCaseError::fail(format!(
+                "{ser:?}: decode gave {f:?} but decode_shared gave {s:?} for {bytes:?}"
+            )))
+        }
+    };
+    let mut materialized = shared.clone();
+    if let Some(p) = materialized.payload_mut() {
+        p.materialize()
+            .map_err(|e| TestCaseError::fail(format!("materialize: {e}")))?;
+    }
+    same_message(&full, &materialized)?;
+    for to in Serializer::ALL {
+        let enc = to
+            .encode(&shared)
+            .map_err(|e| TestCaseError::fail(format!("{ser:?} -> {to:?}: {e}")))?;
+        let back = to
+            .decode(enc.as_bytes())
+            .map_err(|e| TestCaseError::fail(format!("{ser:?} -> {to:?}: {e} in {enc:?}")))?;
+        let want = to.decode(to.encode(&full).unwrap().as_bytes()).unwrap();
+        same_message(&want, &back)?;
+    }
+    Ok(())
+}
+
+/// Equal, or (NaN being unequal to itself) printed the same.
+fn same_message(a: &Message, b: &Message) -> std::result::Result<(), TestCaseError> {
+    if a != b {
+        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------------------------
@@ -556,6 +602,15 @@ proptest! {
                 .map_err(|e| TestCaseError::fail(format!("{ser:?}: {e} in {enc:?}")))?;
             prop_assert_eq!(back.code(), m.code());
             prop_assert_eq!(&back, &expected(ser, &m), "{:?}", ser);
+            // Routed without re-encoding: byte for byte what the encoder makes of `back`,
+            // whichever serializer the receiving peer speaks.
+            let shared = ser.decode_shared(&Bytes::copy_from_slice(enc.as_bytes()))
+                .map_err(|e| TestCaseError::fail(format!("{ser:?} decode_shared: {e}")))?;
+            for to in Serializer::ALL {
+                let (got, want) = (to.encode(&shared).unwrap(), to.encode(&back).unwrap());
+                prop_assert_eq!(got.as_bytes(), want.as_bytes(), "{:?} -> {:?}", ser, to);
+            }
+            assert_shared_agrees(ser, enc.as_bytes())?;
         }
     }
 
@@ -588,6 +643,7 @@ proptest! {
             if let Ok(m) = ser.decode(&bytes) {
                 assert_reencode_stable(ser, &m)?;
             }
+            assert_shared_agrees(ser, &bytes)?;
         }
     }
 
@@ -611,10 +667,12 @@ proptest! {
             if let Ok(m) = ser.decode(&bytes) {
                 assert_reencode_stable(ser, &m)?;
             }
+            assert_shared_agrees(ser, &bytes)?;
             let truncated = &bytes[..cut.index(bytes.len() + 1)];
             if let Ok(m) = ser.decode(truncated) {
                 assert_reencode_stable(ser, &m)?;
             }
+            assert_shared_agrees(ser, truncated)?;
         }
     }
 
@@ -640,10 +698,12 @@ proptest! {
         if let Ok(m) = Serializer::Json.decode(&json) {
             assert_reencode_stable(Serializer::Json, &m)?;
         }
+        assert_shared_agrees(Serializer::Json, &json)?;
         let mp = rmp_serde::to_vec(&arr).unwrap();
         if let Ok(m) = Serializer::MsgPack.decode(&mp) {
             assert_reencode_stable(Serializer::MsgPack, &m)?;
         }
+        assert_shared_agrees(Serializer::MsgPack, &mp)?;
     }
 
     /// Any msgpack value at all (not only arrays) is either a message or an error.
@@ -766,6 +826,7 @@ fn kwargs_without_args_come_back_with_empty_args() {
         payload: Payload {
             args: None,
             kwargs: Some(kw.clone()),
+            raw: None,
         },
     }
     .into();

@@ -11,9 +11,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wamp_proto::message::{Hello, Welcome};
+use wamp_proto::message::{Hello, Register, Subscribe, Welcome};
 use wamp_proto::options::dict;
-use wamp_proto::{Encoded, Id, Message, Serializer, Uri, Value};
+use wamp_proto::{Dict, Encoded, Id, Message, Serializer, Uri, Value};
 use wamp_router::{Config, Server};
 
 pub mod interop;
@@ -163,6 +163,44 @@ impl RawPeer {
         Id::new(self.next_request).expect("in range")
     }
 
+    /// SUBSCRIBEs and returns the subscription id; panics unless SUBSCRIBED comes.
+    pub async fn subscribe(&mut self, topic: &str, options: Dict) -> Id {
+        let r = self.request();
+        let topic = Uri::new(topic);
+        self.send(
+            &Subscribe {
+                request: r,
+                options,
+                topic,
+            }
+            .into(),
+        )
+        .await;
+        match self.recv().await {
+            Message::Subscribed(s) if s.request == r => s.subscription,
+            other => panic!("expected SUBSCRIBED, got {other:?}"),
+        }
+    }
+
+    /// REGISTERs and returns the registration id; panics unless REGISTERED comes.
+    pub async fn register(&mut self, procedure: &str, options: Dict) -> Id {
+        let r = self.request();
+        let procedure = Uri::new(procedure);
+        self.send(
+            &Register {
+                request: r,
+                options,
+                procedure,
+            }
+            .into(),
+        )
+        .await;
+        match self.recv().await {
+            Message::Registered(m) if m.request == r => m.registration,
+            other => panic!("expected REGISTERED, got {other:?}"),
+        }
+    }
+
     /// Sends a message with the negotiated serializer.
     pub async fn send(&mut self, msg: &Message) {
         let frame = match self.serializer.encode(msg).expect("encodes") {
@@ -187,23 +225,33 @@ impl RawPeer {
 
     /// Receives the next WAMP message, or how the connection ended.
     pub async fn try_recv(&mut self) -> Result<Message, Closed> {
+        let bytes = self.try_recv_bytes().await?;
+        Ok(self
+            .serializer
+            .decode(&bytes)
+            .expect("router sent a valid message"))
+    }
+
+    /// Receives the bytes of the next WAMP message as they came over the wire.
+    pub async fn recv_bytes(&mut self) -> Vec<u8> {
+        match self.try_recv_bytes().await {
+            Ok(b) => b,
+            Err(c) => panic!("expected a message, connection ended: {c:?}"),
+        }
+    }
+
+    async fn try_recv_bytes(&mut self) -> Result<Vec<u8>, Closed> {
         loop {
             let next = tokio::time::timeout(WAIT, self.ws.next())
                 .await
                 .expect("timed out waiting for a message");
-            let bytes = match next {
-                Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
-                Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
-                Some(Ok(WsMessage::Close(f))) => {
-                    return Err(Closed::CloseFrame(f.map(|f| f.code.into())))
-                }
+            return match next {
+                Some(Ok(WsMessage::Text(t))) => Ok(t.as_bytes().to_vec()),
+                Some(Ok(WsMessage::Binary(b))) => Ok(b.to_vec()),
+                Some(Ok(WsMessage::Close(f))) => Err(Closed::CloseFrame(f.map(|f| f.code.into()))),
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Err(Closed::Dropped),
+                Some(Err(_)) | None => Err(Closed::Dropped),
             };
-            return Ok(self
-                .serializer
-                .decode(&bytes)
-                .expect("router sent a valid message"));
         }
     }
 

@@ -2,25 +2,8 @@
 
 use wamp_proto::message::*;
 use wamp_proto::options::dict;
-use wamp_proto::{uris, Dict, Id, Message, Payload, Serializer, Uri, Value};
+use wamp_proto::{uris, Dict, Message, Payload, Serializer, Uri, Value};
 use wamp_tests::{RawPeer, TestRouter};
-
-async fn subscribe(p: &mut RawPeer, topic: &str) -> Id {
-    let r = p.request();
-    p.send(
-        &Subscribe {
-            request: r,
-            options: Dict::new(),
-            topic: Uri::new(topic),
-        }
-        .into(),
-    )
-    .await;
-    match p.recv().await {
-        Message::Subscribed(s) if s.request == r => s.subscription,
-        other => panic!("expected SUBSCRIBED, got {other:?}"),
-    }
-}
 
 fn sample_payload() -> Payload {
     Payload {
@@ -37,6 +20,7 @@ fn sample_payload() -> Payload {
             ("k", "v".into()),
             ("bin", Value::Bytes(b"hi".to_vec())),
         ])),
+        raw: None,
     }
 }
 
@@ -51,7 +35,7 @@ async fn events_cross_serializers_unchanged() {
     ] {
         let (mut sub, _) = RawPeer::join(router.url(), "realm1", sub_ser).await;
         let (mut publ, _) = RawPeer::join(router.url(), "realm1", pub_ser).await;
-        let sid = subscribe(&mut sub, "com.x.topic").await;
+        let sid = sub.subscribe("com.x.topic", Dict::new()).await;
         let r = publ.request();
         publ.send(
             &Publish {
@@ -81,10 +65,11 @@ async fn empty_args_with_kwargs_are_kept() {
     let router = TestRouter::start().await;
     let (mut sub, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
     let (mut publ, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
-    subscribe(&mut sub, "com.kw").await;
+    sub.subscribe("com.kw", Dict::new()).await;
     let payload = Payload {
         args: Some(vec![]),
         kwargs: Some(dict([("a", 1.into())])),
+        raw: None,
     };
     let r = publ.request();
     publ.send(
@@ -108,11 +93,11 @@ async fn subscription_is_shared_per_topic_and_idempotent() {
     let router = TestRouter::start().await;
     let (mut a, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
     let (mut b, _) = RawPeer::join(router.url(), "realm1", Serializer::MsgPack).await;
-    let sa = subscribe(&mut a, "com.shared").await;
-    let sb = subscribe(&mut b, "com.shared").await;
+    let sa = a.subscribe("com.shared", Dict::new()).await;
+    let sb = b.subscribe("com.shared", Dict::new()).await;
     assert_eq!(sa, sb);
     assert_eq!(
-        subscribe(&mut a, "com.shared").await,
+        a.subscribe("com.shared", Dict::new()).await,
         sa,
         "resubscribe returns the same id"
     );
@@ -154,7 +139,7 @@ async fn subscription_is_shared_per_topic_and_idempotent() {
 async fn publisher_is_excluded_by_default() {
     let router = TestRouter::start().await;
     let (mut p, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
-    subscribe(&mut p, "com.self").await;
+    p.subscribe("com.self", Dict::new()).await;
     let r = p.request();
     p.send(
         &Publish {
@@ -188,7 +173,7 @@ async fn publisher_is_excluded_by_default() {
 async fn unsubscribe_stops_events_and_unknown_id_errors() {
     let router = TestRouter::start().await;
     let (mut sub, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
-    let sid = subscribe(&mut sub, "com.unsub").await;
+    let sid = sub.subscribe("com.unsub", Dict::new()).await;
     let r = sub.request();
     sub.send(
         &Unsubscribe {
@@ -230,7 +215,7 @@ async fn unsubscribe_stops_events_and_unknown_id_errors() {
         .into(),
     )
     .await;
-    subscribe(&mut sub, "com.unsub2").await;
+    sub.subscribe("com.unsub2", Dict::new()).await;
     let r = publ.request();
     publ.send(
         &Publish {
@@ -326,7 +311,7 @@ async fn events_keep_publish_order() {
     let router = TestRouter::start().await;
     let (mut sub, _) = RawPeer::join(router.url(), "realm1", Serializer::MsgPack).await;
     let (mut publ, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
-    subscribe(&mut sub, "com.order").await;
+    sub.subscribe("com.order", Dict::new()).await;
     for i in 0..2000u64 {
         let r = publ.request();
         publ.send(

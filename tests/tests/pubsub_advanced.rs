@@ -10,27 +10,6 @@ async fn join(router: &TestRouter, ser: Serializer) -> RawPeer {
     RawPeer::join(router.url(), "realm1", ser).await.0
 }
 
-async fn subscribe_with(p: &mut RawPeer, topic: &str, options: Dict) -> Id {
-    let r = p.request();
-    p.send(
-        &Subscribe {
-            request: r,
-            options,
-            topic: Uri::new(topic),
-        }
-        .into(),
-    )
-    .await;
-    match p.recv().await {
-        Message::Subscribed(s) if s.request == r => s.subscription,
-        other => panic!("expected SUBSCRIBED, got {other:?}"),
-    }
-}
-
-async fn subscribe(p: &mut RawPeer, topic: &str) -> Id {
-    subscribe_with(p, topic, Dict::new()).await
-}
-
 /// Publishes with acknowledgement (so the events are routed when this returns).
 async fn publish(p: &mut RawPeer, topic: &str, mut options: Dict, args: Vec<Value>) -> Id {
     options.insert("acknowledge".into(), true.into());
@@ -100,7 +79,7 @@ async fn publisher_identification_on_request() {
     let router = TestRouter::start().await;
     let mut sub = join(&router, Serializer::MsgPack).await;
     let mut publ = join(&router, Serializer::Json).await;
-    subscribe(&mut sub, "com.id").await;
+    sub.subscribe("com.id", Dict::new()).await;
     publish(&mut publ, "com.id", Dict::new(), vec![1.into()]).await;
     let e = event(&mut sub).await;
     assert!(
@@ -131,7 +110,7 @@ async fn black_and_white_listing() {
     let mut c = join(&router, Serializer::Json).await;
     let mut publ = join(&router, Serializer::Json).await;
     for p in [&mut a, &mut b, &mut c] {
-        subscribe(p, "com.bw").await;
+        p.subscribe("com.bw", Dict::new()).await;
     }
     let (ia, ib, ic) = (a.session.unwrap(), b.session.unwrap(), c.session.unwrap());
     // exclude a: b and c get it
@@ -208,16 +187,16 @@ async fn prefix_and_wildcard_subscriptions() {
     let router = TestRouter::start().await;
     let mut s = join(&router, Serializer::Json).await;
     let mut publ = join(&router, Serializer::MsgPack).await;
-    let exact = subscribe(&mut s, "com.app.user.update").await;
-    let prefix = subscribe_with(&mut s, "com.app.", dict([("match", "prefix".into())])).await;
-    let wild = subscribe_with(
-        &mut s,
-        "com.app..update",
-        dict([("match", "wildcard".into())]),
-    )
-    .await;
+    let exact = s.subscribe("com.app.user.update", Dict::new()).await;
+    let prefix = s
+        .subscribe("com.app.", dict([("match", "prefix".into())]))
+        .await;
+    let wild = s
+        .subscribe("com.app..update", dict([("match", "wildcard".into())]))
+        .await;
     assert_eq!(
-        subscribe_with(&mut s, "com.app.", dict([("match", "prefix".into())])).await,
+        s.subscribe("com.app.", dict([("match", "prefix".into())]))
+            .await,
         prefix,
         "same (uri, match) is the same subscription"
     );
@@ -318,24 +297,20 @@ async fn retained_event_is_delivered_on_get_retained() {
     )
     .await;
     let mut late = join(&router, Serializer::MsgPack).await;
-    let sid = subscribe_with(
-        &mut late,
-        "com.state",
-        dict([("get_retained", true.into())]),
-    )
-    .await;
+    let sid = late
+        .subscribe("com.state", dict([("get_retained", true.into())]))
+        .await;
     let e = event(&mut late).await;
     assert_eq!((e.subscription, e.publication), (sid, latest));
     assert_eq!(e.payload.args, Some(vec!["new".into()]));
     assert_eq!(e.details["retained"], Value::Bool(true));
     // Without get_retained nothing is replayed.
     let mut plain = join(&router, Serializer::Json).await;
-    subscribe(&mut plain, "com.state").await;
+    plain.subscribe("com.state", Dict::new()).await;
     expect_next_is_marker(&mut publ, &mut plain, "com.state").await;
     // Pattern subscriptions get the retained events of every matching topic.
     let mut pat = join(&router, Serializer::Json).await;
-    subscribe_with(
-        &mut pat,
+    pat.subscribe(
         "com.",
         dict([("match", "prefix".into()), ("get_retained", true.into())]),
     )
@@ -372,13 +347,10 @@ async fn retained_event_respects_eligibility_and_config() {
     )
     .await;
     let mut s = join(&router, Serializer::Json).await;
-    subscribe_with(&mut s, "com.secret", dict([("get_retained", true.into())])).await;
-    subscribe_with(
-        &mut s,
-        "com.volatile.x",
-        dict([("get_retained", true.into())]),
-    )
-    .await;
+    s.subscribe("com.secret", dict([("get_retained", true.into())]))
+        .await;
+    s.subscribe("com.volatile.x", dict([("get_retained", true.into())]))
+        .await;
     expect_next_is_marker(&mut publ, &mut s, "com.volatile.x").await;
 }
 
@@ -409,6 +381,7 @@ async fn get_events(
             payload: Payload {
                 args: Some(args),
                 kwargs,
+                raw: None,
             },
         }
         .into(),
@@ -430,7 +403,7 @@ async fn event_history_via_meta_procedure() {
     let mut publ = join(&router, Serializer::Json).await;
     // Queries come from a session that receives no events.
     let mut q = join(&router, Serializer::Json).await;
-    let sid = subscribe(&mut s, "com.hist.a").await;
+    let sid = s.subscribe("com.hist.a", Dict::new()).await;
     for i in 0..5u64 {
         publish(&mut publ, "com.hist.a", Dict::new(), vec![i.into()]).await;
     }
@@ -480,12 +453,14 @@ async fn event_history_via_meta_procedure() {
     .unwrap();
     assert_eq!(seq(&evs), vec![4, 3]);
     // A prefix subscription sees every matching topic's events.
-    let psid = subscribe_with(&mut q, "com.hist.", dict([("match", "prefix".into())])).await;
+    let psid = q
+        .subscribe("com.hist.", dict([("match", "prefix".into())]))
+        .await;
     let evs = get_events(&mut q, vec![psid.get().into()], None)
         .await
         .unwrap();
     assert_eq!(seq(&evs), vec![3, 4, 100]);
-    let nohist = subscribe(&mut q, "com.nohist").await;
+    let nohist = q.subscribe("com.nohist", Dict::new()).await;
     assert_eq!(
         get_events(&mut q, vec![nohist.get().into()], None)
             .await
@@ -511,7 +486,7 @@ async fn event_history_via_meta_procedure() {
 async fn history_unavailable_without_configuration() {
     let router = TestRouter::start().await;
     let mut s = join(&router, Serializer::Json).await;
-    let sid = subscribe(&mut s, "com.nohist").await;
+    let sid = s.subscribe("com.nohist", Dict::new()).await;
     assert_eq!(
         get_events(&mut s, vec![sid.get().into()], None)
             .await
@@ -527,7 +502,7 @@ async fn ten_thousand_events_in_order_to_several_subscribers() {
     let mut subs = Vec::new();
     for ser in [Serializer::Json, Serializer::MsgPack, Serializer::Json] {
         let mut s = join(&router, ser).await;
-        subscribe(&mut s, "com.seq").await;
+        s.subscribe("com.seq", Dict::new()).await;
         subs.push(s);
     }
     let readers: Vec<_> = subs

@@ -5,23 +5,6 @@ use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Id, Message, Payload, Serializer, Uri, Value};
 use wamp_tests::{RawPeer, TestRouter};
 
-async fn register(p: &mut RawPeer, procedure: &str) -> Id {
-    let r = p.request();
-    p.send(
-        &Register {
-            request: r,
-            options: Dict::new(),
-            procedure: Uri::new(procedure),
-        }
-        .into(),
-    )
-    .await;
-    match p.recv().await {
-        Message::Registered(m) if m.request == r => m.registration,
-        other => panic!("expected REGISTERED, got {other:?}"),
-    }
-}
-
 async fn call(p: &mut RawPeer, procedure: &str, payload: Payload) -> Id {
     let r = p.request();
     p.send(
@@ -46,6 +29,7 @@ fn payload() -> Payload {
             Value::List(vec![Value::Null]),
         ]),
         kwargs: Some(dict([("x", Value::Dict(dict([("y", true.into())])))])),
+        raw: None,
     }
 }
 
@@ -61,7 +45,7 @@ async fn call_yield_result_across_serializers() {
         let (mut callee, _) = RawPeer::join(router.url(), "realm1", callee_ser).await;
         let (mut caller, _) = RawPeer::join(router.url(), "realm1", caller_ser).await;
         let name = format!("com.echo.{}", callee.session.unwrap());
-        let reg = register(&mut callee, &name).await;
+        let reg = callee.register(&name, Dict::new()).await;
         let req = call(&mut caller, &name, payload()).await;
         let Message::Invocation(inv) = callee.recv().await else {
             panic!()
@@ -91,7 +75,7 @@ async fn callee_error_reaches_caller_with_uri_and_payload() {
     let router = TestRouter::start().await;
     let (mut callee, _) = RawPeer::join(router.url(), "realm1", Serializer::MsgPack).await;
     let (mut caller, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
-    register(&mut callee, "com.fail").await;
+    callee.register("com.fail", Dict::new()).await;
     let req = call(&mut caller, "com.fail", Payload::default()).await;
     let Message::Invocation(inv) = callee.recv().await else {
         panic!()
@@ -170,7 +154,7 @@ async fn second_registration_is_refused() {
     let router = TestRouter::start().await;
     let (mut a, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
     let (mut b, _) = RawPeer::join(router.url(), "realm1", Serializer::MsgPack).await;
-    register(&mut a, "com.once").await;
+    a.register("com.once", Dict::new()).await;
     let r = b.request();
     b.send(
         &Register {
@@ -195,7 +179,7 @@ async fn unregister_and_unknown_registration() {
     let router = TestRouter::start().await;
     let (mut a, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
     let (mut other, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
-    let reg = register(&mut a, "com.unreg").await;
+    let reg = a.register("com.unreg", Dict::new()).await;
     // Someone else cannot unregister it.
     let r = other.request();
     other
@@ -244,7 +228,7 @@ async fn callee_leaving_fails_every_waiting_call_at_once() {
         let (mut c1, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
         let (mut c2, _) = RawPeer::join(router.url(), "realm1", Serializer::MsgPack).await;
         let name = format!("com.leaving.{goodbye}");
-        register(&mut callee, &name).await;
+        callee.register(&name, Dict::new()).await;
         let r1 = call(&mut c1, &name, Payload::default()).await;
         let r2 = call(&mut c2, &name, Payload::default()).await;
         // Both invocations reached the callee: the calls are in flight.
@@ -278,7 +262,7 @@ async fn callee_leaving_fails_every_waiting_call_at_once() {
 async fn late_yield_after_caller_left_is_ignored() {
     let router = TestRouter::start().await;
     let (mut callee, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
-    register(&mut callee, "com.slow").await;
+    callee.register("com.slow", Dict::new()).await;
     {
         let (mut caller, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
         call(&mut caller, "com.slow", Payload::default()).await;
@@ -332,7 +316,7 @@ async fn late_yield_after_caller_left_is_ignored() {
 async fn many_concurrent_calls_all_answered_correctly() {
     let router = TestRouter::start().await;
     let (mut callee, _) = RawPeer::join(router.url(), "realm1", Serializer::MsgPack).await;
-    register(&mut callee, "com.double").await;
+    callee.register("com.double", Dict::new()).await;
     let callee_task = tokio::spawn(async move {
         for _ in 0..3000 {
             let Message::Invocation(inv) = callee.recv().await else {

@@ -1,4 +1,4 @@
-//! `Serializer::Json.decode` never panics, and what it accepts survives a re-encode.
+//! `Serializer::Json.decode` and `decode_shared` never panic and agree; what they accept survives a re-encode.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -18,8 +18,12 @@ pub(super) fn is_meta_procedure(procedure: &Uri) -> bool {
     procedure.as_str() == GET_EVENTS
 }
 
-pub(super) fn call(j: &mut Joined, m: Call) {
-    let reply = get_events(j, &m);
+pub(super) fn call(j: &mut Joined, mut m: Call) {
+    // Meta procedures read their arguments: decode a payload that arrived still encoded.
+    let reply = match m.payload.materialize() {
+        Ok(()) => get_events(j, &m),
+        Err(e) => Err((uris::INVALID_ARGUMENT, e.to_string())),
+    };
     let msg = match reply {
         Ok(payload) => CallResult {
             request: m.request,
@@ -97,7 +101,11 @@ fn get_events(j: &Joined, m: &Call) -> Result<Payload, (&'static str, String)> {
     }
     let list = events
         .into_iter()
-        .map(|e| {
+        .map(|mut e| {
+            // Stored payloads stay encoded as published; this reply is built from values.
+            if let Err(err) = e.payload.materialize() {
+                tracing::warn!(publication = %e.publication, cause = %err, "stored event payload cannot be decoded; sent without it");
+            }
             let mut d = dict([
                 ("timestamp", rfc3339(e.timestamp).into()),
                 ("subscription", sub.id.get().into()),

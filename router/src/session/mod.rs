@@ -152,7 +152,7 @@ pub(crate) async fn run<S>(
                 break;
             }
         };
-        let msg = match s.serializer.decode(&bytes) {
+        let msg = match s.serializer.decode_shared(&bytes) {
             Ok(m) => m,
             Err(e) => {
                 s.protocol_violation(&e.to_string());

@@ -1,0 +1,449 @@
+//! Payloads kept in the encoding they arrived in, for routing without re-encoding.
+//!
+//! A router forwards `Arguments|list, ArgumentsKw|dict` untouched: when the receiving peer
+//! speaks the sender's serializer, the encoded bytes are copied into the outgoing message as
+//! they are; only a peer with another serializer costs a decode and re-encode (transcoding).
+//! [`crate::Serializer::decode_shared`] produces such payloads; the bytes are validated there
+//! (well-formed, a list and a dict, nesting limit, UTF-8 strings, string keys), so transcoding
+//! later cannot fail on them.
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::error::DecodeError;
+use crate::{Dict, Serializer, Value};
+
+/// `Arguments` and `ArgumentsKw` still in their wire encoding (slices of the received frame).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPayload {
+    serializer: Serializer,
+    args: Bytes,
+    kwargs: Option<Bytes>,
+}
+
+impl RawPayload {
+    /// The serializer the bytes are in.
+    pub fn serializer(&self) -> Serializer {
+        self.serializer
+    }
+
+    /// The encoded `Arguments` list.
+    pub fn args_bytes(&self) -> &[u8] {
+        &self.args
+    }
+
+    /// The encoded `ArgumentsKw` dict, if present.
+    pub fn kwargs_bytes(&self) -> Option<&[u8]> {
+        self.kwargs.as_deref()
+    }
+
+    /// How many payload elements there are on the wire (1 or 2).
+    pub(crate) fn wire_len(&self) -> usize {
+        1 + usize::from(self.kwargs.is_some())
+    }
+
+    pub(crate) fn new(serializer: Serializer, args: Bytes, kwargs: Option<Bytes>) -> RawPayload {
+        RawPayload {
+            serializer,
+            args,
+            kwargs,
+        }
+    }
+
+    /// Decodes the bytes into values.
+    pub fn decode(&self) -> Result<(Vec<Value>, Option<Dict>), DecodeError> {
+        let args = match decode_value(self.serializer, &self.args)? {
+            Value::List(l) => l,
+            _ => return Err(shape_error(self.serializer, "Arguments must be a list")),
+        };
+        let kwargs = match &self.kwargs {
+            None => None,
+            Some(k) => match decode_value(self.serializer, k)? {
+                Value::Dict(d) => Some(d),
+                _ => return Err(shape_error(self.serializer, "ArgumentsKw must be a dict")),
+            },
+        };
+        Ok((args, kwargs))
+    }
+
+    /// Appends the encoded elements to a message being written in the same serializer
+    /// (JSON: `,args[,kwargs]`, the caller closes the array).
+    pub(crate) fn append_to(&self, out: &mut Vec<u8>) {
+        let json = self.serializer == Serializer::Json;
+        if json {
+            out.push(b',');
+        }
+        out.extend_from_slice(&self.args);
+        if let Some(k) = &self.kwargs {
+            if json {
+                out.push(b',');
+            }
+            out.extend_from_slice(k);
+        }
+    }
+}
+
+fn decode_value(ser: Serializer, bytes: &[u8]) -> Result<Value, DecodeError> {
+    Ok(match ser {
+        Serializer::Json => serde_json::from_slice(bytes)?,
+        Serializer::MsgPack => {
+            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+            Value::deserialize(&mut de)?
+        }
+    })
+}
+
+fn shape_error(ser: Serializer, why: &str) -> DecodeError {
+    match ser {
+        Serializer::Json => DecodeError::Json(serde::de::Error::custom(why)),
+        Serializer::MsgPack => DecodeError::MsgPack(serde::de::Error::custom(why)),
+    }
+}
+
+/// What decoding JSON into values refuses but merely finding a value's end accepts: numbers
+/// beyond the `f64` range and unpaired UTF-16 surrogate escapes. `text` is one JSON value
+/// whose syntax was already checked.
+pub(crate) fn check_json_values(text: &[u8]) -> Result<(), &'static str> {
+    const SURROGATE: &str = "unpaired surrogate in a \\u escape";
+    let hex4 = |at: usize| -> Result<u32, &'static str> {
+        let h = text.get(at..at + 4).ok_or(SURROGATE)?;
+        let h = std::str::from_utf8(h).map_err(|_| SURROGATE)?;
+        u32::from_str_radix(h, 16).map_err(|_| SURROGATE)
+    };
+    let mut i = 0;
+    while let Some(&c) = text.get(i) {
+        match c {
+            b'"' => {
+                i += 1;
+                loop {
+                    match *text.get(i).ok_or("unterminated string")? {
+                        b'"' => break,
+                        b'\\' if text.get(i + 1) == Some(&b'u') => {
+                            let n = hex4(i + 2)?;
+                            i += 6;
+                            if (0xDC00..=0xDFFF).contains(&n) {
+                                return Err(SURROGATE);
+                            }
+                            if (0xD800..=0xDBFF).contains(&n) {
+                                let pair = text.get(i..i + 2) == Some(b"\\u")
+                                    && (0xDC00..=0xDFFF).contains(&hex4(i + 2)?);
+                                if !pair {
+                                    return Err(SURROGATE);
+                                }
+                                i += 6;
+                            }
+                        }
+                        b'\\' => i += 2,
+                        _ => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while text
+                    .get(i)
+                    .is_some_and(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                // Integers up to 19 digits always fit; anything else may become an f64.
+                let float_like =
+                    token.len() >= 20 || token.iter().any(|c| matches!(c, b'.' | b'e' | b'E'));
+                if float_like {
+                    let n: f64 = std::str::from_utf8(token)
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .ok_or("invalid number")?;
+                    if n.is_infinite() {
+                        return Err("number out of range");
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Where the parts of a payload-carrying MessagePack message are.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct MsgPackLayout {
+    /// Offset of the message type code (just after the array header).
+    pub(crate) code_at: usize,
+    /// Elements before the payload, the code included.
+    pub(crate) header_elements: usize,
+    /// Offset where the payload starts (end of the header elements).
+    pub(crate) payload_at: usize,
+    /// Offset where `ArgumentsKw` starts, if present.
+    pub(crate) kwargs_at: Option<usize>,
+}
+
+/// Finds the payload of a MessagePack message that carries one (CALL, YIELD, PUBLISH, ...),
+/// validating the payload as [`skip`] does. `None` when the message has no payload or is
+/// not well-formed: the caller then decodes it the ordinary way, which reports the error.
+pub(crate) fn msgpack_layout(b: &[u8]) -> Option<MsgPackLayout> {
+    let (len, code_at) = array_header(b, 0)?;
+    let (code, after_code) = uint(b, code_at)?;
+    let fields = fields_before_payload(code)?;
+    let header_elements = 1 + fields;
+    let payload_elements = len.checked_sub(header_elements)?;
+    if !(1..=2).contains(&payload_elements) {
+        return None;
+    }
+    // Depth 1: the elements sit inside the message array, as for the ordinary decoder.
+    let mut at = after_code;
+    for _ in 0..fields {
+        at = skip(b, at, 1).ok()?;
+    }
+    let payload_at = at;
+    if !is_array_marker(*b.get(at)?) {
+        return None;
+    }
+    at = skip(b, at, 1).ok()?;
+    let kwargs_at = if payload_elements == 2 {
+        if !is_map_marker(*b.get(at)?) {
+            return None;
+        }
+        let k = at;
+        at = skip(b, at, 1).ok()?;
+        Some(k)
+    } else {
+        None
+    };
+    (at == b.len()).then_some(MsgPackLayout {
+        code_at,
+        header_elements,
+        payload_at,
+        kwargs_at,
+    })
+}
+
+/// Fields between the type code and `Arguments` for messages that carry a payload.
+fn fields_before_payload(code: u64) -> Option<usize> {
+    use crate::message::code;
+    Some(match code {
+        code::ABORT | code::RESULT | code::YIELD => 2,
+        code::PUBLISH | code::EVENT | code::CALL | code::INVOCATION => 3,
+        code::ERROR => 4,
+        _ => return None,
+    })
+}
+
+fn is_array_marker(m: u8) -> bool {
+    matches!(m, 0x90..=0x9f | 0xdc | 0xdd)
+}
+
+fn is_map_marker(m: u8) -> bool {
+    matches!(m, 0x80..=0x8f | 0xde | 0xdf)
+}
+
+/// Nesting limit, as for the ordinary decoder.
+const MAX_DEPTH: usize = 128;
+
+/// Why [`skip`] refused the bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Malformed;
+
+fn be(b: &[u8], at: usize, n: usize) -> Result<u64, Malformed> {
+    let s = b
+        .get(at..at.checked_add(n).ok_or(Malformed)?)
+        .ok_or(Malformed)?;
+    Ok(s.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+}
+
+fn array_header(b: &[u8], at: usize) -> Option<(usize, usize)> {
+    let m = *b.get(at)?;
+    let (len, hdr) = match m {
+        0x90..=0x9f => (u64::from(m & 0x0f), 1),
+        0xdc => (be(b, at + 1, 2).ok()?, 3),
+        0xdd => (be(b, at + 1, 4).ok()?, 5),
+        _ => return None,
+    };
+    Some((usize::try_from(len).ok()?, at + hdr))
+}
+
+fn uint(b: &[u8], at: usize) -> Option<(u64, usize)> {
+    let m = *b.get(at)?;
+    match m {
+        0x00..=0x7f => Some((u64::from(m), at + 1)),
+        0xcc..=0xcf => {
+            let n = 1usize << (m - 0xcc);
+            Some((be(b, at + 1, n).ok()?, at + 1 + n))
+        }
+        _ => None,
+    }
+}
+
+/// Skips one MessagePack value starting at `at`, returning where it ends.
+///
+/// Accepts exactly what decodes into a [`Value`]: no `ext` types, map keys are strings,
+/// strings are UTF-8, nesting at most 128 deep. Never panics; every length is bounds-checked
+/// against the input before it is trusted.
+pub(crate) fn skip(b: &[u8], at: usize, depth: usize) -> Result<usize, Malformed> {
+    if depth > MAX_DEPTH {
+        return Err(Malformed);
+    }
+    let m = *b.get(at).ok_or(Malformed)?;
+    let next = at + 1;
+    let blob = |len_bytes: usize, utf8: bool| -> Result<usize, Malformed> {
+        let len = usize::try_from(be(b, next, len_bytes)?).map_err(|_| Malformed)?;
+        let start = next + len_bytes;
+        let end = start.checked_add(len).ok_or(Malformed)?;
+        let s = b.get(start..end).ok_or(Malformed)?;
+        if utf8 && std::str::from_utf8(s).is_err() {
+            return Err(Malformed);
+        }
+        Ok(end)
+    };
+    match m {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Ok(next),
+        0xa0..=0xbf => {
+            let end = next + usize::from(m & 0x1f);
+            let s = b.get(next..end).ok_or(Malformed)?;
+            std::str::from_utf8(s).map_err(|_| Malformed)?;
+            Ok(end)
+        }
+        0xd9 => blob(1, true),
+        0xda => blob(2, true),
+        0xdb => blob(4, true),
+        0xc4 => blob(1, false),
+        0xc5 => blob(2, false),
+        0xc6 => blob(4, false),
+        0xca => fixed(b, next, 4),
+        0xcb => fixed(b, next, 8),
+        0xcc..=0xcf => fixed(b, next, 1 << (m - 0xcc)),
+        0xd0..=0xd3 => fixed(b, next, 1 << (m - 0xd0)),
+        0x90..=0x9f | 0xdc | 0xdd => {
+            let (len, mut at) = array_header(b, at).ok_or(Malformed)?;
+            if len > b.len() - at {
+                return Err(Malformed); // each element takes at least one byte
+            }
+            for _ in 0..len {
+                at = skip(b, at, depth + 1)?;
+            }
+            Ok(at)
+        }
+        0x80..=0x8f | 0xde | 0xdf => {
+            let (len, mut at) = match m {
+                0x80..=0x8f => (u64::from(m & 0x0f), next),
+                0xde => (be(b, next, 2)?, next + 2),
+                _ => (be(b, next, 4)?, next + 4),
+            };
+            let len = usize::try_from(len).map_err(|_| Malformed)?;
+            if len > b.len().saturating_sub(at) / 2 {
+                return Err(Malformed);
+            }
+            for _ in 0..len {
+                if !matches!(*b.get(at).ok_or(Malformed)?, 0xa0..=0xbf | 0xd9..=0xdb) {
+                    return Err(Malformed); // WAMP dict keys are strings
+                }
+                at = skip(b, at, depth + 1)?;
+                at = skip(b, at, depth + 1)?;
+            }
+            Ok(at)
+        }
+        // ext types and the reserved 0xc1 have no WAMP meaning.
+        _ => Err(Malformed),
+    }
+}
+
+fn fixed(b: &[u8], at: usize, n: usize) -> Result<usize, Malformed> {
+    let end = at + n;
+    if end > b.len() {
+        return Err(Malformed);
+    }
+    Ok(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mp(v: &Value) -> Vec<u8> {
+        rmp_serde::to_vec(v).unwrap()
+    }
+
+    #[test]
+    fn skip_finds_the_end_of_every_kind_of_value() {
+        let v = Value::List(vec![
+            Value::Null,
+            true.into(),
+            Value::UInt(u64::MAX),
+            Value::Int(-5),
+            Value::Int(i64::MIN),
+            Value::Float(1.5),
+            "x".repeat(300).into(),
+            Value::Bytes(vec![1; 70_000]),
+            Value::Dict(Dict::from([("k".into(), Value::List(vec![]))])),
+        ]);
+        let mut b = mp(&v);
+        let end = b.len();
+        b.extend_from_slice(&[0xc0, 0xc0]);
+        assert_eq!(skip(&b, 0, 0), Ok(end));
+    }
+
+    #[test]
+    fn skip_refuses_truncated_ext_bad_utf8_and_non_string_keys() {
+        let good = mp(&Value::List(vec!["abc".into(), Value::Bytes(vec![1, 2])]));
+        for cut in 0..good.len() {
+            assert_eq!(skip(&good[..cut], 0, 0), Err(Malformed), "cut at {cut}");
+        }
+        assert_eq!(skip(&[0xd4, 1, 2], 0, 0), Err(Malformed)); // fixext1
+        assert_eq!(skip(&[0xa2, 0xff, 0xfe], 0, 0), Err(Malformed));
+        assert_eq!(skip(&[0x81, 0x01, 0x02], 0, 0), Err(Malformed));
+        assert_eq!(skip(&[0xdd, 0xff, 0xff, 0xff, 0xff], 0, 0), Err(Malformed));
+        assert_eq!(skip(&[0xc1], 0, 0), Err(Malformed));
+        let mut deep = vec![0x91; 200];
+        deep.push(0xc0);
+        assert_eq!(skip(&deep, 0, 0), Err(Malformed));
+    }
+
+    #[test]
+    fn json_check_refuses_what_decoding_into_values_refuses() {
+        for (text, ok) in [
+            (
+                r#"[1, -2.5e10, 123456789012345678901234567890, "a\"b", {"k": [0]}]"#,
+                true,
+            ),
+            (r#"["\ud83d\ude00", "\u00e9", "\\ud800"]"#, true),
+            (r#"[1e400]"#, false),
+            (r#"[-1e309]"#, false),
+            (r#"{"\ud800": 1}"#, false),
+            (r#"["\udc00"]"#, false),
+            (r#"["\ud800\u0041"]"#, false),
+            (r#"["\ud800"]"#, false),
+        ] {
+            assert_eq!(check_json_values(text.as_bytes()).is_ok(), ok, "{text}");
+            let decoded = serde_json::from_str::<Value>(text);
+            assert_eq!(decoded.is_ok(), ok, "serde_json disagrees on {text}");
+        }
+    }
+
+    #[test]
+    fn layout_of_a_call() {
+        // [48, 7, {}, "a.b", [1], {"k": 2}]
+        let b = [
+            0x96, 48, 7, 0x80, 0xa3, b'a', b'.', b'b', 0x91, 1, 0x81, 0xa1, b'k', 2,
+        ];
+        assert_eq!(
+            msgpack_layout(&b),
+            Some(MsgPackLayout {
+                code_at: 1,
+                header_elements: 4,
+                payload_at: 8,
+                kwargs_at: Some(10),
+            })
+        );
+        // no payload, a non-payload message, args not a list, trailing bytes
+        assert_eq!(msgpack_layout(&b[..0]), None);
+        assert_eq!(msgpack_layout(&[0x94, 48, 7, 0x80, 0xa1, b'a']), None);
+        assert_eq!(msgpack_layout(&[0x93, 32, 7, 0x80]), None);
+        assert_eq!(msgpack_layout(&[0x95, 48, 7, 0x80, 0xa1, b'a', 0x80]), None);
+        assert_eq!(
+            msgpack_layout(&[0x95, 48, 7, 0x80, 0xa1, b'a', 0x90, 0xc0]),
+            None
+        );
+    }
+}
