@@ -1,17 +1,20 @@
 //! The server: listeners, accept loops, shared router state and graceful shutdown.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use futures_util::future::Either;
+use futures_util::FutureExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
-use wamp_proto::Id;
+use wamp_proto::{Id, Serializer};
 
 use crate::config::{Config, RouterOptions, TransportConfig};
 use crate::realm::Realm;
@@ -146,21 +149,43 @@ async fn accept_loop(listener: TcpListener, t: Arc<TransportConfig>, shared: Arc
     }
 }
 
-async fn connection(
+/// One connection's task: the handshake, then the session.
+fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     t: Arc<TransportConfig>,
     shared: Arc<RouterShared>,
-) {
+) -> impl Future<Output = ()> + Send {
+    let max_message = t.max_message_size;
+    let session_router = shared.clone();
+    // Boxed, and chained rather than awaited in one async fn: the handshake's state is freed
+    // once it is done, and nothing of it stays in the task for the life of the connection.
+    Box::pin(handshake(stream, peer, t, shared)).then(move |accepted| match accepted {
+        Some((io, serializer)) => Either::Left(session::run(
+            io,
+            serializer,
+            max_message,
+            peer,
+            session_router,
+        )),
+        None => Either::Right(std::future::ready(())),
+    })
+}
+
+/// The WebSocket handshake, bounded by `handshake_timeout_ms` and by shutdown.
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    t: Arc<TransportConfig>,
+    shared: Arc<RouterShared>,
+) -> Option<(TcpStream, Serializer)> {
     let limit = Duration::from_millis(shared.options.handshake_timeout_ms);
     let accepted = tokio::select! {
-        () = shared.shutdown.cancelled() => return,
-        // Boxed: the handshake's state is freed once it is done instead of staying in this
-        // task's allocation for the whole life of the connection.
-        r = tokio::time::timeout(limit, Box::pin(websocket::accept(stream, &t))) => r,
+        () = shared.shutdown.cancelled() => return None,
+        r = tokio::time::timeout(limit, websocket::accept(stream, &t)) => r,
     };
     match accepted {
-        Ok(Ok((ws, serializer))) => session::run(ws, serializer, peer, shared).await,
+        Ok(Ok(accepted)) => return Some(accepted),
         Ok(Err(Refusal::Http(status, why))) => {
             warn!(%peer, status = status.as_u16(), reason = %why, "connection refused");
         }
@@ -168,5 +193,33 @@ async fn connection(
             warn!(%peer, reason = %why, "WebSocket handshake failed");
         }
         Err(_) => warn!(%peer, "WebSocket handshake timed out"),
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection costs its task's allocation: keep the future small (it was 1.5 KiB
+    /// with the handshake and close states inline).
+    #[tokio::test]
+    async fn connection_task_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let config = Config::embedded();
+        let shared = Arc::new(RouterShared {
+            realms: HashMap::new(),
+            session_ids: DashMap::new(),
+            options: config.router.clone(),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let t = Arc::new(config.transports[0].clone());
+        let size = std::mem::size_of_val(&connection(stream, peer, t, shared));
+        assert!(size <= 448, "connection future is {size} bytes");
     }
 }

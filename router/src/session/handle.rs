@@ -1,16 +1,14 @@
 //! What the realm tables store for a session: a cheap, cloneable handle.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use wamp_proto::{Id, Message, SequentialIds, Serializer};
 
 use super::features::PeerFeatures;
-use super::outbound::{encode_frame, Outgoing};
+use super::outbound::{encode_frame, Outbox, Refused};
 use crate::dealer::inflight::{Calls, Invocations};
 
 /// The shared part of a session.
@@ -22,10 +20,8 @@ pub(crate) struct SessionShared {
     pub(crate) authid: Arc<str>,
     #[allow(dead_code)]
     pub(crate) authrole: Arc<str>,
-    tx: mpsc::Sender<Outgoing>,
-    /// Fired when the router decides to drop the session (slow consumer).
-    pub(crate) kill: CancellationToken,
-    kill_reason: OnceLock<&'static str>,
+    /// Frames waiting for the connection; also carries the kill signal.
+    outbox: Arc<Outbox>,
     /// Set once GOODBYE went out: nothing else may follow it on the wire.
     said_goodbye: std::sync::atomic::AtomicBool,
     /// INVOCATION request ids, sequential per callee session.
@@ -59,8 +55,7 @@ impl SessionHandle {
         serializer: Serializer,
         authid: Arc<str>,
         authrole: Arc<str>,
-        tx: mpsc::Sender<Outgoing>,
-        kill: CancellationToken,
+        outbox: Arc<Outbox>,
         features: PeerFeatures,
     ) -> SessionHandle {
         SessionHandle(Arc::new(SessionShared {
@@ -68,9 +63,7 @@ impl SessionHandle {
             serializer,
             authid,
             authrole,
-            tx,
-            kill,
-            kill_reason: OnceLock::new(),
+            outbox,
             said_goodbye: std::sync::atomic::AtomicBool::new(false),
             next_invocation: SequentialIds::new(),
             invocations: Mutex::new(Invocations::default()),
@@ -103,13 +96,13 @@ impl SessionHandle {
         {
             return false;
         }
-        match self.0.tx.try_send(Outgoing::Frame(frame)) {
+        match self.0.outbox.push_frame(frame) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 self.kill("slow consumer: outbound queue full");
                 false
             }
-            Err(TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 
@@ -132,16 +125,15 @@ impl SessionHandle {
         }
     }
 
-    /// Asks the session's tasks to drop the connection, recording why (first reason wins).
+    /// Asks the session's connection to drop, recording why (first reason wins).
     pub(crate) fn kill(&self, reason: &'static str) {
-        if self.0.kill_reason.set(reason).is_ok() {
+        if self.0.outbox.kill(reason) {
             warn!(session = %self.0.id, reason, "closing session");
         }
-        self.0.kill.cancel();
     }
 
     /// Why the session was killed, if it was.
     pub(crate) fn kill_reason(&self) -> Option<&'static str> {
-        self.0.kill_reason.get().copied()
+        self.0.outbox.kill_reason()
     }
 }

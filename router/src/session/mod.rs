@@ -1,8 +1,8 @@
-//! One connection's session: the state machine on the reader task.
+//! One connection's session: the state machine, driven by the connection's only task.
 //!
-//! The reader decodes each frame, checks it against the session state and routes it inline
+//! The task reads frames, checks each message against the session state and routes it inline
 //! against the realm's shared tables; replies and routed messages go, already encoded, into
-//! the target sessions' bounded outbound queues, drained by each connection's writer task.
+//! the target sessions' bounded outboxes. The same task writes its own outbox to the socket.
 
 pub(crate) mod features;
 pub(crate) mod handle;
@@ -13,17 +13,18 @@ mod pubsub;
 mod rpc;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::{Sink, Stream, StreamExt};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use tokio_util::sync::CancellationToken;
+use tokio_tungstenite::tungstenite::Bytes;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{debug, info, warn};
 use wamp_proto::message::{Abort, Goodbye};
 use wamp_proto::options::dict;
@@ -31,8 +32,9 @@ use wamp_proto::{uris, Id, Message, Payload, Serializer, Uri, Value};
 
 use crate::realm::Realm;
 use crate::server::RouterShared;
+use crate::transport::connection::{Connection, ReadEnd};
 use handle::SessionHandle;
-use outbound::{encode_frame, run_writer, Outgoing};
+use outbound::{encode_frame, Outbox, Refused};
 
 /// Where a session is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +47,7 @@ enum State {
     ShuttingDown,
 }
 
-/// What the reader does after a message.
+/// What the session does after a message.
 #[derive(Debug, PartialEq, Eq)]
 enum Flow {
     Continue,
@@ -53,15 +55,42 @@ enum Flow {
     Close,
 }
 
-/// The reader task's view of its session.
+/// How the connection ends.
+#[derive(Debug)]
+enum End {
+    /// Send a close frame with this code (after what is queued, unless killed), then, if
+    /// `wait`, wait for the client's close (bounded): a peer that let a deadline pass or
+    /// stopped reading is not waited for.
+    Close {
+        code: CloseCode,
+        reason: &'static str,
+        wait: bool,
+    },
+    /// The client sent its close frame: answer it.
+    ClientClosed,
+    /// The TCP connection is gone: nothing more to send.
+    Gone,
+}
+
+impl End {
+    fn close(code: CloseCode, reason: &'static str, wait: bool) -> End {
+        End::Close { code, reason, wait }
+    }
+}
+
+/// Read/write rounds per poll before the task yields to others.
+const ROUNDS: usize = 32;
+
+/// The connection task's view of its session.
 struct Session {
     serializer: Serializer,
     peer: SocketAddr,
     router: Arc<RouterShared>,
-    tx: mpsc::Sender<Outgoing>,
-    kill: CancellationToken,
+    outbox: Arc<Outbox>,
     state: State,
     joined: Option<Joined>,
+    /// The HELLO or GOODBYE deadline, while one is running.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 /// Everything that exists once the session has joined a realm.
@@ -73,107 +102,138 @@ struct Joined {
 }
 
 /// Runs a connection whose WebSocket handshake is done, until it closes.
-pub(crate) async fn run<S>(
-    ws: S,
+///
+/// Built as plain values moved into one small future: an idle connection's whole task is
+/// this future, so nothing is held twice in it.
+pub(crate) fn run(
+    io: TcpStream,
     serializer: Serializer,
+    max_message: usize,
     peer: SocketAddr,
     router: Arc<RouterShared>,
-) where
-    S: Stream<Item = Result<WsMessage, WsError>>
-        + Sink<WsMessage, Error = WsError>
-        + Send
-        + 'static,
-{
-    let (sink, mut stream) = ws.split();
-    let (tx, rx) = mpsc::channel(router.options.outbound_queue);
-    let kill = CancellationToken::new();
-    let close_timeout = Duration::from_millis(router.options.goodbye_timeout_ms);
-    let writer = router
-        .tracker
-        .spawn(run_writer(sink, rx, kill.clone(), close_timeout));
-    let shutdown = router.shutdown.clone();
+) -> impl Future<Output = ()> + Send {
+    let outbox = Arc::new(Outbox::new(router.options.outbound_queue));
+    let handshake = Duration::from_millis(router.options.handshake_timeout_ms);
+    let mut conn = Connection::new(io, serializer == Serializer::MsgPack, max_message);
+    let mut shutdown = Box::pin(router.shutdown.clone().cancelled_owned());
     let mut s = Session {
         serializer,
         peer,
         router,
-        tx,
-        kill: kill.clone(),
+        outbox,
         state: State::AwaitHello,
         joined: None,
+        deadline: Some(Box::pin(tokio::time::sleep(handshake))),
     };
-    // Created once and polled by reference: building these futures (and a timer) for
-    // every message showed up in profiles.
-    let kill_signal = kill.cancelled();
-    let shutdown_signal = shutdown.cancelled();
-    let deadline = tokio::time::sleep(Duration::from_millis(s.router.options.handshake_timeout_ms));
-    tokio::pin!(kill_signal, shutdown_signal, deadline);
-    let mut deadline_armed = true;
-    let mut close_code = CloseCode::Normal;
-    loop {
-        let item = tokio::select! {
-            biased;
-            () = &mut kill_signal => break,
-            () = &mut shutdown_signal, if s.state != State::ShuttingDown => {
-                if s.state == State::AwaitHello {
-                    break;
-                }
-                s.send_goodbye(&Goodbye {
-                    details: dict([("message", "the router is shutting down".into())]),
-                    reason: Uri::new(uris::CLOSE_SYSTEM_SHUTDOWN),
-                }.into());
-                s.state = State::ShuttingDown;
-                deadline.as_mut().reset(Instant::now() + close_timeout);
-                deadline_armed = true;
-                continue;
-            }
-            () = &mut deadline, if deadline_armed => {
-                if s.state == State::AwaitHello {
-                    warn!(peer = %s.peer, "no HELLO in time; closing connection");
-                }
-                break;
-            }
-            item = stream.next() => item,
+    async move {
+        let end = std::future::poll_fn(|cx| s.poll_run(cx, &mut conn, shutdown.as_mut())).await;
+        drop(shutdown);
+        s.leave();
+        let (code, reason, wait) = match end {
+            End::Gone => return,
+            End::Close { code, reason, wait } => (code, reason, wait),
+            End::ClientClosed => (CloseCode::Normal, "", false),
         };
-        let bytes = match item {
-            None => break,
-            Some(Ok(WsMessage::Text(t))) => t.into(),
-            Some(Ok(WsMessage::Binary(b))) => b,
-            Some(Ok(WsMessage::Close(_))) => break,
-            Some(Ok(_)) => continue,
-            Some(Err(WsError::Capacity(e))) => {
-                warn!(peer = %s.peer, session = ?s.session_id(), cause = %e, "message too large; closing connection");
-                if matches!(e, CapacityError::MessageTooLong { .. }) {
-                    close_code = CloseCode::Size;
-                }
-                break;
-            }
-            Some(Err(e)) => {
-                debug!(peer = %s.peer, cause = %e, "transport error");
-                break;
-            }
-        };
-        let msg = match s.serializer.decode_shared(&bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                s.protocol_violation(&e.to_string());
-                break;
-            }
-        };
-        if s.handle(msg) == Flow::Close {
-            break;
-        }
-        if s.state == State::Established {
-            deadline_armed = false;
-        }
+        let close_timeout = Duration::from_millis(s.router.options.goodbye_timeout_ms);
+        let outbox = s.outbox.clone();
+        drop(s);
+        // Boxed: the closing steps' state would otherwise enlarge every connection's task.
+        Box::pin(conn.close(&outbox, code, reason, wait, close_timeout)).await;
     }
-    s.leave();
-    // Everything queued before this is still written; then the writer closes the socket.
-    let _ = s.tx.try_send(Outgoing::Close(close_code, ""));
-    drop(s);
-    let _ = writer.await;
 }
 
 impl Session {
+    /// Reads and handles messages and writes the outbox until the connection should end.
+    fn poll_run(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: &mut Connection,
+        mut shutdown: Pin<&mut WaitForCancellationFutureOwned>,
+    ) -> Poll<End> {
+        if self.state != State::ShuttingDown && shutdown.as_mut().poll(cx).is_ready() {
+            if self.state == State::AwaitHello {
+                return Poll::Ready(End::close(CloseCode::Normal, "", false));
+            }
+            self.send_goodbye(
+                &Goodbye {
+                    details: dict([("message", "the router is shutting down".into())]),
+                    reason: Uri::new(uris::CLOSE_SYSTEM_SHUTDOWN),
+                }
+                .into(),
+            );
+            self.state = State::ShuttingDown;
+            let close = Duration::from_millis(self.router.options.goodbye_timeout_ms);
+            self.deadline = Some(Box::pin(tokio::time::sleep(close)));
+        }
+        if let Some(d) = &mut self.deadline {
+            if d.as_mut().poll(cx).is_ready() {
+                if self.state == State::AwaitHello {
+                    warn!(peer = %self.peer, "no HELLO in time; closing connection");
+                }
+                return Poll::Ready(End::close(CloseCode::Normal, "", false));
+            }
+        }
+        for _ in 0..ROUNDS {
+            if self.outbox.is_killed() {
+                return Poll::Ready(End::close(CloseCode::Policy, "slow consumer", false));
+            }
+            let flushed = match conn.poll_flush(cx, &self.outbox) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(e)) => {
+                    debug!(peer = %self.peer, cause = %e, "write failed");
+                    return Poll::Ready(End::Gone);
+                }
+                Poll::Pending => false,
+            };
+            let mut flow = Flow::Continue;
+            let read = conn.poll_read(cx, |bytes| {
+                flow = self.on_frame(&bytes);
+                flow == Flow::Continue
+            });
+            match read {
+                Poll::Ready(None) => {}
+                Poll::Ready(Some(ReadEnd::Stopped)) => {
+                    return Poll::Ready(End::close(CloseCode::Normal, "", true))
+                }
+                Poll::Ready(Some(ReadEnd::Close)) => return Poll::Ready(End::ClientClosed),
+                Poll::Ready(Some(ReadEnd::Gone)) => return Poll::Ready(End::Gone),
+                Poll::Ready(Some(ReadEnd::Frame(e))) => {
+                    warn!(peer = %self.peer, session = ?self.session_id(), cause = %e, "WebSocket error; closing connection");
+                    return Poll::Ready(End::close(e.close_code(), "", true));
+                }
+                // Nothing to read: wait once the outbox is written or the socket is full.
+                Poll::Pending => {
+                    let waiting = if flushed {
+                        conn.park(cx, &self.outbox)
+                    } else {
+                        self.outbox.watch(cx.waker())
+                    };
+                    if waiting {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Decodes and handles one WAMP message.
+    fn on_frame(&mut self, bytes: &Bytes) -> Flow {
+        let msg = match self.serializer.decode_shared(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.protocol_violation(&e.to_string());
+                return Flow::Close;
+            }
+        };
+        let flow = self.handle(msg);
+        if self.state == State::Established {
+            self.deadline = None;
+        }
+        flow
+    }
+
     fn session_id(&self) -> Option<Id> {
         self.joined.as_ref().map(|j| j.handle.id())
     }
@@ -194,8 +254,8 @@ impl Session {
         }
         match encode_frame(self.serializer, msg) {
             Ok(f) => {
-                if self.tx.try_send(Outgoing::Frame(f)).is_err() {
-                    self.kill.cancel();
+                if self.outbox.push_frame(f) == Err(Refused::Full) {
+                    self.outbox.kill("slow consumer: outbound queue full");
                 }
             }
             Err(e) => warn!(cause = %e, "cannot encode reply"),
@@ -313,8 +373,7 @@ impl Session {
             self.serializer,
             authid.clone(),
             authrole.clone(),
-            self.tx.clone(),
-            self.kill.clone(),
+            self.outbox.clone(),
             features::PeerFeatures::from_hello(&hello.details),
         );
         realm.sessions.insert(id, handle.clone());

@@ -4,9 +4,9 @@ use http::{header, StatusCode};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::WebSocketStream;
 use wamp_proto::Serializer;
 
+use super::request::RequestHead;
 use crate::config::TransportConfig;
 
 /// Why an upgrade was refused (logged by the caller).
@@ -18,11 +18,12 @@ pub(crate) enum Refusal {
     Handshake(String),
 }
 
-/// Performs the WebSocket handshake, selecting the WAMP serializer.
+/// Performs the WebSocket handshake, selecting the WAMP serializer. On success the socket
+/// holds exactly what the client sent after its request.
 pub(crate) async fn accept(
-    stream: TcpStream,
+    mut stream: TcpStream,
     t: &TransportConfig,
-) -> Result<(WebSocketStream<TcpStream>, Serializer), Refusal> {
+) -> Result<(TcpStream, Serializer), Refusal> {
     let mut selected = None;
     let mut refused = None;
     // The error type is tungstenite's; its size is not ours to choose.
@@ -45,18 +46,20 @@ pub(crate) async fn accept(
             }
         }
     };
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(t.max_message_size))
-        .max_frame_size(Some(t.max_message_size))
-        .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024);
-    let result =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await;
+    // The WebSocket tungstenite builds is dropped at once: frames are ours to read.
+    let config = WebSocketConfig::default().read_buffer_size(0);
+    let result = tokio_tungstenite::accept_hdr_async_with_config(
+        RequestHead::new(&mut stream),
+        callback,
+        Some(config),
+    )
+    .await
+    .map(drop);
     match (result, selected, refused) {
-        (Ok(ws), Some(ser), _) => Ok((ws, ser)),
+        (Ok(()), Some(ser), _) => Ok((stream, ser)),
         (_, _, Some((status, why))) => Err(Refusal::Http(status, why)),
         (Err(e), _, None) => Err(Refusal::Handshake(e.to_string())),
-        (Ok(_), None, None) => Err(Refusal::Handshake("no serializer selected".into())),
+        (Ok(()), None, None) => Err(Refusal::Handshake("no serializer selected".into())),
     }
 }
 

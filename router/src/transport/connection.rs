@@ -1,0 +1,284 @@
+//! A WebSocket connection after the handshake: reads frames straight from the socket and
+//! writes a session's queued frames with vectored writes.
+//!
+//! Nothing is buffered while the connection is idle: reads go through a stack buffer (only
+//! an incomplete frame is kept), and outgoing payloads are written from the queue as they
+//! are, each behind a header formatted on the stack.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Bytes;
+
+use super::frames::{self, Decoder, FrameError, Inbound};
+use crate::session::outbound::Outbox;
+
+/// Bytes read from the socket at once.
+const READ_CHUNK: usize = 16 * 1024;
+/// Frames handed to one vectored write (two slices each).
+const WRITE_FRAMES: usize = 64;
+
+/// What ended reading.
+#[derive(Debug)]
+pub(crate) enum ReadEnd {
+    /// The handler asked to stop.
+    Stopped,
+    /// The client sent a close frame.
+    Close,
+    /// The client broke the framing rules.
+    Frame(FrameError),
+    /// The TCP connection ended or failed.
+    Gone,
+}
+
+/// A frame waiting to be written: either from the session's queue or a control frame.
+#[derive(Debug)]
+struct Control {
+    opcode: u8,
+    payload: Bytes,
+}
+
+/// The server end of a WebSocket connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    io: TcpStream,
+    decoder: Decoder,
+    /// The opcode of every queued frame (text for JSON, binary for MessagePack).
+    opcode: u8,
+    /// Frames taken from the outbox, oldest first.
+    writing: VecDeque<Bytes>,
+    /// The payload of the latest ping, to answer at the next frame boundary.
+    pong: Option<Bytes>,
+    /// A pong or close frame being written before the queued frames.
+    control: Option<Box<Control>>,
+    /// Bytes of the first frame (control first, if any) already written.
+    offset: usize,
+    /// Queued frames fully written since the last report to the outbox.
+    written: usize,
+}
+
+impl Connection {
+    pub(crate) fn new(io: TcpStream, binary: bool, max_message: usize) -> Connection {
+        Connection {
+            io,
+            decoder: Decoder::new(max_message),
+            opcode: if binary { frames::BINARY } else { frames::TEXT },
+            writing: VecDeque::new(),
+            pong: None,
+            control: None,
+            offset: 0,
+            written: 0,
+        }
+    }
+
+    /// Reads what the socket has and hands each message to `on` (false stops). `Ready(None)`
+    /// after a read that made progress; `Pending` once the socket has nothing more.
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut on: impl FnMut(Bytes) -> bool,
+    ) -> Poll<Option<ReadEnd>> {
+        let mut buf = [const { MaybeUninit::<u8>::uninit() }; READ_CHUNK];
+        let mut rb = ReadBuf::uninit(&mut buf);
+        if ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb)).is_err() {
+            return Poll::Ready(Some(ReadEnd::Gone));
+        }
+        let data = rb.filled();
+        if data.is_empty() {
+            return Poll::Ready(Some(ReadEnd::Gone));
+        }
+        let mut end = None;
+        let mut pong = None;
+        let fed = self.decoder.feed(data, |event| match event {
+            Inbound::Message(m) => {
+                let more = on(m);
+                if !more {
+                    end = Some(ReadEnd::Stopped);
+                }
+                more
+            }
+            Inbound::Ping(p) => {
+                pong = Some(p);
+                true
+            }
+            Inbound::Close => {
+                end = Some(ReadEnd::Close);
+                false
+            }
+        });
+        if pong.is_some() {
+            // Only the latest ping needs an answer (RFC 6455, 5.5.3).
+            self.pong = pong;
+        }
+        Poll::Ready(match fed {
+            Err(e) => Some(ReadEnd::Frame(e)),
+            Ok(_) => end,
+        })
+    }
+
+    /// Writes queued frames until everything is written (`Ready(Ok)`, the outbox was empty
+    /// when looked at) or the socket is full (`Pending`).
+    pub(crate) fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        outbox: &Outbox,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if self.writing.is_empty() {
+                outbox.take(&mut self.writing, std::mem::take(&mut self.written));
+                if self.writing.is_empty() && self.idle_control() {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            ready!(self.poll_write_some(cx))?;
+        }
+    }
+
+    /// Parks the connection's waker on `outbox` if nothing is left to write (see
+    /// [`Outbox::park`]), freeing the write queue's buffer.
+    pub(crate) fn park(&mut self, cx: &Context<'_>, outbox: &Outbox) -> bool {
+        if !self.writing.is_empty() || !self.idle_control() {
+            return false;
+        }
+        if self.writing.capacity() > 0 {
+            self.writing = VecDeque::new();
+        }
+        outbox.park(cx.waker(), std::mem::take(&mut self.written))
+    }
+
+    fn idle_control(&self) -> bool {
+        self.control.is_none() && self.pong.is_none()
+    }
+
+    /// Writes until the frames already taken and any control frame are written.
+    fn poll_write_taken(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.writing.is_empty() || !self.idle_control() {
+            ready!(self.poll_write_some(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// One vectored write of the control frame (if any) and the taken frames.
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.offset == 0 && self.control.is_none() {
+            if let Some(payload) = self.pong.take() {
+                self.control = Some(Box::new(Control {
+                    opcode: frames::PONG,
+                    payload,
+                }));
+            }
+        }
+        let mut heads = [([0u8; 10], 0usize); WRITE_FRAMES];
+        let mut slices = [IoSlice::new(&[]); 2 * WRITE_FRAMES];
+        let control = self
+            .control
+            .as_deref()
+            .map(|c| (c.opcode, &c.payload))
+            .into_iter();
+        let queued = self.writing.iter().map(|p| (self.opcode, p));
+        let frames = control.chain(queued).take(WRITE_FRAMES);
+        for (head, (opcode, payload)) in heads.iter_mut().zip(frames.clone()) {
+            *head = frames::header(opcode, payload.len());
+        }
+        let mut n = 0;
+        let mut skip = self.offset;
+        for ((h, hl), (_, payload)) in heads.iter().zip(frames) {
+            let head = &h[(*hl).min(skip)..*hl];
+            skip = skip.saturating_sub(*hl);
+            let body = &payload[skip.min(payload.len())..];
+            skip = 0;
+            for part in [head, body] {
+                if !part.is_empty() {
+                    slices[n] = IoSlice::new(part);
+                    n += 1;
+                }
+            }
+        }
+        let mut done = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))?;
+        if done == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        // Retire what was written, frame by frame.
+        loop {
+            let len = match (&self.control, self.writing.front()) {
+                (Some(c), _) => frames::header(c.opcode, c.payload.len()).1 + c.payload.len(),
+                (None, Some(p)) => frames::header(self.opcode, p.len()).1 + p.len(),
+                (None, None) => break,
+            };
+            let left = len - self.offset;
+            if done < left {
+                self.offset += done;
+                break;
+            }
+            done -= left;
+            self.offset = 0;
+            if self.control.take().is_none() {
+                self.writing.pop_front();
+                self.written += 1;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Ends the connection: writes what is queued (for a killed session only the frame
+    /// already begun), a close frame with `code`, then half-closes and, if `wait`, reads until
+    /// the client sends its close frame or hangs up. All bounded by `timeout`.
+    pub(crate) async fn close(
+        mut self,
+        outbox: &Outbox,
+        code: CloseCode,
+        reason: &'static str,
+        wait: bool,
+        timeout: Duration,
+    ) {
+        outbox.close();
+        let killed = outbox.is_killed();
+        let _ = tokio::time::timeout(timeout, async {
+            if killed {
+                self.drop_unstarted();
+                std::future::poll_fn(|cx| self.poll_write_taken(cx)).await?;
+            } else {
+                std::future::poll_fn(|cx| self.poll_flush(cx, outbox)).await?;
+            }
+            self.pong = None;
+            self.control = Some(Box::new(Control {
+                opcode: frames::CLOSE,
+                payload: frames::close_payload(code, reason),
+            }));
+            std::future::poll_fn(|cx| self.poll_write_taken(cx)).await?;
+            tokio::io::AsyncWriteExt::shutdown(&mut self.io).await?;
+            if wait {
+                // So the socket is not reset with the client's last bytes unread.
+                std::future::poll_fn(|cx| loop {
+                    match ready!(self.poll_read(cx, |_| true)) {
+                        None | Some(ReadEnd::Stopped) => continue,
+                        Some(_) => return Poll::Ready(()),
+                    }
+                })
+                .await;
+            }
+            io::Result::Ok(())
+        })
+        .await;
+    }
+
+    /// Forgets every frame not begun yet (the one being written must still end cleanly).
+    fn drop_unstarted(&mut self) {
+        self.pong = None;
+        if self.offset == 0 {
+            self.control = None;
+            self.writing.clear();
+        } else if self.control.is_some() {
+            self.writing.clear();
+        } else {
+            self.writing.truncate(1);
+        }
+    }
+}
