@@ -192,6 +192,12 @@ run_set() { # router
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for ((r = 1; r <= ROUNDS; r++)); do
+    # The lowest 1x1 round trip any router could reach on this machine (no router involved).
+    log "round $r/$ROUNDS: loopback floor"
+    URL=ws://127.0.0.1:8080/ws WATCH_PID= LABEL=floor
+    cmd=("$BENCH_BIN" --label floor --warmup "$WARMUP" floor --duration "$DURATION")
+    echo "${cmd[*]#"$ROOT/"}" >>"$WORK/commands.txt"
+    "${cmd[@]}" >>"$JSONL" 2> >(tee -a "$WORK/summary.log" >&2) || echo "  (floor run failed)" | tee -a "$WORK/summary.log" >&2
     for router in wamp-router crossbar; do
         log "round $r/$ROUNDS: $router"
         run_set "$router"

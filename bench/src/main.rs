@@ -8,6 +8,7 @@
 //! Only loopback targets are accepted; every loop is bounded in count and time.
 
 mod conn;
+mod floor;
 mod procfs;
 mod pubsub;
 mod report;
@@ -76,6 +77,8 @@ enum Cmd {
     Fanout(pubsub::FanoutArgs),
     /// Open N idle joined sessions: join rate, router memory per session.
     Sessions(sessions::SessionsArgs),
+    /// No router: a byte-copying relay on loopback, the lowest RPC round trip possible here.
+    Floor(floor::FloorArgs),
     /// Tabulate JSON lines: medians per case and router, our/baseline ratios (markdown).
     Report(report::ReportArgs),
 }
@@ -124,6 +127,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         connect_timeout: Duration::from_secs_f64(c.connect_timeout),
         threads,
     };
+    if let Cmd::Floor(a) = &cli.cmd {
+        return floor::run(&ctx, a);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -135,7 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Cmd::Pubsub(a) => pubsub::run(&ctx, a, "pubsub").await,
             Cmd::Fanout(a) => pubsub::run(&ctx, &a.to_pubsub(), "fanout").await,
             Cmd::Sessions(a) => sessions::run(&ctx, a).await,
-            Cmd::Report(_) => Ok(()),
+            Cmd::Report(_) | Cmd::Floor(_) => Ok(()),
         }
     });
     // Sessions still being torn down must not hold the process.

@@ -194,6 +194,7 @@ pub(crate) fn render(text: &str, ours: &str, baseline: &str) -> String {
     ));
     out.push_str("|---|---|---:|---:|---:|---|---|\n");
     let mut notes = Vec::new();
+    let mut floors = Vec::new();
     for ((_, case), by_label) in &cases {
         let sample = by_label.values().flatten().next();
         let Some(scenario) = sample
@@ -202,6 +203,10 @@ pub(crate) fn render(text: &str, ours: &str, baseline: &str) -> String {
         else {
             continue;
         };
+        if scenario == "floor" {
+            floors.push(floor_line(case, by_label.values().flatten()));
+            continue;
+        }
         let runs = |label: &str| by_label.get(label).map(Vec::as_slice).unwrap_or(&[]);
         for label in [ours, baseline] {
             let errs: u64 = runs(label)
@@ -258,6 +263,16 @@ pub(crate) fn render(text: &str, ours: &str, baseline: &str) -> String {
             ));
         }
     }
+    if !floors.is_empty() {
+        out.push_str(
+            "\nLoopback floor, no router (`wamp-bench floor`: a relay thread that only copies \
+             bytes, the four loopback crossings of a routed call; medians):\n",
+        );
+        for f in floors {
+            out.push_str(&f);
+            out.push('\n');
+        }
+    }
     if !notes.is_empty() {
         out.push_str("\nRuns with errors:\n");
         for n in notes {
@@ -266,6 +281,26 @@ pub(crate) fn render(text: &str, ours: &str, baseline: &str) -> String {
         }
     }
     out
+}
+
+/// `- case: RTT p50 X µs, p99 Y µs, p99.9 Z µs (n=N)` over the floor runs.
+fn floor_line<'a>(case: &str, runs: impl Iterator<Item = &'a Json>) -> String {
+    let runs: Vec<&Json> = runs.collect();
+    let pct = |k: &str| {
+        median(
+            runs.iter()
+                .filter_map(|r| get(r, &["latency_us", k]).and_then(Json::as_f64))
+                .collect(),
+        )
+        .map_or("–".to_owned(), fmt_num)
+    };
+    format!(
+        "- `{case}`: RTT p50 {} µs, p99 {} µs, p99.9 {} µs (n={})",
+        pct("p50"),
+        pct("p99"),
+        pct("p999"),
+        runs.len()
+    )
 }
 
 fn fmt_ratio(r: f64) -> String {
@@ -298,6 +333,8 @@ human text is skipped
 {"scenario":"rpc","case":"rpc c4 w64 k1 b100 msgpack","label":"ours","callers":4,"in_flight":64,"calls_per_s":80000.0,"errors":2,"latency_us":{"p50":50.0,"p99":90.0,"p999":100.0}}
 {"scenario":"rpc","case":"rpc c4 w64 k1 b100 msgpack","label":"cb","callers":4,"in_flight":64,"calls_per_s":2000.0,"errors":0,"latency_us":{"p50":1000.0,"p99":2000.0,"p999":3000.0}}
 {"scenario":"sessions","case":"sessions n1000 json","label":"cb","rss_per_session_kib":23.0,"joins_per_s":300.0}
+{"scenario":"floor","case":"floor relay b130","label":"floor","latency_us":{"p50":70.0,"p99":120.0,"p999":200.0}}
+{"scenario":"floor","case":"floor relay b130","label":"floor","latency_us":{"p50":80.0,"p99":140.0,"p999":300.0}}
 "#;
         let t = render(text, "ours", "cb");
         assert!(t.contains("| rpc c4 w64 k1 b100 msgpack | calls/s | 100,000 (n=3) | 2,000 (n=1) | 50.0x | ≥ 40x | yes |"), "{t}");
@@ -307,6 +344,14 @@ human text is skipped
         );
         assert!(t.contains("| sessions n1000 json | router KiB per idle session | – | 23.0 (n=1) | – | ≤ 0.1x |  |"), "{t}");
         assert!(t.contains("2 errors over 3 runs"), "{t}");
+        assert!(
+            t.contains("- `floor relay b130`: RTT p50 75.0 µs, p99 130 µs, p99.9 250 µs (n=2)"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("| floor relay"),
+            "the floor is not a router row: {t}"
+        );
     }
 
     #[test]
