@@ -152,14 +152,29 @@ stop_router() {
     ROUTER_PID=
     WATCH_PID=
 }
-trap stop_router EXIT
-trap 'stop_router; exit 130' INT TERM
+trap 'busy_vcpus_stop; stop_router' EXIT
+trap 'busy_vcpus_stop; stop_router; exit 130' INT TERM
 
 bench() { # scenario args...
     local cmd=("$BENCH_BIN" --url "$URL" --router-pid "$WATCH_PID" --label "$LABEL"
         --threads "$THREADS" --warmup "$WARMUP" "$@")
     echo "${cmd[*]#"$ROOT/"}" >>"$WORK/commands.txt"
     "${cmd[@]}" >>"$JSONL" 2> >(tee -a "$WORK/summary.log" >&2) || echo "  (run failed: $*)" | tee -a "$WORK/summary.log" >&2
+}
+
+SPINNERS=()
+busy_vcpus_start() {
+    local i
+    for ((i = 0; i < $(nproc); i++)); do
+        nice -n 19 bash -c 'while :; do :; done' &
+        SPINNERS+=($!)
+    done
+}
+busy_vcpus_stop() {
+    ((${#SPINNERS[@]})) || return 0
+    kill "${SPINNERS[@]}" 2>/dev/null || true
+    wait "${SPINNERS[@]}" 2>/dev/null || true
+    SPINNERS=()
 }
 
 run_set() { # router
@@ -178,6 +193,11 @@ run_set() { # router
     for ser in msgpack json; do
         bench --serializer $ser rpc --callers 1 --in-flight 1 --callees 1 --payload 100 --duration "$DURATION"
     done
+    # The same 1x1 round trip with both vCPUs kept out of idle by two nice-19 busy loops
+    # (they yield to any real work): on a VM, waking an idle vCPU dominates the 1x1 latency.
+    busy_vcpus_start
+    bench --serializer msgpack --tag busy-vcpus rpc --callers 1 --in-flight 1 --callees 1 --payload 100 --duration "$DURATION"
+    busy_vcpus_stop
     for s in $FANOUT; do
         bench --serializer msgpack fanout --subscribers "$s" --payload 100 --duration "$DURATION"
     done
@@ -195,9 +215,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
     # The lowest 1x1 round trip any router could reach on this machine (no router involved).
     log "round $r/$ROUNDS: loopback floor"
     URL=ws://127.0.0.1:8080/ws WATCH_PID= LABEL=floor
-    cmd=("$BENCH_BIN" --label floor --warmup "$WARMUP" floor --duration "$DURATION")
-    echo "${cmd[*]#"$ROOT/"}" >>"$WORK/commands.txt"
-    "${cmd[@]}" >>"$JSONL" 2> >(tee -a "$WORK/summary.log" >&2) || echo "  (floor run failed)" | tee -a "$WORK/summary.log" >&2
+    for tag in "" busy-vcpus; do
+        cmd=("$BENCH_BIN" --label floor --warmup "$WARMUP" ${tag:+--tag "$tag"} floor --duration "$DURATION")
+        [[ -z $tag ]] || busy_vcpus_start
+        echo "${cmd[*]#"$ROOT/"}" >>"$WORK/commands.txt"
+        "${cmd[@]}" >>"$JSONL" 2> >(tee -a "$WORK/summary.log" >&2) || echo "  (floor run failed)" | tee -a "$WORK/summary.log" >&2
+        busy_vcpus_stop
+    done
     for router in wamp-router crossbar; do
         log "round $r/$ROUNDS: $router"
         run_set "$router"
@@ -232,6 +256,8 @@ TABLE=$("$BENCH_BIN" report --input "$JSONL" --ours wamp-router --baseline cross
     echo "The load generator (wamp-bench, $THREADS threads) runs on the same cores as the router:"
     echo "the per-router-CPU-second rows divide by the router process's own CPU time"
     echo "(/proc/PID/stat utime+stime; for Crossbar its router worker process)."
+    echo "Cases tagged \`busy-vcpus\` ran with one nice-19 busy loop per CPU (they give way to any"
+    echo "real work but keep the vCPUs from going idle, so no run pays for waking an idle vCPU)."
     echo
     echo "## Results"
     echo

@@ -55,6 +55,10 @@ struct CommonArgs {
     /// A name for the router under test, copied into the JSON line (e.g. `crossbar`).
     #[arg(long, global = true)]
     label: Option<String>,
+    /// Appended to the case name in the JSON line, to tell runs of one scenario under
+    /// different conditions apart (e.g. `busy-vcpus`).
+    #[arg(long, global = true)]
+    tag: Option<String>,
     /// Seconds of load before the measured window.
     #[arg(long, global = true, default_value_t = 2.0)]
     warmup: f64,
@@ -123,6 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         target,
         watched,
         label: c.label.clone(),
+        tag: c.tag.clone(),
         warmup: Duration::from_secs_f64(c.warmup),
         connect_timeout: Duration::from_secs_f64(c.connect_timeout),
         threads,

@@ -86,6 +86,7 @@ pub(crate) struct Ctx {
     pub(crate) target: Target,
     pub(crate) watched: Watched,
     pub(crate) label: Option<String>,
+    pub(crate) tag: Option<String>,
     pub(crate) warmup: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) threads: usize,
@@ -100,7 +101,12 @@ impl Ctx {
             .unwrap_or(0);
         let mut m = Map::new();
         m.insert("scenario".into(), scenario.into());
+        let case = match &self.tag {
+            Some(t) => format!("{case} {t}"),
+            None => case.to_owned(),
+        };
         m.insert("case".into(), case.into());
+        m.insert("tag".into(), json!(self.tag));
         m.insert("label".into(), json!(self.label));
         m.insert("url".into(), self.target.url.clone().into());
         m.insert("realm".into(), self.target.realm.clone().into());

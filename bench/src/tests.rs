@@ -33,6 +33,7 @@ fn ctx(server: &Server, ser: Serializer) -> Ctx {
         // The router runs in this process: its CPU time is this process's.
         watched: Watched::new(vec![std::process::id()]),
         label: Some("test".into()),
+        tag: None,
         warmup: Duration::from_millis(100),
         connect_timeout: Duration::from_secs(10),
         threads: 2,
