@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 use wamp_proto::message::{Goodbye, Hello};
 use wamp_proto::options::dict;
-use wamp_proto::{Dict, Encoded, Id, Message, Serializer, Uri, Value};
+use wamp_proto::{Dict, Encoded, Id, Message, Payload, Serializer, Uri, Value};
 
 /// Where and how to connect: a loopback WebSocket URL, a realm and a serializer.
 #[derive(Debug, Clone)]
@@ -229,8 +229,9 @@ impl Conn {
     ) -> Decoded {
         match item {
             None => Decoded::Closed,
-            Some(Ok(WsMessage::Text(t))) => Decoded::Msg(self.ser.decode(t.as_bytes())),
-            Some(Ok(WsMessage::Binary(b))) => Decoded::Msg(self.ser.decode(&b)),
+            // Payloads stay encoded: echoed as they came, read in place with [`args`].
+            Some(Ok(WsMessage::Text(t))) => Decoded::Msg(self.ser.decode_shared(&t.into())),
+            Some(Ok(WsMessage::Binary(b))) => Decoded::Msg(self.ser.decode_shared(&b)),
             Some(Ok(WsMessage::Close(_))) => Decoded::Closed,
             Some(Ok(_)) => Decoded::Skip,
             Some(Err(e)) => Decoded::Err(e.into()),
@@ -283,6 +284,19 @@ impl Conn {
             anyhow::Ok(())
         })
         .await;
+    }
+}
+
+/// Reads a received payload's positional arguments as `T` (e.g. a tuple), in place: no
+/// value tree is built. `None` without exactly such arguments, or with keyword arguments.
+pub(crate) fn args<'a, T: serde::Deserialize<'a>>(p: &'a Payload) -> Option<T> {
+    let raw = p.raw.as_ref()?;
+    if raw.kwargs_bytes().is_some() {
+        return None;
+    }
+    match raw.serializer() {
+        Serializer::Json => serde_json::from_slice(raw.args_bytes()).ok(),
+        Serializer::MsgPack => rmp_serde::from_slice(raw.args_bytes()).ok(),
     }
 }
 

@@ -646,23 +646,23 @@ fn on_event(
         }
         return;
     };
-    let Some([Value::UInt(p), Value::UInt(seq), Value::UInt(ts), Value::Str(_)]) =
-        e.payload.args.as_deref()
-    else {
+    // [publisher, seq, timestamp, filler string]
+    type Args = (u64, u64, u64, serde::de::IgnoredAny);
+    let Some((p, seq, ts, _)) = crate::conn::args::<Args>(&e.payload) else {
         out.malformed += 1;
         return;
     };
-    let Some(track) = usize::try_from(*p).ok().and_then(|p| seqs.get_mut(p)) else {
+    let Some(track) = usize::try_from(p).ok().and_then(|p| seqs.get_mut(p)) else {
         out.malformed += 1;
         return;
     };
     out.received += 1;
-    let (dup, reordered) = track.see(*seq);
+    let (dup, reordered) = track.see(seq);
     out.duplicated += u64::from(dup);
     out.reordered += u64::from(reordered);
     let now = Instant::now();
     if now >= shared.t_rec && now < shared.t_end {
-        samples.push(now_ns().saturating_sub(*ts));
+        samples.push(now_ns().saturating_sub(ts));
     }
 }
 

@@ -302,10 +302,7 @@ async fn callee_handle(c: &mut Conn, m: Message, out: &mut CalleeOut) -> anyhow:
 
 /// Whether a RESULT's payload is exactly the `[request, payload]` the call sent.
 fn is_echo(p: &Payload, request: u64, payload: &str) -> bool {
-    match (p.args.as_deref(), &p.kwargs) {
-        (Some([Value::UInt(r), Value::Str(s)]), None) => *r == request && s == payload,
-        _ => false,
-    }
+    crate::conn::args::<(u64, String)>(p).is_some_and(|(r, s)| r == request && s == payload)
 }
 
 async fn run_caller(
@@ -450,16 +447,38 @@ fn on_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wamp_proto::Serializer;
+
+    /// A payload as the bench receives it: still encoded (`decode_shared`).
+    fn received(ser: Serializer, payload: Payload) -> Payload {
+        let msg: Message = Yield {
+            request: wamp_proto::Id::new(1).unwrap(),
+            options: Dict::new(),
+            payload,
+        }
+        .into();
+        let frame = ser.encode(&msg).unwrap().as_bytes().to_vec();
+        match ser.decode_shared(&frame.into()).unwrap() {
+            Message::Yield(y) => y.payload,
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn echo_check() {
-        let p = Payload::args(vec![Value::UInt(7), Value::Str("abc".into())]);
-        assert!(is_echo(&p, 7, "abc"));
-        assert!(!is_echo(&p, 8, "abc"));
-        assert!(!is_echo(&p, 7, "abd"));
-        let mut kw = p.clone();
-        kw.kwargs = Some(Dict::new());
-        assert!(!is_echo(&kw, 7, "abc"));
-        assert!(!is_echo(&Payload::default(), 7, "abc"));
+        for ser in Serializer::ALL {
+            let sent = Payload::args(vec![Value::UInt(7), Value::Str("abc".into())]);
+            let p = received(ser, sent.clone());
+            assert!(is_echo(&p, 7, "abc"));
+            assert!(!is_echo(&p, 8, "abc"));
+            assert!(!is_echo(&p, 7, "abd"));
+            let mut kw = sent.clone();
+            kw.kwargs = Some(Dict::from([("k".into(), Value::Null)]));
+            assert!(!is_echo(&received(ser, kw), 7, "abc"));
+            let mut extra = sent;
+            extra.args.as_mut().unwrap().push(Value::Null);
+            assert!(!is_echo(&received(ser, extra), 7, "abc"));
+            assert!(!is_echo(&Payload::default(), 7, "abc"));
+        }
     }
 }
