@@ -594,12 +594,15 @@ async fn run_subscriber(
             };
             let mut next = first;
             let mut n = 0u64;
+            // One clock read per batch of already-received events (up to 256): reading it
+            // per event cost the load generator ~6 % of its CPU in fan-out runs.
+            let clock = Clock::now(&shared);
             loop {
                 let Some(m) = next else {
                     bail!("router closed the subscriber's connection");
                 };
                 n += 1;
-                on_event(m, &mut seqs, &mut out, &mut samples, &shared);
+                on_event(m, &mut seqs, &mut out, &mut samples, clock);
                 if samples.len() >= LOCAL_SAMPLES {
                     flush_samples(&mut samples);
                 }
@@ -632,12 +635,29 @@ async fn run_subscriber(
     out
 }
 
+/// When a batch of events was received, and whether that is inside the measured window.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    now_ns: u64,
+    measuring: bool,
+}
+
+impl Clock {
+    fn now(shared: &Shared) -> Clock {
+        let now = Instant::now();
+        Clock {
+            now_ns: now_ns(),
+            measuring: now >= shared.t_rec && now < shared.t_end,
+        }
+    }
+}
+
 fn on_event(
     m: Message,
     seqs: &mut [SeqTrack],
     out: &mut SubOut,
     samples: &mut Vec<u64>,
-    shared: &Shared,
+    clock: Clock,
 ) {
     let Message::Event(e) = m else {
         out.malformed += 1;
@@ -660,9 +680,8 @@ fn on_event(
     let (dup, reordered) = track.see(seq);
     out.duplicated += u64::from(dup);
     out.reordered += u64::from(reordered);
-    let now = Instant::now();
-    if now >= shared.t_rec && now < shared.t_end {
-        samples.push(now_ns().saturating_sub(ts));
+    if clock.measuring {
+        samples.push(clock.now_ns.saturating_sub(ts));
     }
 }
 

@@ -116,6 +116,7 @@ pub(crate) fn check_json_values(text: &[u8]) -> Result<(), &'static str> {
             b'"' => {
                 i += 1;
                 loop {
+                    i += skip_plain(text.get(i..).unwrap_or_default());
                     match *text.get(i).ok_or("unterminated string")? {
                         b'"' => break,
                         b'\\' if text.get(i + 1) == Some(&b'u') => {
@@ -165,6 +166,32 @@ pub(crate) fn check_json_values(text: &[u8]) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// How many bytes at the start of `s` are neither `"` nor `\\` (string content that needs no
+/// look), eight at a time.
+fn skip_plain(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has = |w: u64, b: u8| {
+        let x = w ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    let mut i = 0;
+    for chunk in s.chunks_exact(8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(bytes);
+        if has(w, b'"') | has(w, b'\\') != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i + s[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .unwrap_or(s.len() - i)
 }
 
 /// Where the parts of a payload-carrying MessagePack message are.
@@ -418,6 +445,21 @@ mod tests {
             assert_eq!(check_json_values(text.as_bytes()).is_ok(), ok, "{text}");
             let decoded = serde_json::from_str::<Value>(text);
             assert_eq!(decoded.is_ok(), ok, "serde_json disagrees on {text}");
+        }
+    }
+
+    #[test]
+    fn skip_plain_stops_at_the_first_quote_or_backslash() {
+        for n in 0..40 {
+            let mut s = vec![b'x'; n];
+            assert_eq!(skip_plain(&s), n);
+            for (at, stop) in [(0, b'"'), (n / 2, b'\\'), (n.saturating_sub(1), b'"')] {
+                if n > 0 {
+                    s[at] = stop;
+                    assert_eq!(skip_plain(&s), at, "n={n} at={at}");
+                    s[at] = b'x';
+                }
+            }
         }
     }
 
