@@ -1,5 +1,6 @@
-//! The dealer's pattern registration index: the lookup a CALL pays when it hits no exact
-//! registration, with 10 / 1,000 / 10,000 prefix or wildcard registrations.
+//! The pattern indexes: the dealer's lookup a CALL pays when it hits no exact registration,
+//! and the broker's lookup every PUBLISH pays when the realm has pattern subscriptions, with
+//! 10 / 1,000 / 10,000 prefix or wildcard patterns.
 //!
 //! `cargo bench -p wamp-router --bench patterns`. Under `cargo test --all-targets` each
 //! benchmark runs once, as a smoke test. The index is crate-private; it is reached through
@@ -9,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use wamp_proto::{MatchPolicy, Uri};
-use wamp_router::__bench::PatternIndex;
+use wamp_router::__bench::{PatternIndex, SubscriptionIndex};
 
 const SIZES: [usize; 3] = [10, 1_000, 10_000];
 
@@ -73,5 +74,34 @@ fn lookups(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, lookups);
+/// The broker's index over N pattern subscriptions, half prefix and half wildcard, sharing
+/// the first components with the topic (the same set as `wamp-proto`'s `broker_scan`, which
+/// measures the linear scan this index replaced).
+fn broker_lookup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("broker_lookup");
+    for n in SIZES {
+        let subs: Vec<(MatchPolicy, String)> = (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    (MatchPolicy::Prefix, format!("com.example.app{i}."))
+                } else {
+                    (
+                        MatchPolicy::Wildcard,
+                        format!("com.example..device{i}.state"),
+                    )
+                }
+            })
+            .collect();
+        let pairs: Vec<_> = subs.iter().map(|(p, s)| (*p, s.as_str())).collect();
+        let index = SubscriptionIndex::build(&pairs);
+        let topic = format!("com.example.rack7.device{}.state", (n / 2) | 1);
+        assert_eq!(index.count_matches(&topic), 1);
+        g.bench_with_input(BenchmarkId::from_parameter(n), &topic, |b, t| {
+            b.iter(|| index.count_matches(black_box(t)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, lookups, broker_lookup);
 criterion_main!(benches);

@@ -32,5 +32,6 @@ pub use server::Server;
 /// Internals exposed for `router/benches` only: not an API, no stability promise.
 #[doc(hidden)]
 pub mod __bench {
+    pub use crate::broker::BenchIndex as SubscriptionIndex;
     pub use crate::dealer::BenchIndex as PatternIndex;
 }

@@ -4,9 +4,13 @@
 //! takes a snapshot of each matching subscription's subscriber list (an
 //! `Arc<[SessionHandle]>`, rebuilt only after a change) and fans out with no lock held,
 //! encoding each EVENT at most once per serializer. Exact subscriptions are one `DashMap`
-//! lookup; pattern subscriptions are scanned from an immutable list swapped on change.
+//! lookup; pattern subscriptions are found through an immutable index (prefix map + wildcard
+//! trie, `patterns.rs`) swapped on change.
 
 mod filter;
+mod patterns;
+#[doc(hidden)]
+pub use patterns::BenchIndex;
 mod store;
 
 use std::collections::HashMap;
@@ -87,16 +91,16 @@ pub(crate) struct Publication {
     pub(crate) retain: bool,
 }
 
-/// Pattern subscriptions: the table writers change, and the list publishers scan.
+/// Pattern subscriptions: the table writers change, and the index publishers look up.
 #[derive(Debug, Default)]
 struct Patterns {
     by_key: HashMap<(MatchPolicy, Uri), Arc<Subscription>>,
-    list: Arc<[Arc<Subscription>]>,
+    index: Arc<patterns::PatternIndex>,
 }
 
 impl Patterns {
     fn rebuild(&mut self) {
-        self.list = self.by_key.values().cloned().collect();
+        self.index = Arc::new(patterns::PatternIndex::build(self.by_key.values()));
     }
 }
 
@@ -258,18 +262,16 @@ impl Broker {
         let patterns = self
             .patterns
             .read()
-            .map(|p| p.list.clone())
-            .unwrap_or_else(|e| e.into_inner().list.clone());
+            .map(|p| p.index.clone())
+            .unwrap_or_else(|e| e.into_inner().index.clone());
         if !patterns.is_empty() {
             if let Message::Event(ev) = &mut msg {
                 ev.details
                     .insert("topic".into(), Value::Str(topic.as_str().to_owned()));
             }
-            for sub in patterns.iter() {
-                if matches(sub.policy, sub.uri.as_str(), topic.as_str()) {
-                    delivered += deliver(sub, &mut msg, &filter, exclude_publisher);
-                }
-            }
+            patterns.for_each_match(topic.as_str(), |sub| {
+                delivered += deliver(sub, &mut msg, &filter, exclude_publisher);
+            });
         }
         if let Some(stored) = stored {
             if keep_history {

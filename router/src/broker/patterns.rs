@@ -1,0 +1,194 @@
+//! The pattern subscriptions' lookup index: an immutable snapshot, rebuilt on change.
+//!
+//! A PUBLISH must reach *every* matching pattern subscription (not the best one, as for
+//! registrations), so the lookups collect all matches:
+//! - **prefix** subscriptions (string prefixes, as `uri::matches`) sit in a hash map; the
+//!   lookup tries each distinct prefix length that fits the topic: O(distinct lengths);
+//! - **wildcard** subscriptions sit in a trie with one literal map and one wildcard slot per
+//!   level; the lookup follows both the literal child and the wildcard child of every level
+//!   (an explicit stack, no recursion), visiting only the branches the topic can match.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wamp_proto::MatchPolicy;
+
+use super::Subscription;
+
+/// An immutable index over the prefix and wildcard subscriptions of a realm.
+#[derive(Debug, Default)]
+pub(super) struct PatternIndex {
+    prefix: HashMap<Box<str>, Arc<Subscription>>,
+    /// Distinct prefix lengths in bytes, shortest first.
+    prefix_lens: Vec<usize>,
+    wildcard: Node,
+    len: usize,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    literal: HashMap<Box<str>, Node>,
+    wild: Option<Box<Node>>,
+    sub: Option<Arc<Subscription>>,
+}
+
+impl PatternIndex {
+    /// Builds the index over `subs` (each a prefix or wildcard subscription).
+    pub(super) fn build<'a>(subs: impl Iterator<Item = &'a Arc<Subscription>>) -> PatternIndex {
+        let mut idx = PatternIndex::default();
+        for s in subs {
+            match s.policy {
+                MatchPolicy::Exact => continue,
+                MatchPolicy::Prefix => {
+                    idx.prefix.insert(s.uri.as_str().into(), s.clone());
+                }
+                MatchPolicy::Wildcard => {
+                    let mut node = &mut idx.wildcard;
+                    for c in s.uri.as_str().split('.') {
+                        node = if c.is_empty() {
+                            node.wild.get_or_insert_with(Box::default)
+                        } else {
+                            node.literal.entry(c.into()).or_default()
+                        };
+                    }
+                    node.sub = Some(s.clone());
+                }
+            }
+            idx.len += 1;
+        }
+        idx.prefix_lens = idx.prefix.keys().map(|k| k.len()).collect();
+        idx.prefix_lens.sort_unstable();
+        idx.prefix_lens.dedup();
+        idx
+    }
+
+    /// Whether there is no pattern subscription at all.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Calls `f` once for every pattern subscription matching `topic`.
+    pub(super) fn for_each_match(&self, topic: &str, mut f: impl FnMut(&Arc<Subscription>)) {
+        for &len in &self.prefix_lens {
+            if len > topic.len() {
+                break;
+            }
+            if let Some(s) = topic.get(..len).and_then(|p| self.prefix.get(p)) {
+                f(s);
+            }
+        }
+        if self.wildcard.literal.is_empty() && self.wildcard.wild.is_none() {
+            return;
+        }
+        let parts: Vec<&str> = topic.split('.').collect();
+        let mut stack: Vec<(&Node, usize)> = vec![(&self.wildcard, 0)];
+        while let Some((node, depth)) = stack.pop() {
+            let Some(part) = parts.get(depth) else {
+                if let Some(s) = &node.sub {
+                    f(s);
+                }
+                continue;
+            };
+            if let Some(w) = &node.wild {
+                stack.push((w, depth + 1));
+            }
+            if let Some(l) = node.literal.get(*part) {
+                stack.push((l, depth + 1));
+            }
+        }
+    }
+}
+
+/// The index alone, for `router/benches/patterns.rs` (re-exported as
+/// `wamp_router::__bench::SubscriptionIndex`); not an API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct BenchIndex(PatternIndex);
+
+impl BenchIndex {
+    /// Indexes `patterns` (prefix or wildcard), with ids 1, 2, ... in order.
+    pub fn build(patterns: &[(MatchPolicy, &str)]) -> BenchIndex {
+        let subs: Vec<_> = (1..)
+            .zip(patterns)
+            .filter_map(|(n, &(policy, uri))| {
+                Some(Arc::new(Subscription {
+                    id: wamp_proto::Id::new(n)?,
+                    uri: wamp_proto::Uri::new(uri),
+                    policy,
+                    members: Default::default(),
+                }))
+            })
+            .collect();
+        BenchIndex(PatternIndex::build(subs.iter()))
+    }
+
+    /// How many subscriptions match `topic`, as a PUBLISH finds them.
+    pub fn count_matches(&self, topic: &str) -> usize {
+        let mut n = 0;
+        self.0.for_each_match(topic, |_| n += 1);
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use wamp_proto::uri::matches;
+    use wamp_proto::{Id, Uri};
+
+    fn sub(n: u64, policy: MatchPolicy, uri: &str) -> Arc<Subscription> {
+        Arc::new(Subscription {
+            id: Id::new(n).unwrap(),
+            uri: Uri::new(uri),
+            policy,
+            members: Default::default(),
+        })
+    }
+
+    /// Every (pattern, topic) pair over a small alphabet: the index finds exactly the
+    /// subscriptions `uri::matches` accepts, each once.
+    #[test]
+    fn finds_exactly_what_matches_accepts() {
+        // Every URI of 1 to 3 components over {a, b, ab, ""} ("" is a wildcard slot).
+        let words = ["a", "b", "ab", ""];
+        let mut all: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        let mut last = all.clone();
+        for _ in 1..3 {
+            last = last
+                .iter()
+                .flat_map(|u| words.iter().map(move |w| format!("{u}.{w}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        let mut subs = Vec::new();
+        for (i, u) in all.iter().enumerate() {
+            subs.push(sub(2 * i as u64 + 1, MatchPolicy::Wildcard, u));
+            if !u.is_empty() {
+                subs.push(sub(2 * i as u64 + 2, MatchPolicy::Prefix, u));
+            }
+        }
+        let idx = PatternIndex::build(subs.iter());
+        assert!(!idx.is_empty());
+        let topics = all.iter().filter(|t| !t.split('.').any(str::is_empty));
+        for topic in topics {
+            let mut found = Vec::new();
+            idx.for_each_match(topic, |s| found.push(s.id.get()));
+            let unique: BTreeSet<u64> = found.iter().copied().collect();
+            assert_eq!(unique.len(), found.len(), "duplicates for {topic}");
+            let want: BTreeSet<u64> = subs
+                .iter()
+                .filter(|s| matches(s.policy, s.uri.as_str(), topic))
+                .map(|s| s.id.get())
+                .collect();
+            assert_eq!(unique, want, "topic {topic}");
+        }
+    }
+
+    #[test]
+    fn an_empty_index_matches_nothing() {
+        let idx = PatternIndex::build(std::iter::empty());
+        assert!(idx.is_empty());
+        idx.for_each_match("a.b", |_| panic!("nothing to match"));
+    }
+}
