@@ -21,6 +21,7 @@ pub mod config;
 
 mod broker;
 mod dealer;
+mod patterns;
 mod realm;
 mod server;
 mod session;

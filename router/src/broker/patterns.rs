@@ -1,14 +1,6 @@
-//! The pattern subscriptions' lookup index: an immutable snapshot, rebuilt on change.
-//!
-//! A PUBLISH must reach *every* matching pattern subscription (not the best one, as for
-//! registrations), so the lookups collect all matches:
-//! - **prefix** subscriptions (string prefixes, as `uri::matches`) sit in a hash map; the
-//!   lookup tries each distinct prefix length that fits the topic: O(distinct lengths);
-//! - **wildcard** subscriptions sit in a trie with one literal map and one wildcard slot per
-//!   level; the lookup follows both the literal child and the wildcard child of every level
-//!   (an explicit stack, no recursion), visiting only the branches the topic can match.
+//! The broker's pattern subscriptions: the shared [`crate::patterns::PatternIndex`] over
+//! subscriptions, asked for every match (a PUBLISH reaches each matching subscription).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use wamp_proto::MatchPolicy;
@@ -17,85 +9,23 @@ use super::Subscription;
 
 /// An immutable index over the prefix and wildcard subscriptions of a realm.
 #[derive(Debug, Default)]
-pub(super) struct PatternIndex {
-    prefix: HashMap<Box<str>, Arc<Subscription>>,
-    /// Distinct prefix lengths in bytes, shortest first.
-    prefix_lens: Vec<usize>,
-    wildcard: Node,
-    len: usize,
-}
-
-#[derive(Debug, Default)]
-struct Node {
-    literal: HashMap<Box<str>, Node>,
-    wild: Option<Box<Node>>,
-    sub: Option<Arc<Subscription>>,
-}
+pub(super) struct PatternIndex(crate::patterns::PatternIndex<Arc<Subscription>>);
 
 impl PatternIndex {
     /// Builds the index over `subs` (each a prefix or wildcard subscription).
     pub(super) fn build<'a>(subs: impl Iterator<Item = &'a Arc<Subscription>>) -> PatternIndex {
-        let mut idx = PatternIndex::default();
-        for s in subs {
-            match s.policy {
-                MatchPolicy::Exact => continue,
-                MatchPolicy::Prefix => {
-                    idx.prefix.insert(s.uri.as_str().into(), s.clone());
-                }
-                MatchPolicy::Wildcard => {
-                    let mut node = &mut idx.wildcard;
-                    for c in s.uri.as_str().split('.') {
-                        node = if c.is_empty() {
-                            node.wild.get_or_insert_with(Box::default)
-                        } else {
-                            node.literal.entry(c.into()).or_default()
-                        };
-                    }
-                    node.sub = Some(s.clone());
-                }
-            }
-            idx.len += 1;
-        }
-        idx.prefix_lens = idx.prefix.keys().map(|k| k.len()).collect();
-        idx.prefix_lens.sort_unstable();
-        idx.prefix_lens.dedup();
-        idx
+        let items = subs.map(|s| (s.policy, s.uri.as_str(), s.clone()));
+        PatternIndex(crate::patterns::PatternIndex::build(items))
     }
 
     /// Whether there is no pattern subscription at all.
     pub(super) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.is_empty()
     }
 
     /// Calls `f` once for every pattern subscription matching `topic`.
-    pub(super) fn for_each_match(&self, topic: &str, mut f: impl FnMut(&Arc<Subscription>)) {
-        for &len in &self.prefix_lens {
-            if len > topic.len() {
-                break;
-            }
-            if let Some(s) = topic.get(..len).and_then(|p| self.prefix.get(p)) {
-                f(s);
-            }
-        }
-        if self.wildcard.literal.is_empty() && self.wildcard.wild.is_none() {
-            return;
-        }
-        let parts: Vec<&str> = topic.split('.').collect();
-        let mut stack: Vec<(&Node, usize)> = vec![(&self.wildcard, 0)];
-        while let Some((node, depth)) = stack.pop() {
-            let Some(part) = parts.get(depth) else {
-                if let Some(s) = &node.sub {
-                    f(s);
-                }
-                continue;
-            };
-            if let Some(w) = &node.wild {
-                stack.push((w, depth + 1));
-            }
-            if let Some(l) = node.literal.get(*part) {
-                stack.push((l, depth + 1));
-            }
-        }
+    pub(super) fn for_each_match(&self, topic: &str, f: impl FnMut(&Arc<Subscription>)) {
+        self.0.for_each_match(topic, f);
     }
 }
 

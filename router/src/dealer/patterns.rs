@@ -1,14 +1,6 @@
-//! The pattern registrations' lookup index: an immutable snapshot, rebuilt on change.
-//!
-//! - **Prefix** registrations are string prefixes (as Crossbar and the spec's example): they
-//!   sit in a hash map, and the lookup tries each distinct prefix length, longest first, so
-//!   the first hit is the longest matching prefix: O(distinct lengths) hash lookups.
-//! - **Wildcard** registrations sit in a trie with one literal map and one wildcard slot per
-//!   level (nats-server's sublist shape). The lookup walks it depth first, literal child
-//!   before wildcard child, and stops at the first full match. That first match is the spec's
-//!   best wildcard: the pattern whose first wildcard (where patterns differ) comes latest.
+//! The dealer's pattern registrations: the shared [`crate::patterns::PatternIndex`] over
+//! registrations, asked for the best match (longest prefix, then the spec's best wildcard).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use wamp_proto::{MatchPolicy, Uri};
@@ -21,77 +13,20 @@ pub(crate) const MAX_WILDCARD_COMPONENTS: usize = 64;
 
 /// An immutable index over the prefix and wildcard registrations.
 #[derive(Debug, Default)]
-pub(super) struct PatternIndex {
-    prefix: HashMap<Box<str>, Arc<Registration>>,
-    /// Distinct prefix lengths in bytes, longest first.
-    prefix_lens: Vec<usize>,
-    wildcard: Node,
-}
-
-#[derive(Debug, Default)]
-struct Node {
-    literal: HashMap<Box<str>, Node>,
-    wild: Option<Box<Node>>,
-    registration: Option<Arc<Registration>>,
-}
+pub(super) struct PatternIndex(crate::patterns::PatternIndex<Arc<Registration>>);
 
 impl PatternIndex {
     /// Builds the index over `regs` (each a prefix or wildcard registration).
     pub(super) fn build<'a>(regs: impl Iterator<Item = &'a Arc<Registration>>) -> PatternIndex {
-        let mut idx = PatternIndex::default();
-        for r in regs {
-            match r.policy {
-                MatchPolicy::Exact => {}
-                MatchPolicy::Prefix => {
-                    idx.prefix.insert(r.uri.as_str().into(), r.clone());
-                }
-                MatchPolicy::Wildcard => {
-                    let mut node = &mut idx.wildcard;
-                    for c in r.uri.as_str().split('.') {
-                        node = if c.is_empty() {
-                            node.wild.get_or_insert_with(Box::default)
-                        } else {
-                            node.literal.entry(c.into()).or_default()
-                        };
-                    }
-                    node.registration = Some(r.clone());
-                }
-            }
-        }
-        idx.prefix_lens = idx.prefix.keys().map(|k| k.len()).collect();
-        idx.prefix_lens.sort_unstable_by(|a, b| b.cmp(a));
-        idx.prefix_lens.dedup();
-        idx
+        let items = regs.map(|r| (r.policy, r.uri.as_str(), r.clone()));
+        PatternIndex(crate::patterns::PatternIndex::build(items))
     }
 
     /// The best pattern registration for a call to `procedure`: longest prefix, then best
     /// wildcard.
     pub(super) fn lookup(&self, procedure: &Uri) -> Option<Arc<Registration>> {
-        let p = procedure.as_str();
-        for &len in &self.prefix_lens {
-            if len > p.len() || !p.is_char_boundary(len) {
-                continue;
-            }
-            if let Some(r) = self.prefix.get(&p[..len]) {
-                return Some(r.clone());
-            }
-        }
-        best_wildcard(&self.wildcard, p.split('.')).cloned()
+        self.0.best(procedure.as_str()).cloned()
     }
-}
-
-/// Depth first, literal before wildcard: the first match found is the best one.
-fn best_wildcard<'a>(
-    node: &'a Node,
-    mut rest: std::str::Split<'_, char>,
-) -> Option<&'a Arc<Registration>> {
-    let Some(c) = rest.next() else {
-        return node.registration.as_ref();
-    };
-    node.literal
-        .get(c)
-        .and_then(|n| best_wildcard(n, rest.clone()))
-        .or_else(|| node.wild.as_deref().and_then(|n| best_wildcard(n, rest)))
 }
 
 /// The index alone, for `router/benches/patterns.rs` (re-exported as
