@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use wamp_proto::{MatchPolicy, Uri};
-use wamp_router::__bench::{PatternIndex, SubscriptionIndex};
+use wamp_router::__bench::PatternIndex;
 
 const SIZES: [usize; 3] = [10, 1_000, 10_000];
 
@@ -47,9 +47,13 @@ fn bench_index(
         let index = PatternIndex::build(&pairs);
         for (case, procedure, hit) in calls(n) {
             let procedure = Uri::new(&procedure);
-            assert_eq!(index.lookup(&procedure).is_some(), hit, "{kind} {case} {n}");
+            assert_eq!(
+                index.best(procedure.as_str()).is_some(),
+                hit,
+                "{kind} {case} {n}"
+            );
             g.bench_with_input(BenchmarkId::new(case, n), &procedure, |b, p| {
-                b.iter(|| index.lookup(black_box(p)))
+                b.iter(|| index.best(black_box(p.as_str())))
             });
         }
     }
@@ -93,7 +97,7 @@ fn broker_lookup(c: &mut Criterion) {
             })
             .collect();
         let pairs: Vec<_> = subs.iter().map(|(p, s)| (*p, s.as_str())).collect();
-        let index = SubscriptionIndex::build(&pairs);
+        let index = PatternIndex::build(&pairs);
         let topic = format!("com.example.rack7.device{}.state", (n / 2) | 1);
         assert_eq!(index.count_matches(&topic), 1);
         g.bench_with_input(BenchmarkId::from_parameter(n), &topic, |b, t| {

@@ -21,7 +21,7 @@ pub mod config;
 
 mod broker;
 mod dealer;
-mod patterns;
+pub(crate) mod patterns;
 mod realm;
 mod server;
 mod session;
@@ -33,6 +33,5 @@ pub use server::Server;
 /// Internals exposed for `router/benches` only: not an API, no stability promise.
 #[doc(hidden)]
 pub mod __bench {
-    pub use crate::broker::BenchIndex as SubscriptionIndex;
-    pub use crate::dealer::BenchIndex as PatternIndex;
+    pub use crate::patterns::BenchIndex as PatternIndex;
 }

@@ -108,23 +108,51 @@ impl<T> PatternIndex<T> {
         if self.wildcard.literal.is_empty() && self.wildcard.wild.is_none() {
             return;
         }
-        let parts: Vec<&str> = uri.split('.').collect();
-        // An explicit stack: a long URI cannot deepen the call stack.
-        let mut stack: Vec<(&Node<T>, usize)> = vec![(&self.wildcard, 0)];
-        while let Some((node, depth)) = stack.pop() {
-            let Some(part) = parts.get(depth) else {
+        // An explicit stack of (node, the URI's remaining components): no allocation per
+        // component, and a long URI cannot deepen the call stack.
+        let mut stack = vec![(&self.wildcard, uri.split('.'))];
+        while let Some((node, mut rest)) = stack.pop() {
+            let Some(part) = rest.next() else {
                 if let Some(v) = &node.value {
                     f(v);
                 }
                 continue;
             };
             if let Some(w) = &node.wild {
-                stack.push((w, depth + 1));
+                stack.push((w, rest.clone()));
             }
-            if let Some(l) = node.literal.get(*part) {
-                stack.push((l, depth + 1));
+            if let Some(l) = node.literal.get(part) {
+                stack.push((l, rest));
             }
         }
+    }
+}
+
+/// The index over plain ids, for `router/benches/patterns.rs` (re-exported as
+/// `wamp_router::__bench::PatternIndex`); not an API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct BenchIndex(PatternIndex<u64>);
+
+impl BenchIndex {
+    /// Indexes `patterns` (prefix or wildcard), with ids 1, 2, ... in order.
+    pub fn build(patterns: &[(MatchPolicy, &str)]) -> BenchIndex {
+        let items = (1..)
+            .zip(patterns)
+            .map(|(n, &(policy, uri))| (policy, uri, n));
+        BenchIndex(PatternIndex::build(items))
+    }
+
+    /// The id of the best pattern for `uri`, as the dealer picks a registration.
+    pub fn best(&self, uri: &str) -> Option<u64> {
+        self.0.best(uri).copied()
+    }
+
+    /// How many patterns match `uri`, as the broker finds subscriptions.
+    pub fn count_matches(&self, uri: &str) -> usize {
+        let mut n = 0;
+        self.0.for_each_match(uri, |_| n += 1);
+        n
     }
 }
 

@@ -9,8 +9,6 @@
 
 mod filter;
 mod patterns;
-#[doc(hidden)]
-pub use patterns::BenchIndex;
 mod store;
 
 use std::collections::HashMap;
@@ -20,7 +18,7 @@ use std::time::SystemTime;
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::Bytes;
 use tracing::warn;
 use wamp_proto::message::Event;
 use wamp_proto::uri::matches;
@@ -330,7 +328,7 @@ fn deliver(sub: &Subscription, msg: &mut Message, filter: &Filter, exclude: Opti
         ev.subscription = sub.id;
     }
     let members = sub.snapshot();
-    let mut encoded: [Option<WsMessage>; 2] = [None, None];
+    let mut encoded: [Option<Bytes>; 2] = [None, None];
     let mut delivered = 0;
     for s in members.iter() {
         if Some(s.id()) == exclude || !filter.allows(s) {

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use wamp_proto::MatchPolicy;
-
 use super::Subscription;
 
 /// An immutable index over the prefix and wildcard subscriptions of a realm.
@@ -29,42 +27,12 @@ impl PatternIndex {
     }
 }
 
-/// The index alone, for `router/benches/patterns.rs` (re-exported as
-/// `wamp_router::__bench::SubscriptionIndex`); not an API.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct BenchIndex(PatternIndex);
-
-impl BenchIndex {
-    /// Indexes `patterns` (prefix or wildcard), with ids 1, 2, ... in order.
-    pub fn build(patterns: &[(MatchPolicy, &str)]) -> BenchIndex {
-        let subs: Vec<_> = (1..)
-            .zip(patterns)
-            .filter_map(|(n, &(policy, uri))| {
-                Some(Arc::new(Subscription {
-                    id: wamp_proto::Id::new(n)?,
-                    uri: wamp_proto::Uri::new(uri),
-                    policy,
-                    members: Default::default(),
-                }))
-            })
-            .collect();
-        BenchIndex(PatternIndex::build(subs.iter()))
-    }
-
-    /// How many subscriptions match `topic`, as a PUBLISH finds them.
-    pub fn count_matches(&self, topic: &str) -> usize {
-        let mut n = 0;
-        self.0.for_each_match(topic, |_| n += 1);
-        n
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
     use wamp_proto::uri::matches;
+    use wamp_proto::MatchPolicy;
     use wamp_proto::{Id, Uri};
 
     fn sub(n: u64, policy: MatchPolicy, uri: &str) -> Arc<Subscription> {

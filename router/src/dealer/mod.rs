@@ -20,8 +20,6 @@ use dashmap::DashMap;
 use wamp_proto::{Dict, Id, MatchPolicy, Uri, Value};
 
 use crate::session::handle::{lock, SessionHandle};
-#[doc(hidden)]
-pub use patterns::BenchIndex;
 use patterns::PatternIndex;
 
 /// How a registration picks the callee of each call (`REGISTER.Options.invoke`).

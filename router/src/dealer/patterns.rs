@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use wamp_proto::{MatchPolicy, Uri};
+use wamp_proto::Uri;
 
 use super::Registration;
 
@@ -29,42 +29,12 @@ impl PatternIndex {
     }
 }
 
-/// The index alone, for `router/benches/patterns.rs` (re-exported as
-/// `wamp_router::__bench::PatternIndex`); not an API.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct BenchIndex(PatternIndex);
-
-impl BenchIndex {
-    /// Indexes `patterns` (prefix or wildcard), with ids 1, 2, ... in order.
-    pub fn build(patterns: &[(MatchPolicy, &str)]) -> BenchIndex {
-        let regs: Vec<_> = (1..)
-            .zip(patterns)
-            .filter_map(|(n, &(policy, uri))| {
-                let id = wamp_proto::Id::new(n)?;
-                let invoke = super::InvokePolicy::Single;
-                Some(Arc::new(Registration::new(
-                    id,
-                    Uri::new(uri),
-                    policy,
-                    invoke,
-                )))
-            })
-            .collect();
-        BenchIndex(PatternIndex::build(regs.iter()))
-    }
-
-    /// The id of the best registration for a call to `procedure`, as the dealer picks it.
-    pub fn lookup(&self, procedure: &Uri) -> Option<u64> {
-        self.0.lookup(procedure).map(|r| r.id.get())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dealer::InvokePolicy;
     use wamp_proto::Id;
+    use wamp_proto::MatchPolicy;
 
     fn reg(n: u64, policy: MatchPolicy, uri: &str) -> Arc<Registration> {
         Arc::new(Registration::new(

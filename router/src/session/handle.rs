@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::Bytes;
 use tracing::warn;
 use wamp_proto::{Id, Message, SequentialIds, Serializer};
 
@@ -88,7 +88,7 @@ impl SessionHandle {
 
     /// Queues an already-encoded frame without waiting. A full queue marks the session as a
     /// slow consumer and drops it; returns whether the frame was queued.
-    pub(crate) fn send_frame(&self, frame: WsMessage) -> bool {
+    pub(crate) fn send_frame(&self, frame: Bytes) -> bool {
         if self
             .0
             .said_goodbye
@@ -96,7 +96,7 @@ impl SessionHandle {
         {
             return false;
         }
-        match self.0.outbox.push_frame(frame) {
+        match self.0.outbox.push(frame) {
             Ok(()) => true,
             Err(Refused::Full) => {
                 self.kill("slow consumer: outbound queue full");

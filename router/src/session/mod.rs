@@ -254,7 +254,7 @@ impl Session {
         }
         match encode_frame(self.serializer, msg) {
             Ok(f) => {
-                if self.outbox.push_frame(f) == Err(Refused::Full) {
+                if self.outbox.push(f) == Err(Refused::Full) {
                     self.outbox.kill("slow consumer: outbound queue full");
                 }
             }

@@ -5,14 +5,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 
-use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Bytes;
 use wamp_proto::{EncodeError, Encoded, Message, Serializer};
 
-/// Encodes a message into a WebSocket frame of the right type for `ser`.
-pub(crate) fn encode_frame(ser: Serializer, msg: &Message) -> Result<WsMessage, EncodeError> {
+/// Encodes a message into a frame payload for `ser` (the connection knows the frame type:
+/// text for JSON, binary for MessagePack).
+pub(crate) fn encode_frame(ser: Serializer, msg: &Message) -> Result<Bytes, EncodeError> {
     Ok(match ser.encode(msg)? {
-        Encoded::Text(s) => WsMessage::Text(Utf8Bytes::from(s)),
-        Encoded::Binary(b) => WsMessage::Binary(Bytes::from(b)),
+        Encoded::Text(s) => Bytes::from(s.into_bytes()),
+        Encoded::Binary(b) => Bytes::from(b),
     })
 }
 
@@ -85,15 +86,6 @@ impl Outbox {
             w.wake();
         }
         Ok(())
-    }
-
-    /// Queues an encoded WAMP message's payload (only text and binary frames carry one).
-    pub(crate) fn push_frame(&self, frame: WsMessage) -> Result<(), Refused> {
-        match frame {
-            WsMessage::Text(t) => self.push(t.into()),
-            WsMessage::Binary(b) => self.push(b),
-            _ => Err(Refused::Closed),
-        }
     }
 
     /// Marks the session for dropping and wakes its connection; true for the first reason.
