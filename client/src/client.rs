@@ -6,21 +6,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use wamp_proto::message::{Abort, Hello};
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Encoded, Id, Message, Serializer, Uri, Value};
 
 use crate::call::{CallBuilder, CallResult, CALLER_FEATURES};
-use crate::connection::{self, Command, WsStream};
-use crate::error::{CallError, ConnectError, LeaveError};
+use crate::connection::{self, Command};
+use crate::error::{CallError, ConnectError, LeaveError, TransportError};
 use crate::publish::{PublishBuilder, PUBLISHER_FEATURES};
 use crate::register::{Invocation, RegisterBuilder, CALLEE_FEATURES};
 use crate::subscribe::{SubscribeBuilder, SUBSCRIBER_FEATURES};
+use crate::transport::{self, BoxTransport, Incoming};
 
 /// The `agent` announced in HELLO.
 pub const AGENT: &str = concat!("wamp-client-rs/", env!("CARGO_PKG_VERSION"));
@@ -34,7 +31,7 @@ const DEFAULT_LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A joined WAMP session: a cheap, cloneable handle to one background connection task.
 ///
-/// The task owns the WebSocket. The session stays open while any `Client`, [`Subscription`],
+/// The task owns the connection. The session stays open while any `Client`, [`Subscription`],
 /// [`SubscriptionHandle`] or [`Registration`] exists, until [`Client::leave`] is called, or
 /// until the router or the network ends it ([`Client::closed`] tells how). When every handle
 /// is dropped, the task leaves with GOODBYE `wamp.close.normal`.
@@ -130,8 +127,12 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to `url` (e.g. `ws://127.0.0.1:8080/ws`) and joins `realm` with the
-    /// default options (msgpack preferred, json accepted).
+    /// Connects to `url` and joins `realm` with the default options (WebSocket: msgpack
+    /// preferred, json accepted; RawSocket: msgpack).
+    ///
+    /// `url` is `ws://host:port/path` (WebSocket), `rs://host:port` or `tcp://host:port`
+    /// (RawSocket over TCP), or `unix:///path/to/socket` (RawSocket over a Unix domain
+    /// socket).
     pub async fn connect(url: &str, realm: &str) -> Result<Client, ConnectError> {
         Client::builder(url).realm(realm).connect().await
     }
@@ -300,13 +301,15 @@ impl ClientBuilder {
         self
     }
 
-    /// Offers only this serializer (default: msgpack, then json).
+    /// Offers only this serializer (default: msgpack, then json; RawSocket offers only the
+    /// first).
     pub fn serializer(mut self, serializer: Serializer) -> Self {
         self.serializers = vec![serializer];
         self
     }
 
     /// Offers these serializers, in order of preference (an empty list means the default).
+    /// RawSocket negotiates exactly one: it offers the first.
     pub fn serializers(mut self, serializers: impl IntoIterator<Item = Serializer>) -> Self {
         let mut list: Vec<Serializer> = Vec::new();
         for s in serializers {
@@ -322,7 +325,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Time allowed for the TCP, WebSocket and WAMP handshakes together (default 10 s).
+    /// Time allowed for connecting and the transport and WAMP handshakes together (default
+    /// 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -342,19 +346,26 @@ impl ClientBuilder {
         self
     }
 
-    /// Opens the WebSocket, joins the realm, and starts the connection task.
+    /// Opens the connection, joins the realm, and starts the connection task.
     pub async fn connect(self) -> Result<Client, ConnectError> {
         let realm = self.realm.clone().ok_or(ConnectError::NoRealm)?;
         let timeout = self.connect_timeout;
-        let (ws, serializer, welcome) = tokio::time::timeout(timeout, self.handshake(&realm))
-            .await
-            .map_err(|_| ConnectError::Timeout(timeout))??;
+        let (transport, serializer, welcome) =
+            tokio::time::timeout(timeout, self.handshake(&realm))
+                .await
+                .map_err(|_| ConnectError::Timeout(timeout))??;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (closed_tx, closed_rx) = watch::channel(None);
         tracing::debug!(session = %welcome.0, %realm, serializer = serializer.name(), "joined");
         tokio::spawn(
-            connection::Connection::new(ws, serializer, cmd_rx, closed_tx, self.leave_timeout)
-                .run(),
+            connection::Connection::new(
+                transport,
+                serializer,
+                cmd_rx,
+                closed_tx,
+                self.leave_timeout,
+            )
+            .run(),
         );
         Ok(Client {
             inner: Arc::new(Inner {
@@ -373,91 +384,56 @@ impl ClientBuilder {
     async fn handshake(
         &self,
         realm: &str,
-    ) -> Result<(WsStream, Serializer, (Id, Dict)), ConnectError> {
-        let offered: Vec<&'static str> = self.serializers.iter().map(|s| s.subprotocol()).collect();
-        let invalid_url = |reason: String| ConnectError::InvalidUrl {
-            url: self.url.clone(),
-            reason,
-        };
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| invalid_url(e.to_string()))?;
-        match request.uri().scheme_str() {
-            Some("ws") => {}
-            Some("wss") => return Err(invalid_url("wss:// (TLS) is not supported yet".into())),
-            _ => return Err(invalid_url("the scheme must be ws://".into())),
-        }
-        let protocols =
-            HeaderValue::from_str(&offered.join(", ")).map_err(|e| invalid_url(e.to_string()))?;
-        request
-            .headers_mut()
-            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocols);
-
-        let (mut ws, response) = match tokio_tungstenite::connect_async(request).await {
-            Ok(ok) => ok,
-            Err(tungstenite::Error::Protocol(
-                tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(_),
-            )) => return Err(ConnectError::NoSerializer { offered }),
-            Err(tungstenite::Error::Url(e)) => return Err(invalid_url(e.to_string())),
-            Err(e) => return Err(ConnectError::WebSocket(Box::new(e))),
-        };
-        let serializer = response
-            .headers()
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| Serializer::from_subprotocol(v.trim()))
-            .filter(|s| self.serializers.contains(s))
-            .ok_or(ConnectError::NoSerializer {
-                offered: offered.clone(),
-            })?;
-
+    ) -> Result<(BoxTransport, Serializer, (Id, Dict)), ConnectError> {
+        let (mut transport, serializer) = transport::open(&self.url, &self.serializers).await?;
         let hello = Message::from(Hello {
             realm: Uri::new(realm),
             details: hello_details(),
         });
         let frame = encode(serializer, &hello).map_err(ConnectError::Protocol)?;
-        ws.send(frame)
+        let max = transport.max_message_len();
+        if frame.as_bytes().len() > max {
+            return Err(ConnectError::Transport(TransportError::new(format!(
+                "HELLO is {} octets, over the router's maximum of {max}",
+                frame.as_bytes().len()
+            ))));
+        }
+        transport
+            .send(frame)
             .await
-            .map_err(|e| ConnectError::WebSocket(Box::new(e)))?;
+            .map_err(ConnectError::Transport)?;
 
-        loop {
-            let bytes = match ws.next().await {
-                Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
-                Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
-                Some(Ok(WsMessage::Close(_))) | None => return Err(ConnectError::Closed),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(ConnectError::WebSocket(Box::new(e))),
-            };
-            let msg = serializer
-                .decode(&bytes)
-                .map_err(|e| ConnectError::Protocol(e.to_string()))?;
-            return match msg {
-                Message::Welcome(w) => Ok((ws, serializer, (w.session, w.details))),
-                Message::Abort(a) => Err(ConnectError::Aborted {
-                    reason: a.reason.to_string(),
-                    message: detail_message(&a.details),
-                }),
-                Message::Challenge(c) => {
-                    let abort = Message::from(Abort {
-                        details: dict([("message", "authentication is not supported".into())]),
-                        reason: Uri::new("wamp.error.authentication_failed"),
-                        payload: Default::default(),
-                    });
-                    if let Ok(frame) = encode(serializer, &abort) {
-                        let _ = ws.send(frame).await;
-                    }
-                    let _ = ws.close(None).await;
-                    Err(ConnectError::AuthenticationRequired {
-                        method: c.auth_method,
-                    })
+        let msg = match transport.recv().await {
+            Some(Ok(Incoming::Message(m))) => {
+                m.map_err(|e| ConnectError::Protocol(e.to_string()))?
+            }
+            Some(Ok(Incoming::Closed(_))) | None => return Err(ConnectError::Closed),
+            Some(Err(e)) => return Err(ConnectError::Transport(e)),
+        };
+        match msg {
+            Message::Welcome(w) => Ok((transport, serializer, (w.session, w.details))),
+            Message::Abort(a) => Err(ConnectError::Aborted {
+                reason: a.reason.to_string(),
+                message: detail_message(&a.details),
+            }),
+            Message::Challenge(c) => {
+                let abort = Message::from(Abort {
+                    details: dict([("message", "authentication is not supported".into())]),
+                    reason: Uri::new("wamp.error.authentication_failed"),
+                    payload: Default::default(),
+                });
+                if let Ok(frame) = encode(serializer, &abort) {
+                    let _ = transport.send(frame).await;
                 }
-                other => Err(ConnectError::Protocol(format!(
-                    "expected WELCOME, got {}",
-                    other.name()
-                ))),
-            };
+                let _ = transport.close().await;
+                Err(ConnectError::AuthenticationRequired {
+                    method: c.auth_method,
+                })
+            }
+            other => Err(ConnectError::Protocol(format!(
+                "expected WELCOME, got {}",
+                other.name()
+            ))),
         }
     }
 }
@@ -493,13 +469,9 @@ pub(crate) fn detail_message(details: &Dict) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Encodes a message into a WebSocket frame of the serializer's type.
-pub(crate) fn encode(serializer: Serializer, msg: &Message) -> Result<WsMessage, String> {
-    match serializer.encode(msg) {
-        Ok(Encoded::Text(s)) => Ok(WsMessage::text(s)),
-        Ok(Encoded::Binary(b)) => Ok(WsMessage::binary(b)),
-        Err(e) => Err(e.to_string()),
-    }
+/// Encodes a message (JSON text or msgpack bytes, as the transport frames want them).
+pub(crate) fn encode(serializer: Serializer, msg: &Message) -> Result<Encoded, String> {
+    serializer.encode(msg).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -589,25 +561,16 @@ mod tests {
     async fn missing_realm_and_bad_url_fail_clearly() {
         let e = Client::builder("ws://127.0.0.1:1/ws").connect().await;
         assert!(matches!(e, Err(ConnectError::NoRealm)));
-        for url in ["ftp://127.0.0.1:1/ws", "wss://127.0.0.1:1/ws", "not a url"] {
+        for url in [
+            "ftp://127.0.0.1:1/ws",
+            "wss://127.0.0.1:1/ws",
+            "not a url",
+            "ws://",
+            "rs://127.0.0.1",
+            "unix://relative/path",
+        ] {
             let e = Client::connect(url, "realm1").await;
             assert!(matches!(e, Err(ConnectError::InvalidUrl { .. })), "{e:?}");
         }
-    }
-
-    #[test]
-    fn frames_match_serializer() {
-        let m = Message::from(Hello {
-            realm: Uri::new("realm1"),
-            details: Dict::new(),
-        });
-        assert!(matches!(
-            encode(Serializer::Json, &m),
-            Ok(WsMessage::Text(_))
-        ));
-        assert!(matches!(
-            encode(Serializer::MsgPack, &m),
-            Ok(WsMessage::Binary(_))
-        ));
     }
 }

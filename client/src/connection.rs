@@ -1,4 +1,4 @@
-//! The connection task: the one owner of the WebSocket.
+//! The connection task: the one owner of the transport (WebSocket or RawSocket).
 //!
 //! Handles send [`Command`]s over a bounded queue; each request gets the next session-scope
 //! request ID and its reply is routed back through a oneshot kept in a request-ID map.
@@ -8,6 +8,7 @@
 //! task stops taking new commands (so senders wait) but keeps reading, so a router that
 //! pushes while we push cannot deadlock us.
 
+mod commands;
 mod inbound;
 
 use std::collections::{HashMap, VecDeque};
@@ -19,23 +20,18 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Sleep;
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wamp_proto::message as msg;
-use wamp_proto::{uris, Dict, Id, Message, Payload, SequentialIds, Serializer, Uri};
+use wamp_proto::{uris, Dict, Encoded, Id, Message, Payload, SequentialIds, Serializer, Uri};
 
 use crate::call::{CallResult, CallSink, CancelMode};
 use crate::client::{encode, CloseKind, CloseReason};
-use crate::error::{CallError, LeaveError, PublishError, RegisterError, SubscribeError};
+use crate::error::{
+    CallError, LeaveError, PublishError, RegisterError, SubscribeError, TransportError,
+};
 use crate::register::Invocation;
 use crate::subscribe::Event;
-
-/// The WebSocket type the task owns.
-pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::transport::{BoxTransport, Incoming};
 
 /// A procedure handler, type-erased.
 pub(crate) type Handler =
@@ -45,7 +41,8 @@ pub(crate) type Handler =
 const OUTBOX_HIGH_WATER: usize = 64;
 /// Handler results queued back to the task before handler tasks wait.
 const REPLY_QUEUE: usize = 64;
-/// Time allowed for flushing and the WebSocket close handshake after the session ended.
+/// Time allowed for flushing and closing the transport (the WebSocket close handshake, or
+/// the router's EOF) after the session ended.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A request from a handle to the connection task.
@@ -186,10 +183,10 @@ enum State {
 
 /// What woke the task.
 enum Wake {
-    Frame(Option<Result<WsMessage, tungstenite::Error>>),
+    Frame(Option<Result<Incoming, TransportError>>),
     Command(Option<Command>),
     Reply(HandlerReply),
-    WriteFailed(tungstenite::Error),
+    WriteFailed(TransportError),
     LeaveTimeout,
 }
 
@@ -201,13 +198,15 @@ struct End {
 
 /// The connection task's state.
 pub(crate) struct Connection {
-    ws: WsStream,
+    transport: BoxTransport,
     serializer: Serializer,
+    /// The longest message the router accepts.
+    max_message_len: usize,
     ids: SequentialIds,
     cmd_rx: mpsc::Receiver<Command>,
     reply_tx: mpsc::Sender<HandlerReply>,
     reply_rx: mpsc::Receiver<HandlerReply>,
-    outbox: VecDeque<WsMessage>,
+    outbox: VecDeque<Encoded>,
     needs_flush: bool,
     read_first: bool,
     pending: HashMap<Id, Pending>,
@@ -224,7 +223,7 @@ pub(crate) struct Connection {
 
 impl Connection {
     pub(crate) fn new(
-        ws: WsStream,
+        transport: BoxTransport,
         serializer: Serializer,
         cmd_rx: mpsc::Receiver<Command>,
         closed_tx: watch::Sender<Option<CloseReason>>,
@@ -232,7 +231,8 @@ impl Connection {
     ) -> Connection {
         let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
         Connection {
-            ws,
+            max_message_len: transport.max_message_len(),
+            transport,
             serializer,
             ids: SequentialIds::new(),
             cmd_rx,
@@ -292,7 +292,7 @@ impl Connection {
         // Alternate so a busy socket cannot starve commands, nor busy callers the socket.
         self.read_first = !self.read_first;
         if self.read_first {
-            if let Poll::Ready(f) = Pin::new(&mut self.ws).poll_next(cx) {
+            if let Poll::Ready(f) = self.transport.poll_recv(cx) {
                 return Poll::Ready(Wake::Frame(f));
             }
         }
@@ -306,7 +306,7 @@ impl Connection {
             }
         }
         if !self.read_first {
-            if let Poll::Ready(f) = Pin::new(&mut self.ws).poll_next(cx) {
+            if let Poll::Ready(f) = self.transport.poll_recv(cx) {
                 return Poll::Ready(Wake::Frame(f));
             }
         }
@@ -319,12 +319,12 @@ impl Connection {
     }
 
     /// Moves the outbox into the socket and flushes, as far as the socket allows.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<(), tungstenite::Error> {
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<(), TransportError> {
         while !self.outbox.is_empty() {
-            match Pin::new(&mut self.ws).poll_ready(cx) {
+            match self.transport.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
                     if let Some(m) = self.outbox.pop_front() {
-                        Pin::new(&mut self.ws).start_send(m)?;
+                        self.transport.start_send(m)?;
                         self.needs_flush = true;
                     }
                 }
@@ -333,7 +333,7 @@ impl Connection {
             }
         }
         if self.needs_flush {
-            match Pin::new(&mut self.ws).poll_flush(cx) {
+            match self.transport.poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.needs_flush = false,
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => {}
@@ -342,278 +342,24 @@ impl Connection {
         Ok(())
     }
 
-    /// Encodes and queues a message. After GOODBYE nothing more is sent.
+    /// Encodes and queues a message. After GOODBYE nothing more is sent. Errs, sending
+    /// nothing, when the message does not encode or is longer than the router accepts.
     fn send(&mut self, m: Message) -> Result<(), String> {
         if matches!(self.state, State::Leaving { .. }) {
             tracing::debug!(message = m.name(), "not sent: leaving");
             return Ok(());
         }
         let frame = encode(self.serializer, &m)?;
+        let len = frame.as_bytes().len();
+        if len > self.max_message_len {
+            return Err(format!(
+                "the {} message is {len} octets, over the router's maximum of {}",
+                m.name(),
+                self.max_message_len
+            ));
+        }
         self.outbox.push_back(frame);
         Ok(())
-    }
-
-    // ----- commands -----
-
-    fn on_command(&mut self, cmd: Command) {
-        match cmd {
-            Command::Call {
-                procedure,
-                options,
-                payload,
-                local,
-                sink,
-            } => {
-                let request = self.ids.next();
-                let m = msg::Call {
-                    request,
-                    options,
-                    procedure,
-                    payload,
-                };
-                match self.send(m.into()) {
-                    Ok(()) => {
-                        self.pending.insert(request, Pending::Call { local, sink });
-                        self.call_ids.insert(local, request);
-                    }
-                    Err(e) => sink.finish(Err(CallError::InvalidPayload(e))),
-                }
-            }
-            Command::CallChunk {
-                local,
-                procedure,
-                payload,
-                last,
-            } => self.call_chunk(local, procedure, payload, last),
-            Command::Cancel {
-                local,
-                mode,
-                forget,
-            } => self.cancel_call(local, mode, forget),
-            Command::Register {
-                procedure,
-                options,
-                handler,
-                revoked,
-                reply,
-            } => self.request(
-                |request| {
-                    msg::Register {
-                        request,
-                        options,
-                        procedure,
-                    }
-                    .into()
-                },
-                Pending::Register {
-                    handler,
-                    revoked,
-                    reply,
-                },
-            ),
-            Command::Unregister {
-                registration,
-                reply,
-            } => self.request(
-                |request| {
-                    msg::Unregister {
-                        request,
-                        registration,
-                        options: None,
-                    }
-                    .into()
-                },
-                Pending::Unregister {
-                    registration,
-                    reply,
-                },
-            ),
-            Command::Subscribe {
-                topic,
-                options,
-                sink,
-                reply,
-            } => self.request(
-                |request| {
-                    msg::Subscribe {
-                        request,
-                        options,
-                        topic,
-                    }
-                    .into()
-                },
-                Pending::Subscribe { sink, reply },
-            ),
-            Command::Unsubscribe {
-                subscription,
-                local,
-                reply,
-            } => self.unsubscribe_local(subscription, local, reply),
-            Command::Publish {
-                topic,
-                options,
-                payload,
-                ack,
-            } => {
-                let request = self.ids.next();
-                let m = msg::Publish {
-                    request,
-                    options,
-                    topic,
-                    payload,
-                };
-                match (self.send(m.into()), ack) {
-                    (Ok(()), Some(ack)) => {
-                        self.pending.insert(request, Pending::Publish(ack));
-                    }
-                    (Ok(()), None) => {}
-                    (Err(e), Some(ack)) => {
-                        let _ = ack.send(Err(PublishError::InvalidPayload(e)));
-                    }
-                    (Err(e), None) => tracing::warn!(error = %e, "publication not sent"),
-                }
-            }
-            Command::Leave { reason, reply } => self.start_leave(reason, Some(reply)),
-        }
-    }
-
-    /// Sends a request under a fresh id and remembers what waits for its reply.
-    fn request(&mut self, build: impl FnOnce(Id) -> Message, pending: Pending) {
-        let request = self.ids.next();
-        if self.send_or_log(build(request)) {
-            self.pending.insert(request, pending);
-        }
-    }
-
-    /// Sends a further chunk of a progressive call invocation, if the call still waits.
-    fn call_chunk(&mut self, local: u64, procedure: Uri, payload: Payload, last: bool) {
-        let Some(&request) = self.call_ids.get(&local) else {
-            return; // the call has ended: the router would drop the chunk anyway
-        };
-        let options = if last {
-            Dict::new()
-        } else {
-            Dict::from([("progress".to_owned(), true.into())])
-        };
-        let m = msg::Call {
-            request,
-            options,
-            procedure,
-            payload,
-        };
-        if let Err(e) = self.send(m.into()) {
-            // A stream with a hole in it is no use: end the call.
-            self.cancel_call(local, CancelMode::KillNoWait, false);
-            self.call_ids.remove(&local);
-            if let Some(Pending::Call { sink, .. }) = self.pending.remove(&request) {
-                sink.finish(Err(CallError::InvalidPayload(e)));
-            }
-        }
-    }
-
-    /// Sends CANCEL for a call still waiting; when `forget`, its answer will be ignored.
-    fn cancel_call(&mut self, local: u64, mode: CancelMode, forget: bool) {
-        let Some(&request) = self.call_ids.get(&local) else {
-            return; // already answered
-        };
-        let m = msg::Cancel {
-            request,
-            options: Dict::from([("mode".to_owned(), mode.as_str().into())]),
-        };
-        self.send_or_log(m.into());
-        if forget {
-            self.call_ids.remove(&local);
-            self.pending.remove(&request);
-        }
-    }
-
-    /// Sends a message that carries no user payload; encoding cannot really fail.
-    fn send_or_log(&mut self, m: Message) -> bool {
-        match self.send(m) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode a request");
-                false
-            }
-        }
-    }
-
-    fn unsubscribe_local(
-        &mut self,
-        subscription: Id,
-        local: u64,
-        reply: Option<oneshot::Sender<Result<(), SubscribeError>>>,
-    ) {
-        let Some(sinks) = self.subscriptions.get_mut(&subscription) else {
-            // Already gone (revoked, or the last local one was removed before).
-            if let Some(r) = reply {
-                let _ = r.send(Ok(()));
-            }
-            return;
-        };
-        sinks.retain(|s| s.local != local);
-        if !sinks.is_empty() {
-            if let Some(r) = reply {
-                let _ = r.send(Ok(()));
-            }
-            return;
-        }
-        self.subscriptions.remove(&subscription);
-        self.send_unsubscribe(subscription, reply);
-    }
-
-    fn send_unsubscribe(
-        &mut self,
-        subscription: Id,
-        reply: Option<oneshot::Sender<Result<(), SubscribeError>>>,
-    ) {
-        let request = self.ids.next();
-        let m = msg::Unsubscribe {
-            request,
-            subscription,
-            options: None,
-        };
-        if self.send_or_log(m.into()) {
-            self.pending.insert(request, Pending::Unsubscribe(reply));
-        }
-    }
-
-    fn start_leave(
-        &mut self,
-        reason: Uri,
-        reply: Option<oneshot::Sender<Result<CloseReason, LeaveError>>>,
-    ) {
-        match &mut self.state {
-            State::Leaving { waiters, .. } => waiters.extend(reply),
-            State::Established => {
-                let m = msg::Goodbye {
-                    details: Dict::new(),
-                    reason: reason.clone(),
-                };
-                self.send_or_log(m.into());
-                self.state = State::Leaving {
-                    reason,
-                    deadline: Box::pin(tokio::time::sleep(self.leave_timeout)),
-                    waiters: reply.into_iter().collect(),
-                };
-            }
-        }
-    }
-
-    fn leave_timed_out(&mut self) -> End {
-        let reason = match &self.state {
-            State::Leaving { reason, .. } => reason.to_string(),
-            State::Established => uris::CLOSE_NORMAL.to_owned(),
-        };
-        End {
-            reason: CloseReason::new(
-                CloseKind::LeaveTimedOut,
-                reason,
-                Some(format!("no GOODBYE reply within {:?}", self.leave_timeout)),
-            ),
-            // The router is unresponsive: do not wait for a close handshake too.
-            graceful: false,
-        }
     }
 
     // ----- the end -----
@@ -639,19 +385,19 @@ impl Connection {
         };
 
         if graceful {
-            let ws = &mut self.ws;
+            let transport = &mut *self.transport;
             let outbox = std::mem::take(&mut self.outbox);
             let close = async move {
                 for m in outbox {
-                    if ws.feed(m).await.is_err() {
+                    if transport.feed(m).await.is_err() {
                         return;
                     }
                 }
-                if ws.close(None).await.is_err() {
+                if transport.close().await.is_err() {
                     return;
                 }
                 // Wait for the router's close frame (or EOF).
-                while let Some(Ok(_)) = ws.next().await {}
+                while let Some(Ok(_)) = transport.recv().await {}
             };
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
         }

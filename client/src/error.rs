@@ -1,10 +1,9 @@
 //! Error types, one per operation, plus [`Error`] to hold any of them.
 
-use std::fmt;
 use std::time::Duration;
+use std::{fmt, io};
 
 use thiserror::Error;
-use tokio_tungstenite::tungstenite;
 use wamp_proto::{uris, Dict, Payload, Uri, Value};
 
 use crate::client::CloseReason;
@@ -13,8 +12,9 @@ use crate::client::CloseReason;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The URL is not a usable `ws://` URL (`wss://` is not supported yet).
-    #[error("invalid WebSocket URL {url:?}: {reason}")]
+    /// The URL is not a usable `ws://`, `rs://`, `tcp://` or `unix://` URL (TLS is not
+    /// supported yet).
+    #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -24,14 +24,31 @@ pub enum ConnectError {
     /// No realm was given to the builder.
     #[error("no realm given (call ClientBuilder::realm)")]
     NoRealm,
-    /// The WebSocket connection or its opening handshake failed.
-    #[error("WebSocket connection failed: {0}")]
-    WebSocket(#[source] Box<tungstenite::Error>),
-    /// The router selected none of the offered WAMP subprotocols.
-    #[error("the router accepted none of the offered WAMP subprotocols ({})", .offered.join(", "))]
+    /// The connection could not be opened, or failed before the session was established
+    /// (e.g. connection refused, no such Unix socket, reset, or a message over the router's
+    /// RawSocket length limit).
+    #[error("connection failed: {0}")]
+    Transport(#[source] TransportError),
+    /// The server answered the WebSocket opening handshake with something other than an
+    /// upgrade (e.g. HTTP 404), or broke the WebSocket protocol.
+    #[error("WebSocket handshake failed: {0}")]
+    WebSocket(#[source] TransportError),
+    /// The router selected none of the offered serializers (over RawSocket: refused the
+    /// one offered, error code 1).
+    #[error("the router accepted none of the offered WAMP serializers ({})", .offered.join(", "))]
     NoSerializer {
-        /// The subprotocols that were offered (`wamp.2.msgpack`, `wamp.2.json`).
+        /// The serializers offered, as subprotocol names (`wamp.2.msgpack`, `wamp.2.json`).
         offered: Vec<&'static str>,
+    },
+    /// The router refused the RawSocket handshake with an error code other than 1 (see
+    /// [`ConnectError::NoSerializer`]): 2 maximum message length unacceptable, 3 reserved
+    /// bits used, 4 maximum connection count reached.
+    #[error("the router refused the RawSocket connection: {reason} (error {code})")]
+    RawSocketRefused {
+        /// The error code of the router's handshake reply (1 to 15).
+        code: u8,
+        /// What the code means.
+        reason: &'static str,
     },
     /// The router answered HELLO with ABORT.
     #[error("the router refused the session: {reason}{}", suffix(.message))]
@@ -47,7 +64,8 @@ pub enum ConnectError {
         /// The CHALLENGE's auth method.
         method: String,
     },
-    /// The router broke the protocol during the opening handshake.
+    /// The router broke the protocol during the opening handshake (WAMP, or the RawSocket
+    /// handshake reply).
     #[error("protocol error while joining: {0}")]
     Protocol(String),
     /// The connection closed before the session was established.
@@ -56,6 +74,48 @@ pub enum ConnectError {
     /// No WELCOME (or ABORT) arrived in time.
     #[error("no WELCOME from the router within {0:?}")]
     Timeout(Duration),
+}
+
+/// A failure of the connection under the session: socket I/O, or WebSocket or RawSocket
+/// framing.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{message}")]
+pub struct TransportError {
+    message: String,
+    io_kind: Option<io::ErrorKind>,
+}
+
+impl TransportError {
+    pub(crate) fn new(message: impl Into<String>) -> TransportError {
+        TransportError {
+            message: message.into(),
+            io_kind: None,
+        }
+    }
+
+    pub(crate) fn io(e: &io::Error) -> TransportError {
+        TransportError {
+            message: e.to_string(),
+            io_kind: Some(e.kind()),
+        }
+    }
+
+    /// The description of the failure.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The kind of the underlying I/O error, when it was one (e.g.
+    /// [`io::ErrorKind::ConnectionRefused`]).
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        self.io_kind
+    }
+}
+
+impl From<io::Error> for TransportError {
+    fn from(e: io::Error) -> TransportError {
+        TransportError::io(&e)
+    }
 }
 
 /// Why a call failed; also what a procedure handler returns to fail an invocation.

@@ -1,4 +1,5 @@
-//! Async WAMP v2 client (Basic Profile) for Rust services, on tokio and WebSocket.
+//! Async WAMP v2 client (Basic Profile) for Rust services, on tokio, over WebSocket or
+//! RawSocket.
 //!
 //! A [`Client`] is a cheap, cloneable handle to one background task that owns the socket.
 //! Every request builder is `IntoFuture`, so the common case is one `.await`:
@@ -33,6 +34,16 @@
 //! client.leave().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Transports
+//! The URL picks the transport: `ws://host:port/path` is WebSocket (the serializers offered
+//! as subprotocols, the router picks one); `rs://host:port` or `tcp://host:port` is
+//! RawSocket over TCP and `unix:///path/to/socket` RawSocket over a Unix domain socket
+//! (Unix only). RawSocket negotiates exactly one serializer, the first one given to
+//! [`ClientBuilder::serializer`]/[`ClientBuilder::serializers`] (default msgpack); the client
+//! accepts messages of up to 16 MiB and sends none longer than the router announced (a
+//! request that would be longer fails alone, e.g. with [`CallError::InvalidPayload`]).
+//! Connection failures are [`ConnectError`]s, with a [`TransportError`] for I/O.
 //!
 //! # Payloads
 //! Arguments are [`Value`]s: builders take `.arg(v)`, `.args([..])`, `.kwarg(k, v)` and
@@ -74,7 +85,7 @@
 //!
 //! # Not yet implemented
 //! Reconnecting (a closed client stays closed), authentication other than anonymous,
-//! `wss://`, RawSocket, call rerouting, and callee-side timeouts (`forward_timeout`). Raw
+//! TLS (`wss://`, RawSocket over TLS), call rerouting, and callee-side timeouts (`forward_timeout`). Raw
 //! `.option(key, value)` setters on the builders pass options through to routers that
 //! support more.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -89,6 +100,7 @@ mod payload;
 mod publish;
 mod register;
 mod subscribe;
+mod transport;
 
 pub use call::{
     CallBuilder, CallResult, CancelMode, ChunkedCall, PendingCall, ProgressiveCall, TypedCall,
@@ -98,7 +110,7 @@ pub use client::{
 };
 pub use error::{
     CallError, ConnectError, Error, LeaveError, PublishError, RegisterError, Rejection,
-    SubscribeError,
+    SubscribeError, TransportError,
 };
 pub use history::HistoryEvent;
 pub use publish::{AcknowledgedPublish, PublishBuilder};

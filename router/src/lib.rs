@@ -9,22 +9,33 @@
 //! ```
 //!
 //! # Layout
-//! - [`config`]: the TOML schema, validation and the embedded default.
-//! - `server`: listeners, accept loops, graceful shutdown ([`Server`]).
-//! - `transport`: the WebSocket handshake (path, Origin, subprotocol).
-//! - `session`: per-connection state machine (reader routes inline), the session handle the
-//!   tables store, and the bounded outbound queue with its batching writer.
-//! - `realm`, `broker`, `dealer`: the routing tables.
+//! - [`config`]: the TOML schema (transports as a tagged choice), validation that names
+//!   file, key and line, and the embedded default.
+//! - `server`: listeners (TCP, Unix sockets), accept loops, graceful shutdown ([`Server`]).
+//! - `transport`: byte streams and framings (WebSocket upgrade and frames, RawSocket),
+//!   nothing about WAMP state.
+//! - `session`: the sans-I/O WAMP state machine and the one connection driver that runs it
+//!   over any transport.
+//! - `peer`: what the tables hold for a session (handle, bounded outbox, frame encoding).
+//! - `realm`, `broker`, `dealer`: the routing tables; the dealer also owns the call
+//!   lifecycle.
+//! - `error`: the one routing-refusal type, mapped to ERROR or ABORT in one place.
+//!
+//! Module dependencies point one way: `server` → `session` → `broker`/`dealer` → `peer`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
 
 mod broker;
+mod close;
 mod dealer;
+mod error;
 pub(crate) mod patterns;
+mod peer;
 mod realm;
 mod server;
 mod session;
+mod shared;
 mod transport;
 
 pub use config::{Config, ConfigError};

@@ -6,7 +6,7 @@ use wamp_proto::{Id, UriCheck};
 use crate::broker::Broker;
 use crate::config::RealmConfig;
 use crate::dealer::Dealer;
-use crate::session::handle::SessionHandle;
+use crate::peer::SessionHandle;
 
 /// One realm's routing state.
 #[derive(Debug)]

@@ -1,58 +1,76 @@
-//! The server: listeners, accept loops, shared router state and graceful shutdown.
+//! The server: listeners (TCP, Unix sockets), accept loops, transport handshakes, and
+//! graceful shutdown.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
 use futures_util::future::Either;
 use futures_util::FutureExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
 use tracing::{info, warn};
-use wamp_proto::{Id, Serializer};
 
-use crate::config::{Config, RouterOptions, TransportConfig};
+use crate::config::{Config, Listen, RawSocketTransport, TransportConfig, WebSocketTransport};
 use crate::realm::Realm;
-use crate::session;
+use crate::session::{driver, TransportInfo};
+use crate::shared::RouterShared;
+use crate::transport::connection::Connection;
+use crate::transport::rawsocket::{self, RawSocketFraming};
+use crate::transport::websocket::frames::WebSocketFraming;
 use crate::transport::websocket::{self, Refusal};
-
-/// State shared by every connection of a router.
-#[derive(Debug)]
-pub(crate) struct RouterShared {
-    pub(crate) realms: HashMap<String, Arc<Realm>>,
-    /// Every live session id, router-wide, to keep ids unique.
-    pub(crate) session_ids: DashMap<Id, ()>,
-    pub(crate) options: RouterOptions,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) tracker: TaskTracker,
-}
-
-impl RouterShared {
-    /// A fresh, unique, random session id.
-    pub(crate) fn new_session_id(&self) -> Id {
-        loop {
-            let id = Id::random();
-            if let dashmap::Entry::Vacant(v) = self.session_ids.entry(id) {
-                v.insert(());
-                return id;
-            }
-        }
-    }
-}
 
 /// A running router: bound listeners and their connections.
 ///
-/// Embeddable: bind port 0 in tests and read [`Server::local_addrs`].
+/// Embeddable: bind port 0 in tests and read [`Server::urls`] or [`Server::local_addrs`].
 #[derive(Debug)]
 pub struct Server {
     shared: Arc<RouterShared>,
     addrs: Vec<SocketAddr>,
-    paths: Vec<String>,
+    urls: Vec<String>,
+    /// Unix socket files to remove at shutdown.
+    socket_files: Vec<PathBuf>,
+}
+
+/// One transport, ready to serve connections.
+#[derive(Debug)]
+struct Endpoint {
+    config: TransportConfig,
+    /// Connections currently open on this transport.
+    open: AtomicUsize,
+}
+
+/// A connection counted against its transport's `max_connections` while it lives.
+#[derive(Debug)]
+struct Slot {
+    endpoint: Arc<Endpoint>,
+    /// More connections than the transport allows: the handshake refuses this one.
+    over: bool,
+}
+
+impl Slot {
+    fn take(endpoint: &Arc<Endpoint>) -> Slot {
+        let n = endpoint.open.fetch_add(1, Ordering::Relaxed) + 1;
+        Slot {
+            over: n > endpoint.config.max_connections(),
+            endpoint: endpoint.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.endpoint.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
 }
 
 impl Server {
@@ -63,45 +81,71 @@ impl Server {
             .iter()
             .map(|r| (r.name.clone(), Arc::new(Realm::new(r))))
             .collect();
-        let shared = Arc::new(RouterShared {
-            realms,
-            session_ids: DashMap::new(),
-            options: config.router.clone(),
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-        });
-        let mut addrs = Vec::new();
-        let mut paths = Vec::new();
-        for t in &config.transports {
-            let listener = TcpListener::bind(t.bind).await.map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot listen on {}: {e}", t.bind))
-            })?;
-            let addr = listener.local_addr()?;
-            info!(%addr, path = %t.path, serializers = ?t.serializers.iter().map(|s| s.0.name()).collect::<Vec<_>>(), "listening (websocket)");
-            addrs.push(addr);
-            paths.push(t.path.clone());
-            shared
-                .tracker
-                .spawn(accept_loop(listener, Arc::new(t.clone()), shared.clone()));
-        }
-        Ok(Server {
+        let shared = Arc::new(RouterShared::new(realms, config.router.clone()));
+        let mut server = Server {
             shared,
-            addrs,
-            paths,
-        })
+            addrs: Vec::new(),
+            urls: Vec::new(),
+            socket_files: Vec::new(),
+        };
+        for t in config.transports {
+            let (listener, url) = match t.listen() {
+                Listen::Tcp(bind) => {
+                    let l = TcpListener::bind(bind).await.map_err(|e| {
+                        io::Error::new(e.kind(), format!("cannot listen on {bind}: {e}"))
+                    })?;
+                    let addr = l.local_addr()?;
+                    server.addrs.push(addr);
+                    let url = match &t {
+                        TransportConfig::WebSocket(w) => format!("ws://{addr}{}", w.path),
+                        TransportConfig::RawSocket(_) => format!("rs://{addr}"),
+                    };
+                    (Listener::Tcp(l), url)
+                }
+                Listen::Unix { path, mode } => {
+                    let l = bind_unix(path, *mode)?;
+                    server.socket_files.push(path.clone());
+                    (Listener::Unix(l), format!("unix://{}", path.display()))
+                }
+            };
+            let kind = match &t {
+                TransportConfig::WebSocket(_) => "websocket",
+                TransportConfig::RawSocket(_) => "rawsocket",
+            };
+            match (t.listen(), server.addrs.last()) {
+                (Listen::Tcp(_), Some(addr)) => {
+                    info!(%url, %addr, transport = kind, "listening");
+                }
+                _ => info!(%url, transport = kind, "listening"),
+            }
+            server.urls.push(url);
+            let endpoint = Arc::new(Endpoint {
+                config: t,
+                open: AtomicUsize::new(0),
+            });
+            let shared = server.shared.clone();
+            server
+                .shared
+                .tracker
+                .spawn(accept_loop(listener, endpoint, shared));
+        }
+        Ok(server)
     }
 
-    /// The bound address of each transport, in configuration order.
+    /// The bound address of each TCP transport, in configuration order.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
 
-    /// The `ws://` URL of the first transport.
+    /// One URL per transport, in configuration order: `ws://ADDR/PATH`, `rs://ADDR`, or
+    /// `unix:///PATH` (RawSocket on a Unix socket).
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// The URL of the first transport (see [`Server::urls`]).
     pub fn url(&self) -> String {
-        match (self.addrs.first(), self.paths.first()) {
-            (Some(a), Some(p)) => format!("ws://{a}{p}"),
-            _ => String::new(),
-        }
+        self.urls.first().cloned().unwrap_or_default()
     }
 
     /// How many sessions are joined, over all realms.
@@ -123,22 +167,61 @@ impl Server {
         {
             warn!("some connections did not close in time");
         }
+        for path in &self.socket_files {
+            let _ = std::fs::remove_file(path);
+        }
         info!("shutdown complete");
     }
 }
 
-async fn accept_loop(listener: TcpListener, t: Arc<TransportConfig>, shared: Arc<RouterShared>) {
+/// Binds a Unix socket at `path` (replacing a stale socket file, never another kind of
+/// file) and sets its mode.
+fn bind_unix(path: &std::path::Path, mode: Option<u32>) -> io::Result<UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let named = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", path.display()),
+        )
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(named(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            )));
+        }
+        // A socket nobody listens on any more: a previous run's.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(named(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another process is listening there",
+            )));
+        }
+        std::fs::remove_file(path).map_err(named)?;
+    }
+    let listener = UnixListener::bind(path).map_err(named)?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(named)?;
+    }
+    Ok(listener)
+}
+
+async fn accept_loop(listener: Listener, endpoint: Arc<Endpoint>, shared: Arc<RouterShared>) {
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => return,
-            a = listener.accept() => a,
+            a = accept(&listener) => a,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok(Accepted::Tcp(stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                shared
-                    .tracker
-                    .spawn(connection(stream, peer, t.clone(), shared.clone()));
+                let conn = connection(stream, format!("tcp:{peer}"), &endpoint, &shared);
+                shared.tracker.spawn(conn);
+            }
+            Ok(Accepted::Unix(stream)) => {
+                let conn = connection(stream, "unix".to_owned(), &endpoint, &shared);
+                shared.tracker.spawn(conn);
             }
             Err(e) => {
                 // E.g. out of file descriptors: back off instead of spinning.
@@ -149,77 +232,188 @@ async fn accept_loop(listener: TcpListener, t: Arc<TransportConfig>, shared: Arc
     }
 }
 
-/// One connection's task: the handshake, then the session.
-fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    t: Arc<TransportConfig>,
-    shared: Arc<RouterShared>,
-) -> impl Future<Output = ()> + Send {
-    let max_message = t.max_message_size;
-    let session_router = shared.clone();
-    // Boxed, and chained rather than awaited in one async fn: the handshake's state is freed
-    // once it is done, and nothing of it stays in the task for the life of the connection.
-    Box::pin(handshake(stream, peer, t, shared)).then(move |accepted| match accepted {
-        Some((io, serializer)) => Either::Left(session::run(
-            io,
-            serializer,
-            max_message,
-            peer,
-            session_router,
-        )),
-        None => Either::Right(std::future::ready(())),
-    })
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
 }
 
-/// The WebSocket handshake, bounded by `handshake_timeout_ms` and by shutdown.
-async fn handshake(
-    stream: TcpStream,
-    peer: SocketAddr,
-    t: Arc<TransportConfig>,
-    shared: Arc<RouterShared>,
-) -> Option<(TcpStream, Serializer)> {
-    let limit = Duration::from_millis(shared.options.handshake_timeout_ms);
-    let accepted = tokio::select! {
-        () = shared.shutdown.cancelled() => return None,
-        r = tokio::time::timeout(limit, websocket::accept(stream, &t)) => r,
-    };
-    match accepted {
-        Ok(Ok(accepted)) => return Some(accepted),
-        Ok(Err(Refusal::Http(status, why))) => {
-            warn!(%peer, status = status.as_u16(), reason = %why, "connection refused");
-        }
-        Ok(Err(Refusal::Handshake(why))) => {
-            warn!(%peer, reason = %why, "WebSocket handshake failed");
-        }
-        Err(_) => warn!(%peer, "WebSocket handshake timed out"),
+async fn accept(listener: &Listener) -> io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(s, p)| Accepted::Tcp(s, p)),
+        Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
     }
-    None
+}
+
+/// One connection's task: the transport handshake, then the session driver.
+///
+/// Boxed, and chained rather than awaited in one async fn: the handshake's state is freed
+/// once it is done, and nothing of it stays in the task for the life of the connection.
+fn connection<S>(
+    stream: S,
+    peer: String,
+    endpoint: &Arc<Endpoint>,
+    shared: &Arc<RouterShared>,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let slot = Slot::take(endpoint);
+    let router = shared.clone();
+    match &endpoint.config {
+        TransportConfig::WebSocket(_) => Either::Left(
+            Box::pin(websocket_handshake(stream, peer, slot, shared.clone())).then(
+                move |accepted| match accepted {
+                    Some((conn, serializer, info, slot)) => Either::Left(
+                        driver::run(conn, serializer, info, router).map(move |()| drop(slot)),
+                    ),
+                    None => Either::Right(std::future::ready(())),
+                },
+            ),
+        ),
+        TransportConfig::RawSocket(_) => Either::Right(
+            Box::pin(rawsocket_handshake(stream, peer, slot, shared.clone())).then(
+                move |accepted| match accepted {
+                    Some((conn, serializer, info, slot)) => Either::Left(
+                        driver::run(conn, serializer, info, router).map(move |()| drop(slot)),
+                    ),
+                    None => Either::Right(std::future::ready(())),
+                },
+            ),
+        ),
+    }
+}
+
+/// What a successful handshake hands the driver.
+type Handshaken<S, F> = (
+    Connection<S, F>,
+    wamp_proto::Serializer,
+    TransportInfo,
+    Slot,
+);
+
+/// Runs `handshake`, bounded by `handshake_timeout_ms` and by shutdown.
+async fn bounded<T>(shared: &RouterShared, handshake: impl Future<Output = T>) -> Option<T> {
+    let limit = Duration::from_millis(shared.options.handshake_timeout_ms);
+    tokio::select! {
+        () = shared.shutdown.cancelled() => None,
+        r = tokio::time::timeout(limit, handshake) => r.ok(),
+    }
+}
+
+async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: String,
+    slot: Slot,
+    shared: Arc<RouterShared>,
+) -> Option<Handshaken<S, WebSocketFraming>> {
+    let TransportConfig::WebSocket(t) = &slot.endpoint.config else {
+        return None;
+    };
+    let t: &WebSocketTransport = t;
+    if slot.over {
+        warn!(%peer, limit = t.max_connections, "connection limit reached; refused");
+        websocket::refuse_busy(&mut stream).await;
+        return None;
+    }
+    match bounded(&shared, websocket::accept(&mut stream, t)).await {
+        Some(Ok(a)) => {
+            let framing = WebSocketFraming::new(
+                t.max_message_size,
+                a.serializer == wamp_proto::Serializer::MsgPack,
+            );
+            let info = TransportInfo {
+                kind: "websocket",
+                peer,
+                max_frame: usize::MAX,
+            };
+            Some((
+                Connection::new(stream, framing, a.early),
+                a.serializer,
+                info,
+                slot,
+            ))
+        }
+        Some(Err(Refusal::Http(status, why))) => {
+            warn!(%peer, status, reason = %why, "connection refused");
+            None
+        }
+        Some(Err(Refusal::Handshake(why))) => {
+            warn!(%peer, reason = %why, "WebSocket handshake failed");
+            None
+        }
+        None => {
+            warn!(%peer, "WebSocket handshake timed out");
+            None
+        }
+    }
+}
+
+async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: String,
+    slot: Slot,
+    shared: Arc<RouterShared>,
+) -> Option<Handshaken<S, RawSocketFraming>> {
+    let TransportConfig::RawSocket(t) = &slot.endpoint.config else {
+        return None;
+    };
+    let t: &RawSocketTransport = t;
+    let limits = rawsocket::Limits {
+        serializers: t.serializers.iter().map(|s| s.0).collect(),
+        max_message: t.max_message_size,
+        min_peer_max: t.min_client_max_message_size,
+    };
+    match bounded(&shared, rawsocket::accept(&mut stream, &limits, slot.over)).await {
+        Some(Ok(a)) => {
+            let info = TransportInfo {
+                kind: "rawsocket",
+                peer,
+                max_frame: a.peer_max,
+            };
+            let framing = RawSocketFraming::new(a.own_max);
+            Some((
+                Connection::new(stream, framing, Vec::new()),
+                a.serializer,
+                info,
+                slot,
+            ))
+        }
+        Some(Err(e)) => {
+            warn!(%peer, reason = %e, "RawSocket handshake refused");
+            None
+        }
+        None => {
+            warn!(%peer, "RawSocket handshake timed out");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     /// An idle connection costs its task's allocation: keep the future small (it was 1.5 KiB
     /// with the handshake and close states inline).
     #[tokio::test]
     async fn connection_task_stays_small() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (stream, peer) = listener.accept().await.unwrap();
         let config = Config::embedded();
-        let shared = Arc::new(RouterShared {
-            realms: HashMap::new(),
-            session_ids: DashMap::new(),
-            options: config.router.clone(),
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-        });
-        let t = Arc::new(config.transports[0].clone());
-        let size = std::mem::size_of_val(&connection(stream, peer, t, shared));
-        assert!(size <= 448, "connection future is {size} bytes");
+        let shared = Arc::new(RouterShared::new(Default::default(), config.router.clone()));
+        assert_eq!(config.transports.len(), 2, "websocket and rawsocket");
+        for t in config.transports {
+            let _client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (stream, peer) = listener.accept().await.unwrap();
+            let endpoint = Arc::new(Endpoint {
+                config: t,
+                open: AtomicUsize::new(0),
+            });
+            let task = connection(stream, peer.to_string(), &endpoint, &shared);
+            let size = std::mem::size_of_val(&task);
+            assert!(size <= 448, "connection future is {size} bytes");
+        }
     }
 }

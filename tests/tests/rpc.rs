@@ -278,7 +278,8 @@ async fn late_yield_after_caller_left_is_ignored() {
                 .into(),
             )
             .await;
-        caller.until_closed().await;
+        assert!(matches!(caller.recv().await, Message::Goodbye(_)));
+        drop(caller);
         // The caller is gone; the answer is dropped and the callee is not punished for it.
         callee
             .send(

@@ -3,7 +3,6 @@
 use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use wamp_proto::message::{self as msg, code};
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Id, Message, Payload, Uri, Value};
@@ -12,27 +11,26 @@ use super::ENDED_STREAMS;
 use super::{ActiveInvocation, Connection, End, HandlerReply, Pending, RegEntry, State};
 use crate::call::{CallResult, CancelMode};
 use crate::client::{detail_message, CloseKind, CloseReason};
-use crate::error::{CallError, PublishError, RegisterError, Rejection, SubscribeError};
+use crate::error::{
+    CallError, PublishError, RegisterError, Rejection, SubscribeError, TransportError,
+};
 use crate::register::{Invocation, InvocationLink};
 use crate::subscribe::Event;
+use crate::transport::Incoming;
 
 impl Connection {
     pub(super) fn on_frame(
         &mut self,
-        frame: Option<Result<WsMessage, tungstenite::Error>>,
+        frame: Option<Result<Incoming, TransportError>>,
     ) -> Option<End> {
-        let bytes = match frame {
-            Some(Ok(WsMessage::Text(t))) => t.as_bytes().to_vec(),
-            Some(Ok(WsMessage::Binary(b))) => b.to_vec(),
-            Some(Ok(WsMessage::Close(frame))) => {
-                let message = frame
-                    .map(|f| format!("WebSocket closed by the router ({}) {}", f.code, f.reason));
+        let decoded = match frame {
+            Some(Ok(Incoming::Message(m))) => m,
+            Some(Ok(Incoming::Closed(message))) => {
                 return Some(End {
                     reason: CloseReason::transport_lost(message),
                     graceful: true,
                 });
             }
-            Some(Ok(_)) => return None, // ping/pong: tungstenite answers pings itself
             Some(Err(e)) => {
                 return Some(End {
                     reason: CloseReason::transport_lost(Some(e.to_string())),
@@ -46,7 +44,7 @@ impl Connection {
                 })
             }
         };
-        match self.serializer.decode(&bytes) {
+        match decoded {
             Ok(m) => self.on_message(m),
             Err(e) => Some(self.violation(format!("undecodable message: {e}"))),
         }

@@ -2,7 +2,7 @@
 
 use wamp_proto::{Dict, Value};
 
-use crate::session::handle::SessionHandle;
+use crate::peer::SessionHandle;
 
 /// Who may receive a publication, from its PUBLISH options.
 ///

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
-use tokio_tungstenite::tungstenite::Bytes;
 use tracing::warn;
 use wamp_proto::message::Event;
 use wamp_proto::uri::matches;
@@ -28,8 +28,8 @@ pub(crate) use filter::Filter;
 pub(crate) use store::{rfc3339, StoredEvent, TopicPolicies};
 
 use crate::config::TopicPolicyConfig;
-use crate::session::handle::{lock, SessionHandle};
-use crate::session::outbound::encode_frame;
+use crate::peer::encode_frame;
+use crate::peer::{lock, SessionHandle};
 
 /// One subscription: a URI, how it matches, and its subscribers.
 #[derive(Debug)]

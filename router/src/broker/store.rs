@@ -9,7 +9,7 @@ use wamp_proto::{Dict, Id, MatchPolicy, Payload, Uri};
 
 use super::filter::Filter;
 use crate::config::TopicPolicyConfig;
-use crate::session::handle::lock;
+use crate::peer::lock;
 
 /// A publication as stored for retention or history.
 #[derive(Debug, Clone)]

@@ -4,9 +4,11 @@
 //! A CALL to an exact procedure is one `DashMap` lookup. Pattern registrations live in a
 //! writer-side table and an immutable [`PatternIndex`] snapshot that readers clone out of a
 //! `RwLock<Arc<..>>` (only when patterns exist); writers rebuild and swap it. In-flight calls
-//! live on the sessions ([`inflight`]), not here.
+//! live on the sessions ([`crate::peer::calls`]); their lifecycle is
+//! in [`call`] (CALL to INVOCATION) and [`answer`] (YIELD, ERROR, CANCEL, timeouts, leaving).
 
-pub(crate) mod inflight;
+pub(crate) mod answer;
+pub(crate) mod call;
 mod patterns;
 
 pub(crate) use patterns::MAX_WILDCARD_COMPONENTS;
@@ -19,7 +21,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use wamp_proto::{Dict, Id, MatchPolicy, Uri, Value};
 
-use crate::session::handle::{lock, SessionHandle};
+use crate::peer::{lock, SessionHandle};
 use patterns::PatternIndex;
 
 /// How a registration picks the callee of each call (`REGISTER.Options.invoke`).

@@ -1,12 +1,12 @@
 //! Meta procedures the router answers itself (`wamp.*`).
 
-use wamp_proto::message::{code, Call, Result as CallResult};
+use wamp_proto::message::{Call, Result as CallResult};
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Id, Payload, Uri, Value};
 
-use super::handlers::error;
-use super::Joined;
+use super::core::Joined;
 use crate::broker::rfc3339;
+use crate::error::Refusal;
 
 /// Reads recent events of a subscription from the broker's history.
 const GET_EVENTS: &str = "wamp.subscription.get_events";
@@ -18,22 +18,21 @@ pub(super) fn is_meta_procedure(procedure: &Uri) -> bool {
     procedure.as_str() == GET_EVENTS
 }
 
-pub(super) fn call(j: &mut Joined, mut m: Call) {
+pub(super) fn call(j: &mut Joined, mut m: Call) -> Result<(), Refusal> {
     // Meta procedures read their arguments: decode a payload that arrived still encoded.
-    let reply = match m.payload.materialize() {
-        Ok(()) => get_events(j, &m),
-        Err(e) => Err((uris::INVALID_ARGUMENT, e.to_string())),
-    };
-    let msg = match reply {
-        Ok(payload) => CallResult {
+    m.payload
+        .materialize()
+        .map_err(|e| Refusal::new(uris::INVALID_ARGUMENT, e.to_string()))?;
+    let payload = get_events(j, &m).map_err(|(uri, text)| Refusal::new(uri, text))?;
+    j.handle.send(
+        &CallResult {
             request: m.request,
             details: Dict::new(),
             payload,
         }
         .into(),
-        Err((uri, text)) => error(code::CALL, m.request, uri, &text),
-    };
-    j.handle.send(&msg);
+    );
+    Ok(())
 }
 
 /// `wamp.subscription.get_events(subscription, limit=?, reverse=?)`: the kept events of the

@@ -1,14 +1,12 @@
 //! PubSub messages on an established session: PUBLISH, SUBSCRIBE, UNSUBSCRIBE.
 
-use wamp_proto::message::{
-    code, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed,
-};
+use wamp_proto::message::{Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed};
 use wamp_proto::options::{bool_opt, dict, str_opt};
 use wamp_proto::{uris, Dict, Id, MatchPolicy};
 
-use super::handlers::error;
-use super::Joined;
+use super::core::Joined;
 use crate::broker::{Filter, Publication};
+use crate::error::Refusal;
 
 /// The PUBLISH options the broker acts on.
 struct PublishOptions {
@@ -29,33 +27,31 @@ fn publish_options(o: &Dict) -> Result<PublishOptions, &'static str> {
     })
 }
 
-pub(super) fn publish(j: &mut Joined, m: Publish) {
+/// Handles a PUBLISH; a refusal is answered only when the publisher asked for an
+/// acknowledgement.
+pub(super) fn publish(j: &mut Joined, m: Publish) -> Result<(), Refusal> {
     let me = &j.handle;
     let o = match publish_options(&m.options) {
         Ok(o) => o,
         Err(key) => {
             // A malformed option: answer only if the publisher may be waiting for one.
             if bool_opt(&m.options, "acknowledge", true).unwrap_or(true) {
-                me.send(&error(
-                    code::PUBLISH,
-                    m.request,
+                return Err(Refusal::new(
                     uris::INVALID_ARGUMENT,
-                    &format!("option `{key}` has the wrong type"),
+                    format!("option `{key}` has the wrong type"),
                 ));
             }
-            return;
+            return Ok(());
         }
     };
     if !m.topic.is_valid(j.realm.uri_check, MatchPolicy::Exact) || m.topic.is_reserved() {
         if o.acknowledge {
-            me.send(&error(
-                code::PUBLISH,
-                m.request,
+            return Err(Refusal::new(
                 uris::INVALID_URI,
-                &format!("invalid topic URI `{}`", m.topic),
+                format!("invalid topic URI `{}`", m.topic),
             ));
         }
-        return;
+        return Ok(());
     }
     let publication = Id::random();
     let details = if o.disclose_me {
@@ -87,51 +83,37 @@ pub(super) fn publish(j: &mut Joined, m: Publish) {
         filter: o.filter,
         retain: o.retain,
     });
+    Ok(())
 }
 
-pub(super) fn subscribe(j: &mut Joined, m: Subscribe) {
+pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
     let me = &j.handle;
     let policy = match str_opt(&m.options, "match") {
         Ok(None) => MatchPolicy::Exact,
-        Ok(Some(s)) => match MatchPolicy::parse(s) {
-            Some(p) => p,
-            None => {
-                me.send(&error(
-                    code::SUBSCRIBE,
-                    m.request,
-                    uris::INVALID_ARGUMENT,
-                    &format!("unknown match policy `{s}`"),
-                ));
-                return;
-            }
-        },
+        Ok(Some(s)) => MatchPolicy::parse(s).ok_or_else(|| {
+            Refusal::new(
+                uris::INVALID_ARGUMENT,
+                format!("unknown match policy `{s}`"),
+            )
+        })?,
         Err(_) => {
-            me.send(&error(
-                code::SUBSCRIBE,
-                m.request,
+            return Err(Refusal::new(
                 uris::INVALID_ARGUMENT,
                 "option `match` must be a string",
-            ));
-            return;
+            ))
         }
     };
-    let Ok(get_retained) = bool_opt(&m.options, "get_retained", false) else {
-        me.send(&error(
-            code::SUBSCRIBE,
-            m.request,
+    let get_retained = bool_opt(&m.options, "get_retained", false).map_err(|_| {
+        Refusal::new(
             uris::INVALID_ARGUMENT,
             "option `get_retained` must be a boolean",
-        ));
-        return;
-    };
+        )
+    })?;
     if !m.topic.is_valid(j.realm.uri_check, policy) {
-        me.send(&error(
-            code::SUBSCRIBE,
-            m.request,
+        return Err(Refusal::new(
             uris::INVALID_URI,
-            &format!("invalid {} topic URI `{}`", policy.as_str(), m.topic),
+            format!("invalid {} topic URI `{}`", policy.as_str(), m.topic),
         ));
-        return;
     }
     let request = m.request;
     let sub = j
@@ -150,9 +132,10 @@ pub(super) fn subscribe(j: &mut Joined, m: Subscribe) {
         j.realm.broker.send_retained(me, &sub);
     }
     j.subscriptions.insert(sub.id);
+    Ok(())
 }
 
-pub(super) fn unsubscribe(j: &mut Joined, m: Unsubscribe) {
+pub(super) fn unsubscribe(j: &mut Joined, m: Unsubscribe) -> Result<(), Refusal> {
     let me = &j.handle;
     match j.realm.broker.unsubscribe(me.id(), m.subscription) {
         Ok(()) => {
@@ -164,14 +147,11 @@ pub(super) fn unsubscribe(j: &mut Joined, m: Unsubscribe) {
                 }
                 .into(),
             );
+            Ok(())
         }
-        Err(_) => {
-            me.send(&error(
-                code::UNSUBSCRIBE,
-                m.request,
-                uris::NO_SUCH_SUBSCRIPTION,
-                &format!("no subscription {} for this session", m.subscription),
-            ));
-        }
-    };
+        Err(_) => Err(Refusal::new(
+            uris::NO_SUCH_SUBSCRIPTION,
+            format!("no subscription {} for this session", m.subscription),
+        )),
+    }
 }

@@ -1,9 +1,10 @@
-//! A WebSocket connection after the handshake: reads frames straight from the socket and
-//! writes a session's queued frames with vectored writes.
+//! A connection after its transport handshake, generic over the byte stream (TCP, Unix
+//! socket, TLS) and the framing (WebSocket, RawSocket): reads frames straight from the
+//! stream and writes a session's queued frames with vectored writes.
 //!
 //! Nothing is buffered while the connection is idle: reads go through a stack buffer (only
 //! an incomplete frame is kept), and outgoing payloads are written from the queue as they
-//! are, each behind a header formatted on the stack.
+//! are, each behind a header the framing formats on the stack.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -12,13 +13,12 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Bytes;
 
-use super::frames::{self, Decoder, FrameError, Inbound};
-use crate::session::outbound::Outbox;
+use super::framing::{FrameKind, Framing, FramingError, Inbound};
+use crate::close::CloseReason;
+use crate::peer::Outbox;
 
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 16 * 1024;
@@ -33,25 +33,25 @@ pub(crate) enum ReadEnd {
     /// The client sent a close frame.
     Close,
     /// The client broke the framing rules.
-    Frame(FrameError),
-    /// The TCP connection ended or failed.
+    Frame(FramingError),
+    /// The stream ended or failed.
     Gone,
 }
 
 /// A frame waiting to be written: either from the session's queue or a control frame.
 #[derive(Debug)]
 struct Control {
-    opcode: u8,
+    kind: FrameKind,
     payload: Bytes,
 }
 
-/// The server end of a WebSocket connection.
+/// The server end of a connection.
 #[derive(Debug)]
-pub(crate) struct Connection {
-    io: TcpStream,
-    decoder: Decoder,
-    /// The opcode of every queued frame (text for JSON, binary for MessagePack).
-    opcode: u8,
+pub(crate) struct Connection<S, F> {
+    io: S,
+    framing: F,
+    /// Bytes the handshake read past its end (frames sent before its answer): decoded first.
+    early: Vec<u8>,
     /// Frames taken from the outbox, oldest first.
     writing: VecDeque<Bytes>,
     /// The payload of the latest ping, to answer at the next frame boundary.
@@ -64,12 +64,14 @@ pub(crate) struct Connection {
     written: usize,
 }
 
-impl Connection {
-    pub(crate) fn new(io: TcpStream, binary: bool, max_message: usize) -> Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
+    /// A connection over `io` whose handshake is done; `early` holds any bytes the handshake
+    /// read beyond its end.
+    pub(crate) fn new(io: S, framing: F, early: Vec<u8>) -> Connection<S, F> {
         Connection {
             io,
-            decoder: Decoder::new(max_message),
-            opcode: if binary { frames::BINARY } else { frames::TEXT },
+            framing,
+            early,
             writing: VecDeque::new(),
             pong: None,
             control: None,
@@ -87,16 +89,21 @@ impl Connection {
     ) -> Poll<Option<ReadEnd>> {
         let mut buf = [const { MaybeUninit::<u8>::uninit() }; READ_CHUNK];
         let mut rb = ReadBuf::uninit(&mut buf);
-        if ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb)).is_err() {
-            return Poll::Ready(Some(ReadEnd::Gone));
-        }
-        let data = rb.filled();
-        if data.is_empty() {
-            return Poll::Ready(Some(ReadEnd::Gone));
-        }
+        let early = std::mem::take(&mut self.early);
+        let data = if early.is_empty() {
+            if ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb)).is_err() {
+                return Poll::Ready(Some(ReadEnd::Gone));
+            }
+            if rb.filled().is_empty() {
+                return Poll::Ready(Some(ReadEnd::Gone));
+            }
+            rb.filled()
+        } else {
+            &early[..]
+        };
         let mut end = None;
         let mut pong = None;
-        let fed = self.decoder.feed(data, |event| match event {
+        let fed = self.framing.feed(data, |event| match event {
             Inbound::Message(m) => {
                 let more = on(m);
                 if !more {
@@ -170,7 +177,7 @@ impl Connection {
         if self.offset == 0 && self.control.is_none() {
             if let Some(payload) = self.pong.take() {
                 self.control = Some(Box::new(Control {
-                    opcode: frames::PONG,
+                    kind: FrameKind::Pong,
                     payload,
                 }));
             }
@@ -180,12 +187,12 @@ impl Connection {
         let control = self
             .control
             .as_deref()
-            .map(|c| (c.opcode, &c.payload))
+            .map(|c| (c.kind, &c.payload))
             .into_iter();
-        let queued = self.writing.iter().map(|p| (self.opcode, p));
+        let queued = self.writing.iter().map(|p| (FrameKind::Message, p));
         let frames = control.chain(queued).take(WRITE_FRAMES);
-        for (head, (opcode, payload)) in heads.iter_mut().zip(frames.clone()) {
-            *head = frames::header(opcode, payload.len());
+        for (head, (kind, payload)) in heads.iter_mut().zip(frames.clone()) {
+            *head = self.framing.header(kind, payload.len());
         }
         let mut n = 0;
         let mut skip = self.offset;
@@ -208,8 +215,8 @@ impl Connection {
         // Retire what was written, frame by frame.
         loop {
             let len = match (&self.control, self.writing.front()) {
-                (Some(c), _) => frames::header(c.opcode, c.payload.len()).1 + c.payload.len(),
-                (None, Some(p)) => frames::header(self.opcode, p.len()).1 + p.len(),
+                (Some(c), _) => self.framing.header(c.kind, c.payload.len()).1 + c.payload.len(),
+                (None, Some(p)) => self.framing.header(FrameKind::Message, p.len()).1 + p.len(),
                 (None, None) => break,
             };
             let left = len - self.offset;
@@ -228,13 +235,12 @@ impl Connection {
     }
 
     /// Ends the connection: writes what is queued (for a killed session only the frame
-    /// already begun), a close frame with `code`, then half-closes and, if `wait`, reads until
-    /// the client sends its close frame or hangs up. All bounded by `timeout`.
+    /// already begun), the framing's close frame for `reason` (if it has one), then
+    /// half-closes and, if `wait`, reads until the client closes too. All bounded by `timeout`.
     pub(crate) async fn close(
         mut self,
         outbox: &Outbox,
-        code: CloseCode,
-        reason: &'static str,
+        reason: CloseReason,
         wait: bool,
         timeout: Duration,
     ) {
@@ -248,11 +254,13 @@ impl Connection {
                 std::future::poll_fn(|cx| self.poll_flush(cx, outbox)).await?;
             }
             self.pong = None;
-            self.control = Some(Box::new(Control {
-                opcode: frames::CLOSE,
-                payload: frames::close_payload(code, reason),
-            }));
-            std::future::poll_fn(|cx| self.poll_write_taken(cx)).await?;
+            if let Some(payload) = self.framing.close_payload(reason) {
+                self.control = Some(Box::new(Control {
+                    kind: FrameKind::Close,
+                    payload,
+                }));
+                std::future::poll_fn(|cx| self.poll_write_taken(cx)).await?;
+            }
             tokio::io::AsyncWriteExt::shutdown(&mut self.io).await?;
             if wait {
                 // So the socket is not reset with the client's last bytes unread.

@@ -1,6 +1,12 @@
-//! Transports: how bytes reach a session.
+//! Transports: byte streams and their framings, nothing about WAMP state.
+//!
+//! - [`framing`]: what the connection driver needs of a framing.
+//! - [`connection`]: one connection's reads and vectored writes, generic over the stream
+//!   (TCP, Unix socket, TLS later) and the framing.
+//! - [`websocket`]: the HTTP upgrade (on any stream) and RFC 6455 framing.
+//! - [`rawsocket`]: the WAMP RawSocket handshake and length-prefixed framing.
 
 pub(crate) mod connection;
-pub(crate) mod frames;
-mod request;
+pub(crate) mod framing;
+pub(crate) mod rawsocket;
 pub(crate) mod websocket;

@@ -3,13 +3,13 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio_tungstenite::tungstenite::Bytes;
+use bytes::Bytes;
 use tracing::warn;
 use wamp_proto::{Id, Message, SequentialIds, Serializer};
 
+use super::calls::{Calls, Invocations};
 use super::features::PeerFeatures;
-use super::outbound::{encode_frame, Outbox, Refused};
-use crate::dealer::inflight::{Calls, Invocations};
+use super::outbox::{encode_frame, Outbox, Refused};
 
 /// The shared part of a session.
 pub(crate) struct SessionShared {
@@ -32,6 +32,8 @@ pub(crate) struct SessionShared {
     pub(crate) calls: Mutex<Calls>,
     /// What the peer announced in HELLO.
     pub(crate) features: PeerFeatures,
+    /// The longest frame the peer accepts (RawSocket announces one; WebSocket: unbounded).
+    max_frame: usize,
 }
 
 /// A cheap, cloneable reference to a session (an `Arc`).
@@ -57,6 +59,7 @@ impl SessionHandle {
         authrole: Arc<str>,
         outbox: Arc<Outbox>,
         features: PeerFeatures,
+        max_frame: usize,
     ) -> SessionHandle {
         SessionHandle(Arc::new(SessionShared {
             id,
@@ -69,6 +72,7 @@ impl SessionHandle {
             invocations: Mutex::new(Invocations::default()),
             calls: Mutex::new(Calls::default()),
             features,
+            max_frame,
         }))
     }
 
@@ -87,13 +91,18 @@ impl SessionHandle {
     }
 
     /// Queues an already-encoded frame without waiting. A full queue marks the session as a
-    /// slow consumer and drops it; returns whether the frame was queued.
+    /// slow consumer and drops it; a frame longer than the peer accepts is dropped and logged.
+    /// Returns whether the frame was queued.
     pub(crate) fn send_frame(&self, frame: Bytes) -> bool {
         if self
             .0
             .said_goodbye
             .load(std::sync::atomic::Ordering::Acquire)
         {
+            return false;
+        }
+        if frame.len() > self.0.max_frame {
+            warn!(session = %self.0.id, len = frame.len(), max = self.0.max_frame, "message longer than the peer accepts; not sent");
             return false;
         }
         match self.0.outbox.push(frame) {

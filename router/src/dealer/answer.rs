@@ -1,5 +1,5 @@
 //! How calls end: YIELD and ERROR from the callee, CANCEL from the caller, the timeout timer,
-//! and either side leaving. See [`crate::dealer::inflight`] for who owns the final answer.
+//! and either side leaving. See [`crate::peer::calls`] for who owns the final answer.
 
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -7,10 +7,8 @@ use wamp_proto::message::{code, Cancel, Error, Interrupt, Result as CallResult, 
 use wamp_proto::options::{bool_opt, dict, str_opt};
 use wamp_proto::{uris, Dict, Id, Message};
 
-use crate::dealer::inflight::PendingInvocation;
-use crate::session::handle::{lock, SessionHandle};
-use crate::session::handlers::error;
-use crate::session::Joined;
+use crate::error::{error, Refusal};
+use crate::peer::{lock, PendingInvocation, SessionHandle};
 
 /// CANCEL modes (ADV-02).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +34,7 @@ fn take_invocation(
     me: &SessionHandle,
     request: Id,
     what: &str,
-) -> Result<Option<PendingInvocation>, String> {
+) -> Result<Option<PendingInvocation>, Refusal> {
     let taken = lock(&me.shared().invocations)
         .pending
         .remove(&request.get());
@@ -47,20 +45,21 @@ fn take_invocation(
         }
         // Issued earlier but already answered, canceled, timed out, or its caller left.
         None if request.get() <= me.shared().next_invocation.last() => Ok(None),
-        None => Err(format!(
+        None => Err(Refusal::violation(format!(
             "{what} for invocation {request}, which was never issued"
-        )),
+        ))),
     }
 }
 
-/// Handles a YIELD; `Err` is a protocol violation.
-pub(in crate::session) fn on_yield(j: &mut Joined, m: Yield) -> Result<(), String> {
+/// Handles a YIELD from callee `me`: one entry point for a call's replies (with [`on_error`]).
+/// `Err` is a protocol violation.
+pub(crate) fn on_yield(me: &SessionHandle, m: Yield) -> Result<(), Refusal> {
     let progress = bool_opt(&m.options, "progress", false)
-        .map_err(|_| "YIELD option `progress` must be a boolean".to_owned())?;
+        .map_err(|_| Refusal::violation("YIELD option `progress` must be a boolean"))?;
     if progress {
-        return progressive_yield(&j.handle, m);
+        return progressive_yield(me, m);
     }
-    if let Some(p) = take_invocation(&j.handle, m.request, "YIELD")? {
+    if let Some(p) = take_invocation(me, m.request, "YIELD")? {
         p.caller.send(
             &CallResult {
                 request: p.caller_request,
@@ -74,16 +73,16 @@ pub(in crate::session) fn on_yield(j: &mut Joined, m: Yield) -> Result<(), Strin
 }
 
 /// A progressive result: forwarded only if the caller asked; the call stays open.
-fn progressive_yield(me: &SessionHandle, m: Yield) -> Result<(), String> {
+fn progressive_yield(me: &SessionHandle, m: Yield) -> Result<(), Refusal> {
     let mut inv = lock(&me.shared().invocations);
     let Some(p) = inv.pending.get_mut(&m.request.get()) else {
         return if m.request.get() <= me.shared().next_invocation.last() {
             Ok(())
         } else {
-            Err(format!(
+            Err(Refusal::violation(format!(
                 "YIELD for invocation {}, which was never issued",
                 m.request
-            ))
+            )))
         };
     };
     // The timeout bounds the gap between results (ADV-01).
@@ -105,14 +104,14 @@ fn progressive_yield(me: &SessionHandle, m: Yield) -> Result<(), String> {
 }
 
 /// Handles an ERROR from a client; `Err` is a protocol violation.
-pub(in crate::session) fn on_error(j: &mut Joined, m: Error) -> Result<(), String> {
+pub(crate) fn on_error(me: &SessionHandle, m: Error) -> Result<(), Refusal> {
     if m.request_type != code::INVOCATION {
-        return Err(format!(
+        return Err(Refusal::violation(format!(
             "ERROR for request type {} (a client may only answer INVOCATION)",
             m.request_type
-        ));
+        )));
     }
-    if let Some(p) = take_invocation(&j.handle, m.request, "ERROR")? {
+    if let Some(p) = take_invocation(me, m.request, "ERROR")? {
         p.caller.send(
             &Error {
                 request_type: code::CALL,
@@ -129,16 +128,17 @@ pub(in crate::session) fn on_error(j: &mut Joined, m: Error) -> Result<(), Strin
 
 /// Handles a CANCEL; unknown or finished calls and repeated CANCELs are ignored. `Err` (an
 /// unknown mode) is a protocol violation, as in autobahn.
-pub(in crate::session) fn cancel(j: &mut Joined, m: Cancel) -> Result<(), String> {
+pub(crate) fn cancel(me: &SessionHandle, m: Cancel) -> Result<(), Refusal> {
     let mode = match str_opt(&m.options, "mode") {
         // Δ: autobahn sends `{}`, and Crossbar then behaves like killnowait.
         Ok(None | Some("killnowait")) => Mode::KillNoWait,
         Ok(Some("kill")) => Mode::Kill,
         Ok(Some("skip")) => Mode::Skip,
-        Ok(Some(other)) => return Err(format!("unknown CANCEL mode `{other}`")),
-        Err(_) => return Err("CANCEL option `mode` must be a string".into()),
+        Ok(Some(other)) => {
+            return Err(Refusal::violation(format!("unknown CANCEL mode `{other}`")))
+        }
+        Err(_) => return Err(Refusal::violation("CANCEL option `mode` must be a string")),
     };
-    let me = &j.handle;
     let Some(c) = lock(&me.shared().calls)
         .active
         .get(&m.request.get())
@@ -222,7 +222,7 @@ pub(super) fn spawn_timer(callee: SessionHandle, invocation: Id, deadline: Insta
 
 /// A leaving callee: every caller still waiting gets ERROR `canceled` at once (a progressive
 /// stream ends with it).
-pub(in crate::session) fn fail_pending_invocations(me: &SessionHandle) {
+pub(crate) fn fail_pending_invocations(me: &SessionHandle) {
     let pending = {
         let mut inv = lock(&me.shared().invocations);
         inv.closed = true;
@@ -241,7 +241,7 @@ pub(in crate::session) fn fail_pending_invocations(me: &SessionHandle) {
 
 /// A leaving caller: its calls are forgotten (late answers are ignored) and callees that
 /// support canceling get INTERRUPT killnowait.
-pub(in crate::session) fn forget_pending_calls(me: &SessionHandle) {
+pub(crate) fn forget_pending_calls(me: &SessionHandle) {
     let calls = std::mem::take(&mut lock(&me.shared().calls).active);
     for c in calls.into_values() {
         let taken = lock(&c.callee.shared().invocations)

@@ -5,11 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 
-use tokio_tungstenite::tungstenite::Bytes;
+use bytes::Bytes;
 use wamp_proto::{EncodeError, Encoded, Message, Serializer};
 
-/// Encodes a message into a frame payload for `ser` (the connection knows the frame type:
-/// text for JSON, binary for MessagePack).
+/// Encodes a message into a frame payload for `ser` (the framing knows the frame type).
 pub(crate) fn encode_frame(ser: Serializer, msg: &Message) -> Result<Bytes, EncodeError> {
     Ok(match ser.encode(msg)? {
         Encoded::Text(s) => Bytes::from(s.into_bytes()),
@@ -64,6 +63,27 @@ impl Outbox {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The outbox of a connection's next session (after GOODBYE, on the same transport):
+    /// `old` accepts nothing more, and what it still holds goes first in the new one.
+    pub(crate) fn succeed(old: &Outbox) -> Outbox {
+        let mut g = old.lock();
+        g.closed = true;
+        let inner = Inner {
+            queue: std::mem::take(&mut g.queue),
+            taken: g.taken,
+            waker: g.waker.take(),
+            parked: std::mem::take(&mut g.parked),
+            killed: None,
+            closed: false,
+        };
+        drop(g);
+        Outbox {
+            inner: Mutex::new(inner),
+            killed: AtomicBool::new(false),
+            capacity: old.capacity,
+        }
     }
 
     /// Queues a frame payload without waiting.
@@ -197,6 +217,18 @@ mod tests {
         assert_eq!(q.push(Bytes::from_static(b"c")), Ok(()));
         q.close();
         assert_eq!(q.push(Bytes::from_static(b"d")), Err(Refused::Closed));
+    }
+
+    #[test]
+    fn a_successor_keeps_what_is_queued_and_the_predecessor_takes_nothing_more() {
+        let q = Outbox::new(4);
+        q.push(Bytes::from_static(b"goodbye")).unwrap();
+        let next = Outbox::succeed(&q);
+        assert_eq!(q.push(Bytes::from_static(b"late")), Err(Refused::Closed));
+        next.push(Bytes::from_static(b"welcome")).unwrap();
+        let mut local = VecDeque::new();
+        next.take(&mut local, 0);
+        assert_eq!(local, [&b"goodbye"[..], &b"welcome"[..]]);
     }
 
     #[test]

@@ -1,23 +1,14 @@
-//! RPC messages on an established session: REGISTER and UNREGISTER here, CALL (new calls and
-//! progressive chunks) in [`call`], and the answers, CANCEL, timeouts and the cleanup of
-//! in-flight calls when a caller or callee leaves in [`answer`].
+//! REGISTER and UNREGISTER on an established session. CALLs and their answers go to the
+//! dealer's call lifecycle (`dealer::call`, `dealer::answer`).
 
-mod answer;
-mod call;
-
-use wamp_proto::message::{code, Register, Registered, Unregister, Unregistered};
+use wamp_proto::message::{Register, Registered, Unregister, Unregistered};
 use wamp_proto::options::{bool_opt, dict, str_opt};
 use wamp_proto::{uris, Dict, MatchPolicy};
 
-use super::features::PeerFeatures;
-use super::handlers::error;
-use super::Joined;
+use super::core::Joined;
 use crate::dealer::{InvokePolicy, RegisterError, RegisterOptions, MAX_WILDCARD_COMPONENTS};
-
-pub(super) use answer::{
-    cancel, fail_pending_invocations, forget_pending_calls, on_error, on_yield,
-};
-pub(super) use call::call;
+use crate::error::Refusal;
+use crate::peer::PeerFeatures;
 
 /// The reason in a revocation UNREGISTERED ([AB]/[CB]).
 const UNREGISTERED_REASON: &str = "wamp.error.unregistered";
@@ -40,30 +31,17 @@ fn register_options(o: &Dict) -> Result<RegisterOptions, String> {
     })
 }
 
-pub(super) fn register(j: &mut Joined, m: Register) {
+pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
     let me = &j.handle;
-    let o = match register_options(&m.options) {
-        Ok(o) => o,
-        Err(why) => {
-            me.send(&error(
-                code::REGISTER,
-                m.request,
-                uris::INVALID_ARGUMENT,
-                &why,
-            ));
-            return;
-        }
-    };
+    let o =
+        register_options(&m.options).map_err(|why| Refusal::new(uris::INVALID_ARGUMENT, why))?;
     let too_deep = o.policy == MatchPolicy::Wildcard
         && m.procedure.as_str().split('.').count() > MAX_WILDCARD_COMPONENTS;
     if too_deep || !m.procedure.is_valid(j.realm.uri_check, o.policy) || m.procedure.is_reserved() {
-        me.send(&error(
-            code::REGISTER,
-            m.request,
+        return Err(Refusal::new(
             uris::INVALID_URI,
-            &format!("invalid procedure URI `{}`", m.procedure),
+            format!("invalid procedure URI `{}`", m.procedure),
         ));
-        return;
     }
     let request = m.request;
     let registered = j
@@ -100,7 +78,7 @@ pub(super) fn register(j: &mut Joined, m: Register) {
                     );
                 }
             }
-            return;
+            return Ok(());
         }
         Err(RegisterError::AlreadyExists) => {
             format!("procedure `{}` is already registered", m.procedure)
@@ -113,15 +91,10 @@ pub(super) fn register(j: &mut Joined, m: Register) {
             p.as_str()
         ),
     };
-    me.send(&error(
-        code::REGISTER,
-        m.request,
-        uris::PROCEDURE_ALREADY_EXISTS,
-        &why,
-    ));
+    Err(Refusal::new(uris::PROCEDURE_ALREADY_EXISTS, why))
 }
 
-pub(super) fn unregister(j: &mut Joined, m: Unregister) {
+pub(super) fn unregister(j: &mut Joined, m: Unregister) -> Result<(), Refusal> {
     let me = &j.handle;
     match j.realm.dealer.unregister(me.id(), m.registration) {
         Ok(()) => {
@@ -133,14 +106,11 @@ pub(super) fn unregister(j: &mut Joined, m: Unregister) {
                 }
                 .into(),
             );
+            Ok(())
         }
-        Err(_) => {
-            me.send(&error(
-                code::UNREGISTER,
-                m.request,
-                uris::NO_SUCH_REGISTRATION,
-                &format!("no registration {} for this session", m.registration),
-            ));
-        }
+        Err(_) => Err(Refusal::new(
+            uris::NO_SUCH_REGISTRATION,
+            format!("no registration {} for this session", m.registration),
+        )),
     }
 }

@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use wamp_proto::Id;
 
-use crate::session::handle::SessionHandle;
+use super::SessionHandle;
 
 /// A call waiting for its callee's answer, stored on the callee's session.
 #[derive(Debug)]

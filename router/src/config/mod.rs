@@ -3,16 +3,20 @@
 //! `config/router.toml` documents every option; [`DEFAULT_CONFIG`] is embedded in the binary.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Deserialize;
 use thiserror::Error;
 use wamp_proto::{MatchPolicy, Serializer, UriCheck};
 
+mod transport;
+
+pub use transport::{Listen, RawSocketTransport, TransportConfig, WebSocketTransport};
+use transport::{Locator, TransportFile};
+
 /// The configuration used when no file is given: WebSocket on 127.0.0.1:8080 path `/ws`,
 /// json + msgpack, realm `realm1` with anonymous access.
-pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
 
 /// A configuration error, naming the file, the key and the line.
 #[derive(Debug, Error)]
@@ -29,18 +33,26 @@ pub struct ConfigError {
 }
 
 /// The whole router configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Router-wide limits and timeouts.
-    #[serde(default)]
     pub router: RouterOptions,
     /// The listening transports.
-    #[serde(default, rename = "transport")]
     pub transports: Vec<TransportConfig>,
     /// The realms clients may join.
-    #[serde(default, rename = "realm")]
     pub realms: Vec<RealmConfig>,
+}
+
+/// The file as written: transports are checked against their `type` after parsing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    router: RouterOptions,
+    #[serde(default, rename = "transport")]
+    transports: Vec<TransportFile>,
+    #[serde(default, rename = "realm")]
+    realms: Vec<RealmConfig>,
 }
 
 /// Router-wide options (`[router]`).
@@ -64,37 +76,6 @@ impl Default for RouterOptions {
             handshake_timeout_ms: 10_000,
         }
     }
-}
-
-/// The kind of a transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportKind {
-    /// WebSocket (RFC 6455) with WAMP subprotocols.
-    Websocket,
-}
-
-/// One listening transport (`[[transport]]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TransportConfig {
-    /// The transport kind.
-    #[serde(rename = "type", default = "default_kind")]
-    pub kind: TransportKind,
-    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
-    pub bind: SocketAddr,
-    /// The HTTP path of the WebSocket endpoint.
-    #[serde(default = "default_path")]
-    pub path: String,
-    /// Serializers offered, as `json` / `msgpack`.
-    #[serde(default = "default_serializers")]
-    pub serializers: Vec<SerializerName>,
-    /// The largest WAMP message accepted, in bytes.
-    #[serde(default = "default_max_message_size")]
-    pub max_message_size: usize,
-    /// Allowed `Origin` header values; `*` wildcards are allowed. Empty or absent allows all.
-    #[serde(default)]
-    pub allowed_origins: Vec<String>,
 }
 
 /// A serializer name in the configuration.
@@ -170,27 +151,9 @@ impl<'de> Deserialize<'de> for MatchName {
     }
 }
 
-fn default_kind() -> TransportKind {
-    TransportKind::Websocket
-}
-fn default_path() -> String {
-    "/ws".to_owned()
-}
-fn default_serializers() -> Vec<SerializerName> {
-    vec![
-        SerializerName(Serializer::Json),
-        SerializerName(Serializer::MsgPack),
-    ]
-}
-fn default_max_message_size() -> usize {
-    16 * 1024 * 1024
-}
 fn yes() -> bool {
     true
 }
-
-/// Smallest and largest accepted `max_message_size` (as Crossbar: 1 B to 64 MiB).
-const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 1..=64 * 1024 * 1024;
 
 impl Config {
     /// The embedded default configuration.
@@ -216,7 +179,7 @@ impl Config {
     /// Parses and validates a configuration from TOML text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
         let de = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let file_config: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             ConfigError {
@@ -226,6 +189,25 @@ impl Config {
                 message: inner.message().to_owned(),
             }
         })?;
+        let locate = Locator { text, file };
+        if file_config.transports.is_empty() {
+            return Err(locate.error(
+                "transport".into(),
+                0,
+                "at least one [[transport]] is required".into(),
+            ));
+        }
+        let transports = file_config
+            .transports
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| t.check(i, &locate))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = Config {
+            router: file_config.router,
+            transports,
+            realms: file_config.realms,
+        };
         config.validate(text, file)?;
         Ok(config)
     }
@@ -243,36 +225,6 @@ impl Config {
                 "outbound_queue",
                 "must be at least 1".into(),
             ));
-        }
-        if self.transports.is_empty() {
-            return Err(err(
-                "transport".into(),
-                "",
-                "at least one [[transport]] is required".into(),
-            ));
-        }
-        for (i, t) in self.transports.iter().enumerate() {
-            if !t.path.starts_with('/') {
-                return Err(err(
-                    format!("transport[{i}].path"),
-                    &t.path,
-                    format!("`{}` must start with `/`", t.path),
-                ));
-            }
-            if t.serializers.is_empty() {
-                return Err(err(
-                    format!("transport[{i}].serializers"),
-                    "serializers",
-                    "at least one serializer is required".into(),
-                ));
-            }
-            if !MESSAGE_SIZE_RANGE.contains(&t.max_message_size) {
-                return Err(err(
-                    format!("transport[{i}].max_message_size"),
-                    "max_message_size",
-                    format!("{} is out of range 1..=67108864 bytes", t.max_message_size),
-                ));
-            }
         }
         if self.realms.is_empty() {
             return Err(err(
@@ -323,7 +275,7 @@ impl Config {
 }
 
 /// The 1-based line of byte offset `pos` in `text`.
-fn line_of(text: &str, pos: usize) -> usize {
+pub(crate) fn line_of(text: &str, pos: usize) -> usize {
     text.get(..pos).map_or(0, |t| t.matches('\n').count() + 1)
 }
 
@@ -342,14 +294,21 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let c = Config::from_toml(DEFAULT_CONFIG, "default").unwrap();
-        assert_eq!(c.transports[0].bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.transports[0].path, "/ws");
+        let TransportConfig::WebSocket(ws) = &c.transports[0] else {
+            panic!("the first transport is WebSocket");
+        };
+        assert_eq!(ws.listen, Listen::Tcp("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(ws.path, "/ws");
+        let TransportConfig::RawSocket(rs) = &c.transports[1] else {
+            panic!("the second transport is RawSocket");
+        };
+        assert_eq!(rs.listen, Listen::Tcp("127.0.0.1:8081".parse().unwrap()));
         assert_eq!(c.realms[0].name, "realm1");
     }
 
     #[test]
     fn documented_example_is_valid() {
-        Config::from_toml(include_str!("../../config/router.toml"), "router.toml").unwrap();
+        Config::from_toml(include_str!("../../../config/router.toml"), "router.toml").unwrap();
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! WebSocket framing (RFC 6455) for the server side, after the handshake.
 //!
-//! [`Decoder`] turns bytes read from a client into messages and control events: it unmasks,
+//! [`WebSocketFraming`] turns bytes read from a client into messages and control events: it unmasks,
 //! reassembles fragmented messages, enforces the size limit and validates text as UTF-8.
 //! Only an incomplete frame (or fragmented message) is kept between reads, so an idle
 //! connection holds no buffer. [`header`] formats the header of an unmasked server frame.
 
 use std::io::Cursor;
 
+use bytes::Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-use tokio_tungstenite::tungstenite::Bytes;
+
+use crate::close::CloseReason;
+use crate::transport::framing::{FrameKind, Framing, FramingError, Inbound, Parsed, Partial};
 
 /// The text opcode.
 pub(crate) const TEXT: u8 = 0x1;
@@ -23,49 +26,6 @@ pub(crate) const PONG: u8 = 0xA;
 /// The largest payload of a control frame.
 const MAX_CONTROL: u64 = 125;
 
-/// What a client sent, frame by frame.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Inbound {
-    /// A complete text or binary message.
-    Message(Bytes),
-    /// A ping, to be answered with a pong carrying the same payload.
-    Ping(Bytes),
-    /// The client started the closing handshake.
-    Close,
-}
-
-/// Why the connection must be closed; each maps to a close code.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum FrameError {
-    /// A message longer than the configured maximum (1009).
-    TooLarge,
-    /// A text message that is not UTF-8 (1007).
-    InvalidUtf8,
-    /// Anything else RFC 6455 forbids (1002).
-    Protocol(&'static str),
-}
-
-impl FrameError {
-    /// The close code to send.
-    pub(crate) fn close_code(&self) -> CloseCode {
-        match self {
-            FrameError::TooLarge => CloseCode::Size,
-            FrameError::InvalidUtf8 => CloseCode::Invalid,
-            FrameError::Protocol(_) => CloseCode::Protocol,
-        }
-    }
-}
-
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::TooLarge => f.write_str("message too large"),
-            FrameError::InvalidUtf8 => f.write_str("text message is not UTF-8"),
-            FrameError::Protocol(why) => f.write_str(why),
-        }
-    }
-}
-
 /// A fragmented message being reassembled.
 #[derive(Debug)]
 struct Fragments {
@@ -73,101 +33,107 @@ struct Fragments {
     data: Vec<u8>,
 }
 
-/// Incremental decoder of client frames.
+/// WebSocket framing of the server side: an incremental decoder of client frames, and the
+/// headers of unmasked server frames (text for JSON, binary for MessagePack).
 #[derive(Debug)]
-pub(crate) struct Decoder {
+pub(crate) struct WebSocketFraming {
     max_message: usize,
-    /// The bytes of an incomplete frame; empty (unallocated) between frames.
-    partial: Vec<u8>,
+    /// The opcode of WAMP messages sent.
+    opcode: u8,
+    partial: Partial,
     fragments: Option<Box<Fragments>>,
 }
 
-impl Decoder {
-    pub(crate) fn new(max_message: usize) -> Decoder {
-        Decoder {
+impl WebSocketFraming {
+    /// Framing for messages up to `max_message` bytes, sent as binary frames if `binary`.
+    pub(crate) fn new(max_message: usize, binary: bool) -> WebSocketFraming {
+        WebSocketFraming {
             max_message,
-            partial: Vec::new(),
+            opcode: if binary { BINARY } else { TEXT },
+            partial: Partial::default(),
             fragments: None,
         }
     }
+}
 
-    /// Decodes `data` (after any incomplete frame from earlier reads), handing each event to
-    /// `on` until it returns false. Returns whether `on` wants more.
-    pub(crate) fn feed(
+impl Framing for WebSocketFraming {
+    const NAME: &'static str = "websocket";
+
+    fn feed(
         &mut self,
         data: &[u8],
         mut on: impl FnMut(Inbound) -> bool,
-    ) -> Result<bool, FrameError> {
+    ) -> Result<bool, FramingError> {
         let mut partial = std::mem::take(&mut self.partial);
-        let buffered = !partial.is_empty();
-        if buffered {
-            partial.extend_from_slice(data);
-        }
-        let buf: &[u8] = if buffered { &partial } else { data };
-        let mut pos = 0;
-        let mut more = true;
-        let mut wanted = 0;
-        while more {
-            let rest = &buf[pos..];
+        let fed = partial.feed(data, |rest| {
             let mut cursor = Cursor::new(rest);
             let parsed = FrameHeader::parse(&mut cursor)
-                .map_err(|_| FrameError::Protocol("invalid frame header"))?;
+                .map_err(|_| FramingError::Protocol("invalid frame header"))?;
             let Some((header, len)) = parsed else {
-                break;
+                return Ok(Parsed::Incomplete { wanted: 0 });
             };
             self.check(&header, len)?;
             // `check` bounded `len` by the message limit, which fits in memory.
             let start = cursor.position() as usize;
             let end = start + len as usize;
             if rest.len() < end {
-                wanted = end;
-                break;
+                return Ok(Parsed::Incomplete { wanted: end });
             }
             let payload = unmask(&rest[start..end], header.mask);
-            pos += end;
-            if let Some(event) = self.on_frame(&header, payload)? {
-                more = on(event);
-            }
-        }
-        if !more {
-            return Ok(false);
-        }
-        if buffered {
-            partial.drain(..pos);
-            if !partial.is_empty() {
-                partial.reserve(wanted.saturating_sub(partial.len()));
-                self.partial = partial;
-            }
-        } else if pos < data.len() {
-            let mut keep = Vec::with_capacity(wanted.max(data.len() - pos));
-            keep.extend_from_slice(&data[pos..]);
-            self.partial = keep;
-        }
-        Ok(true)
+            let more = match self.on_frame(&header, payload)? {
+                Some(event) => on(event),
+                None => true,
+            };
+            Ok(Parsed::Frame { used: end, more })
+        });
+        self.partial = partial;
+        fed
     }
 
+    fn header(&self, kind: FrameKind, len: usize) -> ([u8; 10], usize) {
+        let opcode = match kind {
+            FrameKind::Message => self.opcode,
+            FrameKind::Pong => PONG,
+            FrameKind::Close => CLOSE,
+        };
+        header(opcode, len)
+    }
+
+    fn close_payload(&self, reason: CloseReason) -> Option<Bytes> {
+        let (code, text) = match reason {
+            CloseReason::Normal | CloseReason::ProtocolViolation => (CloseCode::Normal, ""),
+            CloseReason::SlowConsumer => (CloseCode::Policy, "slow consumer"),
+            CloseReason::TooLarge => (CloseCode::Size, ""),
+            CloseReason::InvalidPayload => (CloseCode::Invalid, ""),
+            CloseReason::FramingError => (CloseCode::Protocol, ""),
+        };
+        Some(close_payload(code, text))
+    }
+}
+
+impl WebSocketFraming {
     /// Rejects what RFC 6455 forbids of a client frame, and messages over the limit.
-    fn check(&self, h: &FrameHeader, len: u64) -> Result<(), FrameError> {
+    fn check(&self, h: &FrameHeader, len: u64) -> Result<(), FramingError> {
         if h.rsv1 || h.rsv2 || h.rsv3 {
-            return Err(FrameError::Protocol(
+            return Err(FramingError::Protocol(
                 "reserved bits set without an extension",
             ));
         }
         if h.mask.is_none() {
-            return Err(FrameError::Protocol("unmasked frame from a client"));
+            return Err(FramingError::Protocol("unmasked frame from a client"));
         }
         match h.opcode {
             OpCode::Control(_) if !h.is_final => {
-                Err(FrameError::Protocol("fragmented control frame"))
+                Err(FramingError::Protocol("fragmented control frame"))
             }
             OpCode::Control(_) if len > MAX_CONTROL => {
-                Err(FrameError::Protocol("control frame too long"))
+                Err(FramingError::Protocol("control frame too long"))
             }
             OpCode::Control(_) => Ok(()),
             OpCode::Data(_) => {
                 let before = self.fragments.as_ref().map_or(0, |f| f.data.len() as u64);
                 if before.saturating_add(len) > self.max_message as u64 {
-                    Err(FrameError::TooLarge)
+                    Err(FramingError::TooLarge)
                 } else {
                     Ok(())
                 }
@@ -179,14 +145,16 @@ impl Decoder {
         &mut self,
         h: &FrameHeader,
         payload: Vec<u8>,
-    ) -> Result<Option<Inbound>, FrameError> {
+    ) -> Result<Option<Inbound>, FramingError> {
         let (text, data) = match h.opcode {
             OpCode::Control(Control::Close) => return Ok(Some(Inbound::Close)),
             OpCode::Control(Control::Ping) => return Ok(Some(Inbound::Ping(payload.into()))),
             OpCode::Control(_) => return Ok(None),
             OpCode::Data(Data::Continue) => {
                 let Some(f) = self.fragments.as_mut() else {
-                    return Err(FrameError::Protocol("continuation frame without a message"));
+                    return Err(FramingError::Protocol(
+                        "continuation frame without a message",
+                    ));
                 };
                 f.data.extend_from_slice(&payload);
                 if !h.is_final {
@@ -199,7 +167,9 @@ impl Decoder {
             }
             OpCode::Data(d) => {
                 if self.fragments.is_some() {
-                    return Err(FrameError::Protocol("new message inside a fragmented one"));
+                    return Err(FramingError::Protocol(
+                        "new message inside a fragmented one",
+                    ));
                 }
                 let text = d == Data::Text;
                 if !h.is_final {
@@ -213,7 +183,7 @@ impl Decoder {
             }
         };
         if text && std::str::from_utf8(&data).is_err() {
-            return Err(FrameError::InvalidUtf8);
+            return Err(FramingError::InvalidUtf8);
         }
         Ok(Some(Inbound::Message(data.into())))
     }
@@ -288,7 +258,7 @@ mod tests {
         f
     }
 
-    fn decode(d: &mut Decoder, data: &[u8]) -> Result<Vec<Inbound>, FrameError> {
+    fn decode(d: &mut WebSocketFraming, data: &[u8]) -> Result<Vec<Inbound>, FramingError> {
         let mut out = Vec::new();
         d.feed(data, |e| {
             out.push(e);
@@ -307,7 +277,7 @@ mod tests {
         wire.extend(frame(true, BINARY, &[7u8; 300]));
         wire.extend(frame(true, 0x9, b"p"));
         for cut in 0..wire.len() {
-            let mut d = Decoder::new(1024);
+            let mut d = WebSocketFraming::new(1024, false);
             let mut got = decode(&mut d, &wire[..cut]).unwrap();
             got.extend(decode(&mut d, &wire[cut..]).unwrap());
             assert_eq!(
@@ -319,7 +289,7 @@ mod tests {
                 ],
                 "cut at {cut}"
             );
-            assert!(d.partial.is_empty() && d.partial.capacity() == 0);
+            assert!(d.partial.is_unallocated());
         }
     }
 
@@ -329,7 +299,7 @@ mod tests {
         wire.extend(frame(true, 0x9, b""));
         wire.extend(frame(false, 0x0, b"ll"));
         wire.extend(frame(true, 0x0, b"o"));
-        let mut d = Decoder::new(1024);
+        let mut d = WebSocketFraming::new(1024, false);
         assert_eq!(
             decode(&mut d, &wire).unwrap(),
             vec![Inbound::Ping(Bytes::new()), msg(b"hello")]
@@ -338,52 +308,64 @@ mod tests {
 
     #[test]
     fn limits_and_protocol_errors() {
-        let mut d = Decoder::new(4);
+        let mut d = WebSocketFraming::new(4, false);
         assert_eq!(
             decode(&mut d, &frame(true, TEXT, b"12345")),
-            Err(FrameError::TooLarge)
+            Err(FramingError::TooLarge)
         );
         // The limit holds before the payload arrives.
         let big = frame(true, BINARY, &[0; 70_000]);
         assert_eq!(
-            decode(&mut Decoder::new(4), &big[..14]),
-            Err(FrameError::TooLarge)
+            decode(&mut WebSocketFraming::new(4, false), &big[..14]),
+            Err(FramingError::TooLarge)
         );
-        let mut d = Decoder::new(4);
+        let mut d = WebSocketFraming::new(4, false);
         let mut wire = frame(false, TEXT, b"123");
         wire.extend(frame(true, 0x0, b"45"));
-        assert_eq!(decode(&mut d, &wire), Err(FrameError::TooLarge));
+        assert_eq!(decode(&mut d, &wire), Err(FramingError::TooLarge));
         assert_eq!(
-            decode(&mut Decoder::new(64), &frame(true, TEXT, &[0xff, 0xfe])),
-            Err(FrameError::InvalidUtf8)
+            decode(
+                &mut WebSocketFraming::new(64, false),
+                &frame(true, TEXT, &[0xff, 0xfe])
+            ),
+            Err(FramingError::InvalidUtf8)
         );
         assert!(matches!(
-            decode(&mut Decoder::new(64), &frame(true, 0x0, b"x")),
-            Err(FrameError::Protocol(_))
+            decode(
+                &mut WebSocketFraming::new(64, false),
+                &frame(true, 0x0, b"x")
+            ),
+            Err(FramingError::Protocol(_))
         ));
         assert!(matches!(
-            decode(&mut Decoder::new(64), &frame(false, 0x9, b"x")),
-            Err(FrameError::Protocol(_))
+            decode(
+                &mut WebSocketFraming::new(64, false),
+                &frame(false, 0x9, b"x")
+            ),
+            Err(FramingError::Protocol(_))
         ));
         assert!(matches!(
-            decode(&mut Decoder::new(64), &[0x81, 0x01, b'x']),
-            Err(FrameError::Protocol(_))
+            decode(&mut WebSocketFraming::new(64, false), &[0x81, 0x01, b'x']),
+            Err(FramingError::Protocol(_))
         ));
         assert!(matches!(
-            decode(&mut Decoder::new(64), &[0x83, 0x80, 0, 0, 0, 0]),
-            Err(FrameError::Protocol(_))
+            decode(
+                &mut WebSocketFraming::new(64, false),
+                &[0x83, 0x80, 0, 0, 0, 0]
+            ),
+            Err(FramingError::Protocol(_))
         ));
         let mut rsv = frame(true, TEXT, b"x");
         rsv[0] |= 0x40;
         assert!(matches!(
-            decode(&mut Decoder::new(64), &rsv),
-            Err(FrameError::Protocol(_))
+            decode(&mut WebSocketFraming::new(64, false), &rsv),
+            Err(FramingError::Protocol(_))
         ));
         let mut wire = frame(false, TEXT, b"a");
         wire.extend(frame(true, TEXT, b"b"));
         assert!(matches!(
-            decode(&mut Decoder::new(64), &wire),
-            Err(FrameError::Protocol(_))
+            decode(&mut WebSocketFraming::new(64, false), &wire),
+            Err(FramingError::Protocol(_))
         ));
     }
 
@@ -392,7 +374,7 @@ mod tests {
         let mut wire = frame(true, TEXT, b"a");
         wire.extend(frame(true, CLOSE, &[0x03, 0xe8]));
         wire.extend(frame(true, TEXT, b"b"));
-        let mut d = Decoder::new(64);
+        let mut d = WebSocketFraming::new(64, false);
         let mut seen = Vec::new();
         let more = d
             .feed(&wire, |e| {

@@ -4,17 +4,14 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use wamp_proto::message::{code, Call, Invocation};
+use wamp_proto::message::{Call, Invocation};
 use wamp_proto::options::bool_opt;
-use wamp_proto::{uris, Dict, Id, MatchPolicy, Value};
+use wamp_proto::{uris, Dict, Id, MatchPolicy, UriCheck, Value};
 
 use super::answer::spawn_timer;
-use crate::dealer::inflight::{OutgoingCall, PendingInvocation};
-use crate::dealer::{Callee, Registration};
-use crate::session::features::PeerFeatures;
-use crate::session::handle::{lock, SessionHandle};
-use crate::session::handlers::error;
-use crate::session::Joined;
+use super::{Callee, Dealer, Registration};
+use crate::error::Refusal;
+use crate::peer::{lock, OutgoingCall, PeerFeatures, PendingInvocation, SessionHandle};
 
 /// The CALL options the dealer acts on; a bad type is answered with `invalid_argument`.
 struct CallOptions {
@@ -39,20 +36,25 @@ fn call_options(o: &Dict) -> Result<CallOptions, String> {
     })
 }
 
-/// Handles a CALL; `Err` is a protocol violation.
-pub(in crate::session) fn call(j: &mut Joined, m: Call) -> Result<(), String> {
-    let me = &j.handle;
+/// Routes a CALL from `me`: the one entry point of a call's dispatch (a cluster backplane
+/// hooks here). `Err` is the caller's answer: an ERROR, or a protocol violation.
+pub(crate) fn call(
+    me: &SessionHandle,
+    dealer: &Dealer,
+    uri_check: UriCheck,
+    m: Call,
+) -> Result<(), Refusal> {
     let progress = bool_opt(&m.options, "progress", false)
-        .map_err(|_| "CALL option `progress` must be a boolean".to_owned())?;
+        .map_err(|_| Refusal::violation("CALL option `progress` must be a boolean"))?;
     let stream = {
         let mut calls = lock(&me.shared().calls);
         let found = match calls.active.get(&m.request.get()) {
             Some(c) if c.streaming => Some(c.clone()),
             Some(_) => {
-                return Err(format!(
+                return Err(Refusal::violation(format!(
                     "CALL {} reuses the request id of a call in flight",
                     m.request
-                ))
+                )))
             }
             None => None,
         };
@@ -72,42 +74,51 @@ pub(in crate::session) fn call(j: &mut Joined, m: Call) -> Result<(), String> {
             .features
             .has(PeerFeatures::CALLER_PROGRESSIVE_CALL_INVOCATIONS)
     {
-        return Err(
-            "CALL with `progress` from a caller that did not announce progressive_call_invocations"
-                .into(),
-        );
+        return Err(Refusal::violation(
+            "CALL with `progress` from a caller that did not announce progressive_call_invocations",
+        ));
     }
-    new_call(j, m, progress);
-    Ok(())
+    new_call(me, dealer, uri_check, m, progress)
 }
 
-/// Answers a new CALL with an ERROR; a refused stream's later chunks are then dropped.
-fn refuse(me: &SessionHandle, request: Id, progress: bool, uri: &str, text: &str) {
+/// Refuses a new CALL; a refused stream's later chunks are then dropped.
+fn refuse(
+    me: &SessionHandle,
+    request: Id,
+    progress: bool,
+    uri: &'static str,
+    text: impl Into<String>,
+) -> Result<(), Refusal> {
     if progress {
         lock(&me.shared().calls).end_stream(request);
     }
-    me.send(&error(code::CALL, request, uri, text));
+    Err(Refusal::new(uri, text))
 }
 
-fn new_call(j: &Joined, m: Call, progress: bool) {
-    let me = &j.handle;
+fn new_call(
+    me: &SessionHandle,
+    dealer: &Dealer,
+    uri_check: UriCheck,
+    m: Call,
+    progress: bool,
+) -> Result<(), Refusal> {
     let o = match call_options(&m.options) {
         Ok(o) => o,
-        Err(why) => return refuse(me, m.request, progress, uris::INVALID_ARGUMENT, &why),
+        Err(why) => return refuse(me, m.request, progress, uris::INVALID_ARGUMENT, why),
     };
-    let found = j.realm.dealer.lookup(&m.procedure);
+    let found = dealer.lookup(&m.procedure);
     // An exact registration's URI was validated when it was registered: only a miss or a
     // pattern match needs the (per-component) check, which showed up in profiles.
     let exact_hit = found
         .as_ref()
         .is_some_and(|r| r.policy == MatchPolicy::Exact);
-    if !exact_hit && !m.procedure.is_valid(j.realm.uri_check, MatchPolicy::Exact) {
+    if !exact_hit && !m.procedure.is_valid(uri_check, MatchPolicy::Exact) {
         let why = format!("invalid procedure URI `{}`", m.procedure);
-        return refuse(me, m.request, progress, uris::INVALID_URI, &why);
+        return refuse(me, m.request, progress, uris::INVALID_URI, why);
     }
     let Some((reg, callee)) = found.and_then(|r| r.pick().map(|c| (r, c))) else {
         let why = format!("no callee registered for `{}`", m.procedure);
-        return refuse(me, m.request, progress, uris::NO_SUCH_PROCEDURE, &why);
+        return refuse(me, m.request, progress, uris::NO_SUCH_PROCEDURE, why);
     };
     let cf = callee.session.shared().features;
     if progress && !cf.callee_progressive_invocations() {
@@ -121,7 +132,7 @@ fn new_call(j: &Joined, m: Call, progress: bool) {
         if inv.closed {
             drop(inv);
             let why = format!("the callee of `{}` has just left", m.procedure);
-            return refuse(me, m.request, progress, uris::NO_SUCH_PROCEDURE, &why);
+            return refuse(me, m.request, progress, uris::NO_SUCH_PROCEDURE, why);
         }
         let id = target.shared().next_invocation.next();
         let mut pending = PendingInvocation {
@@ -167,14 +178,13 @@ fn new_call(j: &Joined, m: Call, progress: bool) {
             .remove(&invocation.get());
         if taken.is_some() {
             lock(&me.shared().calls).remove(m.request);
-            me.send(&error(
-                code::CALL,
-                m.request,
+            return Err(Refusal::new(
                 uris::CANCELED,
                 "the callee could not be reached",
             ));
         }
     }
+    Ok(())
 }
 
 /// INVOCATION.Details for the first (or only) INVOCATION of a call.

@@ -1,0 +1,375 @@
+//! `[[transport]]`: a tagged choice (`type = "websocket" | "rawsocket"`), each listening on
+//! TCP (`bind`) or, for RawSocket, a Unix socket (`unix_socket`).
+//!
+//! Parsed as one flat table (so serde reports unknown keys and bad values with their line),
+//! then checked against its type: an option of the other type is an error naming
+//! `transport[i].key` and the line in that transport's own section.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use wamp_proto::Serializer;
+
+use super::{ConfigError, SerializerName};
+
+/// Smallest and largest accepted `max_message_size` (as Crossbar: 1 B to 64 MiB).
+const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 1..=64 * 1024 * 1024;
+/// The default `max_message_size`: 16 MiB.
+const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// The default `max_connections` of a transport.
+const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+
+/// One listening transport (`[[transport]]`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum TransportConfig {
+    /// WebSocket (RFC 6455) with WAMP subprotocols, over TCP.
+    WebSocket(WebSocketTransport),
+    /// RawSocket (the WAMP spec's length-prefixed framing), over TCP or a Unix socket.
+    RawSocket(RawSocketTransport),
+}
+
+impl TransportConfig {
+    /// Where the transport listens.
+    pub fn listen(&self) -> &Listen {
+        match self {
+            TransportConfig::WebSocket(t) => &t.listen,
+            TransportConfig::RawSocket(t) => &t.listen,
+        }
+    }
+
+    /// The most connections the transport holds at once.
+    pub fn max_connections(&self) -> usize {
+        match self {
+            TransportConfig::WebSocket(t) => t.max_connections,
+            TransportConfig::RawSocket(t) => t.max_connections,
+        }
+    }
+}
+
+/// Where a transport listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address (`bind = "127.0.0.1:8080"`; port 0 picks a free port).
+    Tcp(SocketAddr),
+    /// A Unix domain socket (`unix_socket = "/run/wamp.sock"`), with its file mode.
+    Unix {
+        /// The socket's path; a stale socket file there is replaced.
+        path: PathBuf,
+        /// The permission bits set on the socket file (`unix_socket_mode = 0o660`).
+        mode: Option<u32>,
+    },
+}
+
+/// A WebSocket transport (`type = "websocket"`, the default).
+#[derive(Debug, Clone)]
+pub struct WebSocketTransport {
+    /// Where it listens.
+    pub listen: Listen,
+    /// The HTTP path of the WebSocket endpoint.
+    pub path: String,
+    /// Serializers offered, as `json` / `msgpack`.
+    pub serializers: Vec<SerializerName>,
+    /// The largest WAMP message accepted, in bytes.
+    pub max_message_size: usize,
+    /// Allowed `Origin` header values; `*` wildcards are allowed. Empty allows all.
+    pub allowed_origins: Vec<String>,
+    /// The most connections held at once; more get HTTP 503.
+    pub max_connections: usize,
+}
+
+/// A RawSocket transport (`type = "rawsocket"`).
+#[derive(Debug, Clone)]
+pub struct RawSocketTransport {
+    /// Where it listens.
+    pub listen: Listen,
+    /// Serializers accepted, as `json` / `msgpack`; others get handshake error 1.
+    pub serializers: Vec<SerializerName>,
+    /// The largest WAMP message accepted, in bytes; the handshake announces the largest
+    /// power of two (512 B to 16 MiB) not above it.
+    pub max_message_size: usize,
+    /// The smallest maximum message length a client may announce (handshake error 2 below).
+    pub min_client_max_message_size: usize,
+    /// The most connections held at once; more get handshake error 4.
+    pub max_connections: usize,
+}
+
+/// The kinds of transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Websocket,
+    Rawsocket,
+}
+
+/// `[[transport]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TransportFile {
+    #[serde(rename = "type")]
+    kind: Option<Kind>,
+    bind: Option<SocketAddr>,
+    unix_socket: Option<PathBuf>,
+    unix_socket_mode: Option<u32>,
+    path: Option<String>,
+    serializers: Option<Vec<SerializerName>>,
+    max_message_size: Option<usize>,
+    allowed_origins: Option<Vec<String>>,
+    max_connections: Option<usize>,
+    min_client_max_message_size: Option<usize>,
+}
+
+/// Builds errors that name the file and the line of a key in one `[[transport]]` section.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Locator<'a> {
+    pub(super) text: &'a str,
+    pub(super) file: &'a str,
+}
+
+impl Locator<'_> {
+    pub(super) fn error(&self, key: String, line: usize, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            key,
+            message,
+        }
+    }
+
+    /// The line of `key` inside the `index`-th `[[transport]]` section (its header line when
+    /// the key is not written there; 0 if there is no such section).
+    fn transport_line(&self, index: usize, key: &str) -> usize {
+        let mut section = None;
+        let mut header = 0;
+        for (n, line) in self.text.lines().enumerate() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+                if compact.starts_with("[[transport]]") {
+                    section = Some(section.map_or(0, |s| s + 1));
+                    if section == Some(index) {
+                        header = n + 1;
+                    }
+                    continue;
+                }
+                let subtable =
+                    compact.starts_with("[transport.") || compact.starts_with("[[transport.");
+                if !subtable && section == Some(index) {
+                    break;
+                }
+                continue;
+            }
+            if section == Some(index) {
+                if let Some(rest) = t.strip_prefix(key) {
+                    if rest.trim_start().starts_with('=') {
+                        return n + 1;
+                    }
+                }
+            }
+        }
+        header
+    }
+
+    fn at(&self, index: usize, key: &str, message: String) -> ConfigError {
+        let line = self.transport_line(index, key);
+        self.error(format!("transport[{index}].{key}"), line, message)
+    }
+}
+
+impl TransportFile {
+    /// Checks the options against the transport's type.
+    pub(super) fn check(self, i: usize, at: &Locator<'_>) -> Result<TransportConfig, ConfigError> {
+        let kind = self.kind.unwrap_or(Kind::Websocket);
+        let name = match kind {
+            Kind::Websocket => "websocket",
+            Kind::Rawsocket => "rawsocket",
+        };
+        let not_for = |key: &str| {
+            at.at(
+                i,
+                key,
+                format!("`{key}` is not an option of a {name} transport"),
+            )
+        };
+        let listen = match (self.bind, self.unix_socket) {
+            (Some(_), Some(_)) => {
+                return Err(at.at(
+                    i,
+                    "unix_socket",
+                    "give either `bind` (TCP) or `unix_socket`, not both".into(),
+                ))
+            }
+            (Some(addr), None) => {
+                if self.unix_socket_mode.is_some() {
+                    return Err(at.at(
+                        i,
+                        "unix_socket_mode",
+                        "`unix_socket_mode` needs `unix_socket`".into(),
+                    ));
+                }
+                Listen::Tcp(addr)
+            }
+            (None, Some(path)) => {
+                if kind == Kind::Websocket {
+                    return Err(not_for("unix_socket"));
+                }
+                if let Some(mode) = self.unix_socket_mode.filter(|m| *m > 0o777) {
+                    return Err(at.at(
+                        i,
+                        "unix_socket_mode",
+                        format!("{mode:#o} is not a file mode (0o000 to 0o777)"),
+                    ));
+                }
+                Listen::Unix {
+                    path,
+                    mode: self.unix_socket_mode,
+                }
+            }
+            (None, None) => {
+                return Err(at.error(
+                    format!("transport[{i}].bind"),
+                    at.transport_line(i, "bind"),
+                    "missing `bind` (a TCP address such as \"127.0.0.1:8080\")".into(),
+                ))
+            }
+        };
+        let serializers = self.serializers.unwrap_or_else(|| {
+            vec![
+                SerializerName(Serializer::Json),
+                SerializerName(Serializer::MsgPack),
+            ]
+        });
+        if serializers.is_empty() {
+            return Err(at.at(
+                i,
+                "serializers",
+                "at least one serializer is required".into(),
+            ));
+        }
+        let max_message_size = self.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE);
+        if !MESSAGE_SIZE_RANGE.contains(&max_message_size) {
+            return Err(at.at(
+                i,
+                "max_message_size",
+                format!("{max_message_size} is out of range 1..=67108864 bytes"),
+            ));
+        }
+        let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if max_connections == 0 {
+            return Err(at.at(i, "max_connections", "must be at least 1".into()));
+        }
+        Ok(match kind {
+            Kind::Websocket => {
+                if self.min_client_max_message_size.is_some() {
+                    return Err(not_for("min_client_max_message_size"));
+                }
+                let path = self.path.unwrap_or_else(|| "/ws".to_owned());
+                if !path.starts_with('/') {
+                    return Err(at.at(i, "path", format!("`{path}` must start with `/`")));
+                }
+                TransportConfig::WebSocket(WebSocketTransport {
+                    listen,
+                    path,
+                    serializers,
+                    max_message_size,
+                    allowed_origins: self.allowed_origins.unwrap_or_default(),
+                    max_connections,
+                })
+            }
+            Kind::Rawsocket => {
+                if self.path.is_some() {
+                    return Err(not_for("path"));
+                }
+                if self.allowed_origins.is_some() {
+                    return Err(not_for("allowed_origins"));
+                }
+                let min = self.min_client_max_message_size.unwrap_or(512);
+                if !(512..=1 << 24).contains(&min) {
+                    return Err(at.at(
+                        i,
+                        "min_client_max_message_size",
+                        format!("{min} is out of range 512..=16777216 bytes"),
+                    ));
+                }
+                TransportConfig::RawSocket(RawSocketTransport {
+                    listen,
+                    serializers,
+                    max_message_size,
+                    min_client_max_message_size: min,
+                    max_connections,
+                })
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    const REALM: &str = "[[realm]]\nname = \"r1\"\n";
+
+    fn err(text: &str) -> ConfigError {
+        Config::from_toml(&format!("{text}{REALM}"), "f.toml").unwrap_err()
+    }
+
+    #[test]
+    fn an_error_in_the_second_transport_names_its_own_line() {
+        let e = err(
+            "[[transport]]\nbind = \"127.0.0.1:1\"\nmax_message_size = 1024\n\n\
+             [[transport]]\ntype = \"rawsocket\"\nbind = \"127.0.0.1:2\"\nmax_message_size = 0\n",
+        );
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("transport[1].max_message_size", 8),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn options_of_the_other_type_and_unknown_types() {
+        let e =
+            err("[[transport]]\ntype = \"rawsocket\"\nbind = \"127.0.0.1:1\"\npath = \"/ws\"\n");
+        assert_eq!((e.key.as_str(), e.line), ("transport[0].path", 4), "{e}");
+        let e = err("[[transport]]\nbind = \"127.0.0.1:1\"\nunix_socket = \"/tmp/x\"\n");
+        assert_eq!(e.key, "transport[0].unix_socket", "{e}");
+        let e = err("[[transport]]\ntype = \"udp\"\nbind = \"127.0.0.1:1\"\n");
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.key.starts_with("transport[0]"), "{e}");
+        assert!(e.message.contains("udp"), "{e}");
+        let e = err("[[transport]]\ntype = \"rawsocket\"\nunix_socket = \"/tmp/x\"\nunix_socket_mode = 0o1777\n");
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("transport[0].unix_socket_mode", 4),
+            "{e}"
+        );
+        let e = err("[[transport]]\ntype = \"rawsocket\"\n");
+        assert_eq!((e.key.as_str(), e.line), ("transport[0].bind", 1), "{e}");
+    }
+
+    #[test]
+    fn rawsocket_over_unix_and_tcp() {
+        let c = Config::from_toml(
+            &format!(
+                "[[transport]]\ntype = \"rawsocket\"\nunix_socket = \"/tmp/w.sock\"\n\
+                 unix_socket_mode = 0o660\n[[transport]]\ntype = \"rawsocket\"\n\
+                 bind = \"127.0.0.1:0\"\nserializers = [\"json\"]\n{REALM}"
+            ),
+            "f",
+        )
+        .unwrap();
+        let TransportConfig::RawSocket(unix) = &c.transports[0] else {
+            panic!("rawsocket expected");
+        };
+        assert_eq!(
+            unix.listen,
+            Listen::Unix {
+                path: "/tmp/w.sock".into(),
+                mode: Some(0o660)
+            }
+        );
+        assert_eq!(c.transports[1].max_connections(), DEFAULT_MAX_CONNECTIONS);
+    }
+}

@@ -1,0 +1,16 @@
+//! What the routing tables hold for a session, and how messages reach it: the session
+//! handle, its bounded outbox, frame encoding, and the features the peer announced.
+//!
+//! A leaf module: broker, dealer and session all use it; it uses none of them. The in-flight
+//! call records (`calls`) are session state the handle carries; the dealer's `call` and
+//! `answer` modules are the lifecycle that changes them.
+
+pub(crate) mod calls;
+mod features;
+mod handle;
+mod outbox;
+
+pub(crate) use calls::{OutgoingCall, PendingInvocation};
+pub(crate) use features::PeerFeatures;
+pub(crate) use handle::{lock, SessionHandle};
+pub(crate) use outbox::{encode_frame, Outbox, Refused};

@@ -1,0 +1,200 @@
+//! The connection driver: one task per connection, for any byte stream and framing.
+//!
+//! The task reads frames, hands each to the session core, which routes it inline against the
+//! realm's shared tables (replies and routed messages go, already encoded, into the target
+//! sessions' bounded outboxes), and writes its own session's outbox to the stream.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+use tracing::{debug, warn};
+use wamp_proto::Serializer;
+
+use super::core::{Deadline, Flow, SessionCore, TransportInfo};
+use super::CloseReason;
+use crate::shared::RouterShared;
+use crate::transport::connection::{Connection, ReadEnd};
+use crate::transport::framing::Framing;
+
+/// Read/write rounds per poll before the task yields to others.
+const ROUNDS: usize = 32;
+
+/// How the connection ends.
+#[derive(Debug)]
+enum End {
+    /// Close for `reason` (after what is queued, unless killed), then, if `wait`, wait for
+    /// the client to close too (bounded): a peer that let a deadline pass or stopped reading
+    /// is not waited for.
+    Close { reason: CloseReason, wait: bool },
+    /// The client sent its close frame: answer it.
+    ClientClosed,
+    /// The stream is gone: nothing more to send.
+    Gone,
+}
+
+/// The driver's timer: the deadline the core asked for, and its sleep.
+struct Timer {
+    kind: Deadline,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+/// Runs a connection whose transport handshake is done, until it closes.
+///
+/// Built as plain values moved into one small future: an idle connection's whole task is
+/// this future, so nothing is held twice in it.
+pub(crate) fn run<S, F>(
+    mut conn: Connection<S, F>,
+    serializer: Serializer,
+    transport: TransportInfo,
+    router: Arc<RouterShared>,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Framing,
+{
+    let mut shutdown = Box::pin(router.shutdown.clone().cancelled_owned());
+    let mut timer = Timer {
+        kind: Deadline::None,
+        sleep: None,
+    };
+    let mut core = SessionCore::new(serializer, Arc::new(transport), router);
+    async move {
+        let end = std::future::poll_fn(|cx| {
+            poll_run(&mut core, cx, &mut conn, shutdown.as_mut(), &mut timer)
+        })
+        .await;
+        drop(shutdown);
+        drop(timer);
+        core.leave();
+        let (reason, wait) = match end {
+            End::Gone => return,
+            End::Close { reason, wait } => (reason, wait),
+            End::ClientClosed => (CloseReason::Normal, false),
+        };
+        let close_timeout = Duration::from_millis(core.router.options.goodbye_timeout_ms);
+        let outbox = core.outbox().clone();
+        drop(core);
+        // Boxed: the closing steps' state would otherwise enlarge every connection's task.
+        Box::pin(conn.close(&outbox, reason, wait, close_timeout)).await;
+    }
+}
+
+impl Timer {
+    /// Arms the timer the core's state needs, if it changed; `Ready` once it ran out.
+    fn poll(&mut self, core: &SessionCore, cx: &mut Context<'_>) -> Poll<()> {
+        let kind = core.deadline();
+        if kind != self.kind {
+            let options = &core.router.options;
+            self.kind = kind;
+            self.sleep = match kind {
+                Deadline::None => None,
+                Deadline::Hello => Some(options.handshake_timeout_ms),
+                Deadline::Goodbye => Some(options.goodbye_timeout_ms),
+            }
+            .map(|ms| Box::pin(tokio::time::sleep(Duration::from_millis(ms))));
+        }
+        match &mut self.sleep {
+            Some(s) => s.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Reads and handles messages and writes the outbox until the connection should end.
+fn poll_run<S, F>(
+    core: &mut SessionCore,
+    cx: &mut Context<'_>,
+    conn: &mut Connection<S, F>,
+    mut shutdown: Pin<&mut WaitForCancellationFutureOwned>,
+    timer: &mut Timer,
+) -> Poll<End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Framing,
+{
+    if core.deadline() != Deadline::Goodbye && shutdown.as_mut().poll(cx).is_ready() {
+        if let Flow::Close(reason) = core.on_shutdown() {
+            return Poll::Ready(End::Close {
+                reason,
+                wait: false,
+            });
+        }
+    }
+    if timer.poll(core, cx).is_ready() {
+        if let Flow::Close(reason) = core.on_deadline() {
+            return Poll::Ready(End::Close {
+                reason,
+                wait: false,
+            });
+        }
+    }
+    for _ in 0..ROUNDS {
+        if core.outbox().is_killed() {
+            return Poll::Ready(End::Close {
+                reason: CloseReason::SlowConsumer,
+                wait: false,
+            });
+        }
+        let flushed = match conn.poll_flush(cx, core.outbox()) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => {
+                debug!(peer = %core.transport.peer, cause = %e, "write failed");
+                return Poll::Ready(End::Gone);
+            }
+            Poll::Pending => false,
+        };
+        let outbox = Arc::as_ptr(core.outbox());
+        let mut flow = Flow::Continue;
+        let read = conn.poll_read(cx, |bytes| {
+            flow = core.on_frame(&bytes);
+            flow == Flow::Continue
+        });
+        match read {
+            Poll::Ready(None) => {}
+            Poll::Ready(Some(ReadEnd::Stopped)) => {
+                let reason = match flow {
+                    Flow::Close(reason) => reason,
+                    Flow::Continue => CloseReason::Normal,
+                };
+                return Poll::Ready(End::Close { reason, wait: true });
+            }
+            Poll::Ready(Some(ReadEnd::Close)) => return Poll::Ready(End::ClientClosed),
+            Poll::Ready(Some(ReadEnd::Gone)) => return Poll::Ready(End::Gone),
+            Poll::Ready(Some(ReadEnd::Frame(e))) => {
+                warn!(peer = %core.transport.peer, transport = F::NAME, session = ?core.session_id(), cause = %e, "framing error; closing connection");
+                return Poll::Ready(End::Close {
+                    reason: e.close_reason(),
+                    wait: true,
+                });
+            }
+            // Nothing to read: wait once the outbox is written or the stream is full.
+            Poll::Pending => {
+                // A new session on this transport has a new outbox: write the old one's
+                // frames first, then wait on the new one.
+                if !std::ptr::eq(outbox, Arc::as_ptr(core.outbox())) {
+                    continue;
+                }
+                // A state change (a new session after GOODBYE) may need its timer armed.
+                if core.deadline() != timer.kind && timer.poll(core, cx).is_ready() {
+                    continue;
+                }
+                let waiting = if flushed {
+                    conn.park(cx, core.outbox())
+                } else {
+                    core.outbox().watch(cx.waker())
+                };
+                if waiting {
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}

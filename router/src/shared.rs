@@ -1,0 +1,48 @@
+//! State shared by every connection of one router: realms, the live session ids, options,
+//! and the shutdown signal.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wamp_proto::Id;
+
+use crate::config::RouterOptions;
+use crate::realm::Realm;
+
+/// State shared by every connection of a router.
+#[derive(Debug)]
+pub(crate) struct RouterShared {
+    pub(crate) realms: HashMap<String, Arc<Realm>>,
+    /// Every live session id, router-wide, to keep ids unique.
+    pub(crate) session_ids: DashMap<Id, ()>,
+    pub(crate) options: RouterOptions,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+impl RouterShared {
+    /// Shared state over these realms, with nothing running yet.
+    pub(crate) fn new(realms: HashMap<String, Arc<Realm>>, options: RouterOptions) -> RouterShared {
+        RouterShared {
+            realms,
+            session_ids: DashMap::new(),
+            options,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// A fresh, unique, random session id.
+    pub(crate) fn new_session_id(&self) -> Id {
+        loop {
+            let id = Id::random();
+            if let dashmap::Entry::Vacant(v) = self.session_ids.entry(id) {
+                v.insert(());
+                return id;
+            }
+        }
+    }
+}
