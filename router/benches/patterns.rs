@@ -1,6 +1,8 @@
 //! The pattern indexes: the dealer's lookup a CALL pays when it hits no exact registration,
 //! and the broker's lookup every PUBLISH pays when the realm has pattern subscriptions, with
-//! 10 / 1,000 / 10,000 prefix or wildcard patterns.
+//! 10 / 1,000 / 10,000 prefix or wildcard patterns; and the cost of adding and removing one
+//! pattern (a SUBSCRIBE then UNSUBSCRIBE, or REGISTER then UNREGISTER) in an index of
+//! 100 / 10,000 / 100,000, which must not grow with the index.
 //!
 //! `cargo bench -p wamp-router --bench patterns`. Under `cargo test --all-targets` each
 //! benchmark runs once, as a smoke test. The index is crate-private; it is reached through
@@ -107,5 +109,38 @@ fn broker_lookup(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lookups, broker_lookup);
+/// One insert and one remove of a pattern not in the index, next to N similar ones.
+fn insert_remove(c: &mut Criterion) {
+    let mut g = c.benchmark_group("insert_remove");
+    for (kind, policy) in [
+        ("prefix", MatchPolicy::Prefix),
+        ("wildcard", MatchPolicy::Wildcard),
+    ] {
+        let patterns = if policy == MatchPolicy::Prefix {
+            prefixes
+        } else {
+            wildcards
+        };
+        for n in [100, 10_000, 100_000] {
+            let pats = patterns(n + 1);
+            let pairs: Vec<_> = pats[..n].iter().map(|p| (policy, p.as_str())).collect();
+            let mut index = PatternIndex::build(&pairs);
+            let extra = pats[n].as_str();
+            g.bench_with_input(BenchmarkId::new(kind, n), &extra, |b, &p| {
+                b.iter(|| {
+                    index.insert(policy, black_box(p), 0);
+                    index.remove(policy, black_box(p))
+                })
+            });
+            assert_eq!(
+                index.remove(policy, extra),
+                None,
+                "each remove undid its insert"
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, lookups, broker_lookup, insert_remove);
 criterion_main!(benches);

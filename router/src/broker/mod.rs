@@ -89,24 +89,20 @@ pub(crate) struct Publication {
     pub(crate) retain: bool,
 }
 
-/// Pattern subscriptions: the table writers change, and the index publishers look up.
+/// Pattern subscriptions: an index changed in place under its write lock, and a flag
+/// publishers read without a lock.
 #[derive(Debug, Default)]
 struct Patterns {
-    by_key: HashMap<(MatchPolicy, Uri), Arc<Subscription>>,
-    index: Arc<patterns::PatternIndex>,
-}
-
-impl Patterns {
-    fn rebuild(&mut self) {
-        self.index = Arc::new(patterns::PatternIndex::build(self.by_key.values()));
-    }
+    index: RwLock<patterns::PatternIndex>,
+    /// Set under the write lock before a SUBSCRIBED goes out; cleared once the index empties.
+    any: std::sync::atomic::AtomicBool,
 }
 
 /// The broker of one realm.
 #[derive(Debug)]
 pub(crate) struct Broker {
     exact: DashMap<Uri, Arc<Subscription>>,
-    patterns: RwLock<Patterns>,
+    patterns: Patterns,
     by_id: DashMap<Id, Arc<Subscription>>,
     retained: DashMap<Uri, Arc<StoredEvent>>,
     topics: TopicPolicies,
@@ -117,7 +113,7 @@ impl Broker {
     pub(crate) fn new(topics: &[TopicPolicyConfig]) -> Broker {
         Broker {
             exact: DashMap::new(),
-            patterns: RwLock::default(),
+            patterns: Patterns::default(),
             by_id: DashMap::new(),
             retained: DashMap::new(),
             topics: TopicPolicies::new(topics),
@@ -168,13 +164,18 @@ impl Broker {
                 }
             };
         }
-        let mut p = self.patterns.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(sub) = p.by_key.get(&(policy, uri.clone())) {
+        let mut idx = self
+            .patterns
+            .index
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(sub) = idx.get(policy, uri.as_str()) {
             return add(sub);
         }
+        // Before the reply: a publish it prompts must not skip the index.
+        self.patterns.any.store(true, Ordering::Release);
         let sub = add(&self.new_subscription(uri, policy));
-        p.by_key.insert((policy, uri.clone()), sub.clone());
-        p.rebuild();
+        idx.insert(sub.clone());
         sub
     }
 
@@ -199,15 +200,17 @@ impl Broker {
                 .remove_if(&sub.uri, |_, s| s.id == id && s.is_empty())
                 .is_some()
         } else {
-            let mut p = self.patterns.write().unwrap_or_else(|e| e.into_inner());
-            let key = (sub.policy, sub.uri.clone());
-            let empty = p
-                .by_key
-                .get(&key)
+            let mut idx = self
+                .patterns
+                .index
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let empty = idx
+                .get(sub.policy, sub.uri.as_str())
                 .is_some_and(|s| s.id == id && s.is_empty());
             if empty {
-                p.by_key.remove(&key);
-                p.rebuild();
+                idx.remove(sub.policy, sub.uri.as_str());
+                self.patterns.any.store(!idx.is_empty(), Ordering::Release);
             }
             empty
         };
@@ -257,19 +260,23 @@ impl Broker {
         if let Some(sub) = exact {
             delivered += deliver(&sub, &mut msg, &filter, exclude_publisher);
         }
-        let patterns = self
-            .patterns
-            .read()
-            .map(|p| p.index.clone())
-            .unwrap_or_else(|e| e.into_inner().index.clone());
-        if !patterns.is_empty() {
-            if let Message::Event(ev) = &mut msg {
-                ev.details
-                    .insert("topic".into(), Value::Str(topic.as_str().to_owned()));
+        if self.patterns.any.load(Ordering::Acquire) {
+            // Collected under the read lock, delivered after it: no lock across a fan-out.
+            let mut matched = patterns::Matches::default();
+            self.patterns
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .collect_matches(topic.as_str(), &mut matched);
+            if !matched.is_empty() {
+                if let Message::Event(ev) = &mut msg {
+                    ev.details
+                        .insert("topic".into(), Value::Str(topic.as_str().to_owned()));
+                }
+                for sub in matched.iter() {
+                    delivered += deliver(sub, &mut msg, &filter, exclude_publisher);
+                }
             }
-            patterns.for_each_match(topic.as_str(), |sub| {
-                delivered += deliver(sub, &mut msg, &filter, exclude_publisher);
-            });
         }
         if let Some(stored) = stored {
             if keep_history {

@@ -167,10 +167,11 @@ pub(crate) struct NoSuchRegistration;
 #[derive(Debug, Default)]
 pub(crate) struct Dealer {
     exact: DashMap<Uri, Arc<Registration>>,
-    /// Writers' table of pattern registrations; the mutex also serialises index rebuilds.
+    /// Writers' table of pattern registrations; the mutex serialises writers.
     patterns: Mutex<HashMap<(MatchPolicy, Uri), Arc<Registration>>>,
-    /// Readers' snapshot of `patterns`.
-    index: RwLock<Arc<PatternIndex>>,
+    /// Readers' index over `patterns`, changed in place under its write lock.
+    index: RwLock<PatternIndex>,
+    /// Set before a pattern REGISTERED goes out; cleared once `patterns` empties.
     has_patterns: AtomicBool,
     by_id: DashMap<Id, Arc<Registration>>,
 }
@@ -213,12 +214,21 @@ impl Dealer {
         let mut table = lock(&self.patterns);
         let key = (o.policy, procedure.clone());
         let existing = table.get(&key).cloned();
-        let placed = self.place(existing, me, procedure, o, reply)?;
-        if let Some(reg) = placed.created {
-            table.insert(key, reg);
-            self.rebuild_index(&table);
+        // Held across the reply (a few µs): a CALL that REGISTERED prompts waits for the
+        // insert instead of missing it.
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        self.has_patterns.store(true, Ordering::Release);
+        let placed = self.place(existing, me, procedure, o, reply);
+        if let Ok(Placed {
+            created: Some(reg), ..
+        }) = &placed
+        {
+            table.insert(key, reg.clone());
+            index.insert(reg.clone());
         }
-        Ok(placed.registered)
+        self.has_patterns
+            .store(!table.is_empty(), Ordering::Release);
+        Ok(placed?.registered)
     }
 
     /// Joins `existing`, or creates a registration (returned, for the caller to store).
@@ -282,13 +292,6 @@ impl Dealer {
         })
     }
 
-    fn rebuild_index(&self, table: &HashMap<(MatchPolicy, Uri), Arc<Registration>>) {
-        let idx = Arc::new(PatternIndex::build(table.values()));
-        *self.index.write().unwrap_or_else(|e| e.into_inner()) = idx;
-        self.has_patterns
-            .store(!table.is_empty(), Ordering::Release);
-    }
-
     /// Removes `callee` from registration `id`; the last callee deletes the registration.
     pub(crate) fn unregister(&self, callee: Id, id: Id) -> Result<(), NoSuchRegistration> {
         let reg = self
@@ -317,7 +320,10 @@ impl Dealer {
         if reg.remove_callee(callee)? {
             table.remove(&key);
             self.by_id.remove(&id);
-            self.rebuild_index(&table);
+            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+            index.remove(reg.policy, &reg.uri);
+            self.has_patterns
+                .store(!table.is_empty(), Ordering::Release);
         }
         Ok(())
     }
@@ -331,8 +337,7 @@ impl Dealer {
         if !self.has_patterns.load(Ordering::Acquire) {
             return None;
         }
-        let idx = read(&self.index).clone();
-        idx.lookup(procedure)
+        read(&self.index).lookup(procedure)
     }
 }
 

@@ -3,23 +3,35 @@
 
 use std::sync::Arc;
 
-use wamp_proto::Uri;
+use wamp_proto::{MatchPolicy, Uri};
 
 use super::Registration;
 
-/// The most components a wildcard pattern may have: the trie is walked (and dropped)
-/// recursively, one level per component.
+/// The most components a wildcard pattern may have: the best-match walk recurses, one level
+/// per component.
 pub(crate) const MAX_WILDCARD_COMPONENTS: usize = 64;
 
-/// An immutable index over the prefix and wildcard registrations.
+/// The prefix and wildcard registrations, changed in place.
 #[derive(Debug, Default)]
 pub(super) struct PatternIndex(crate::patterns::PatternIndex<Arc<Registration>>);
 
 impl PatternIndex {
     /// Builds the index over `regs` (each a prefix or wildcard registration).
+    #[cfg(test)]
     pub(super) fn build<'a>(regs: impl Iterator<Item = &'a Arc<Registration>>) -> PatternIndex {
         let items = regs.map(|r| (r.policy, r.uri.as_str(), r.clone()));
         PatternIndex(crate::patterns::PatternIndex::build(items))
+    }
+
+    /// Adds `reg` under its own (policy, URI), replacing any registration there.
+    pub(super) fn insert(&mut self, reg: Arc<Registration>) {
+        let key = reg.clone();
+        self.0.insert(key.policy, key.uri.as_str(), reg);
+    }
+
+    /// Removes the registration for exactly this pattern.
+    pub(super) fn remove(&mut self, policy: MatchPolicy, uri: &Uri) -> Option<Arc<Registration>> {
+        self.0.remove(policy, uri.as_str())
     }
 
     /// The best pattern registration for a call to `procedure`: longest prefix, then best
@@ -34,7 +46,6 @@ mod tests {
     use super::*;
     use crate::dealer::InvokePolicy;
     use wamp_proto::Id;
-    use wamp_proto::MatchPolicy;
 
     fn reg(n: u64, policy: MatchPolicy, uri: &str) -> Arc<Registration> {
         Arc::new(Registration::new(
@@ -102,5 +113,31 @@ mod tests {
             None,
             "no panic"
         );
+    }
+
+    #[test]
+    fn removing_the_best_falls_back_to_the_next() {
+        use MatchPolicy::{Prefix, Wildcard};
+        let regs = [
+            reg(1, Prefix, "com.app."),
+            reg(2, Prefix, "com.app.obj"),
+            reg(3, Wildcard, "com..obj"),
+        ];
+        let mut idx = PatternIndex::default();
+        for r in &regs {
+            idx.insert(r.clone());
+        }
+        let best = |idx: &PatternIndex, call| idx.lookup(&Uri::new(call)).map(|r| r.id.get());
+        assert_eq!(best(&idx, "com.app.obj"), Some(2));
+        assert_eq!(
+            idx.remove(Prefix, &regs[1].uri).map(|r| r.id.get()),
+            Some(2)
+        );
+        assert_eq!(best(&idx, "com.app.obj"), Some(1));
+        assert!(idx.remove(Prefix, &regs[1].uri).is_none());
+        idx.remove(Prefix, &regs[0].uri);
+        assert_eq!(best(&idx, "com.app.obj"), Some(3));
+        idx.remove(Wildcard, &regs[2].uri);
+        assert_eq!(best(&idx, "com.app.obj"), None);
     }
 }
