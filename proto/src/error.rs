@@ -56,6 +56,13 @@ pub mod uris {
     pub const NO_SUCH_REALM: &str = "wamp.error.no_such_realm";
     /// The role does not exist on the realm.
     pub const NO_SUCH_ROLE: &str = "wamp.error.no_such_role";
+    /// No user with that authid (or public key) can use the offered methods.
+    pub const NO_SUCH_PRINCIPAL: &str = "wamp.error.no_such_principal";
+    /// None of the offered authentication methods is allowed (the name autobahn and
+    /// Crossbar use; the spec's `no_matching_auth_method`).
+    pub const NO_AUTH_METHOD: &str = "wamp.error.no_auth_method";
+    /// The credentials were wrong.
+    pub const AUTHENTICATION_FAILED: &str = "wamp.error.authentication_failed";
     /// The call timed out.
     pub const TIMEOUT: &str = "wamp.error.timeout";
     /// The router refuses an option.

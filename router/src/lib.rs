@@ -19,6 +19,8 @@
 //! - `peer`: what the tables hold for a session (handle, bounded outbox, frame encoding).
 //! - `realm`, `broker`, `dealer`: the routing tables; the dealer also owns the call
 //!   lifecycle.
+//! - `auth`: authentication methods (HELLO → CHALLENGE → AUTHENTICATE) and the compiled
+//!   per-role permissions every CALL, REGISTER, PUBLISH and SUBSCRIBE is checked against.
 //! - `error`: the one routing-refusal type, mapped to ERROR or ABORT in one place.
 //!
 //! Module dependencies point one way: `server` → `session` → `broker`/`dealer` → `peer`.
@@ -26,6 +28,7 @@
 
 pub mod config;
 
+mod auth;
 mod broker;
 mod close;
 mod dealer;
@@ -39,6 +42,12 @@ mod shared;
 mod transport;
 
 pub use config::{Config, ConfigError};
+
+/// The argon2id PHC hash of `ticket`, for a user's `ticket = "..."` in the configuration
+/// (`None` only for a ticket too long to hash).
+pub fn hash_ticket(ticket: &str) -> Option<String> {
+    wamp_auth::ticket::hash(ticket).ok()
+}
 pub use server::Server;
 
 /// Internals exposed for `router/benches` only: not an API, no stability promise.

@@ -20,6 +20,10 @@ struct Cli {
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// Read a ticket from standard input (one line) and print its argon2id hash, for a
+    /// user's `ticket = "..."` in the configuration; then exit.
+    #[arg(long)]
+    hash_ticket: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +38,28 @@ fn main() -> std::process::ExitCode {
     if cli.print_default_config {
         print!("{}", wamp_router::config::DEFAULT_CONFIG);
         return std::process::ExitCode::SUCCESS;
+    }
+    if cli.hash_ticket {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().read_line(&mut line) {
+            eprintln!("wamp-router: cannot read the ticket from standard input: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+        let ticket = line.trim_end_matches(['\r', '\n']);
+        if ticket.is_empty() {
+            eprintln!("wamp-router: the ticket is empty");
+            return std::process::ExitCode::FAILURE;
+        }
+        return match wamp_router::hash_ticket(ticket) {
+            Some(hash) => {
+                println!("{hash}");
+                std::process::ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("wamp-router: the ticket cannot be hashed");
+                std::process::ExitCode::FAILURE
+            }
+        };
     }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

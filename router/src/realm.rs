@@ -1,8 +1,10 @@
-//! A realm: its sessions, broker and dealer.
+//! A realm: its sessions, broker and dealer, its users and roles.
 
 use dashmap::DashMap;
 use wamp_proto::{Id, UriCheck};
 
+use crate::auth::roles::Roles;
+use crate::auth::Users;
 use crate::broker::Broker;
 use crate::config::RealmConfig;
 use crate::dealer::Dealer;
@@ -13,7 +15,10 @@ use crate::peer::SessionHandle;
 pub(crate) struct Realm {
     pub(crate) name: String,
     pub(crate) uri_check: UriCheck,
-    pub(crate) anonymous: bool,
+    /// Who may join, and how.
+    pub(crate) users: Users,
+    /// What each role may do.
+    pub(crate) roles: Roles,
     pub(crate) sessions: DashMap<Id, SessionHandle>,
     pub(crate) broker: Broker,
     pub(crate) dealer: Dealer,
@@ -24,7 +29,8 @@ impl Realm {
         Realm {
             name: config.name.clone(),
             uri_check: config.uri_check,
-            anonymous: config.anonymous,
+            users: Users::new(config),
+            roles: Roles::new(config),
             sessions: DashMap::new(),
             broker: Broker::new(&config.topics),
             dealer: Dealer::default(),

@@ -5,12 +5,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wamp_proto::Id;
 
+use crate::auth::penalty::Penalties;
 use crate::config::RouterOptions;
 use crate::realm::Realm;
+
+/// Hashed-ticket checks (argon2id: tens of ms of CPU each) running at once.
+const AUTH_CHECKS: usize = 4;
 
 /// State shared by every connection of a router.
 #[derive(Debug)]
@@ -21,6 +26,10 @@ pub(crate) struct RouterShared {
     pub(crate) options: RouterOptions,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// Authentication failures per peer address.
+    pub(crate) penalties: Penalties,
+    /// Slow credential checks (hashed tickets) running at once, router-wide.
+    pub(crate) auth_checks: Arc<Semaphore>,
 }
 
 impl RouterShared {
@@ -32,6 +41,8 @@ impl RouterShared {
             options,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            penalties: Penalties::default(),
+            auth_checks: Arc::new(Semaphore::new(AUTH_CHECKS)),
         }
     }
 

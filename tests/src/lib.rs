@@ -1,7 +1,8 @@
 //! Test harness for wamp-router: a router on port 0 and a raw WAMP peer over a real socket.
 //!
 //! [`TestRouter`] runs the real router in-process; [`RawPeer`] speaks WAMP frame by frame so
-//! tests can send exactly the (bad) input they mean and see exactly what comes back.
+//! tests can send exactly the (bad) input they mean and see exactly what comes back;
+//! [`rawsocket::RsPeer`] does the same over RawSocket (TCP or a Unix socket).
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use wamp_proto::{Dict, Encoded, Id, Message, Serializer, Uri, Value};
 use wamp_router::{Config, Server};
 
 pub mod interop;
+pub mod rawsocket;
 
 /// How long a test waits for something that should happen (never a synchronisation sleep:
 /// only the upper bound of a wait that normally ends at once).
@@ -58,7 +60,8 @@ impl TestRouter {
         }
     }
 
-    /// The `ws://` URL of the router.
+    /// The URL of the router's first transport (`ws://`, `rs://` or `unix://`; all of them
+    /// in `server().urls()`).
     pub fn url(&self) -> &str {
         &self.url
     }

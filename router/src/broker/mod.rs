@@ -4,8 +4,10 @@
 //! takes a snapshot of each matching subscription's subscriber list (an
 //! `Arc<[SessionHandle]>`, rebuilt only after a change) and fans out with no lock held,
 //! encoding each EVENT at most once per serializer. Exact subscriptions are one `DashMap`
-//! lookup; pattern subscriptions are found through an immutable index (prefix map + wildcard
-//! trie, `patterns.rs`) swapped on change.
+//! lookup; pattern subscriptions are found through an index (prefix map + wildcard trie,
+//! `patterns.rs`) changed in place under a write lock; a publish copies the matches out under
+//! the read lock and delivers with no lock held. `publish` is the one entry point of a
+//! PUBLISH's fan-out (where a cluster backplane would hook).
 
 mod filter;
 mod patterns;

@@ -9,9 +9,12 @@ use serde::Deserialize;
 use thiserror::Error;
 use wamp_proto::{MatchPolicy, Serializer, UriCheck};
 
+mod realm;
 mod transport;
 
-pub use transport::{Listen, RawSocketTransport, TransportConfig, WebSocketTransport};
+pub(crate) use realm::TRUSTED_ROLE;
+pub use realm::{PermissionConfig, RealmConfig, RoleConfig, Secret, UserConfig, WampCraConfig};
+pub use transport::{AuthMethod, Listen, RawSocketTransport, TransportConfig, WebSocketTransport};
 use transport::{Locator, TransportFile};
 
 /// The configuration used when no file is given: WebSocket on 127.0.0.1:8080 path `/ws`,
@@ -93,23 +96,6 @@ impl<'de> Deserialize<'de> for SerializerName {
                 ))
             })
     }
-}
-
-/// One realm (`[[realm]]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RealmConfig {
-    /// The realm name (a URI).
-    pub name: String,
-    /// URI checking for topics and procedures: `loose` (default) or `strict`.
-    #[serde(default)]
-    pub uri_check: UriCheck,
-    /// Whether clients may join without authentication (the only method for now).
-    #[serde(default = "yes")]
-    pub anonymous: bool,
-    /// Per-topic retention and history rules; the first matching entry applies.
-    #[serde(default, rename = "topic")]
-    pub topics: Vec<TopicPolicyConfig>,
 }
 
 /// Retention and history for the topics matching a URI (`[[realm.topic]]`).
@@ -203,7 +189,7 @@ impl Config {
             .enumerate()
             .map(|(i, t)| t.check(i, &locate))
             .collect::<Result<Vec<_>, _>>()?;
-        let config = Config {
+        let mut config = Config {
             router: file_config.router,
             transports,
             realms: file_config.realms,
@@ -212,7 +198,7 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+    fn validate(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
         let err = |key: String, needle: &str, message: String| ConfigError {
             file: file.to_owned(),
             line: find_line(text, needle),
@@ -262,13 +248,16 @@ impl Config {
                     ));
                 }
             }
-            if !seen.insert(&r.name) {
+            if !seen.insert(r.name.clone()) {
                 return Err(err(
                     format!("realm[{i}].name"),
                     &r.name,
                     format!("realm `{}` is defined twice", r.name),
                 ));
             }
+        }
+        for (i, r) in self.realms.iter_mut().enumerate() {
+            realm::check(r, i, &err)?;
         }
         Ok(())
     }

@@ -17,6 +17,8 @@ use super::{ConfigError, SerializerName};
 const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 1..=64 * 1024 * 1024;
 /// The default `max_message_size`: 16 MiB.
 const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// The default `min_client_max_message_size`: a WELCOME must fit (about 650 bytes in JSON).
+const DEFAULT_MIN_CLIENT_MAX: usize = 4096;
 /// The default `max_connections` of a transport.
 const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 
@@ -44,6 +46,15 @@ impl TransportConfig {
         match self {
             TransportConfig::WebSocket(t) => t.max_connections,
             TransportConfig::RawSocket(t) => t.max_connections,
+        }
+    }
+
+    /// The authentication methods sessions on this transport may use (`None`: every method
+    /// their realm allows).
+    pub fn auth_methods(&self) -> Option<&[AuthMethod]> {
+        match self {
+            TransportConfig::WebSocket(t) => t.auth_methods.as_deref(),
+            TransportConfig::RawSocket(t) => t.auth_methods.as_deref(),
         }
     }
 }
@@ -77,6 +88,8 @@ pub struct WebSocketTransport {
     pub allowed_origins: Vec<String>,
     /// The most connections held at once; more get HTTP 503.
     pub max_connections: usize,
+    /// The authentication methods allowed on this transport (default: all the realm allows).
+    pub auth_methods: Option<Vec<AuthMethod>>,
 }
 
 /// A RawSocket transport (`type = "rawsocket"`).
@@ -93,6 +106,46 @@ pub struct RawSocketTransport {
     pub min_client_max_message_size: usize,
     /// The most connections held at once; more get handshake error 4.
     pub max_connections: usize,
+    /// The authentication methods allowed on this transport (default: all the realm allows).
+    pub auth_methods: Option<Vec<AuthMethod>>,
+}
+
+/// An authentication method (WAMP spec, "Authentication").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// No credentials; the realm's anonymous role.
+    Anonymous,
+    /// A shared ticket (password).
+    Ticket,
+    /// WAMP challenge-response with a shared secret.
+    #[serde(rename = "wampcra")]
+    WampCra,
+    /// Ed25519 public-key signatures.
+    Cryptosign,
+}
+
+impl AuthMethod {
+    /// The method's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Anonymous => "anonymous",
+            AuthMethod::Ticket => "ticket",
+            AuthMethod::WampCra => "wampcra",
+            AuthMethod::Cryptosign => "cryptosign",
+        }
+    }
+
+    /// The method named `name`, if it is one the router implements.
+    pub fn parse(name: &str) -> Option<AuthMethod> {
+        Some(match name {
+            "anonymous" => AuthMethod::Anonymous,
+            "ticket" => AuthMethod::Ticket,
+            "wampcra" => AuthMethod::WampCra,
+            "cryptosign" => AuthMethod::Cryptosign,
+            _ => return None,
+        })
+    }
 }
 
 /// The kinds of transport.
@@ -118,6 +171,7 @@ pub(super) struct TransportFile {
     allowed_origins: Option<Vec<String>>,
     max_connections: Option<usize>,
     min_client_max_message_size: Option<usize>,
+    auth_methods: Option<Vec<AuthMethod>>,
 }
 
 /// Builds errors that name the file and the line of a key in one `[[transport]]` section.
@@ -275,6 +329,7 @@ impl TransportFile {
                     max_message_size,
                     allowed_origins: self.allowed_origins.unwrap_or_default(),
                     max_connections,
+                    auth_methods: self.auth_methods,
                 })
             }
             Kind::Rawsocket => {
@@ -284,7 +339,18 @@ impl TransportFile {
                 if self.allowed_origins.is_some() {
                     return Err(not_for("allowed_origins"));
                 }
-                let min = self.min_client_max_message_size.unwrap_or(512);
+                if max_message_size < 512 {
+                    return Err(at.at(
+                        i,
+                        "max_message_size",
+                        format!(
+                            "{max_message_size} is below RawSocket's smallest length (512 bytes)"
+                        ),
+                    ));
+                }
+                let min = self
+                    .min_client_max_message_size
+                    .unwrap_or(DEFAULT_MIN_CLIENT_MAX);
                 if !(512..=1 << 24).contains(&min) {
                     return Err(at.at(
                         i,
@@ -298,6 +364,7 @@ impl TransportFile {
                     max_message_size,
                     min_client_max_message_size: min,
                     max_connections,
+                    auth_methods: self.auth_methods,
                 })
             }
         })

@@ -8,7 +8,7 @@ use wamp_proto::options::{bool_opt, dict, str_opt};
 use wamp_proto::{uris, Dict, Id, Message};
 
 use crate::error::{error, Refusal};
-use crate::peer::{lock, PendingInvocation, SessionHandle};
+use crate::peer::{lock, NotSent, PendingInvocation, SessionHandle};
 
 /// CANCEL modes (ADV-02).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub(crate) fn on_yield(me: &SessionHandle, m: Yield) -> Result<(), Refusal> {
         return progressive_yield(me, m);
     }
     if let Some(p) = take_invocation(me, m.request, "YIELD")? {
-        p.caller.send(
+        let sent = p.caller.try_send(
             &CallResult {
                 request: p.caller_request,
                 details: Dict::new(),
@@ -68,6 +68,17 @@ pub(crate) fn on_yield(me: &SessionHandle, m: Yield) -> Result<(), Refusal> {
             }
             .into(),
         );
+        // The caller waits for an answer: say why the result cannot reach it (TRN-12).
+        if let Err(NotSent::TooLarge { len, max }) = sent {
+            p.caller.send(&error(
+                code::CALL,
+                p.caller_request,
+                uris::PAYLOAD_SIZE_EXCEEDED,
+                &format!(
+                    "the result ({len} bytes) is longer than this session accepts ({max} bytes)"
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use wamp_proto::{uris, Dict, Id, MatchPolicy, UriCheck, Value};
 use super::answer::spawn_timer;
 use super::{Callee, Dealer, Registration};
 use crate::error::Refusal;
-use crate::peer::{lock, OutgoingCall, PeerFeatures, PendingInvocation, SessionHandle};
+use crate::peer::{lock, NotSent, OutgoingCall, PeerFeatures, PendingInvocation, SessionHandle};
 
 /// The CALL options the dealer acts on; a bad type is answered with `invalid_argument`.
 struct CallOptions {
@@ -37,12 +37,14 @@ fn call_options(o: &Dict) -> Result<CallOptions, String> {
 }
 
 /// Routes a CALL from `me`: the one entry point of a call's dispatch (a cluster backplane
-/// hooks here). `Err` is the caller's answer: an ERROR, or a protocol violation.
+/// hooks here). `disclose`: the caller's role discloses it to callees even if it did not
+/// ask. `Err` is the caller's answer: an ERROR, or a protocol violation.
 pub(crate) fn call(
     me: &SessionHandle,
     dealer: &Dealer,
     uri_check: UriCheck,
     m: Call,
+    disclose: bool,
 ) -> Result<(), Refusal> {
     let progress = bool_opt(&m.options, "progress", false)
         .map_err(|_| Refusal::violation("CALL option `progress` must be a boolean"))?;
@@ -78,7 +80,7 @@ pub(crate) fn call(
             "CALL with `progress` from a caller that did not announce progressive_call_invocations",
         ));
     }
-    new_call(me, dealer, uri_check, m, progress)
+    new_call(me, dealer, uri_check, m, progress, disclose)
 }
 
 /// Refuses a new CALL; a refused stream's later chunks are then dropped.
@@ -101,11 +103,13 @@ fn new_call(
     uri_check: UriCheck,
     m: Call,
     progress: bool,
+    disclose: bool,
 ) -> Result<(), Refusal> {
-    let o = match call_options(&m.options) {
+    let mut o = match call_options(&m.options) {
         Ok(o) => o,
         Err(why) => return refuse(me, m.request, progress, uris::INVALID_ARGUMENT, why),
     };
+    o.disclose_me |= disclose;
     let found = dealer.lookup(&m.procedure);
     // An exact registration's URI was validated when it was registered: only a miss or a
     // pattern match needs the (per-component) check, which showed up in profiles.
@@ -162,7 +166,7 @@ fn new_call(
             streaming: progress,
         },
     );
-    let sent = target.send(
+    let sent = target.try_send(
         &Invocation {
             request: invocation,
             registration: reg.id,
@@ -171,17 +175,22 @@ fn new_call(
         }
         .into(),
     );
-    if !sent {
+    if let Err(why) = sent {
         // The callee is gone or too slow: answer now rather than leave the caller waiting.
         let taken = lock(&target.shared().invocations)
             .pending
             .remove(&invocation.get());
         if taken.is_some() {
             lock(&me.shared().calls).remove(m.request);
-            return Err(Refusal::new(
-                uris::CANCELED,
-                "the callee could not be reached",
-            ));
+            return Err(match why {
+                NotSent::TooLarge { len, max } => Refusal::new(
+                    uris::PAYLOAD_SIZE_EXCEEDED,
+                    format!(
+                        "the call ({len} bytes) is longer than its callee accepts ({max} bytes)"
+                    ),
+                ),
+                _ => Refusal::new(uris::CANCELED, "the callee could not be reached"),
+            });
         }
     }
     Ok(())

@@ -2,8 +2,8 @@
 //! routes a CALL to one callee.
 //!
 //! A CALL to an exact procedure is one `DashMap` lookup. Pattern registrations live in a
-//! writer-side table and an immutable [`PatternIndex`] snapshot that readers clone out of a
-//! `RwLock<Arc<..>>` (only when patterns exist); writers rebuild and swap it. In-flight calls
+//! writer-side table and a [`PatternIndex`] changed in place under a write lock (asked only
+//! when patterns exist, behind a lock-free flag). In-flight calls
 //! live on the sessions ([`crate::peer::calls`]); their lifecycle is
 //! in [`call`] (CALL to INVOCATION) and [`answer`] (YIELD, ERROR, CANCEL, timeouts, leaving).
 

@@ -36,6 +36,17 @@ pub(crate) struct SessionShared {
     max_frame: usize,
 }
 
+/// Why a message was not queued for a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotSent {
+    /// Longer than the peer accepts (RawSocket announces a maximum).
+    TooLarge { len: usize, max: usize },
+    /// It cannot be encoded for the peer's serializer.
+    Unencodable,
+    /// The session is closing, gone, or too far behind.
+    Closed,
+}
+
 /// A cheap, cloneable reference to a session (an `Arc`).
 #[derive(Clone)]
 pub(crate) struct SessionHandle(Arc<SessionShared>);
@@ -94,24 +105,42 @@ impl SessionHandle {
     /// slow consumer and drops it; a frame longer than the peer accepts is dropped and logged.
     /// Returns whether the frame was queued.
     pub(crate) fn send_frame(&self, frame: Bytes) -> bool {
+        self.push(frame).is_ok()
+    }
+
+    fn push(&self, frame: Bytes) -> Result<(), NotSent> {
         if self
             .0
             .said_goodbye
             .load(std::sync::atomic::Ordering::Acquire)
         {
-            return false;
+            return Err(NotSent::Closed);
         }
         if frame.len() > self.0.max_frame {
             warn!(session = %self.0.id, len = frame.len(), max = self.0.max_frame, "message longer than the peer accepts; not sent");
-            return false;
+            return Err(NotSent::TooLarge {
+                len: frame.len(),
+                max: self.0.max_frame,
+            });
         }
         match self.0.outbox.push(frame) {
-            Ok(()) => true,
+            Ok(()) => Ok(()),
             Err(Refused::Full) => {
                 self.kill("slow consumer: outbound queue full");
-                false
+                Err(NotSent::Closed)
             }
-            Err(Refused::Closed) => false,
+            Err(Refused::Closed) => Err(NotSent::Closed),
+        }
+    }
+
+    /// Encodes `msg` for this session's serializer and queues it, saying why it was not.
+    pub(crate) fn try_send(&self, msg: &Message) -> Result<(), NotSent> {
+        match encode_frame(self.0.serializer, msg) {
+            Ok(frame) => self.push(frame),
+            Err(e) => {
+                warn!(session = %self.0.id, cause = %e, message = msg.name(), "cannot encode outbound message; dropped");
+                Err(NotSent::Unencodable)
+            }
         }
     }
 
@@ -123,15 +152,9 @@ impl SessionHandle {
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Encodes `msg` for this session's serializer and queues it.
+    /// Encodes `msg` for this session's serializer and queues it; whether it was queued.
     pub(crate) fn send(&self, msg: &Message) -> bool {
-        match encode_frame(self.0.serializer, msg) {
-            Ok(frame) => self.send_frame(frame),
-            Err(e) => {
-                warn!(session = %self.0.id, cause = %e, message = msg.name(), "cannot encode outbound message; dropped");
-                false
-            }
-        }
+        self.try_send(msg).is_ok()
     }
 
     /// Asks the session's connection to drop, recording why (first reason wins).

@@ -17,7 +17,14 @@ use wamp_proto::message::{code, Goodbye};
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Id, Message, Serializer, Uri};
 
+use std::time::Duration;
+
+use std::task::{ready, Context, Poll};
+
+use super::hello::{Authenticated, Greeted, PendingJoin};
 use super::{hello, meta, pubsub, rpc, CloseReason};
+use crate::auth::roles::{Action, Grant, Role};
+use crate::config::AuthMethod;
 use crate::dealer;
 use crate::error::Refusal;
 use crate::peer::{encode_frame, Outbox, Refused, SessionHandle};
@@ -29,10 +36,8 @@ use crate::shared::RouterShared;
 pub(crate) enum State {
     /// Transport open, waiting for HELLO.
     AwaitHello,
-    /// HELLO received, authentication under way (CHALLENGE/AUTHENTICATE, or an asynchronous
-    /// authenticator): only AUTHENTICATE and ABORT are valid. Entered once authentication
-    /// methods exist; anonymous joins go straight to `Established`.
-    #[allow(dead_code)]
+    /// HELLO answered with a CHALLENGE: only AUTHENTICATE and ABORT are valid. (An
+    /// asynchronous authenticator would wait here too; anonymous joins skip this state.)
     Authenticating,
     /// Joined a realm.
     Established,
@@ -68,12 +73,18 @@ pub(crate) struct TransportInfo {
     pub(crate) peer: String,
     /// The longest frame the peer accepts.
     pub(crate) max_frame: usize,
+    /// The peer's IP address (none for a Unix socket), for slowing down its failed logins.
+    pub(crate) ip: Option<std::net::IpAddr>,
+    /// The authentication methods this transport allows (`None`: all the realm allows).
+    pub(crate) auth_methods: Option<Arc<[AuthMethod]>>,
 }
 
 /// Everything that exists once the session has joined a realm.
 pub(crate) struct Joined {
     pub(crate) handle: SessionHandle,
     pub(crate) realm: Arc<Realm>,
+    /// What the session's authrole may do.
+    pub(crate) role: Arc<Role>,
     pub(crate) subscriptions: HashSet<Id>,
     pub(crate) registrations: HashSet<Id>,
 }
@@ -86,6 +97,11 @@ pub(crate) struct SessionCore {
     outbox: Arc<Outbox>,
     state: State,
     pub(super) joined: Option<Joined>,
+    /// The HELLO being authenticated.
+    pending: Option<Box<PendingJoin>>,
+    /// Milliseconds to hold the closing answer (repeated authentication failures); a `u32`
+    /// keeps every connection's task small.
+    close_delay_ms: u32,
 }
 
 impl SessionCore {
@@ -101,7 +117,14 @@ impl SessionCore {
             router,
             state: State::AwaitHello,
             joined: None,
+            pending: None,
+            close_delay_ms: 0,
         }
+    }
+
+    /// How long the driver holds the closing answer (an ABORT after failed authentication).
+    pub(crate) fn close_delay(&self) -> Duration {
+        Duration::from_millis(self.close_delay_ms.into())
     }
 
     /// The frames waiting for the transport; replaced when a new session starts on it.
@@ -190,18 +213,28 @@ impl SessionCore {
     /// Handles one decoded message in the current state.
     pub(crate) fn on_message(&mut self, msg: Message) -> Flow {
         match (self.state, msg) {
-            (State::AwaitHello, Message::Hello(h)) => match hello::join(self, h) {
-                Ok(joined) => {
-                    self.joined = Some(joined);
-                    self.state = State::Established;
+            (State::AwaitHello, Message::Hello(h)) => match hello::hello(self, h) {
+                Ok(Greeted::Joined(joined)) => self.established(joined),
+                Ok(Greeted::Challenged(pending)) => {
+                    self.pending = Some(pending);
+                    self.state = State::Authenticating;
                     Flow::Continue
                 }
-                Err(refusal) if refusal.is_violation() => self.protocol_violation(&refusal.message),
-                Err(refusal) => {
-                    self.send(&refusal.to_abort());
-                    Flow::Close(CloseReason::Normal)
-                }
+                Err(refusal) => self.refuse_join(refusal),
             },
+            (State::Authenticating, Message::Authenticate(a)) => {
+                let Some(pending) = self.pending.take() else {
+                    return Flow::Close(CloseReason::Normal);
+                };
+                match hello::authenticate(self, pending, a) {
+                    Ok(Authenticated::Joined(joined)) => self.established(joined),
+                    Ok(Authenticated::Checking(pending)) => {
+                        self.pending = Some(pending);
+                        Flow::Continue
+                    }
+                    Err(refusal) => self.authentication_failed(refusal),
+                }
+            }
             (State::AwaitHello | State::Authenticating, Message::Abort(_)) => {
                 Flow::Close(CloseReason::Normal)
             }
@@ -219,11 +252,58 @@ impl SessionCore {
         }
     }
 
+    /// Polls an authentication check that runs off the executor (a hashed ticket): the
+    /// driver calls it each round; `Pending` when none runs.
+    pub(crate) fn poll_authentication(&mut self, cx: &mut Context<'_>) -> Poll<Flow> {
+        let Some(check) = self.pending.as_mut().and_then(|p| p.check()) else {
+            return Poll::Pending;
+        };
+        let result = ready!(check.as_mut().poll(cx));
+        let Some(p) = self.pending.take() else {
+            return Poll::Pending;
+        };
+        Poll::Ready(match hello::done(self, *p, result) {
+            Ok(joined) => self.established(joined),
+            Err(refusal) => self.authentication_failed(refusal),
+        })
+    }
+
+    fn authentication_failed(&mut self, refusal: Refusal) -> Flow {
+        let delay = self.router.penalties.fail(self.transport.ip);
+        self.close_delay_ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+        self.refuse_join(refusal)
+    }
+
+    fn established(&mut self, joined: Joined) -> Flow {
+        self.joined = Some(joined);
+        self.state = State::Established;
+        Flow::Continue
+    }
+
+    /// HELLO or AUTHENTICATE refused: ABORT (or a protocol violation), then close.
+    fn refuse_join(&mut self, refusal: Refusal) -> Flow {
+        if refusal.is_violation() {
+            return self.protocol_violation(&refusal.message);
+        }
+        self.send(&refusal.to_abort());
+        Flow::Close(CloseReason::Normal)
+    }
+
     fn on_established(&mut self, msg: Message) -> Flow {
         let Some(j) = &mut self.joined else {
             return Flow::Close(CloseReason::Normal);
         };
         let request = request_of(&msg);
+        // Authorization: one check per action, before any routing.
+        let grant = match authorized(j, &msg) {
+            Ok(g) => g,
+            Err(refusal) => {
+                if let (Some(r), Some((kind, id))) = (refusal, request) {
+                    j.handle.send(&r.to_error(kind, id));
+                }
+                return Flow::Continue;
+            }
+        };
         let handled = match msg {
             Message::Goodbye(_) => {
                 j.handle.send_goodbye(
@@ -240,13 +320,17 @@ impl SessionCore {
                 info!(session = %j.handle.id(), reason = %a.reason, "client aborted session");
                 return Flow::Close(CloseReason::Normal);
             }
-            Message::Publish(m) => pubsub::publish(j, m),
+            Message::Publish(m) => pubsub::publish(j, m, grant.disclose_publisher()),
             Message::Subscribe(m) => pubsub::subscribe(j, m),
             Message::Unsubscribe(m) => pubsub::unsubscribe(j, m),
             Message::Call(m) if meta::is_meta_procedure(&m.procedure) => meta::call(j, m),
-            Message::Call(m) => {
-                dealer::call::call(&j.handle, &j.realm.dealer, j.realm.uri_check, m)
-            }
+            Message::Call(m) => dealer::call::call(
+                &j.handle,
+                &j.realm.dealer,
+                j.realm.uri_check,
+                m,
+                grant.disclose_caller(),
+            ),
             Message::Register(m) => rpc::register(j, m),
             Message::Unregister(m) => rpc::unregister(j, m),
             Message::Yield(m) => dealer::answer::on_yield(&j.handle, m),
@@ -281,6 +365,9 @@ impl SessionCore {
     /// Removes everything the session owns; callers waiting on it get an ERROR at once.
     /// Idempotent.
     pub(crate) fn leave(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.release(self);
+        }
         let Some(j) = self.joined.take() else {
             return;
         };
@@ -308,6 +395,34 @@ impl Drop for SessionCore {
     fn drop(&mut self) {
         self.leave();
     }
+}
+
+/// Checks `msg` against the session's role: what the matching rule grants, or the refusal
+/// (`None` for an unacknowledged PUBLISH: dropped and logged, nobody waits for an ERROR).
+fn authorized(j: &Joined, msg: &Message) -> Result<Grant, Option<Refusal>> {
+    let (action, uri) = match msg {
+        Message::Call(m) => (Action::Call, &m.procedure),
+        Message::Register(m) => (Action::Register, &m.procedure),
+        Message::Publish(m) => (Action::Publish, &m.topic),
+        Message::Subscribe(m) => (Action::Subscribe, &m.topic),
+        _ => return Ok(Grant::default()),
+    };
+    let grant = j.role.grant(uri.as_str());
+    if grant.allows(action) {
+        return Ok(grant);
+    }
+    warn!(session = %j.handle.id(), realm = %j.realm.name, authrole = %j.role.name, action = action.as_str(), %uri, "not authorized");
+    let acknowledged = match msg {
+        Message::Publish(m) => {
+            wamp_proto::options::bool_opt(&m.options, "acknowledge", false).unwrap_or(false)
+        }
+        _ => true,
+    };
+    let refusal = Refusal::new(
+        uris::NOT_AUTHORIZED,
+        format!("role `{}` may not {} `{uri}`", j.role.name, action.as_str()),
+    );
+    Err(acknowledged.then_some(refusal))
 }
 
 /// The (type, request id) an ERROR for this message would answer.

@@ -79,7 +79,13 @@ where
         };
         let close_timeout = Duration::from_millis(core.router.options.goodbye_timeout_ms);
         let outbox = core.outbox().clone();
+        let delay = core.close_delay();
         drop(core);
+        if !delay.is_zero() {
+            // A failed login's answer waits: no fast password guessing from one address.
+            // Boxed: a timer inline would enlarge every connection's task.
+            Box::pin(tokio::time::sleep(delay)).await;
+        }
         // Boxed: the closing steps' state would otherwise enlarge every connection's task.
         Box::pin(conn.close(&outbox, reason, wait, close_timeout)).await;
     }
@@ -135,6 +141,12 @@ where
         }
     }
     for _ in 0..ROUNDS {
+        if let Poll::Ready(Flow::Close(reason)) = core.poll_authentication(cx) {
+            return Poll::Ready(End::Close {
+                reason,
+                wait: false,
+            });
+        }
         if core.outbox().is_killed() {
             return Poll::Ready(End::Close {
                 reason: CloseReason::SlowConsumer,

@@ -1,20 +1,41 @@
-//! HELLO → WELCOME: the realm, the peer's roles, the session's identity and its WELCOME.
+//! HELLO → (CHALLENGE → AUTHENTICATE →) WELCOME: the realm, the peer's roles, the session's
+//! authenticated identity and its WELCOME.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use tracing::{info, warn};
-use wamp_proto::message::{Hello, Welcome};
+use wamp_proto::message::{Authenticate, Hello, Welcome};
 use wamp_proto::options::dict;
-use wamp_proto::{uris, Dict, Value};
+use wamp_proto::{uris, Dict, Id, Value};
 
 use super::core::{Joined, SessionCore};
+use crate::auth::{Identity, Pending, Start, Users, Verdict, Verifying};
 use crate::error::Refusal;
-use crate::peer::{PeerFeatures, SessionHandle};
+use crate::peer::{NotSent, PeerFeatures, SessionHandle};
+use crate::realm::Realm;
 
-/// Joins the realm HELLO names (anonymously: authentication methods come with their own
-/// issue) and queues WELCOME. `Err` is the ABORT to send, or a protocol violation.
-pub(super) fn join(core: &SessionCore, hello: Hello) -> Result<Joined, Refusal> {
+/// A session waiting for its AUTHENTICATE.
+pub(crate) struct PendingJoin {
+    /// The id WELCOME will carry (reserved: WAMP-CRA signs it).
+    id: Id,
+    realm: Arc<Realm>,
+    features: PeerFeatures,
+    auth: Pending,
+    /// A verification running off the executor, if any.
+    check: Option<Verifying>,
+}
+
+/// What a HELLO led to.
+pub(super) enum Greeted {
+    Joined(Joined),
+    /// A CHALLENGE was queued.
+    Challenged(Box<PendingJoin>),
+}
+
+/// Handles HELLO: the realm, then the first authentication method that fits. `Err` is the
+/// ABORT to send, or a protocol violation.
+pub(super) fn hello(core: &SessionCore, hello: Hello) -> Result<Greeted, Refusal> {
     check_roles(&hello.details).map_err(Refusal::violation)?;
     let peer = &core.transport.peer;
     let Some(realm) = core.router.realms.get(hello.realm.as_str()).cloned() else {
@@ -24,52 +45,155 @@ pub(super) fn join(core: &SessionCore, hello: Hello) -> Result<Joined, Refusal> 
             format!("no realm `{}` on this router", hello.realm),
         ));
     };
-    if !realm.anonymous {
-        warn!(%peer, realm = %realm.name, "anonymous join refused");
-        return Err(Refusal::new(
-            uris::NOT_AUTHORIZED,
-            "anonymous access is disabled on this realm",
-        ));
-    }
     let id = core.router.new_session_id();
-    let authid: Arc<str> = Arc::from(format!("anonymous-{id}"));
-    let authrole: Arc<str> = Arc::from("anonymous");
+    let started = realm
+        .users
+        .start(&hello.details, core.transport.auth_methods.as_deref(), id);
+    let features = PeerFeatures::from_hello(&hello.details);
+    match started {
+        Ok(Start::Welcome(identity)) => {
+            welcome(core, id, realm, features, identity).map(Greeted::Joined)
+        }
+        Ok(Start::Challenge(msg, auth)) => {
+            core.send(&msg);
+            Ok(Greeted::Challenged(Box::new(PendingJoin {
+                id,
+                realm,
+                features,
+                auth,
+                check: None,
+            })))
+        }
+        Err(refusal) => {
+            core.router.session_ids.remove(&id);
+            let authid = hello.details.get("authid").and_then(Value::as_str);
+            warn!(%peer, realm = %realm.name, authid, reason = refusal.uri, why = %refusal.message, "HELLO refused");
+            Err(refusal)
+        }
+    }
+}
+
+/// What an AUTHENTICATE led to.
+pub(super) enum Authenticated {
+    Joined(Joined),
+    /// The check runs elsewhere: poll [`PendingJoin::check`], then call [`done`].
+    Checking(Box<PendingJoin>),
+}
+
+/// Handles the AUTHENTICATE answering a CHALLENGE. `Err` is the ABORT to send.
+pub(super) fn authenticate(
+    core: &SessionCore,
+    mut p: Box<PendingJoin>,
+    m: Authenticate,
+) -> Result<Authenticated, Refusal> {
+    match Users::finish(&p.auth, m.signature, &core.router.auth_checks) {
+        Verdict::Now(result) => done(core, *p, result).map(Authenticated::Joined),
+        Verdict::Later(check) => {
+            p.check = Some(check);
+            Ok(Authenticated::Checking(p))
+        }
+    }
+}
+
+impl PendingJoin {
+    /// The check running elsewhere, if any.
+    pub(super) fn check(&mut self) -> Option<&mut Verifying> {
+        self.check.as_mut()
+    }
+}
+
+/// Ends authentication with `result`: WELCOME, or the refusal (logged, counted per address).
+pub(super) fn done(
+    core: &SessionCore,
+    p: PendingJoin,
+    result: Result<Identity, Refusal>,
+) -> Result<Joined, Refusal> {
+    match result {
+        Ok(identity) => {
+            core.router.penalties.succeed(core.transport.ip);
+            let PendingJoin {
+                id,
+                realm,
+                features,
+                ..
+            } = p;
+            welcome(core, id, realm, features, identity)
+        }
+        Err(refusal) => {
+            core.router.session_ids.remove(&p.id);
+            // The secret is never logged: only who tried what, from where.
+            warn!(peer = %core.transport.peer, realm = %p.realm.name, authid = p.auth.authid(), method = p.auth.method().as_str(), "authentication failed");
+            Err(refusal)
+        }
+    }
+}
+
+/// Joins `realm` as `identity` and queues WELCOME.
+fn welcome(
+    core: &SessionCore,
+    id: Id,
+    realm: Arc<Realm>,
+    features: PeerFeatures,
+    identity: Identity,
+) -> Result<Joined, Refusal> {
+    let authid: Arc<str> = Arc::from(identity.authid.as_str());
+    let authrole: Arc<str> = Arc::from(identity.authrole.as_str());
     let handle = SessionHandle::new(
         id,
         core.serializer,
         authid.clone(),
         authrole.clone(),
         core.outbox().clone(),
-        PeerFeatures::from_hello(&hello.details),
+        features,
         core.transport.max_frame,
     );
     realm.sessions.insert(id, handle.clone());
-    let details = dict([
+    let mut details = dict([
         ("realm", realm.name.as_str().into()),
         ("authid", (*authid).into()),
         ("authrole", (*authrole).into()),
-        ("authmethod", "anonymous".into()),
-        ("authprovider", "static".into()),
+        ("authmethod", identity.authmethod.as_str().into()),
+        ("authprovider", identity.authprovider.into()),
         ("roles", router_roles()),
         (
             "agent",
             concat!("wamp-router-rs/", env!("CARGO_PKG_VERSION")).into(),
         ),
     ]);
-    handle.send(
+    if !identity.authextra.is_empty() {
+        details.insert("authextra".into(), Value::Dict(identity.authextra));
+    }
+    let sent = handle.try_send(
         &Welcome {
             session: id,
             details,
         }
         .into(),
     );
-    info!(session = %id, realm = %realm.name, %peer, transport = core.transport.kind, serializer = core.serializer.name(), %authid, "session joined");
+    if let Err(NotSent::TooLarge { len, max }) = sent {
+        realm.sessions.remove(&id);
+        core.router.session_ids.remove(&id);
+        warn!(peer = %core.transport.peer, len, max, "WELCOME is longer than the peer accepts; refused");
+        return Err(Refusal::new(
+            uris::PAYLOAD_SIZE_EXCEEDED,
+            format!("WELCOME ({len} bytes) is longer than this transport accepts ({max} bytes)"),
+        ));
+    }
+    info!(session = %id, realm = %realm.name, peer = %core.transport.peer, transport = core.transport.kind, serializer = core.serializer.name(), %authid, %authrole, authmethod = identity.authmethod.as_str(), "session joined");
     Ok(Joined {
         handle,
+        role: realm.roles.role(&authrole),
         realm,
         subscriptions: HashSet::new(),
         registrations: HashSet::new(),
     })
+}
+
+impl PendingJoin {
+    /// Gives up the reserved session id (the join was abandoned).
+    pub(super) fn release(&self, core: &SessionCore) {
+        core.router.session_ids.remove(&self.id);
+    }
 }
 
 /// Validates HELLO.Details.roles: a non-empty dict of known client roles.

@@ -29,7 +29,8 @@ fn publish_options(o: &Dict) -> Result<PublishOptions, &'static str> {
 
 /// Handles a PUBLISH; a refusal is answered only when the publisher asked for an
 /// acknowledgement.
-pub(super) fn publish(j: &mut Joined, m: Publish) -> Result<(), Refusal> {
+/// `disclose`: the role's rule discloses the publisher even if it did not ask.
+pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), Refusal> {
     let me = &j.handle;
     let o = match publish_options(&m.options) {
         Ok(o) => o,
@@ -54,7 +55,7 @@ pub(super) fn publish(j: &mut Joined, m: Publish) -> Result<(), Refusal> {
         return Ok(());
     }
     let publication = Id::random();
-    let details = if o.disclose_me {
+    let details = if o.disclose_me || disclose {
         let sh = me.shared();
         dict([
             ("publisher", me.id().get().into()),

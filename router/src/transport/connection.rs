@@ -22,6 +22,8 @@ use crate::peer::Outbox;
 
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 16 * 1024;
+/// Pongs owed at most (RawSocket answers every PING); more is abuse and closes.
+const MAX_PONGS: usize = 256;
 /// Frames handed to one vectored write (two slices each).
 const WRITE_FRAMES: usize = 64;
 
@@ -51,11 +53,11 @@ pub(crate) struct Connection<S, F> {
     io: S,
     framing: F,
     /// Bytes the handshake read past its end (frames sent before its answer): decoded first.
-    early: Vec<u8>,
+    early: Box<[u8]>,
     /// Frames taken from the outbox, oldest first.
     writing: VecDeque<Bytes>,
     /// The payload of the latest ping, to answer at the next frame boundary.
-    pong: Option<Bytes>,
+    pongs: Vec<Bytes>,
     /// A pong or close frame being written before the queued frames.
     control: Option<Box<Control>>,
     /// Bytes of the first frame (control first, if any) already written.
@@ -71,9 +73,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
         Connection {
             io,
             framing,
-            early,
+            early: early.into_boxed_slice(),
             writing: VecDeque::new(),
-            pong: None,
+            pongs: Vec::new(),
             control: None,
             offset: 0,
             written: 0,
@@ -102,7 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
             &early[..]
         };
         let mut end = None;
-        let mut pong = None;
+        let pongs = &mut self.pongs;
         let fed = self.framing.feed(data, |event| match event {
             Inbound::Message(m) => {
                 let more = on(m);
@@ -112,7 +114,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
                 more
             }
             Inbound::Ping(p) => {
-                pong = Some(p);
+                if !F::PONG_EACH_PING {
+                    // Only the latest ping needs an answer (RFC 6455, 5.5.3).
+                    pongs.clear();
+                } else if pongs.len() >= MAX_PONGS {
+                    end = Some(ReadEnd::Frame(FramingError::Protocol(
+                        "too many pings left unanswered",
+                    )));
+                    return false;
+                }
+                pongs.push(p);
                 true
             }
             Inbound::Close => {
@@ -120,10 +131,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
                 false
             }
         });
-        if pong.is_some() {
-            // Only the latest ping needs an answer (RFC 6455, 5.5.3).
-            self.pong = pong;
-        }
         Poll::Ready(match fed {
             Err(e) => Some(ReadEnd::Frame(e)),
             Ok(_) => end,
@@ -157,11 +164,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
         if self.writing.capacity() > 0 {
             self.writing = VecDeque::new();
         }
+        if self.pongs.capacity() > 0 {
+            self.pongs = Vec::new();
+        }
         outbox.park(cx.waker(), std::mem::take(&mut self.written))
     }
 
     fn idle_control(&self) -> bool {
-        self.control.is_none() && self.pong.is_none()
+        self.control.is_none() && self.pongs.is_empty()
     }
 
     /// Writes until the frames already taken and any control frame are written.
@@ -174,13 +184,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
 
     /// One vectored write of the control frame (if any) and the taken frames.
     fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.offset == 0 && self.control.is_none() {
-            if let Some(payload) = self.pong.take() {
-                self.control = Some(Box::new(Control {
-                    kind: FrameKind::Pong,
-                    payload,
-                }));
-            }
+        if self.offset == 0 && self.control.is_none() && !self.pongs.is_empty() {
+            let payload = self.pongs.remove(0);
+            self.control = Some(Box::new(Control {
+                kind: FrameKind::Pong,
+                payload,
+            }));
         }
         let mut heads = [([0u8; 10], 0usize); WRITE_FRAMES];
         let mut slices = [IoSlice::new(&[]); 2 * WRITE_FRAMES];
@@ -253,7 +262,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
             } else {
                 std::future::poll_fn(|cx| self.poll_flush(cx, outbox)).await?;
             }
-            self.pong = None;
+            self.pongs.clear();
             if let Some(payload) = self.framing.close_payload(reason) {
                 self.control = Some(Box::new(Control {
                     kind: FrameKind::Close,
@@ -279,7 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
 
     /// Forgets every frame not begun yet (the one being written must still end cleanly).
     fn drop_unstarted(&mut self) {
-        self.pong = None;
+        self.pongs.clear();
         if self.offset == 0 {
             self.control = None;
             self.writing.clear();

@@ -64,6 +64,9 @@ pub(crate) trait Framing: Send + 'static {
     /// The transport's name in logs (`websocket`, `rawsocket`).
     const NAME: &'static str;
 
+    /// Whether every ping gets its own pong (RawSocket), or only the latest (WebSocket).
+    const PONG_EACH_PING: bool;
+
     /// Decodes `data` (after any incomplete frame from earlier reads), handing each event to
     /// `on` until it returns false. Returns whether `on` wants more.
     fn feed(&mut self, data: &[u8], on: impl FnMut(Inbound) -> bool) -> Result<bool, FramingError>;

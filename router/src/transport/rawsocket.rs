@@ -193,6 +193,7 @@ fn parse_header(buf: &[u8]) -> Option<Result<(u8, usize), FramingError>> {
 
 impl Framing for RawSocketFraming {
     const NAME: &'static str = "rawsocket";
+    const PONG_EACH_PING: bool = true;
 
     fn feed(
         &mut self,

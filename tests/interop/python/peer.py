@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Scripted autobahn-python WAMP peer for wamp-router's interop tests.
 
-    peer.py --url ws://127.0.0.1:PORT/ws --realm realm1 --serializer json|msgpack
+    peer.py --url URL --realm realm1 --serializer json|msgpack
             [--timeout SECS] MODE [mode args]
+
+URL is ws://HOST:PORT/PATH (WebSocket), rs://HOST:PORT or tcp://HOST:PORT
+(RawSocket over TCP), or unix:///PATH (RawSocket over a Unix socket). Over
+RawSocket the peer announces 16 MiB and speaks the one chosen serializer.
 
 Modes:
     callee PROC              register PROC (echo) and PROC.fail (raises), print
@@ -79,6 +83,7 @@ import txaio
 
 txaio.use_asyncio()
 
+from autobahn.asyncio.rawsocket import WampRawSocketClientFactory, WampRawSocketClientProtocol  # noqa: E402
 from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
 from autobahn.asyncio.websocket import WampWebSocketClientFactory, WampWebSocketClientProtocol  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
@@ -440,11 +445,63 @@ class PeerProtocol(WampWebSocketClientProtocol):
             done.set_exception(PeerFailure(f"WebSocket closed (code={code}, reason={reason!r}) before the session finished"))
 
 
+class RawSocketPeerProtocol(WampRawSocketClientProtocol):
+    """The RawSocket counterpart of PeerProtocol: a refused handshake (autobahn closes
+    the connection and never opens a session) or a lost connection fails the run."""
+
+    def _on_connection_lost(self, exc):
+        super()._on_connection_lost(exc)  # runs onLeave/onDisconnect, if a session opened
+        done = self.factory.peer_done
+        if not done.done():
+            done.set_exception(PeerFailure(f"RawSocket connection lost ({exc!r}) before the session finished"))
+
+
+def rawsocket_endpoint(url):
+    """("tcp", host, port) for rs://HOST:PORT or tcp://HOST:PORT, ("unix", path) for
+    unix:///PATH; None for any other URL (a WebSocket one)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    if scheme == "unix":
+        if not rest.startswith("/"):
+            raise PeerFailure(f"{url}: a unix:// URL needs an absolute path")
+        return ("unix", rest)
+    if scheme in ("rs", "tcp"):
+        host, colon, port = rest.rstrip("/").rpartition(":")
+        if not colon or not port.isdigit():
+            raise PeerFailure(f"{url}: expected {scheme}://HOST:PORT")
+        return ("tcp", host.strip("[]"), int(port))
+    return None
+
+
+async def connect_rawsocket(loop, endpoint, config, serializer, done):
+    """WAMP over RawSocket, as autobahn's asyncio Component does for a transport of
+    type "rawsocket" (WampRawSocketClientFactory over create_connection or
+    create_unix_connection), with our protocol class."""
+    factory = WampRawSocketClientFactory(lambda: Peer(config), serializer=serializer)
+    factory.protocol = RawSocketPeerProtocol
+    factory.peer_done = done
+    if endpoint[0] == "unix":
+        transport, _protocol = await loop.create_unix_connection(factory, endpoint[1])
+    else:
+        transport, _protocol = await loop.create_connection(factory, endpoint[1], endpoint[2])
+    return transport
+
+
 async def run(opts):
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     serializer = {"json": JsonSerializer, "msgpack": MsgPackSerializer}[opts.serializer]()
     config = ComponentConfig(opts.realm, extra={"opts": opts, "done": done})
+    txaio.config.loop = loop
+    endpoint = rawsocket_endpoint(opts.url)
+    if endpoint is not None:
+        transport = await connect_rawsocket(loop, endpoint, config, serializer, done)
+        try:
+            await done  # raises the session's failure, if any
+        finally:
+            transport.close()
+        return
     # What ApplicationRunner does, with our own protocol class: offer only the chosen
     # serializer (subprotocol wamp.2.<ser>), and permessage-deflate like any autobahn client.
     factory = WampWebSocketClientFactory(lambda: Peer(config), url=opts.url, serializers=[serializer])
@@ -471,7 +528,7 @@ async def run(opts):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Scripted autobahn-python WAMP peer.")
-    p.add_argument("--url", required=True, help="ws://host:port/path")
+    p.add_argument("--url", required=True, help="ws://host:port/path, rs://host:port or unix:///path")
     p.add_argument("--realm", required=True)
     p.add_argument("--serializer", choices=["json", "msgpack"], default="json")
     p.add_argument("--timeout", type=float, default=20.0, help="overall limit in seconds (default 20)")

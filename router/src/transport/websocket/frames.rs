@@ -58,6 +58,7 @@ impl WebSocketFraming {
 
 impl Framing for WebSocketFraming {
     const NAME: &'static str = "websocket";
+    const PONG_EACH_PING: bool = false;
 
     fn feed(
         &mut self,

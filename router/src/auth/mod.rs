@@ -1,0 +1,374 @@
+//! Authentication: which method a HELLO gets (the first of the client's `authmethods` that
+//! the realm and the transport allow for that authid), its CHALLENGE, and the check of the
+//! AUTHENTICATE that answers it. The algorithms themselves are in the `wamp-auth` crate.
+//!
+//! [`roles`] is authorization; [`penalty`] slows down repeated failures per peer address.
+
+pub(crate) mod penalty;
+pub(crate) mod roles;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::Semaphore;
+
+use wamp_proto::message::Challenge;
+use wamp_proto::options::dict;
+use wamp_proto::{uris, Dict, Id, Message, Value};
+
+use crate::config::{AuthMethod, RealmConfig, UserConfig};
+
+use crate::error::Refusal;
+
+/// Who a session is, once authenticated.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub(crate) authid: String,
+    pub(crate) authrole: String,
+    pub(crate) authmethod: AuthMethod,
+    pub(crate) authprovider: &'static str,
+    pub(crate) authextra: Dict,
+}
+
+/// A user, with the WAMP-CRA key derived once at startup (PBKDF2 is slow on purpose).
+#[derive(Debug)]
+struct User {
+    config: UserConfig,
+    wampcra_key: Option<Vec<u8>>,
+}
+
+/// A CHALLENGE sent, waiting for its AUTHENTICATE.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    user: Arc<User>,
+    kind: PendingKind,
+}
+
+#[derive(Debug)]
+enum PendingKind {
+    Ticket,
+    WampCra { challenge: String, key: Vec<u8> },
+    Cryptosign { challenge: [u8; 32], pubkey: String },
+}
+
+impl Pending {
+    /// The method being authenticated.
+    pub(crate) fn method(&self) -> AuthMethod {
+        match self.kind {
+            PendingKind::Ticket => AuthMethod::Ticket,
+            PendingKind::WampCra { .. } => AuthMethod::WampCra,
+            PendingKind::Cryptosign { .. } => AuthMethod::Cryptosign,
+        }
+    }
+
+    /// The authid being authenticated.
+    pub(crate) fn authid(&self) -> &str {
+        &self.user.config.authid
+    }
+}
+
+/// A verification that runs off the async executor (a hashed ticket costs tens of ms).
+pub(crate) type Verifying = Pin<Box<dyn Future<Output = Result<Identity, Refusal>> + Send>>;
+
+/// The outcome of an AUTHENTICATE.
+pub(crate) enum Verdict {
+    /// Decided at once.
+    Now(Result<Identity, Refusal>),
+    /// Decided by this future (the session waits for it without blocking anyone).
+    Later(Verifying),
+}
+
+/// What a HELLO leads to.
+#[derive(Debug)]
+pub(crate) enum Start {
+    /// Joined at once (anonymous).
+    Welcome(Identity),
+    /// This CHALLENGE goes out; the AUTHENTICATE is checked against the pending state.
+    Challenge(Message, Pending),
+}
+
+/// A realm's users, indexed for HELLO.
+#[derive(Debug)]
+pub(crate) struct Users {
+    by_authid: HashMap<String, Arc<User>>,
+    /// Cryptosign public key → the authids holding it.
+    by_key: HashMap<String, Vec<Arc<User>>>,
+    /// The role of anonymous sessions, if anonymous joins are allowed.
+    anonymous: Option<String>,
+}
+
+fn str_of<'a>(d: &'a Dict, key: &str) -> Option<&'a str> {
+    match d.get(key) {
+        Some(Value::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+impl Users {
+    pub(crate) fn new(realm: &RealmConfig) -> Users {
+        let mut by_authid = HashMap::new();
+        let mut by_key: HashMap<String, Vec<Arc<User>>> = HashMap::new();
+        for u in &realm.users {
+            let wampcra_key = u.wampcra.as_ref().and_then(|c| {
+                let salting = match (&c.salt, c.iterations, c.keylen) {
+                    (Some(salt), Some(iterations), Some(keylen)) => {
+                        Some(wamp_auth::wampcra::Salting {
+                            salt,
+                            iterations,
+                            keylen: keylen as usize,
+                        })
+                    }
+                    _ => None,
+                };
+                // The configuration was validated: the parameters are usable.
+                wamp_auth::wampcra::key(c.secret.text(), salting).ok()
+            });
+            let u = Arc::new(User {
+                config: u.clone(),
+                wampcra_key,
+            });
+            for k in &u.config.cryptosign_keys {
+                by_key
+                    .entry(k.to_ascii_lowercase())
+                    .or_default()
+                    .push(u.clone());
+            }
+            by_authid.insert(u.config.authid.clone(), u);
+        }
+        Users {
+            by_authid,
+            by_key,
+            anonymous: realm
+                .allows_anonymous()
+                .then(|| realm.anonymous_role.clone()),
+        }
+    }
+
+    /// Whether the realm offers `method` at all.
+    fn offers(&self, method: AuthMethod) -> bool {
+        match method {
+            AuthMethod::Anonymous => self.anonymous.is_some(),
+            AuthMethod::Ticket => self.by_authid.values().any(|u| u.config.ticket.is_some()),
+            AuthMethod::WampCra => self.by_authid.values().any(|u| u.wampcra_key.is_some()),
+            AuthMethod::Cryptosign => !self.by_key.is_empty(),
+        }
+    }
+
+    /// Picks the method for a HELLO with `details` and starts it; `session` is the id WELCOME
+    /// will carry (WAMP-CRA signs it). `allowed`: the transport's methods, if restricted.
+    pub(crate) fn start(
+        &self,
+        details: &Dict,
+        allowed: Option<&[AuthMethod]>,
+        session: Id,
+    ) -> Result<Start, Refusal> {
+        let asked: Vec<&str> = match details.get("authmethods") {
+            None => vec!["anonymous"],
+            Some(Value::List(l)) => l.iter().filter_map(Value::as_str).collect(),
+            Some(_) => {
+                return Err(Refusal::violation(
+                    "HELLO.Details.authmethods must be a list",
+                ))
+            }
+        };
+        let authid = str_of(details, "authid");
+        let offered = |m: AuthMethod| self.offers(m) && allowed.is_none_or(|a| a.contains(&m));
+        let methods: Vec<AuthMethod> = asked.iter().filter_map(|m| AuthMethod::parse(m)).collect();
+        let mut principal_missing = false;
+        for method in methods.iter().copied().filter(|m| offered(*m)) {
+            let user = authid.and_then(|a| self.by_authid.get(a));
+            let fits = match method {
+                AuthMethod::Anonymous => return Ok(Start::Welcome(self.anonymous(session))),
+                AuthMethod::Ticket => user.filter(|u| u.config.ticket.is_some()),
+                AuthMethod::WampCra => user.filter(|u| u.wampcra_key.is_some()),
+                AuthMethod::Cryptosign => {
+                    return self.start_cryptosign(details, authid);
+                }
+            };
+            match fits {
+                Some(u) => return Ok(self.challenge(method, u.clone(), session)),
+                None => principal_missing = true,
+            }
+        }
+        if principal_missing {
+            return Err(Refusal::new(
+                uris::NO_SUCH_PRINCIPAL,
+                match authid {
+                    Some(a) => format!("no user `{a}` with credentials for the methods offered"),
+                    None => "HELLO.Details.authid is required for the methods offered".into(),
+                },
+            ));
+        }
+        Err(Refusal::new(
+            uris::NO_AUTH_METHOD,
+            format!(
+                "none of the offered authentication methods [{}] is allowed here",
+                asked.join(", ")
+            ),
+        ))
+    }
+
+    fn anonymous(&self, session: Id) -> Identity {
+        Identity {
+            authid: format!("anonymous-{session}"),
+            authrole: self.anonymous.clone().unwrap_or_default(),
+            authmethod: AuthMethod::Anonymous,
+            authprovider: "static",
+            authextra: Dict::new(),
+        }
+    }
+
+    fn challenge(&self, method: AuthMethod, user: Arc<User>, session: Id) -> Start {
+        let (extra, kind) = match (method, &user.config.wampcra, &user.wampcra_key) {
+            (AuthMethod::WampCra, Some(c), Some(key)) => {
+                let challenge = wamp_auth::wampcra::challenge(
+                    &user.config.authid,
+                    &user.config.role,
+                    "static",
+                    session.get(),
+                    &wamp_auth::wampcra::new_nonce(),
+                    &wamp_auth::wampcra::timestamp(SystemTime::now()),
+                );
+                let mut extra = dict([("challenge", challenge.as_str().into())]);
+                if let (Some(salt), Some(iterations), Some(keylen)) =
+                    (&c.salt, c.iterations, c.keylen)
+                {
+                    extra.insert("salt".into(), salt.as_str().into());
+                    extra.insert("iterations".into(), u64::from(iterations).into());
+                    extra.insert("keylen".into(), u64::from(keylen).into());
+                }
+                let key = key.clone();
+                (extra, PendingKind::WampCra { challenge, key })
+            }
+            _ => (Dict::new(), PendingKind::Ticket),
+        };
+        let msg = Challenge {
+            auth_method: method.as_str().to_owned(),
+            extra,
+        }
+        .into();
+        Start::Challenge(msg, Pending { user, kind })
+    }
+
+    fn start_cryptosign(&self, details: &Dict, authid: Option<&str>) -> Result<Start, Refusal> {
+        let pubkey = details
+            .get("authextra")
+            .and_then(Value::as_dict)
+            .and_then(|x| str_of(x, "pubkey"))
+            .map(str::to_ascii_lowercase)
+            .ok_or_else(|| {
+                Refusal::new(
+                    uris::AUTHENTICATION_FAILED,
+                    "cryptosign needs HELLO.Details.authextra.pubkey (64 hex characters)",
+                )
+            })?;
+        let holders = self.by_key.get(&pubkey).map(Vec::as_slice).unwrap_or(&[]);
+        let user = match authid {
+            Some(a) => holders.iter().find(|u| u.config.authid == a),
+            None if holders.len() > 1 => {
+                return Err(Refusal::new(
+                    uris::AUTHENTICATION_FAILED,
+                    "this public key belongs to several users: send authid",
+                ))
+            }
+            None => holders.first(),
+        };
+        let Some(user) = user.cloned() else {
+            return Err(Refusal::new(
+                uris::NO_SUCH_PRINCIPAL,
+                "no user with this public key",
+            ));
+        };
+        let challenge = wamp_auth::cryptosign::new_challenge();
+        let msg = Challenge {
+            auth_method: AuthMethod::Cryptosign.as_str().to_owned(),
+            extra: dict([
+                ("challenge", hex(&challenge).into()),
+                ("channel_binding", Value::Null),
+            ]),
+        }
+        .into();
+        Ok(Start::Challenge(
+            msg,
+            Pending {
+                user,
+                kind: PendingKind::Cryptosign { challenge, pubkey },
+            },
+        ))
+    }
+
+    /// Checks the AUTHENTICATE `signature` against the pending challenge. A hashed ticket is
+    /// checked on the blocking pool, at most `limit` at a time router-wide.
+    pub(crate) fn finish(pending: &Pending, signature: String, limit: &Arc<Semaphore>) -> Verdict {
+        let user = pending.user.clone();
+        let ok = match &pending.kind {
+            PendingKind::Ticket => {
+                let stored = user.config.ticket.as_ref().map_or("", |t| t.text());
+                if wamp_auth::ticket::is_hashed(stored) {
+                    let limit = limit.clone();
+                    return Verdict::Later(Box::pin(async move {
+                        let permit = limit.acquire_owned().await;
+                        let checked = tokio::task::spawn_blocking(move || {
+                            let _permit = permit;
+                            let stored = user.config.ticket.as_ref().map_or("", |t| t.text());
+                            let ok = wamp_auth::ticket::verify(stored, &signature);
+                            (ok, user)
+                        })
+                        .await;
+                        match checked {
+                            Ok((true, user)) => {
+                                Ok(identity(&user, AuthMethod::Ticket, Dict::new()))
+                            }
+                            _ => Err(refused()),
+                        }
+                    }));
+                }
+                wamp_auth::ticket::verify(stored, &signature)
+            }
+            PendingKind::WampCra { challenge, key } => {
+                wamp_auth::wampcra::verify(key, challenge, &signature)
+            }
+            PendingKind::Cryptosign { challenge, pubkey } => {
+                wamp_auth::cryptosign::verify(pubkey, challenge, None, &signature).is_ok()
+            }
+        };
+        if !ok {
+            return Verdict::Now(Err(refused()));
+        }
+        let authextra = match &pending.kind {
+            PendingKind::Cryptosign { pubkey, .. } => dict([("pubkey", pubkey.as_str().into())]),
+            _ => Dict::new(),
+        };
+        Verdict::Now(Ok(identity(&user, pending.method(), authextra)))
+    }
+}
+
+fn refused() -> Refusal {
+    Refusal::new(
+        uris::AUTHENTICATION_FAILED,
+        "the credentials were not accepted",
+    )
+}
+
+fn identity(user: &User, authmethod: AuthMethod, authextra: Dict) -> Identity {
+    Identity {
+        authid: user.config.authid.clone(),
+        authrole: user.config.role.clone(),
+        authmethod,
+        authprovider: "static",
+        authextra,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
