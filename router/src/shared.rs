@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wamp_proto::Id;
 
+use crate::auth::internal::InternalCaller;
 use crate::auth::penalty::Penalties;
 use crate::config::RouterOptions;
 use crate::realm::Realm;
@@ -30,16 +31,24 @@ pub(crate) struct RouterShared {
     pub(crate) penalties: Penalties,
     /// Slow credential checks (hashed tickets) running at once, router-wide.
     pub(crate) auth_checks: Arc<Semaphore>,
+    /// The router's own caller (asks dynamic authenticators).
+    pub(crate) internal: Arc<InternalCaller>,
 }
 
 impl RouterShared {
     /// Shared state over these realms, with nothing running yet.
+    /// Must run inside the tokio runtime (it starts the internal caller's task).
     pub(crate) fn new(realms: HashMap<String, Arc<Realm>>, options: RouterOptions) -> RouterShared {
+        let shutdown = CancellationToken::new();
+        let session_ids = DashMap::new();
+        let internal_id = Id::random();
+        session_ids.insert(internal_id, ());
         RouterShared {
             realms,
-            session_ids: DashMap::new(),
+            session_ids,
             options,
-            shutdown: CancellationToken::new(),
+            internal: InternalCaller::start(internal_id, shutdown.clone()),
+            shutdown,
             tracker: TaskTracker::new(),
             penalties: Penalties::default(),
             auth_checks: Arc::new(Semaphore::new(AUTH_CHECKS)),

@@ -2,8 +2,10 @@
 //! the realm and the transport allow for that authid), its CHALLENGE, and the check of the
 //! AUTHENTICATE that answers it. The algorithms themselves are in the `wamp-auth` crate.
 //!
-//! [`roles`] is authorization; [`penalty`] slows down repeated failures per peer address.
+//! [`roles`] is authorization; [`penalty`] slows down repeated failures per peer address;
+//! [`internal`] is the router's own caller, through which a dynamic authenticator is asked.
 
+pub(crate) mod internal;
 pub(crate) mod penalty;
 pub(crate) mod roles;
 
@@ -11,16 +13,15 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
 
 use wamp_proto::message::Challenge;
 use wamp_proto::options::dict;
-use wamp_proto::{uris, Dict, Id, Message, Value};
+use wamp_proto::{uris, Dict, Id, Message, Payload, Value};
 
-use crate::config::{AuthMethod, RealmConfig, UserConfig};
-
+use crate::config::{AuthMethod, AuthenticatorConfig, RealmConfig, UserConfig};
 use crate::error::Refusal;
 
 /// Who a session is, once authenticated.
@@ -43,22 +44,34 @@ struct User {
 /// A CHALLENGE sent, waiting for its AUTHENTICATE.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    user: Arc<User>,
+    authid: String,
     kind: PendingKind,
 }
 
 #[derive(Debug)]
 enum PendingKind {
-    Ticket,
-    WampCra { challenge: String, key: Vec<u8> },
-    Cryptosign { challenge: [u8; 32], pubkey: String },
+    Ticket(Arc<User>),
+    WampCra {
+        user: Arc<User>,
+        challenge: String,
+        key: Vec<u8>,
+    },
+    Cryptosign {
+        user: Arc<User>,
+        challenge: [u8; 32],
+        pubkey: String,
+    },
+    /// A ticket the dynamic authenticator decides; `hello` is what HELLO said.
+    Dynamic {
+        hello: Dict,
+    },
 }
 
 impl Pending {
     /// The method being authenticated.
     pub(crate) fn method(&self) -> AuthMethod {
         match self.kind {
-            PendingKind::Ticket => AuthMethod::Ticket,
+            PendingKind::Ticket(_) | PendingKind::Dynamic { .. } => AuthMethod::Ticket,
             PendingKind::WampCra { .. } => AuthMethod::WampCra,
             PendingKind::Cryptosign { .. } => AuthMethod::Cryptosign,
         }
@@ -66,8 +79,18 @@ impl Pending {
 
     /// The authid being authenticated.
     pub(crate) fn authid(&self) -> &str {
-        &self.user.config.authid
+        &self.authid
     }
+}
+
+/// A question for the dynamic authenticator: `procedure(realm, authid, details)`.
+#[derive(Debug)]
+pub(crate) struct Question {
+    pub(crate) procedure: String,
+    pub(crate) timeout: Duration,
+    pub(crate) authid: String,
+    /// `details` without `session` and `transport`, which the session adds.
+    pub(crate) details: Dict,
 }
 
 /// A verification that runs off the async executor (a hashed ticket costs tens of ms).
@@ -79,6 +102,8 @@ pub(crate) enum Verdict {
     Now(Result<Identity, Refusal>),
     /// Decided by this future (the session waits for it without blocking anyone).
     Later(Verifying),
+    /// Decided by the dynamic authenticator: the session asks it.
+    Ask(Question),
 }
 
 /// What a HELLO leads to.
@@ -98,6 +123,8 @@ pub(crate) struct Users {
     by_key: HashMap<String, Vec<Arc<User>>>,
     /// The role of anonymous sessions, if anonymous joins are allowed.
     anonymous: Option<String>,
+    /// Decides tickets of authids that are not static users.
+    authenticator: Option<AuthenticatorConfig>,
 }
 
 fn str_of<'a>(d: &'a Dict, key: &str) -> Option<&'a str> {
@@ -144,6 +171,7 @@ impl Users {
             anonymous: realm
                 .allows_anonymous()
                 .then(|| realm.anonymous_role.clone()),
+            authenticator: realm.authenticator.clone(),
         }
     }
 
@@ -151,7 +179,10 @@ impl Users {
     fn offers(&self, method: AuthMethod) -> bool {
         match method {
             AuthMethod::Anonymous => self.anonymous.is_some(),
-            AuthMethod::Ticket => self.by_authid.values().any(|u| u.config.ticket.is_some()),
+            AuthMethod::Ticket => {
+                self.authenticator.is_some()
+                    || self.by_authid.values().any(|u| u.config.ticket.is_some())
+            }
             AuthMethod::WampCra => self.by_authid.values().any(|u| u.wampcra_key.is_some()),
             AuthMethod::Cryptosign => !self.by_key.is_empty(),
         }
@@ -188,9 +219,31 @@ impl Users {
                     return self.start_cryptosign(details, authid);
                 }
             };
-            match fits {
-                Some(u) => return Ok(self.challenge(method, u.clone(), session)),
-                None => principal_missing = true,
+            match (fits, authid) {
+                (Some(u), _) => return Ok(self.challenge(method, u.clone(), session)),
+                // No static user: the dynamic authenticator decides tickets.
+                (None, Some(a)) if method == AuthMethod::Ticket && self.authenticator.is_some() => {
+                    let mut hello = Dict::new();
+                    for key in ["authid", "authrole", "authextra"] {
+                        if let Some(v) = details.get(key) {
+                            hello.insert(key.into(), v.clone());
+                        }
+                    }
+                    let msg = Challenge {
+                        auth_method: method.as_str().to_owned(),
+                        extra: Dict::new(),
+                    }
+                    .into();
+                    let kind = PendingKind::Dynamic { hello };
+                    return Ok(Start::Challenge(
+                        msg,
+                        Pending {
+                            authid: a.to_owned(),
+                            kind,
+                        },
+                    ));
+                }
+                _ => principal_missing = true,
             }
         }
         if principal_missing {
@@ -222,6 +275,7 @@ impl Users {
     }
 
     fn challenge(&self, method: AuthMethod, user: Arc<User>, session: Id) -> Start {
+        let authid = user.config.authid.clone();
         let (extra, kind) = match (method, &user.config.wampcra, &user.wampcra_key) {
             (AuthMethod::WampCra, Some(c), Some(key)) => {
                 let challenge = wamp_auth::wampcra::challenge(
@@ -241,16 +295,23 @@ impl Users {
                     extra.insert("keylen".into(), u64::from(keylen).into());
                 }
                 let key = key.clone();
-                (extra, PendingKind::WampCra { challenge, key })
+                (
+                    extra,
+                    PendingKind::WampCra {
+                        user,
+                        challenge,
+                        key,
+                    },
+                )
             }
-            _ => (Dict::new(), PendingKind::Ticket),
+            _ => (Dict::new(), PendingKind::Ticket(user)),
         };
         let msg = Challenge {
             auth_method: method.as_str().to_owned(),
             extra,
         }
         .into();
-        Start::Challenge(msg, Pending { user, kind })
+        Start::Challenge(msg, Pending { authid, kind })
     }
 
     fn start_cryptosign(&self, details: &Dict, authid: Option<&str>) -> Result<Start, Refusal> {
@@ -294,56 +355,140 @@ impl Users {
         Ok(Start::Challenge(
             msg,
             Pending {
-                user,
-                kind: PendingKind::Cryptosign { challenge, pubkey },
+                authid: user.config.authid.clone(),
+                kind: PendingKind::Cryptosign {
+                    user,
+                    challenge,
+                    pubkey,
+                },
             },
         ))
     }
 
     /// Checks the AUTHENTICATE `signature` against the pending challenge. A hashed ticket is
     /// checked on the blocking pool, at most `limit` at a time router-wide.
-    pub(crate) fn finish(pending: &Pending, signature: String, limit: &Arc<Semaphore>) -> Verdict {
-        let user = pending.user.clone();
-        let ok = match &pending.kind {
-            PendingKind::Ticket => {
+    pub(crate) fn finish(
+        &self,
+        pending: Pending,
+        signature: String,
+        limit: &Arc<Semaphore>,
+    ) -> Verdict {
+        let method = pending.method();
+        let (user, ok, authextra) = match pending.kind {
+            PendingKind::Dynamic { mut hello } => {
+                let Some(a) = &self.authenticator else {
+                    return Verdict::Now(Err(refused()));
+                };
+                hello.insert("authmethod".into(), "ticket".into());
+                hello.insert("ticket".into(), signature.into());
+                return Verdict::Ask(Question {
+                    procedure: a.procedure.clone(),
+                    timeout: Duration::from_millis(a.timeout_ms),
+                    authid: pending.authid,
+                    details: hello,
+                });
+            }
+            PendingKind::Ticket(user) => {
                 let stored = user.config.ticket.as_ref().map_or("", |t| t.text());
                 if wamp_auth::ticket::is_hashed(stored) {
-                    let limit = limit.clone();
-                    return Verdict::Later(Box::pin(async move {
-                        let permit = limit.acquire_owned().await;
-                        let checked = tokio::task::spawn_blocking(move || {
-                            let _permit = permit;
-                            let stored = user.config.ticket.as_ref().map_or("", |t| t.text());
-                            let ok = wamp_auth::ticket::verify(stored, &signature);
-                            (ok, user)
-                        })
-                        .await;
-                        match checked {
-                            Ok((true, user)) => {
-                                Ok(identity(&user, AuthMethod::Ticket, Dict::new()))
-                            }
-                            _ => Err(refused()),
-                        }
-                    }));
+                    return Verdict::Later(hashed_ticket(user, signature, limit.clone()));
                 }
-                wamp_auth::ticket::verify(stored, &signature)
+                let ok = wamp_auth::ticket::verify(stored, &signature);
+                (user, ok, Dict::new())
             }
-            PendingKind::WampCra { challenge, key } => {
-                wamp_auth::wampcra::verify(key, challenge, &signature)
+            PendingKind::WampCra {
+                user,
+                challenge,
+                key,
+            } => {
+                let ok = wamp_auth::wampcra::verify(&key, &challenge, &signature);
+                (user, ok, Dict::new())
             }
-            PendingKind::Cryptosign { challenge, pubkey } => {
-                wamp_auth::cryptosign::verify(pubkey, challenge, None, &signature).is_ok()
+            PendingKind::Cryptosign {
+                user,
+                challenge,
+                pubkey,
+            } => {
+                let ok =
+                    wamp_auth::cryptosign::verify(&pubkey, &challenge, None, &signature).is_ok();
+                (user, ok, dict([("pubkey", pubkey.as_str().into())]))
             }
         };
         if !ok {
             return Verdict::Now(Err(refused()));
         }
-        let authextra = match &pending.kind {
-            PendingKind::Cryptosign { pubkey, .. } => dict([("pubkey", pubkey.as_str().into())]),
-            _ => Dict::new(),
-        };
-        Verdict::Now(Ok(identity(&user, pending.method(), authextra)))
+        Verdict::Now(Ok(identity(&user, method, authextra)))
     }
+}
+
+/// A hashed ticket, checked on the blocking pool under `limit`.
+fn hashed_ticket(user: Arc<User>, ticket: String, limit: Arc<Semaphore>) -> Verifying {
+    Box::pin(async move {
+        let permit = limit.acquire_owned().await;
+        let checked = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let stored = user.config.ticket.as_ref().map_or("", |t| t.text());
+            (wamp_auth::ticket::verify(stored, &ticket), user)
+        })
+        .await;
+        match checked {
+            Ok((true, user)) => Ok(identity(&user, AuthMethod::Ticket, Dict::new())),
+            _ => Err(refused()),
+        }
+    })
+}
+
+/// The dynamic authenticator's answer as an identity: a role string, or a dict with `role`
+/// (required), `authid` and `extra`. The role must exist on the realm (`roles` says).
+pub(crate) fn principal(
+    authid: &str,
+    answer: Payload,
+    role_exists: impl Fn(&str) -> bool,
+) -> Result<Identity, Refusal> {
+    let bad = || {
+        Refusal::new(
+            uris::AUTHENTICATION_FAILED,
+            "the authenticator's answer is neither a role nor a dict with `role`",
+        )
+    };
+    let first = answer
+        .args
+        .and_then(|a| a.into_iter().next())
+        .ok_or_else(bad)?;
+    let (role, id, extra) = match first {
+        Value::Str(role) => (role, None, Dict::new()),
+        Value::Dict(mut d) => {
+            let role = match d.remove("role") {
+                Some(Value::Str(r)) => r,
+                _ => return Err(bad()),
+            };
+            let id = match d.remove("authid") {
+                Some(Value::Str(a)) => Some(a),
+                None => None,
+                Some(_) => return Err(bad()),
+            };
+            let extra = match d.remove("extra") {
+                Some(Value::Dict(x)) => x,
+                None => Dict::new(),
+                Some(_) => return Err(bad()),
+            };
+            (role, id, extra)
+        }
+        _ => return Err(bad()),
+    };
+    if !role_exists(&role) {
+        return Err(Refusal::new(
+            uris::NO_SUCH_ROLE,
+            format!("the authenticator assigned role `{role}`, which this realm does not have"),
+        ));
+    }
+    Ok(Identity {
+        authid: id.unwrap_or_else(|| authid.to_owned()),
+        authrole: role,
+        authmethod: AuthMethod::Ticket,
+        authprovider: "dynamic",
+        authextra: extra,
+    })
 }
 
 fn refused() -> Refusal {

@@ -165,6 +165,11 @@ impl Roles {
         }
     }
 
+    /// Whether sessions may have role `name` here (any role, in a realm without roles).
+    pub(crate) fn exists(&self, name: &str) -> bool {
+        self.open || self.by_name.contains_key(name)
+    }
+
     /// The compiled role `name` (a role nobody defined may do nothing).
     pub(crate) fn role(&self, name: &str) -> Arc<Role> {
         if let Some(r) = self.by_name.get(name) {

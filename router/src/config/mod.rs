@@ -13,7 +13,10 @@ mod realm;
 mod transport;
 
 pub(crate) use realm::TRUSTED_ROLE;
-pub use realm::{PermissionConfig, RealmConfig, RoleConfig, Secret, UserConfig, WampCraConfig};
+pub use realm::{
+    AuthenticatorConfig, PermissionConfig, RealmConfig, RoleConfig, Secret, UserConfig,
+    WampCraConfig,
+};
 pub use transport::{AuthMethod, Listen, RawSocketTransport, TransportConfig, WebSocketTransport};
 use transport::{Locator, TransportFile};
 

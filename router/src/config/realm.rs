@@ -29,6 +29,9 @@ pub struct RealmConfig {
     /// Users and their credentials.
     #[serde(default, rename = "user")]
     pub users: Vec<UserConfig>,
+    /// A WAMP procedure that decides `ticket` logins for authids that are not `[[realm.user]]`s.
+    #[serde(default)]
+    pub authenticator: Option<AuthenticatorConfig>,
     /// Roles and their permissions. A realm without roles lets every session do everything;
     /// with roles, everything not permitted is denied.
     #[serde(default, rename = "role")]
@@ -45,7 +48,8 @@ fn anonymous_role() -> String {
 impl RealmConfig {
     /// Whether anonymous joins are allowed.
     pub fn allows_anonymous(&self) -> bool {
-        self.anonymous.unwrap_or(self.users.is_empty())
+        self.anonymous
+            .unwrap_or(self.users.is_empty() && self.authenticator.is_none())
     }
 }
 
@@ -139,6 +143,23 @@ pub struct WampCraConfig {
     pub keylen: Option<u32>,
 }
 
+/// A dynamic authenticator (`[realm.authenticator]`): a procedure, registered by a session
+/// of role `trusted`, called as `procedure(realm, authid, details)` with `details.ticket`; it
+/// answers a role, or `{role, authid?, extra?}`, or an ERROR that refuses the session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticatorConfig {
+    /// The procedure's URI.
+    pub procedure: String,
+    /// How long a login waits for its answer (default 5000 ms); then it is refused.
+    #[serde(default = "authenticator_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn authenticator_timeout() -> u64 {
+    5000
+}
+
 /// One role (`[[realm.role]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +250,22 @@ pub(super) fn check(
             "anonymous_role",
             format!("role `{}` is not defined in this realm", r.anonymous_role),
         ));
+    }
+    if let Some(a) = &r.authenticator {
+        if !wamp_proto::uri::is_valid_uri(&a.procedure, UriCheck::Loose, MatchPolicy::Exact) {
+            return Err(err(
+                format!("realm[{i}].authenticator.procedure"),
+                &quoted(&a.procedure),
+                format!("`{}` is not a valid procedure URI", a.procedure),
+            ));
+        }
+        if a.timeout_ms == 0 {
+            return Err(err(
+                format!("realm[{i}].authenticator.timeout_ms"),
+                "timeout_ms",
+                "must be at least 1".into(),
+            ));
+        }
     }
     let mut authids = HashSet::new();
     for (k, u) in r.users.iter_mut().enumerate() {

@@ -113,6 +113,12 @@ impl Registration {
         c.get(i).cloned()
     }
 
+    /// Whether every callee satisfies `f` (false without callees).
+    pub(crate) fn all_callees(&self, f: impl Fn(&Callee) -> bool) -> bool {
+        let c = read(&self.callees);
+        !c.is_empty() && c.iter().all(f)
+    }
+
     /// Removes `session`; `Ok(true)` when it was the last callee.
     fn remove_callee(&self, session: Id) -> Result<bool, NoSuchRegistration> {
         let mut c = self.callees.write().unwrap_or_else(|e| e.into_inner());

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use tracing::{info, warn};
 use wamp_proto::message::{Authenticate, Hello, Welcome};
 use wamp_proto::options::dict;
-use wamp_proto::{uris, Dict, Id, Value};
+use wamp_proto::{uris, Dict, Id, Uri, Value};
 
 use super::core::{Joined, SessionCore};
-use crate::auth::{Identity, Pending, Start, Users, Verdict, Verifying};
+use crate::auth::{Identity, Pending, Question, Start, Verdict, Verifying};
+use crate::config::AuthMethod;
 use crate::error::Refusal;
 use crate::peer::{NotSent, PeerFeatures, SessionHandle};
 use crate::realm::Realm;
@@ -21,8 +22,12 @@ pub(crate) struct PendingJoin {
     id: Id,
     realm: Arc<Realm>,
     features: PeerFeatures,
-    auth: Pending,
-    /// A verification running off the executor, if any.
+    /// The challenge sent (taken when the AUTHENTICATE arrives).
+    auth: Option<Pending>,
+    /// Who is being authenticated, and how (for the log).
+    authid: String,
+    method: AuthMethod,
+    /// A verification running elsewhere, if any.
     check: Option<Verifying>,
 }
 
@@ -60,7 +65,9 @@ pub(super) fn hello(core: &SessionCore, hello: Hello) -> Result<Greeted, Refusal
                 id,
                 realm,
                 features,
-                auth,
+                authid: auth.authid().to_owned(),
+                method: auth.method(),
+                auth: Some(auth),
                 check: None,
             })))
         }
@@ -86,13 +93,74 @@ pub(super) fn authenticate(
     mut p: Box<PendingJoin>,
     m: Authenticate,
 ) -> Result<Authenticated, Refusal> {
-    match Users::finish(&p.auth, m.signature, &core.router.auth_checks) {
+    let Some(auth) = p.auth.take() else {
+        return Err(Refusal::violation("a second AUTHENTICATE"));
+    };
+    match p
+        .realm
+        .users
+        .finish(auth, m.signature, &core.router.auth_checks)
+    {
         Verdict::Now(result) => done(core, *p, result).map(Authenticated::Joined),
         Verdict::Later(check) => {
             p.check = Some(check);
             Ok(Authenticated::Checking(p))
         }
+        Verdict::Ask(question) => {
+            p.check = Some(ask(core, &p, question));
+            Ok(Authenticated::Checking(p))
+        }
     }
+}
+
+/// Asks the realm's dynamic authenticator (through the router's internal caller), which
+/// must be registered by sessions of role `trusted` only.
+fn ask(core: &SessionCore, p: &PendingJoin, q: Question) -> Verifying {
+    let realm = p.realm.clone();
+    let internal = core.router.internal.clone();
+    let mut details = q.details;
+    details.insert("session".into(), p.id.get().into());
+    details.insert(
+        "transport".into(),
+        Value::Dict(dict([
+            ("type", core.transport.kind.into()),
+            ("peer", core.transport.peer.as_str().into()),
+        ])),
+    );
+    Box::pin(async move {
+        let procedure = Uri::new(&q.procedure);
+        let trusted = realm.dealer.lookup(&procedure).is_some_and(|r| {
+            r.all_callees(|c| &*c.session.shared().authrole == crate::config::TRUSTED_ROLE)
+        });
+        if !trusted {
+            warn!(realm = %realm.name, procedure = %q.procedure, "no authenticator registered by a trusted session");
+            return Err(Refusal::new(
+                uris::AUTHENTICATION_FAILED,
+                "the authenticator is not available",
+            ));
+        }
+        let args = vec![
+            realm.name.as_str().into(),
+            q.authid.as_str().into(),
+            Value::Dict(details),
+        ];
+        let answer = internal
+            .call(&realm.dealer, &q.procedure, args, q.timeout)
+            .await
+            .map_err(|r| {
+                warn!(realm = %realm.name, procedure = %q.procedure, refusal = %r, "the authenticator refused or failed");
+                if r.uri == uris::TIMEOUT {
+                    Refusal::new(uris::AUTHENTICATION_FAILED, r.message)
+                } else {
+                    r
+                }
+            })?;
+        let mut answer = answer;
+        answer
+            .materialize()
+            .map_err(|e| Refusal::new(uris::AUTHENTICATION_FAILED, e.to_string()))?;
+        crate::auth::principal(&q.authid, answer, |role| realm.roles.exists(role))
+    })
 }
 
 impl PendingJoin {
@@ -122,7 +190,7 @@ pub(super) fn done(
         Err(refusal) => {
             core.router.session_ids.remove(&p.id);
             // The secret is never logged: only who tried what, from where.
-            warn!(peer = %core.transport.peer, realm = %p.realm.name, authid = p.auth.authid(), method = p.auth.method().as_str(), "authentication failed");
+            warn!(peer = %core.transport.peer, realm = %p.realm.name, authid = %p.authid, method = p.method.as_str(), reason = refusal.uri, "authentication failed");
             Err(refusal)
         }
     }
