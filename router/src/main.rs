@@ -87,18 +87,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let server = Server::start(config).await?;
-        wait_for_signal().await?;
+        wait_for_signal(&server).await?;
         server.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
+/// Waits for SIGINT or SIGTERM; SIGHUP re-reads the TLS files meanwhile.
+async fn wait_for_signal(server: &Server) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => return r.context("waiting for SIGINT"),
+            _ = term.recv() => return Ok(()),
+            _ = hup.recv() => {
+                // Failures are logged by reload_tls; the router keeps serving either way.
+                let _ = server.reload_tls();
+            }
+        }
     }
-    Ok(())
 }

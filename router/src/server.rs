@@ -19,10 +19,11 @@ use crate::config::{
     AuthMethod, Config, Listen, RawSocketTransport, TransportConfig, WebSocketTransport,
 };
 use crate::realm::Realm;
-use crate::session::{driver, TransportInfo};
+use crate::session::{driver, KeepAlive, TransportInfo};
 use crate::shared::RouterShared;
 use crate::transport::connection::Connection;
 use crate::transport::rawsocket::{self, RawSocketFraming};
+use crate::transport::tls::Tls;
 use crate::transport::websocket::frames::WebSocketFraming;
 use crate::transport::websocket::{self, Refusal};
 
@@ -36,6 +37,7 @@ pub struct Server {
     urls: Vec<String>,
     /// Unix socket files to remove at shutdown.
     socket_files: Vec<PathBuf>,
+    endpoints: Vec<Arc<Endpoint>>,
 }
 
 /// One transport, ready to serve connections.
@@ -46,15 +48,28 @@ struct Endpoint {
     open: AtomicUsize,
     /// The authentication methods allowed here, shared by its sessions.
     auth_methods: Option<Arc<[AuthMethod]>>,
+    /// TLS, when the transport has it.
+    tls: Option<Tls>,
 }
 
 impl Endpoint {
-    fn new(config: TransportConfig) -> Endpoint {
-        Endpoint {
+    fn keepalive(&self) -> KeepAlive {
+        let (interval, timeout) = self.config.keepalive_ms();
+        KeepAlive {
+            interval: Duration::from_millis(interval),
+            timeout: Duration::from_millis(timeout),
+        }
+    }
+
+    /// The endpoint of `config`, with its TLS files loaded (an error names the file).
+    fn new(config: TransportConfig) -> io::Result<Endpoint> {
+        let tls = config.tls().map(Tls::load).transpose()?;
+        Ok(Endpoint {
             auth_methods: config.auth_methods().map(Arc::from),
             config,
             open: AtomicUsize::new(0),
-        }
+            tls,
+        })
     }
 }
 
@@ -64,6 +79,8 @@ struct Peer {
     /// `tcp:ADDR` or `unix`.
     label: String,
     ip: Option<IpAddr>,
+    /// The verified TLS client certificate's common name.
+    client_cn: Option<String>,
 }
 
 /// A connection counted against its transport's `max_connections` while it lives.
@@ -109,8 +126,12 @@ impl Server {
             addrs: Vec::new(),
             urls: Vec::new(),
             socket_files: Vec::new(),
+            endpoints: Vec::new(),
         };
         for t in config.transports {
+            // TLS files first: a bad one stops the start before anything listens.
+            let endpoint = Arc::new(Endpoint::new(t)?);
+            let t = &endpoint.config;
             let (listener, url) = match t.listen() {
                 Listen::Tcp(bind) => {
                     let l = TcpListener::bind(bind).await.map_err(|e| {
@@ -118,9 +139,10 @@ impl Server {
                     })?;
                     let addr = l.local_addr()?;
                     server.addrs.push(addr);
-                    let url = match &t {
-                        TransportConfig::WebSocket(w) => format!("ws://{addr}{}", w.path),
-                        TransportConfig::RawSocket(_) => format!("rs://{addr}"),
+                    let s = if endpoint.tls.is_some() { "s" } else { "" };
+                    let url = match t {
+                        TransportConfig::WebSocket(w) => format!("ws{s}://{addr}{}", w.path),
+                        TransportConfig::RawSocket(_) => format!("rs{s}://{addr}"),
                     };
                     (Listener::Tcp(l), url)
                 }
@@ -130,7 +152,7 @@ impl Server {
                     (Listener::Unix(l), format!("unix://{}", path.display()))
                 }
             };
-            let kind = match &t {
+            let kind = match t {
                 TransportConfig::WebSocket(_) => "websocket",
                 TransportConfig::RawSocket(_) => "rawsocket",
             };
@@ -141,7 +163,7 @@ impl Server {
                 _ => info!(%url, transport = kind, "listening"),
             }
             server.urls.push(url);
-            let endpoint = Arc::new(Endpoint::new(t));
+            server.endpoints.push(endpoint.clone());
             let shared = server.shared.clone();
             server
                 .shared
@@ -149,6 +171,26 @@ impl Server {
                 .spawn(accept_loop(listener, endpoint, shared));
         }
         Ok(server)
+    }
+
+    /// Re-reads every TLS transport's certificate, key and CA files (on SIGHUP). Open
+    /// connections keep theirs; a transport whose files fail to load keeps the old ones (the
+    /// first such error is returned, each is logged).
+    pub fn reload_tls(&self) -> io::Result<()> {
+        let mut first = None;
+        for (e, url) in self.endpoints.iter().zip(&self.urls) {
+            let Some(tls) = &e.tls else { continue };
+            match tls.reload() {
+                Ok(()) => {
+                    info!(%url, certificate = %tls.certificate_file().display(), "TLS files reloaded")
+                }
+                Err(err) => {
+                    warn!(%url, cause = %err, "TLS reload failed; keeping the current files");
+                    first.get_or_insert(err);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// The bound address of each TCP transport, in configuration order.
@@ -238,17 +280,17 @@ async fn accept_loop(listener: Listener, endpoint: Arc<Endpoint>, shared: Arc<Ro
                 let peer = Peer {
                     label: format!("tcp:{peer}"),
                     ip: Some(peer.ip()),
+                    client_cn: None,
                 };
-                let conn = connection(stream, peer, &endpoint, &shared);
-                shared.tracker.spawn(conn);
+                spawn(stream, peer, &endpoint, &shared);
             }
             Ok(Accepted::Unix(stream)) => {
                 let peer = Peer {
                     label: "unix".to_owned(),
                     ip: None,
+                    client_cn: None,
                 };
-                let conn = connection(stream, peer, &endpoint, &shared);
-                shared.tracker.spawn(conn);
+                spawn(stream, peer, &endpoint, &shared);
             }
             Err(e) => {
                 // E.g. out of file descriptors: back off instead of spinning.
@@ -268,6 +310,56 @@ async fn accept(listener: &Listener) -> io::Result<Accepted> {
     match listener {
         Listener::Tcp(l) => l.accept().await.map(|(s, p)| Accepted::Tcp(s, p)),
         Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}
+
+/// Starts a connection's task: TLS first where the transport has it.
+fn spawn<S>(stream: S, peer: Peer, endpoint: &Arc<Endpoint>, shared: &Arc<RouterShared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if endpoint.tls.is_none() {
+        shared
+            .tracker
+            .spawn(connection(stream, peer, endpoint, shared));
+        return;
+    }
+    let (e, sh) = (endpoint.clone(), shared.clone());
+    let task = Box::pin(tls_handshake(
+        stream,
+        peer,
+        endpoint.clone(),
+        shared.clone(),
+    ))
+    .then(move |accepted| match accepted {
+        Some((stream, peer)) => Either::Left(connection(stream, peer, &e, &sh)),
+        None => Either::Right(std::future::ready(())),
+    });
+    shared.tracker.spawn(task);
+}
+
+/// The TLS handshake, bounded by `handshake_timeout_ms` and by shutdown; a failure (a
+/// plain-text client, a bad certificate) is logged and closes only this connection.
+async fn tls_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    mut peer: Peer,
+    endpoint: Arc<Endpoint>,
+    shared: Arc<RouterShared>,
+) -> Option<(tokio_rustls::server::TlsStream<S>, Peer)> {
+    let tls = endpoint.tls.as_ref()?;
+    match bounded(&shared, tls.accept(stream)).await {
+        Some(Ok(a)) => {
+            peer.client_cn = a.client_cn;
+            Some((a.stream, peer))
+        }
+        Some(Err(e)) => {
+            warn!(peer = %peer.label, cause = %e, "TLS handshake failed; connection closed");
+            None
+        }
+        None => {
+            warn!(peer = %peer.label, "TLS handshake timed out");
+            None
+        }
     }
 }
 
@@ -329,7 +421,11 @@ async fn bounded<T>(shared: &RouterShared, handshake: impl Future<Output = T>) -
 
 async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    Peer { label: peer, ip }: Peer,
+    Peer {
+        label: peer,
+        ip,
+        client_cn,
+    }: Peer,
     slot: Slot,
     shared: Arc<RouterShared>,
 ) -> Option<Handshaken<S, WebSocketFraming>> {
@@ -354,6 +450,8 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
                 max_frame: usize::MAX,
                 ip,
                 auth_methods: slot.endpoint.auth_methods.clone(),
+                client_cn,
+                keepalive: slot.endpoint.keepalive(),
             };
             Some((
                 Connection::new(stream, framing, a.early),
@@ -379,7 +477,11 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
 
 async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    Peer { label: peer, ip }: Peer,
+    Peer {
+        label: peer,
+        ip,
+        client_cn,
+    }: Peer,
     slot: Slot,
     shared: Arc<RouterShared>,
 ) -> Option<Handshaken<S, RawSocketFraming>> {
@@ -400,6 +502,8 @@ async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
                 max_frame: a.peer_max,
                 ip,
                 auth_methods: slot.endpoint.auth_methods.clone(),
+                client_cn,
+                keepalive: slot.endpoint.keepalive(),
             };
             let framing = RawSocketFraming::new(a.own_max);
             Some((
@@ -427,7 +531,7 @@ mod tests {
 
     /// An idle connection costs its task's allocation: keep the future small (it was 1.5 KiB
     /// with the handshake and close states inline; 448 bytes before authentication added the
-    /// pending-HELLO box and the failure delay).
+    /// pending-HELLO box and the failure delay, and keep-alive its two flags and timer state).
     #[tokio::test]
     async fn connection_task_stays_small() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -439,14 +543,15 @@ mod tests {
                 .await
                 .unwrap();
             let (stream, peer) = listener.accept().await.unwrap();
-            let endpoint = Arc::new(Endpoint::new(t));
+            let endpoint = Arc::new(Endpoint::new(t).unwrap());
             let peer = Peer {
                 label: peer.to_string(),
                 ip: Some(peer.ip()),
+                client_cn: None,
             };
             let task = connection(stream, peer, &endpoint, &shared);
             let size = std::mem::size_of_val(&task);
-            assert!(size <= 464, "connection future is {size} bytes");
+            assert!(size <= 472, "connection future is {size} bytes");
         }
     }
 }

@@ -106,6 +106,31 @@ impl RsPeer {
         }
     }
 
+    /// A peer over an already connected stream (e.g. a TLS client stream), no handshake.
+    pub fn over(
+        io: impl AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug + 'static,
+    ) -> RsPeer {
+        RsPeer {
+            io: Box::new(io),
+            serializer: Serializer::Json,
+            router_max: 0,
+            session: None,
+            next_request: 0,
+        }
+    }
+
+    /// Completes a handshake announcing 16 MiB in `serializer`; panics unless accepted.
+    pub async fn accept_handshake(&mut self, serializer: Serializer) {
+        let reply = self.handshake(handshake(15, code(serializer))).await;
+        assert_eq!(
+            reply[1] & 0x0F,
+            code(serializer),
+            "handshake refused: {reply:02x?}"
+        );
+        self.serializer = serializer;
+        self.router_max = 1 << (9 + (reply[1] >> 4));
+    }
+
     /// Sends the 4 handshake octets and returns the router's 4-octet reply.
     pub async fn handshake(&mut self, octets: [u8; 4]) -> [u8; 4] {
         self.write(&octets).await;

@@ -185,15 +185,18 @@ impl Users {
             }
             AuthMethod::WampCra => self.by_authid.values().any(|u| u.wampcra_key.is_some()),
             AuthMethod::Cryptosign => !self.by_key.is_empty(),
+            AuthMethod::Tls => self.by_authid.values().any(|u| u.config.tls),
         }
     }
 
     /// Picks the method for a HELLO with `details` and starts it; `session` is the id WELCOME
     /// will carry (WAMP-CRA signs it). `allowed`: the transport's methods, if restricted.
+    /// `client_cn`: the verified TLS client certificate's common name, if any.
     pub(crate) fn start(
         &self,
         details: &Dict,
         allowed: Option<&[AuthMethod]>,
+        client_cn: Option<&str>,
         session: Id,
     ) -> Result<Start, Refusal> {
         let asked: Vec<&str> = match details.get("authmethods") {
@@ -217,6 +220,22 @@ impl Users {
                 AuthMethod::WampCra => user.filter(|u| u.wampcra_key.is_some()),
                 AuthMethod::Cryptosign => {
                     return self.start_cryptosign(details, authid);
+                }
+                AuthMethod::Tls => {
+                    // The certificate was verified in the TLS handshake; its CN names the user.
+                    let user = client_cn
+                        .filter(|cn| authid.is_none_or(|a| a == *cn))
+                        .and_then(|cn| self.by_authid.get(cn))
+                        .filter(|u| u.config.tls);
+                    match user {
+                        Some(u) => {
+                            return Ok(Start::Welcome(identity(u, AuthMethod::Tls, Dict::new())))
+                        }
+                        None => {
+                            principal_missing = true;
+                            continue;
+                        }
+                    }
                 }
             };
             match (fits, authid) {

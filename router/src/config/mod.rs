@@ -17,7 +17,10 @@ pub use realm::{
     AuthenticatorConfig, PermissionConfig, RealmConfig, RoleConfig, Secret, UserConfig,
     WampCraConfig,
 };
-pub use transport::{AuthMethod, Listen, RawSocketTransport, TransportConfig, WebSocketTransport};
+pub use transport::{
+    AuthMethod, ClientCertificates, Listen, RawSocketTransport, TlsConfig, TransportConfig,
+    WebSocketTransport,
+};
 use transport::{Locator, TransportFile};
 
 /// The configuration used when no file is given: WebSocket on 127.0.0.1:8080 path `/ws`,

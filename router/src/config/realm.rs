@@ -124,6 +124,9 @@ pub struct UserConfig {
     /// `cryptosign`: the Ed25519 public keys (64 hex characters each) this user signs with.
     #[serde(default)]
     pub cryptosign_keys: Vec<String>,
+    /// `tls`: a verified TLS client certificate whose subject CN is this authid logs in.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// WAMP-CRA credentials: the secret and, for the salted form, salt, iterations and key length.
@@ -285,11 +288,11 @@ pub(super) fn check(
                 format!("role `{}` is not defined in this realm", u.role),
             ));
         }
-        if u.ticket.is_none() && u.wampcra.is_none() && u.cryptosign_keys.is_empty() {
+        if u.ticket.is_none() && u.wampcra.is_none() && u.cryptosign_keys.is_empty() && !u.tls {
             return Err(err(
                 key("authid"),
                 &at,
-                "give the user at least one credential: ticket, wampcra or cryptosign_keys".into(),
+                "give the user at least one credential: ticket, wampcra, cryptosign_keys or tls".into(),
             ));
         }
         if let Some(t) = &mut u.ticket {

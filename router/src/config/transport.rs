@@ -49,6 +49,22 @@ impl TransportConfig {
         }
     }
 
+    /// Keep-alive: (interval, timeout) in milliseconds; an interval of 0 sends no pings.
+    pub fn keepalive_ms(&self) -> (u64, u64) {
+        match self {
+            TransportConfig::WebSocket(t) => (t.keepalive_interval_ms, t.keepalive_timeout_ms),
+            TransportConfig::RawSocket(t) => (t.keepalive_interval_ms, t.keepalive_timeout_ms),
+        }
+    }
+
+    /// TLS on this transport, if configured.
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        match self {
+            TransportConfig::WebSocket(t) => t.tls.as_ref(),
+            TransportConfig::RawSocket(t) => t.tls.as_ref(),
+        }
+    }
+
     /// The authentication methods sessions on this transport may use (`None`: every method
     /// their realm allows).
     pub fn auth_methods(&self) -> Option<&[AuthMethod]> {
@@ -90,6 +106,12 @@ pub struct WebSocketTransport {
     pub max_connections: usize,
     /// The authentication methods allowed on this transport (default: all the realm allows).
     pub auth_methods: Option<Vec<AuthMethod>>,
+    /// TLS (`wss://`, RawSocket over TLS), if configured.
+    pub tls: Option<TlsConfig>,
+    /// Milliseconds of silence after which the router pings the peer (0: never).
+    pub keepalive_interval_ms: u64,
+    /// Milliseconds a pinged peer has to send anything before it is closed.
+    pub keepalive_timeout_ms: u64,
 }
 
 /// A RawSocket transport (`type = "rawsocket"`).
@@ -108,6 +130,12 @@ pub struct RawSocketTransport {
     pub max_connections: usize,
     /// The authentication methods allowed on this transport (default: all the realm allows).
     pub auth_methods: Option<Vec<AuthMethod>>,
+    /// TLS (`wss://`, RawSocket over TLS), if configured.
+    pub tls: Option<TlsConfig>,
+    /// Milliseconds of silence after which the router pings the peer (0: never).
+    pub keepalive_interval_ms: u64,
+    /// Milliseconds a pinged peer has to send anything before it is closed.
+    pub keepalive_timeout_ms: u64,
 }
 
 /// An authentication method (WAMP spec, "Authentication").
@@ -123,6 +151,8 @@ pub enum AuthMethod {
     WampCra,
     /// Ed25519 public-key signatures.
     Cryptosign,
+    /// The TLS client certificate (its subject CN is the authid).
+    Tls,
 }
 
 impl AuthMethod {
@@ -133,6 +163,7 @@ impl AuthMethod {
             AuthMethod::Ticket => "ticket",
             AuthMethod::WampCra => "wampcra",
             AuthMethod::Cryptosign => "cryptosign",
+            AuthMethod::Tls => "tls",
         }
     }
 
@@ -143,9 +174,39 @@ impl AuthMethod {
             "ticket" => AuthMethod::Ticket,
             "wampcra" => AuthMethod::WampCra,
             "cryptosign" => AuthMethod::Cryptosign,
+            "tls" => AuthMethod::Tls,
             _ => return None,
         })
     }
+}
+
+/// TLS on a transport (`tls = { certificate = "...", key = "..." }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM), leaf first.
+    pub certificate: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA certificates (PEM) that client certificates are verified against; without it
+    /// clients are not asked for one.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: whether a client must present a certificate (`required`) or may
+    /// (`optional`, the default).
+    #[serde(default)]
+    pub client_certificates: ClientCertificates,
+}
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCertificates {
+    /// A client may present one (and authenticate with method `tls`).
+    #[default]
+    Optional,
+    /// A client without a valid certificate is refused in the TLS handshake.
+    Required,
 }
 
 /// The kinds of transport.
@@ -172,6 +233,9 @@ pub(super) struct TransportFile {
     max_connections: Option<usize>,
     min_client_max_message_size: Option<usize>,
     auth_methods: Option<Vec<AuthMethod>>,
+    tls: Option<TlsConfig>,
+    keepalive_interval_ms: Option<u64>,
+    keepalive_timeout_ms: Option<u64>,
 }
 
 /// Builds errors that name the file and the line of a key in one `[[transport]]` section.
@@ -310,6 +374,20 @@ impl TransportFile {
             ));
         }
         let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        // WebSocket: every 30 s, which keeps proxies from cutting an idle connection.
+        // RawSocket: off (autobahn's Twisted client cannot answer PINGs, WAMP.md TRN-11).
+        let keepalive_interval_ms = self.keepalive_interval_ms.unwrap_or(match kind {
+            Kind::Websocket => 30_000,
+            Kind::Rawsocket => 0,
+        });
+        let keepalive_timeout_ms = self.keepalive_timeout_ms.unwrap_or(20_000);
+        if keepalive_interval_ms > 0 && keepalive_timeout_ms == 0 {
+            return Err(at.at(
+                i,
+                "keepalive_timeout_ms",
+                "must be at least 1 when keepalive_interval_ms is set".into(),
+            ));
+        }
         if max_connections == 0 {
             return Err(at.at(i, "max_connections", "must be at least 1".into()));
         }
@@ -330,6 +408,9 @@ impl TransportFile {
                     allowed_origins: self.allowed_origins.unwrap_or_default(),
                     max_connections,
                     auth_methods: self.auth_methods,
+                    tls: self.tls,
+                    keepalive_interval_ms,
+                    keepalive_timeout_ms,
                 })
             }
             Kind::Rawsocket => {
@@ -365,6 +446,9 @@ impl TransportFile {
                     min_client_max_message_size: min,
                     max_connections,
                     auth_methods: self.auth_methods,
+                    tls: self.tls,
+                    keepalive_interval_ms,
+                    keepalive_timeout_ms,
                 })
             }
         })

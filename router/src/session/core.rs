@@ -77,6 +77,17 @@ pub(crate) struct TransportInfo {
     pub(crate) ip: Option<std::net::IpAddr>,
     /// The authentication methods this transport allows (`None`: all the realm allows).
     pub(crate) auth_methods: Option<Arc<[AuthMethod]>>,
+    /// The verified TLS client certificate's subject CN, if the client sent one.
+    pub(crate) client_cn: Option<String>,
+    /// Keep-alive pings (a zero interval: none).
+    pub(crate) keepalive: KeepAlive,
+}
+
+/// Keep-alive: a peer silent for `interval` is pinged; silent `timeout` longer, it is closed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeepAlive {
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// Everything that exists once the session has joined a realm.

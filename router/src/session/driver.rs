@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -38,10 +38,29 @@ enum End {
     Gone,
 }
 
-/// The driver's timer: the deadline the core asked for, and its sleep.
+/// What the driver's timer is armed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Armed {
+    /// The core's deadline (HELLO, GOODBYE), or none.
+    Core(Deadline),
+    /// An established session on a transport with keep-alive: ping a silent peer.
+    KeepAlive,
+}
+
+/// The driver's timer: the deadline the core asked for (or keep-alive), and its sleep.
 struct Timer {
-    kind: Deadline,
+    armed: Armed,
+    /// Keep-alive: a ping went out and nothing has arrived since.
+    pinged: bool,
     sleep: Option<Pin<Box<Sleep>>>,
+}
+
+/// What the timer says.
+enum Fired {
+    /// The core's deadline ran out.
+    Deadline,
+    /// The peer answered nothing to a keep-alive ping in time.
+    Silent,
 }
 
 /// Runs a connection whose transport handshake is done, until it closes.
@@ -60,7 +79,8 @@ where
 {
     let mut shutdown = Box::pin(router.shutdown.clone().cancelled_owned());
     let mut timer = Timer {
-        kind: Deadline::None,
+        armed: Armed::Core(Deadline::None),
+        pinged: false,
         sleep: None,
     };
     let mut core = SessionCore::new(serializer, Arc::new(transport), router);
@@ -92,22 +112,68 @@ where
 }
 
 impl Timer {
-    /// Arms the timer the core's state needs, if it changed; `Ready` once it ran out.
-    fn poll(&mut self, core: &SessionCore, cx: &mut Context<'_>) -> Poll<()> {
-        let kind = core.deadline();
-        if kind != self.kind {
-            let options = &core.router.options;
-            self.kind = kind;
-            self.sleep = match kind {
-                Deadline::None => None,
-                Deadline::Hello => Some(options.handshake_timeout_ms),
-                Deadline::Goodbye => Some(options.goodbye_timeout_ms),
-            }
-            .map(|ms| Box::pin(tokio::time::sleep(Duration::from_millis(ms))));
+    /// What the timer should be armed for now.
+    fn wanted(core: &SessionCore) -> Armed {
+        match core.deadline() {
+            Deadline::None if !core.transport.keepalive.interval.is_zero() => Armed::KeepAlive,
+            d => Armed::Core(d),
         }
-        match &mut self.sleep {
-            Some(s) => s.as_mut().poll(cx),
-            None => Poll::Pending,
+    }
+
+    /// Whether the timer must be re-armed (the core's state changed).
+    fn stale(&self, core: &SessionCore) -> bool {
+        self.armed != Timer::wanted(core)
+    }
+
+    /// Arms the timer the core's state needs, if it changed, and runs keep-alive rounds;
+    /// `Ready` once a deadline ran out or a pinged peer stayed silent.
+    fn poll<S, F>(
+        &mut self,
+        core: &SessionCore,
+        conn: &mut Connection<S, F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Fired>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        F: Framing,
+    {
+        let armed = Timer::wanted(core);
+        let keepalive = core.transport.keepalive;
+        if armed != self.armed {
+            let options = &core.router.options;
+            self.armed = armed;
+            self.pinged = false;
+            self.sleep = match armed {
+                Armed::Core(Deadline::None) => None,
+                Armed::Core(Deadline::Hello) => {
+                    Some(Duration::from_millis(options.handshake_timeout_ms))
+                }
+                Armed::Core(Deadline::Goodbye) => {
+                    Some(Duration::from_millis(options.goodbye_timeout_ms))
+                }
+                Armed::KeepAlive => Some(keepalive.interval),
+            }
+            .map(|d| Box::pin(tokio::time::sleep(d)));
+        }
+        let Some(sleep) = &mut self.sleep else {
+            return Poll::Pending;
+        };
+        loop {
+            ready!(sleep.as_mut().poll(cx));
+            if armed != Armed::KeepAlive {
+                return Poll::Ready(Fired::Deadline);
+            }
+            let next = if conn.take_activity() {
+                self.pinged = false;
+                keepalive.interval
+            } else if self.pinged {
+                return Poll::Ready(Fired::Silent);
+            } else {
+                conn.ping();
+                self.pinged = true;
+                keepalive.timeout
+            };
+            sleep.as_mut().reset(tokio::time::Instant::now() + next);
         }
     }
 }
@@ -132,13 +198,20 @@ where
             });
         }
     }
-    if timer.poll(core, cx).is_ready() {
-        if let Flow::Close(reason) = core.on_deadline() {
-            return Poll::Ready(End::Close {
-                reason,
-                wait: false,
-            });
+    match timer.poll(core, conn, cx) {
+        Poll::Ready(Fired::Deadline) => {
+            if let Flow::Close(reason) = core.on_deadline() {
+                return Poll::Ready(End::Close {
+                    reason,
+                    wait: false,
+                });
+            }
         }
+        Poll::Ready(Fired::Silent) => {
+            warn!(peer = %core.transport.peer, transport = F::NAME, session = ?core.session_id(), "no answer to keep-alive ping; closing connection");
+            return Poll::Ready(End::Gone);
+        }
+        Poll::Pending => {}
     }
     for _ in 0..ROUNDS {
         if let Poll::Ready(Flow::Close(reason)) = core.poll_authentication(cx) {
@@ -193,7 +266,7 @@ where
                     continue;
                 }
                 // A state change (a new session after GOODBYE) may need its timer armed.
-                if core.deadline() != timer.kind && timer.poll(core, cx).is_ready() {
+                if timer.stale(core) && timer.poll(core, conn, cx).is_ready() {
                     continue;
                 }
                 let waiting = if flushed {

@@ -53,7 +53,12 @@ pub(super) fn hello(core: &SessionCore, hello: Hello) -> Result<Greeted, Refusal
     let id = core.router.new_session_id();
     let started = realm
         .users
-        .start(&hello.details, core.transport.auth_methods.as_deref(), id);
+        .start(
+            &hello.details,
+            core.transport.auth_methods.as_deref(),
+            core.transport.client_cn.as_deref(),
+            id,
+        );
     let features = PeerFeatures::from_hello(&hello.details);
     match started {
         Ok(Start::Welcome(identity)) => {

@@ -9,5 +9,5 @@ mod meta;
 mod pubsub;
 mod rpc;
 
-pub(crate) use self::core::TransportInfo;
+pub(crate) use self::core::{KeepAlive, TransportInfo};
 pub(crate) use crate::close::CloseReason;

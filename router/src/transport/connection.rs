@@ -64,6 +64,10 @@ pub(crate) struct Connection<S, F> {
     offset: usize,
     /// Queued frames fully written since the last report to the outbox.
     written: usize,
+    /// Bytes arrived since the keep-alive timer last looked.
+    activity: bool,
+    /// A keep-alive ping is to be written.
+    ping_due: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
@@ -79,7 +83,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
             control: None,
             offset: 0,
             written: 0,
+            activity: false,
+            ping_due: false,
         }
+    }
+
+    /// Whether anything arrived since the last call (keep-alive).
+    pub(crate) fn take_activity(&mut self) -> bool {
+        std::mem::take(&mut self.activity)
+    }
+
+    /// Queues a keep-alive ping (written before the next queued frames).
+    pub(crate) fn ping(&mut self) {
+        self.ping_due = true;
     }
 
     /// Reads what the socket has and hands each message to `on` (false stops). `Ready(None)`
@@ -103,6 +119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
         } else {
             &early[..]
         };
+        self.activity = true;
         let mut end = None;
         let pongs = &mut self.pongs;
         let fed = self.framing.feed(data, |event| match event {
@@ -171,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
     }
 
     fn idle_control(&self) -> bool {
-        self.control.is_none() && self.pongs.is_empty()
+        self.control.is_none() && self.pongs.is_empty() && !self.ping_due
     }
 
     /// Writes until the frames already taken and any control frame are written.
@@ -184,12 +201,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
 
     /// One vectored write of the control frame (if any) and the taken frames.
     fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.offset == 0 && self.control.is_none() && !self.pongs.is_empty() {
-            let payload = self.pongs.remove(0);
-            self.control = Some(Box::new(Control {
-                kind: FrameKind::Pong,
-                payload,
-            }));
+        if self.offset == 0 && self.control.is_none() {
+            if !self.pongs.is_empty() {
+                let payload = self.pongs.remove(0);
+                self.control = Some(Box::new(Control {
+                    kind: FrameKind::Pong,
+                    payload,
+                }));
+            } else if std::mem::take(&mut self.ping_due) {
+                self.control = Some(Box::new(Control {
+                    kind: FrameKind::Ping,
+                    payload: Bytes::from_static(b"keep-alive"),
+                }));
+            }
         }
         let mut heads = [([0u8; 10], 0usize); WRITE_FRAMES];
         let mut slices = [IoSlice::new(&[]); 2 * WRITE_FRAMES];

@@ -23,6 +23,8 @@ pub(crate) enum FrameKind {
     Message,
     /// The answer to a ping.
     Pong,
+    /// A keep-alive ping.
+    Ping,
     /// The closing frame (WebSocket only).
     Close,
 }

@@ -5,8 +5,10 @@
 //!   (TCP, Unix socket, TLS later) and the framing.
 //! - [`websocket`]: the HTTP upgrade (on any stream) and RFC 6455 framing.
 //! - [`rawsocket`]: the WAMP RawSocket handshake and length-prefixed framing.
+//! - [`tls`]: rustls on top of any stream, under either framing.
 
 pub(crate) mod connection;
 pub(crate) mod framing;
 pub(crate) mod rawsocket;
+pub(crate) mod tls;
 pub(crate) mod websocket;

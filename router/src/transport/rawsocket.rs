@@ -230,6 +230,7 @@ impl Framing for RawSocketFraming {
         let t = match kind {
             FrameKind::Message => MESSAGE,
             FrameKind::Pong => PONG,
+            FrameKind::Ping => PING,
             // Never written: RawSocket has no closing frame.
             FrameKind::Close => MESSAGE,
         };

@@ -20,6 +20,8 @@ pub(crate) const TEXT: u8 = 0x1;
 pub(crate) const BINARY: u8 = 0x2;
 /// The close opcode.
 pub(crate) const CLOSE: u8 = 0x8;
+/// The ping opcode.
+pub(crate) const PING: u8 = 0x9;
 /// The pong opcode.
 pub(crate) const PONG: u8 = 0xA;
 
@@ -95,6 +97,7 @@ impl Framing for WebSocketFraming {
         let opcode = match kind {
             FrameKind::Message => self.opcode,
             FrameKind::Pong => PONG,
+            FrameKind::Ping => PING,
             FrameKind::Close => CLOSE,
         };
         header(opcode, len)
