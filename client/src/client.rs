@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use wamp_proto::message::{Abort, Hello};
+use wamp_proto::message::{Abort, Authenticate, Hello};
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Encoded, Id, Message, Serializer, Uri, Value};
 
+use crate::auth::{self, Auth, CryptosignKey, Method, Unanswered};
 use crate::call::{CallBuilder, CallResult, CALLER_FEATURES};
 use crate::connection::{self, Command};
 use crate::error::{CallError, ConnectError, LeaveError, TransportError};
@@ -120,6 +121,7 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("session", &self.inner.session)
             .field("realm", &self.inner.realm)
+            .field("authid", &self.authid())
             .field("serializer", &self.inner.serializer)
             .field("closed", &self.close_reason())
             .finish()
@@ -146,6 +148,7 @@ impl Client {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             leave_timeout: DEFAULT_LEAVE_TIMEOUT,
             event_buffer: DEFAULT_EVENT_BUFFER,
+            auth: Auth::default(),
         }
     }
 
@@ -167,6 +170,37 @@ impl Client {
     /// The `Details` of the router's WELCOME (roles, authid, authrole, ...).
     pub fn welcome_details(&self) -> &Dict {
         &self.inner.welcome
+    }
+
+    /// The authid the router assigned (WELCOME `authid`): the one authenticated, the one
+    /// found by the cryptosign public key, or a generated one for anonymous sessions.
+    pub fn authid(&self) -> Option<&str> {
+        self.welcome_str("authid")
+    }
+
+    /// The role the router assigned (WELCOME `authrole`).
+    pub fn authrole(&self) -> Option<&str> {
+        self.welcome_str("authrole")
+    }
+
+    /// The method the session was authenticated with (WELCOME `authmethod`: `anonymous`,
+    /// `ticket`, `wampcra`, `cryptosign`, ...).
+    pub fn authmethod(&self) -> Option<&str> {
+        self.welcome_str("authmethod")
+    }
+
+    /// Who authenticated the session (WELCOME `authprovider`, e.g. `static`).
+    pub fn authprovider(&self) -> Option<&str> {
+        self.welcome_str("authprovider")
+    }
+
+    /// WELCOME `authextra`, if the router sent one (e.g. cryptosign: the `pubkey`).
+    pub fn authextra(&self) -> Option<&Dict> {
+        self.inner.welcome.get("authextra").and_then(Value::as_dict)
+    }
+
+    fn welcome_str(&self, key: &str) -> Option<&str> {
+        self.inner.welcome.get(key).and_then(Value::as_str)
     }
 
     /// Starts a call; set arguments on the builder, then `.await` it.
@@ -284,6 +318,12 @@ impl Client {
 }
 
 /// Options for [`Client`]; finish with [`ClientBuilder::connect`].
+///
+/// Authentication: [`ClientBuilder::ticket`], [`ClientBuilder::wampcra`] and
+/// [`ClientBuilder::cryptosign`] each offer a method with its credential, in the order
+/// called ([`ClientBuilder::anonymous`] adds anonymous as a fallback); the router uses the
+/// first one it allows. With none of them the client joins anonymously. `Debug` never shows
+/// a ticket, a secret or a private key.
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     url: String,
@@ -292,6 +332,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     leave_timeout: Duration,
     event_buffer: usize,
+    auth: Auth,
 }
 
 impl ClientBuilder {
@@ -346,6 +387,67 @@ impl ClientBuilder {
         self
     }
 
+    /// The authid to authenticate as (HELLO `authid`). Required for ticket and WAMP-CRA;
+    /// optional for cryptosign (the router finds the user by the public key); ignored by
+    /// routers for anonymous.
+    pub fn authid(mut self, authid: impl Into<String>) -> Self {
+        self.auth.authid = Some(authid.into());
+        self
+    }
+
+    /// The role asked for (HELLO `authrole`). Routers that assign the role from the user's
+    /// configuration, as wamp-router does, ignore it.
+    pub fn authrole(mut self, authrole: impl Into<String>) -> Self {
+        self.auth.authrole = Some(authrole.into());
+        self
+    }
+
+    /// Offers `ticket` authentication: the CHALLENGE is answered with `ticket` as is (send
+    /// it over a trusted network or TLS only). Needs [`ClientBuilder::authid`].
+    pub fn ticket(mut self, ticket: impl Into<String>) -> Self {
+        self.auth.offer(Method::Ticket(ticket.into()));
+        self
+    }
+
+    /// Offers `wampcra` (challenge-response) authentication with the shared `secret`: the
+    /// CHALLENGE is answered with its HMAC-SHA256, keyed with the secret, or, when the router
+    /// salts it, with the PBKDF2-derived key (at most
+    /// [`MAX_WAMPCRA_ITERATIONS`](crate::MAX_WAMPCRA_ITERATIONS)). Needs
+    /// [`ClientBuilder::authid`].
+    pub fn wampcra(mut self, secret: impl Into<String>) -> Self {
+        self.auth.offer(Method::WampCra(secret.into()));
+        self
+    }
+
+    /// Offers `cryptosign` (Ed25519) authentication with `key`: a [`CryptosignKey`], or its
+    /// 32-byte seed. HELLO carries the public key (`authextra.pubkey`); the CHALLENGE is
+    /// answered with its signature. [`ClientBuilder::authid`] is optional.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use wamp_client::{Client, CryptosignKey};
+    /// let key: CryptosignKey = std::env::var("WAMP_PRIVATE_KEY")?.parse()?; // 64 hex
+    /// let client = Client::builder("rs://127.0.0.1:8081")
+    ///     .realm("realm1")
+    ///     .cryptosign(key)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cryptosign(mut self, key: impl Into<CryptosignKey>) -> Self {
+        self.auth.offer(Method::Cryptosign(key.into()));
+        self
+    }
+
+    /// Also offers `anonymous`, after the methods configured so far (and before those
+    /// configured later): the router lets the client in anonymously when none of the
+    /// earlier methods fits (e.g. an unknown authid), if the realm allows anonymous.
+    /// Without credentials the client offers anonymous alone anyway.
+    pub fn anonymous(mut self) -> Self {
+        self.auth.offer(Method::Anonymous);
+        self
+    }
+
     /// Opens the connection, joins the realm, and starts the connection task.
     pub async fn connect(self) -> Result<Client, ConnectError> {
         let realm = self.realm.clone().ok_or(ConnectError::NoRealm)?;
@@ -386,55 +488,107 @@ impl ClientBuilder {
         realm: &str,
     ) -> Result<(BoxTransport, Serializer, (Id, Dict)), ConnectError> {
         let (mut transport, serializer) = transport::open(&self.url, &self.serializers).await?;
+        let mut details = hello_details();
+        self.auth.add_to_hello(&mut details);
         let hello = Message::from(Hello {
             realm: Uri::new(realm),
-            details: hello_details(),
+            details,
         });
-        let frame = encode(serializer, &hello).map_err(ConnectError::Protocol)?;
-        let max = transport.max_message_len();
-        if frame.as_bytes().len() > max {
-            return Err(ConnectError::Transport(TransportError::new(format!(
-                "HELLO is {} octets, over the router's maximum of {max}",
-                frame.as_bytes().len()
-            ))));
-        }
-        transport
-            .send(frame)
-            .await
-            .map_err(ConnectError::Transport)?;
+        send_handshake(&mut transport, serializer, &hello, "HELLO").await?;
 
-        let msg = match transport.recv().await {
-            Some(Ok(Incoming::Message(m))) => {
-                m.map_err(|e| ConnectError::Protocol(e.to_string()))?
-            }
-            Some(Ok(Incoming::Closed(_))) | None => return Err(ConnectError::Closed),
-            Some(Err(e)) => return Err(ConnectError::Transport(e)),
-        };
-        match msg {
-            Message::Welcome(w) => Ok((transport, serializer, (w.session, w.details))),
-            Message::Abort(a) => Err(ConnectError::Aborted {
-                reason: a.reason.to_string(),
-                message: detail_message(&a.details),
-            }),
-            Message::Challenge(c) => {
-                let abort = Message::from(Abort {
-                    details: dict([("message", "authentication is not supported".into())]),
-                    reason: Uri::new("wamp.error.authentication_failed"),
-                    payload: Default::default(),
-                });
-                if let Ok(frame) = encode(serializer, &abort) {
-                    let _ = transport.send(frame).await;
+        // HELLO → WELCOME | ABORT | CHALLENGE → AUTHENTICATE → WELCOME | ABORT.
+        let mut challenged = false;
+        loop {
+            let msg = match transport.recv().await {
+                Some(Ok(Incoming::Message(m))) => {
+                    m.map_err(|e| ConnectError::Protocol(e.to_string()))?
                 }
-                let _ = transport.close().await;
-                Err(ConnectError::AuthenticationRequired {
-                    method: c.auth_method,
-                })
+                Some(Ok(Incoming::Closed(_))) | None => return Err(ConnectError::Closed),
+                Some(Err(e)) => return Err(ConnectError::Transport(e)),
+            };
+            let c = match msg {
+                Message::Welcome(w) => return Ok((transport, serializer, (w.session, w.details))),
+                Message::Abort(a) => return Err(refused(&a)),
+                Message::Challenge(c) => c,
+                other => {
+                    return Err(ConnectError::Protocol(format!(
+                        "expected WELCOME, got {}",
+                        other.name()
+                    )))
+                }
+            };
+            if challenged {
+                let why = "a second CHALLENGE (this client answers one)".to_owned();
+                abort(&mut transport, serializer, uris::PROTOCOL_VIOLATION, &why).await;
+                return Err(ConnectError::Protocol(why));
             }
-            other => Err(ConnectError::Protocol(format!(
-                "expected WELCOME, got {}",
-                other.name()
-            ))),
+            challenged = true;
+            let signature = match self.auth.answer(&c).await {
+                Ok(s) => s,
+                Err(Unanswered::NotOffered(why)) => {
+                    abort(&mut transport, serializer, uris::PROTOCOL_VIOLATION, &why).await;
+                    return Err(ConnectError::Protocol(why));
+                }
+                Err(Unanswered::Refused(reason)) => {
+                    abort(&mut transport, serializer, CANNOT_AUTHENTICATE, &reason).await;
+                    return Err(ConnectError::ChallengeRefused {
+                        method: c.auth_method,
+                        reason,
+                    });
+                }
+            };
+            let authenticate = Message::from(Authenticate {
+                signature,
+                extra: Dict::new(),
+            });
+            tracing::debug!(authmethod = %c.auth_method, "answering CHALLENGE");
+            send_handshake(&mut transport, serializer, &authenticate, "AUTHENTICATE").await?;
         }
+    }
+}
+
+/// The ABORT reason this client sends when it will not answer a CHALLENGE (autobahn's).
+const CANNOT_AUTHENTICATE: &str = "wamp.error.cannot_authenticate";
+
+/// Sends a handshake message (HELLO, AUTHENTICATE), checking the router's length limit.
+async fn send_handshake(
+    transport: &mut BoxTransport,
+    serializer: Serializer,
+    msg: &Message,
+    what: &str,
+) -> Result<(), ConnectError> {
+    let frame = encode(serializer, msg).map_err(ConnectError::Protocol)?;
+    let max = transport.max_message_len();
+    if frame.as_bytes().len() > max {
+        return Err(ConnectError::Transport(TransportError::new(format!(
+            "{what} is {} octets, over the router's maximum of {max}",
+            frame.as_bytes().len()
+        ))));
+    }
+    transport.send(frame).await.map_err(ConnectError::Transport)
+}
+
+/// Ends a handshake this client gives up: ABORT `reason` (best effort), then close.
+async fn abort(transport: &mut BoxTransport, serializer: Serializer, reason: &str, message: &str) {
+    let abort = Message::from(Abort {
+        details: dict([("message", message.into())]),
+        reason: Uri::new(reason),
+        payload: Default::default(),
+    });
+    if let Ok(frame) = encode(serializer, &abort) {
+        let _ = transport.send(frame).await;
+    }
+    let _ = transport.close().await;
+}
+
+/// The error for the router's ABORT during the handshake.
+fn refused(a: &Abort) -> ConnectError {
+    let reason = a.reason.to_string();
+    let message = detail_message(&a.details);
+    if auth::is_auth_failure(&reason) {
+        ConnectError::AuthenticationFailed { reason, message }
+    } else {
+        ConnectError::Aborted { reason, message }
     }
 }
 

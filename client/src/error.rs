@@ -50,7 +50,8 @@ pub enum ConnectError {
         /// What the code means.
         reason: &'static str,
     },
-    /// The router answered HELLO with ABORT.
+    /// The router answered HELLO (or AUTHENTICATE) with ABORT for a reason other than
+    /// authentication (see [`ConnectError::AuthenticationFailed`]).
     #[error("the router refused the session: {reason}{}", suffix(.message))]
     Aborted {
         /// The ABORT reason URI, e.g. `wamp.error.no_such_realm`.
@@ -58,13 +59,35 @@ pub enum ConnectError {
         /// `Details.message`, if the router sent one.
         message: Option<String>,
     },
-    /// The router asked for authentication, which this client does not support yet.
-    #[error("the router requires authentication ({method}), which is not supported yet")]
-    AuthenticationRequired {
+    /// The router refused to authenticate the client: an ABORT with
+    /// `wamp.error.authentication_failed` (wrong ticket, secret or signature),
+    /// `wamp.error.no_such_principal` (unknown authid, or no user with this cryptosign
+    /// public key), `wamp.error.no_auth_method` (none of the offered methods is allowed here,
+    /// e.g. anonymous on a realm that requires credentials) or `wamp.error.not_authorized`
+    /// (also the spec's `no_matching_auth_method`, `authentication_denied` and
+    /// `authentication_required`). Retrying with the same credentials will not help;
+    /// network failures are [`ConnectError::Transport`] instead.
+    #[error("authentication failed: {reason}{}", suffix(.message))]
+    AuthenticationFailed {
+        /// The ABORT reason URI, e.g. `wamp.error.authentication_failed`.
+        reason: String,
+        /// `Details.message`, if the router sent one.
+        message: Option<String>,
+    },
+    /// This client refused to answer the router's CHALLENGE: it is malformed, or asks for
+    /// more than this client does (WAMP-CRA iterations over
+    /// [`MAX_WAMPCRA_ITERATIONS`](crate::MAX_WAMPCRA_ITERATIONS) or a key over 1024 bytes,
+    /// cryptosign channel binding, which needs TLS). The client sent ABORT
+    /// `wamp.error.cannot_authenticate`.
+    #[error("cannot answer the router's {method} CHALLENGE: {reason}")]
+    ChallengeRefused {
         /// The CHALLENGE's auth method.
         method: String,
+        /// What is wrong with it.
+        reason: String,
     },
-    /// The router broke the protocol during the opening handshake (WAMP, or the RawSocket
+    /// The router broke the protocol during the opening handshake (WAMP, e.g. a CHALLENGE
+    /// for a method this client did not offer or a second CHALLENGE, or the RawSocket
     /// handshake reply).
     #[error("protocol error while joining: {0}")]
     Protocol(String),
@@ -74,6 +97,22 @@ pub enum ConnectError {
     /// No WELCOME (or ABORT) arrived in time.
     #[error("no WELCOME from the router within {0:?}")]
     Timeout(Duration),
+}
+
+/// A cryptosign private key that could not be read
+/// ([`CryptosignKey::from_hex`](crate::CryptosignKey::from_hex)).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid cryptosign private key: {message}")]
+pub struct InvalidKey {
+    message: String,
+}
+
+impl InvalidKey {
+    pub(crate) fn new(message: impl Into<String>) -> InvalidKey {
+        InvalidKey {
+            message: message.into(),
+        }
+    }
 }
 
 /// A failure of the connection under the session: socket I/O, or WebSocket or RawSocket
@@ -435,5 +474,21 @@ mod tests {
             offered: vec!["wamp.2.msgpack", "wamp.2.json"],
         };
         assert!(e.to_string().contains("wamp.2.msgpack, wamp.2.json"));
+        let e = ConnectError::AuthenticationFailed {
+            reason: "wamp.error.authentication_failed".into(),
+            message: Some("the credentials were not accepted".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "authentication failed: wamp.error.authentication_failed: the credentials were not accepted"
+        );
+        let e = ConnectError::ChallengeRefused {
+            method: "wampcra".into(),
+            reason: "too many iterations".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot answer the router's wampcra CHALLENGE: too many iterations"
+        );
     }
 }

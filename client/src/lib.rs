@@ -45,6 +45,59 @@
 //! request that would be longer fails alone, e.g. with [`CallError::InvalidPayload`]).
 //! Connection failures are [`ConnectError`]s, with a [`TransportError`] for I/O.
 //!
+//! # Authentication
+//! [`Client::connect`] joins anonymously. To authenticate, give the builder an authid and
+//! one or more credentials; each offers its method (HELLO `authmethods`, in the order
+//! configured) and the router uses the first one it allows:
+//!
+//! ```no_run
+//! use wamp_client::{Client, ConnectError, CryptosignKey};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Ticket: the CHALLENGE is answered with the ticket itself.
+//! let joe = Client::builder("ws://127.0.0.1:8080/ws")
+//!     .realm("realm1")
+//!     .authid("joe")
+//!     .ticket("secret1")
+//!     .connect()
+//!     .await?;
+//! // WAMP-CRA: HMAC of the router's challenge; salted secrets are derived as the router says.
+//! let peter = Client::builder("rs://127.0.0.1:8081")
+//!     .realm("realm1")
+//!     .authid("peter")
+//!     .wampcra("secret2")
+//!     .connect()
+//!     .await?;
+//! // Cryptosign (Ed25519): the authid may be left out, the router knows the public key.
+//! let key: CryptosignKey = std::env::var("WAMP_KEY_SEED")?.parse()?; // 64 hex characters
+//! println!("the router's cryptosign_keys list {}", key.public_key_hex());
+//! let dev = Client::builder("unix:///run/wamp.sock")
+//!     .realm("realm1")
+//!     .cryptosign(key)
+//!     .connect()
+//!     .await;
+//! match dev {
+//!     Ok(dev) => println!("joined as {:?} ({:?})", dev.authid(), dev.authrole()),
+//!     Err(ConnectError::AuthenticationFailed { reason, message }) => {
+//!         eprintln!("refused: {reason} {message:?}") // wrong credentials: do not retry
+//!     }
+//!     Err(e) => eprintln!("could not connect: {e}"), // network etc.: retrying may help
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! [`ClientBuilder::anonymous`] adds anonymous as a fallback at that place in the order, and
+//! [`ClientBuilder::authrole`] sends HELLO `authrole`. The session's identity is in
+//! [`Client::authid`], [`Client::authrole`], [`Client::authmethod`] and
+//! [`Client::authprovider`]. A refusal is [`ConnectError::AuthenticationFailed`] (ABORT
+//! `wamp.error.authentication_failed`, `no_such_principal`, `no_auth_method` or
+//! `not_authorized`, with the router's message); a CHALLENGE this client will not answer
+//! (malformed, WAMP-CRA iterations over [`MAX_WAMPCRA_ITERATIONS`], channel binding) is
+//! [`ConnectError::ChallengeRefused`], and a CHALLENGE for a method not offered, or a second
+//! one, [`ConnectError::Protocol`]. Tickets and secrets travel in the clear on `ws://` and
+//! `rs://`: use them on trusted networks (TLS is not implemented yet); cryptosign and WAMP-CRA
+//! never send the secret. `Debug` output never shows a credential.
+//!
 //! # Payloads
 //! Arguments are [`Value`]s: builders take `.arg(v)`, `.args([..])`, `.kwarg(k, v)` and
 //! `.kwargs([(k, v), ..])` with anything `Into<Value>`, or serde types through
@@ -84,13 +137,15 @@
 //! [`Invocation::cancelled`].
 //!
 //! # Not yet implemented
-//! Reconnecting (a closed client stays closed), authentication other than anonymous,
-//! TLS (`wss://`, RawSocket over TLS), call rerouting, and callee-side timeouts (`forward_timeout`). Raw
-//! `.option(key, value)` setters on the builders pass options through to routers that
-//! support more.
+//! Reconnecting (a closed client stays closed), TLS (`wss://`, RawSocket over TLS, and so
+//! cryptosign channel binding), SCRAM, router authentication (cryptosign
+//! `authextra.challenge`), multi-round authentication (one CHALLENGE is answered), call
+//! rerouting, and callee-side timeouts (`forward_timeout`). Raw `.option(key, value)` setters
+//! on the builders pass options through to routers that support more.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
+mod auth;
 mod call;
 mod client;
 mod connection;
@@ -102,6 +157,7 @@ mod register;
 mod subscribe;
 mod transport;
 
+pub use auth::{CryptosignKey, MAX_WAMPCRA_ITERATIONS};
 pub use call::{
     CallBuilder, CallResult, CancelMode, ChunkedCall, PendingCall, ProgressiveCall, TypedCall,
 };
@@ -109,7 +165,7 @@ pub use client::{
     Client, ClientBuilder, CloseKind, CloseReason, AGENT, DEFAULT_EVENT_BUFFER, TRANSPORT_LOST,
 };
 pub use error::{
-    CallError, ConnectError, Error, LeaveError, PublishError, RegisterError, Rejection,
+    CallError, ConnectError, Error, InvalidKey, LeaveError, PublishError, RegisterError, Rejection,
     SubscribeError, TransportError,
 };
 pub use history::HistoryEvent;

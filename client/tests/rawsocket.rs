@@ -13,7 +13,9 @@ use wamp_client::{
     CallError, Client, CloseKind, ConnectError, Invocation, PublishError, Serializer, Value,
 };
 use wamp_proto::message::Result as ResultMsg;
-use wamp_proto::message::{code, Goodbye, Invocation as InvocationMsg, Registered, Welcome};
+use wamp_proto::message::{
+    code, Abort, Challenge, Goodbye, Invocation as InvocationMsg, Registered, Welcome,
+};
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Id, Message, Payload, Uri};
 
@@ -584,5 +586,164 @@ async fn hello_over_the_routers_limit_fails_connect() {
     match r {
         Err(ConnectError::Transport(e)) => assert!(e.message().contains("HELLO"), "{e}"),
         other => panic!("{other:?}"),
+    }
+}
+
+/// Authenticates over `scheme` with `serializer` against a fake router that sends
+/// `challenge` (and WELCOME, or `abort` instead, after the AUTHENTICATE). Returns
+/// HELLO.Details, the AUTHENTICATE signature and the outcome.
+async fn authenticate_over(
+    scheme: &str,
+    serializer: Serializer,
+    builder: impl FnOnce(wamp_client::ClientBuilder) -> wamp_client::ClientBuilder,
+    challenge: Challenge,
+    abort: Option<&str>,
+) -> (Dict, String, Result<Client, ConnectError>) {
+    let (l, url) = Listener::bind(scheme).await;
+    let router = async {
+        let mut p = Peer::accept(&l, serializer, 15).await;
+        let Message::Hello(hello) = p.recv().await else {
+            panic!("expected HELLO")
+        };
+        let method = challenge.auth_method.clone();
+        p.send(challenge).await;
+        let auth = match p.recv().await {
+            Message::Authenticate(a) => a,
+            other => panic!("expected AUTHENTICATE, got {other:?}"),
+        };
+        assert_eq!(auth.extra, Dict::new());
+        match abort {
+            Some(reason) => {
+                p.send(Abort {
+                    details: dict([("message", "the credentials were not accepted".into())]),
+                    reason: Uri::new(reason),
+                    payload: Payload::default(),
+                })
+                .await
+            }
+            None => {
+                let details = dict([
+                    ("authid", "someone".into()),
+                    ("authrole", "app".into()),
+                    ("authmethod", method.into()),
+                    ("authprovider", "static".into()),
+                ]);
+                p.send(Welcome {
+                    details,
+                    ..welcome()
+                })
+                .await
+            }
+        }
+        (hello.details, auth.signature, p)
+    };
+    let connect = builder(Client::builder(&url).realm("realm1").serializer(serializer)).connect();
+    let ((hello, signature, _p), r) = tokio::join!(router, connect);
+    (hello, signature, r)
+}
+
+#[tokio::test]
+async fn every_method_authenticates_over_every_scheme_and_serializer() {
+    let seed = [9u8; 32];
+    let key = wamp_auth::cryptosign::SigningKey::from_seed(&seed);
+    let challenge_hex = "a5".repeat(32);
+    let salting = wamp_auth::wampcra::Salting {
+        salt: "salt123",
+        iterations: 1000,
+        keylen: 32,
+    };
+    let cra_key = wamp_auth::wampcra::key("s3", Some(salting)).unwrap();
+    for scheme in schemes() {
+        for serializer in [Serializer::Json, Serializer::MsgPack] {
+            let at = format!("{scheme} {serializer:?}");
+            let (hello, sig, r) = authenticate_over(
+                scheme,
+                serializer,
+                |b| b.authid("joe").ticket("secret1"),
+                Challenge {
+                    auth_method: "ticket".into(),
+                    extra: Dict::new(),
+                },
+                None,
+            )
+            .await;
+            assert_eq!(hello["authmethods"], Value::List(vec!["ticket".into()]));
+            assert_eq!(hello["authid"], Value::from("joe"), "{at}");
+            assert_eq!(sig, "secret1", "{at}");
+            assert_eq!(r.unwrap().authmethod(), Some("ticket"), "{at}");
+
+            let cra = Challenge {
+                auth_method: "wampcra".into(),
+                extra: dict([
+                    ("challenge", "{\"nonce\": \"n\"}".into()),
+                    ("salt", "salt123".into()),
+                    ("iterations", 1000u64.into()),
+                    ("keylen", 32u64.into()),
+                ]),
+            };
+            let (_, sig, r) = authenticate_over(
+                scheme,
+                serializer,
+                |b| b.authid("sally").wampcra("s3"),
+                cra,
+                None,
+            )
+            .await;
+            assert_eq!(
+                sig,
+                wamp_auth::wampcra::sign(&cra_key, "{\"nonce\": \"n\"}"),
+                "{at}"
+            );
+            assert_eq!(r.unwrap().authmethod(), Some("wampcra"), "{at}");
+
+            let cs = Challenge {
+                auth_method: "cryptosign".into(),
+                extra: dict([
+                    ("challenge", challenge_hex.as_str().into()),
+                    ("channel_binding", Value::Null),
+                ]),
+            };
+            let (hello, sig, r) =
+                authenticate_over(scheme, serializer, |b| b.cryptosign(seed), cs, None).await;
+            assert_eq!(
+                hello["authextra"],
+                Value::Dict(dict([("pubkey", key.public_key_hex().into())])),
+                "{at}"
+            );
+            assert_eq!(
+                sig,
+                key.sign_challenge(&challenge_hex, None).unwrap(),
+                "{at}"
+            );
+            assert_eq!(r.unwrap().authmethod(), Some("cryptosign"), "{at}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_authenticate_is_an_authentication_failure() {
+    for scheme in schemes() {
+        let (_, sig, r) = authenticate_over(
+            scheme,
+            Serializer::MsgPack,
+            |b| b.authid("joe").ticket("wrong"),
+            Challenge {
+                auth_method: "ticket".into(),
+                extra: Dict::new(),
+            },
+            Some(uris::AUTHENTICATION_FAILED),
+        )
+        .await;
+        assert_eq!(sig, "wrong");
+        match r {
+            Err(ConnectError::AuthenticationFailed { reason, message }) => {
+                assert_eq!(reason, uris::AUTHENTICATION_FAILED);
+                assert_eq!(
+                    message.as_deref(),
+                    Some("the credentials were not accepted")
+                );
+            }
+            other => panic!("{scheme}: {other:?}"),
+        }
     }
 }
