@@ -21,6 +21,7 @@
 //!   lifecycle.
 //! - `auth`: authentication methods (HELLO → CHALLENGE → AUTHENTICATE) and the compiled
 //!   per-role permissions every CALL, REGISTER, PUBLISH and SUBSCRIBE is checked against.
+//! - `meta`: the meta API (the router's own procedures and events in each realm).
 //! - `error`: the one routing-refusal type, mapped to ERROR or ABORT in one place.
 //!
 //! Module dependencies point one way: `server` → `session` → `broker`/`dealer` → `peer`.
@@ -33,6 +34,7 @@ mod broker;
 mod close;
 mod dealer;
 mod error;
+mod meta;
 pub(crate) mod patterns;
 mod peer;
 mod realm;

@@ -19,6 +19,8 @@ pub(crate) struct Realm {
     pub(crate) users: Users,
     /// What each role may do.
     pub(crate) roles: Roles,
+    /// The meta API (procedures and events) is on.
+    pub(crate) meta_api: bool,
     pub(crate) sessions: DashMap<Id, SessionHandle>,
     pub(crate) broker: Broker,
     pub(crate) dealer: Dealer,
@@ -29,6 +31,7 @@ impl Realm {
         Realm {
             name: config.name.clone(),
             uri_check: config.uri_check,
+            meta_api: config.meta_api,
             users: Users::new(config),
             roles: Roles::new(config),
             sessions: DashMap::new(),

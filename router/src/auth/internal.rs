@@ -16,7 +16,7 @@ use wamp_proto::{uris, Dict, Id, Message, Payload, Serializer, Uri, UriCheck, Va
 
 use crate::dealer::{self, Dealer};
 use crate::error::Refusal;
-use crate::peer::{Outbox, PeerFeatures, SessionHandle};
+use crate::peer::{Outbox, PeerFeatures, SessionHandle, SessionInfo};
 
 /// The router's internal caller.
 #[derive(Debug)]
@@ -39,6 +39,12 @@ impl InternalCaller {
             outbox.clone(),
             PeerFeatures::default(),
             usize::MAX,
+            SessionInfo {
+                authmethod: "trusted",
+                authprovider: "router",
+                transport: "internal",
+                ..SessionInfo::default()
+            },
         );
         let waiting: Arc<DashMap<u64, oneshot::Sender<Message>>> = Arc::default();
         tokio::spawn(read_answers(outbox, waiting.clone(), shutdown));

@@ -39,6 +39,8 @@ pub(crate) struct Subscription {
     pub(crate) id: Id,
     pub(crate) uri: Uri,
     pub(crate) policy: MatchPolicy,
+    /// When the first subscriber created it (meta API).
+    pub(crate) created: SystemTime,
     members: Mutex<Members>,
 }
 
@@ -69,6 +71,11 @@ impl Subscription {
 
     fn is_empty(&self) -> bool {
         lock(&self.members).by_session.is_empty()
+    }
+
+    /// The subscribers' session ids (meta API).
+    pub(crate) fn subscriber_ids(&self) -> Vec<Id> {
+        lock(&self.members).by_session.keys().copied().collect()
     }
 }
 
@@ -131,6 +138,7 @@ impl Broker {
                     id,
                     uri: uri.clone(),
                     policy,
+                    created: SystemTime::now(),
                     members: Mutex::default(),
                 });
                 v.insert(sub.clone());
@@ -140,7 +148,8 @@ impl Broker {
     }
 
     /// Adds `session` to the subscription for `(uri, policy)` (created if needed); returns
-    /// it. Subscribing twice returns the same subscription without a second membership.
+    /// it, and whether it was created. Subscribing twice returns the same subscription
+    /// without a second membership.
     ///
     /// `reply` runs while the subscription's table entry is locked, so the SUBSCRIBED it
     /// queues reaches the subscriber before any EVENT of that subscription.
@@ -150,7 +159,7 @@ impl Broker {
         uri: &Uri,
         policy: MatchPolicy,
         reply: impl FnOnce(Id),
-    ) -> Arc<Subscription> {
+    ) -> (Arc<Subscription>, bool) {
         let add = |sub: &Arc<Subscription>| {
             sub.add(session);
             reply(sub.id);
@@ -158,11 +167,11 @@ impl Broker {
         };
         if policy == MatchPolicy::Exact {
             return match self.exact.entry(uri.clone()) {
-                Entry::Occupied(e) => add(e.get()),
+                Entry::Occupied(e) => (add(e.get()), false),
                 Entry::Vacant(e) => {
                     let sub = add(&self.new_subscription(uri, policy));
                     e.insert(sub.clone());
-                    sub
+                    (sub, true)
                 }
             };
         }
@@ -172,17 +181,18 @@ impl Broker {
             .write()
             .unwrap_or_else(|e| e.into_inner());
         if let Some(sub) = idx.get(policy, uri.as_str()) {
-            return add(sub);
+            return (add(sub), false);
         }
         // Before the reply: a publish it prompts must not skip the index.
         self.patterns.any.store(true, Ordering::Release);
         let sub = add(&self.new_subscription(uri, policy));
         idx.insert(sub.clone());
-        sub
+        (sub, true)
     }
 
-    /// Removes `session` from subscription `id`; deletes the subscription once empty.
-    pub(crate) fn unsubscribe(&self, session: Id, id: Id) -> Result<(), NoSuchSubscription> {
+    /// Removes `session` from subscription `id`; deletes the subscription once empty
+    /// (`Ok(true)`).
+    pub(crate) fn unsubscribe(&self, session: Id, id: Id) -> Result<bool, NoSuchSubscription> {
         let sub = self
             .by_id
             .get(&id)
@@ -219,7 +229,44 @@ impl Broker {
         if removed {
             self.by_id.remove(&id);
         }
-        Ok(())
+        Ok(removed)
+    }
+
+    /// Every subscription (meta API).
+    pub(crate) fn subscriptions(&self) -> Vec<Arc<Subscription>> {
+        self.by_id.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// The subscription for exactly `(uri, policy)` (meta API `lookup`).
+    pub(crate) fn lookup(&self, uri: &Uri, policy: MatchPolicy) -> Option<Arc<Subscription>> {
+        if policy == MatchPolicy::Exact {
+            return self.exact.get(uri).map(|s| s.clone());
+        }
+        let idx = self.patterns.index.read().unwrap_or_else(|e| e.into_inner());
+        idx.get(policy, uri.as_str()).cloned()
+    }
+
+    /// The subscriptions a publication to `topic` would reach (meta API `match`).
+    pub(crate) fn matching(&self, topic: &Uri) -> Vec<Id> {
+        let mut ids: Vec<Id> = self.exact.get(topic).map(|s| s.id).into_iter().collect();
+        let idx = self.patterns.index.read().unwrap_or_else(|e| e.into_inner());
+        idx.for_each_match(topic.as_str(), |s| ids.push(s.id));
+        ids
+    }
+
+    /// Whether a publication to `topic` would reach any subscription (meta events are
+    /// built only then): one lookup, plus the pattern index only when patterns exist.
+    pub(crate) fn has_subscribers(&self, topic: &str) -> bool {
+        if self.exact.contains_key(topic) {
+            return true;
+        }
+        if !self.patterns.any.load(Ordering::Acquire) {
+            return false;
+        }
+        let idx = self.patterns.index.read().unwrap_or_else(|e| e.into_inner());
+        let mut any = false;
+        idx.for_each_match(topic, |_| any = true);
+        any
     }
 
     /// The subscription with this id.

@@ -44,6 +44,11 @@ impl PatternIndex {
     pub(super) fn collect_matches(&self, topic: &str, out: &mut Matches) {
         self.0.for_each_match(topic, |s| out.push(s.clone()));
     }
+
+    /// Calls `f` for every pattern subscription matching `topic`.
+    pub(super) fn for_each_match(&self, topic: &str, f: impl FnMut(&Arc<Subscription>)) {
+        self.0.for_each_match(topic, f);
+    }
 }
 
 /// The subscriptions a PUBLISH matched, collected under the index's read lock and

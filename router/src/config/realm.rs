@@ -39,6 +39,14 @@ pub struct RealmConfig {
     /// Per-topic retention and history rules; the first matching entry applies.
     #[serde(default, rename = "topic")]
     pub topics: Vec<TopicPolicyConfig>,
+    /// The meta API (`wamp.session.*`, `wamp.registration.*`, `wamp.subscription.*` and
+    /// their events); default on. With roles, it is authorized like any URI.
+    #[serde(default = "yes")]
+    pub meta_api: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn anonymous_role() -> String {

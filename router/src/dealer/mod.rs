@@ -16,6 +16,7 @@ pub(crate) use patterns::MAX_WILDCARD_COMPONENTS;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::SystemTime;
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -79,6 +80,8 @@ pub(crate) struct Registration {
     pub(crate) uri: Uri,
     pub(crate) policy: MatchPolicy,
     pub(crate) invoke: InvokePolicy,
+    /// When its first callee created it (meta API).
+    pub(crate) created: SystemTime,
     callees: RwLock<Vec<Callee>>,
     cursor: AtomicUsize,
 }
@@ -94,9 +97,15 @@ impl Registration {
             uri,
             policy,
             invoke,
+            created: SystemTime::now(),
             callees: RwLock::new(Vec::new()),
             cursor: AtomicUsize::new(0),
         }
+    }
+
+    /// The callees' session ids, in registration order (meta API).
+    pub(crate) fn callee_ids(&self) -> Vec<Id> {
+        read(&self.callees).iter().map(|c| c.session.id()).collect()
     }
 
     /// The callee for the next call, by the invoke policy (`None` once every callee left).
@@ -156,6 +165,8 @@ pub(crate) struct Registered {
     pub(crate) id: Id,
     /// Callees evicted by `force_reregister`, with the id of the registration they lost.
     pub(crate) evicted: Vec<(SessionHandle, Id)>,
+    /// The registration was created by this REGISTER.
+    pub(crate) created: bool,
 }
 
 /// What [`Dealer::place`] did: the answer, and a new registration to store, if any.
@@ -270,6 +281,7 @@ impl Dealer {
                     registered: Registered {
                         id: reg.id,
                         evicted,
+                        created: false,
                     },
                     created: None,
                 });
@@ -293,13 +305,15 @@ impl Dealer {
             registered: Registered {
                 id: reg.id,
                 evicted,
+                created: true,
             },
             created: Some(reg),
         })
     }
 
-    /// Removes `callee` from registration `id`; the last callee deletes the registration.
-    pub(crate) fn unregister(&self, callee: Id, id: Id) -> Result<(), NoSuchRegistration> {
+    /// Removes `callee` from registration `id`; the last callee deletes the registration
+    /// (`Ok(true)`).
+    pub(crate) fn unregister(&self, callee: Id, id: Id) -> Result<bool, NoSuchRegistration> {
         let reg = self
             .by_id
             .get(&id)
@@ -312,18 +326,20 @@ impl Dealer {
             if e.get().id != id {
                 return Err(NoSuchRegistration);
             }
-            if reg.remove_callee(callee)? {
+            let deleted = reg.remove_callee(callee)?;
+            if deleted {
                 e.remove();
                 self.by_id.remove(&id);
             }
-            return Ok(());
+            return Ok(deleted);
         }
         let mut table = lock(&self.patterns);
         let key = (reg.policy, reg.uri.clone());
         if table.get(&key).is_none_or(|r| r.id != id) {
             return Err(NoSuchRegistration);
         }
-        if reg.remove_callee(callee)? {
+        let deleted = reg.remove_callee(callee)?;
+        if deleted {
             table.remove(&key);
             self.by_id.remove(&id);
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
@@ -331,7 +347,29 @@ impl Dealer {
             self.has_patterns
                 .store(!table.is_empty(), Ordering::Release);
         }
-        Ok(())
+        Ok(deleted)
+    }
+
+    /// Every registration (meta API).
+    pub(crate) fn registrations(&self) -> Vec<Arc<Registration>> {
+        self.by_id.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// The registration with this id (meta API).
+    pub(crate) fn registration(&self, id: Id) -> Option<Arc<Registration>> {
+        self.by_id.get(&id).map(|r| r.clone())
+    }
+
+    /// The registration for exactly `(procedure, policy)` (meta API `lookup`).
+    pub(crate) fn lookup_exactly(
+        &self,
+        procedure: &Uri,
+        policy: MatchPolicy,
+    ) -> Option<Arc<Registration>> {
+        if policy == MatchPolicy::Exact {
+            return self.exact.get(procedure).map(|r| r.clone());
+        }
+        lock(&self.patterns).get(&(policy, procedure.clone())).cloned()
     }
 
     /// The registration that handles a call to `procedure`: exact, then longest prefix, then

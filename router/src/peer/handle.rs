@@ -34,6 +34,20 @@ pub(crate) struct SessionShared {
     pub(crate) features: PeerFeatures,
     /// The longest frame the peer accepts (RawSocket announces one; WebSocket: unbounded).
     max_frame: usize,
+    /// How it authenticated and where it connects from (meta API).
+    pub(crate) info: SessionInfo,
+}
+
+/// What the meta API tells about a session besides its id, authid and authrole.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionInfo {
+    pub(crate) authmethod: &'static str,
+    pub(crate) authprovider: &'static str,
+    pub(crate) authextra: wamp_proto::Dict,
+    /// `websocket`, `rawsocket` (or `internal`).
+    pub(crate) transport: &'static str,
+    /// `tcp:ADDR` or `unix`.
+    pub(crate) peer: Arc<str>,
 }
 
 /// Why a message was not queued for a session.
@@ -71,6 +85,7 @@ impl SessionHandle {
         outbox: Arc<Outbox>,
         features: PeerFeatures,
         max_frame: usize,
+        info: SessionInfo,
     ) -> SessionHandle {
         SessionHandle(Arc::new(SessionShared {
             id,
@@ -84,6 +99,7 @@ impl SessionHandle {
             calls: Mutex::new(Calls::default()),
             features,
             max_frame,
+            info,
         }))
     }
 
@@ -155,6 +171,23 @@ impl SessionHandle {
     /// Encodes `msg` for this session's serializer and queues it; whether it was queued.
     pub(crate) fn send(&self, msg: &Message) -> bool {
         self.try_send(msg).is_ok()
+    }
+
+    /// Ends the session from outside (meta API `kill`): GOODBYE with `reason`, then the
+    /// connection waits for the reply and closes.
+    pub(crate) fn end(&self, reason: &str, message: Option<&str>) {
+        let mut details = wamp_proto::Dict::new();
+        if let Some(m) = message {
+            details.insert("message".into(), m.into());
+        }
+        self.send_goodbye(
+            &wamp_proto::message::Goodbye {
+                details,
+                reason: wamp_proto::Uri::new(reason),
+            }
+            .into(),
+        );
+        self.0.outbox.end();
     }
 
     /// Asks the session's connection to drop, recording why (first reason wins).

@@ -12,5 +12,5 @@ mod outbox;
 
 pub(crate) use calls::{OutgoingCall, PendingInvocation};
 pub(crate) use features::PeerFeatures;
-pub(crate) use handle::{lock, NotSent, SessionHandle};
+pub(crate) use handle::{lock, NotSent, SessionHandle, SessionInfo};
 pub(crate) use outbox::{encode_frame, Outbox, Refused};

@@ -35,6 +35,9 @@ pub(crate) struct Outbox {
     inner: Mutex<Inner>,
     /// Mirrors `Inner::killed` for a lock-free check on every poll.
     killed: AtomicBool,
+    /// The session was ended by someone else (a GOODBYE is queued): the connection waits for
+    /// the reply, then closes.
+    ending: AtomicBool,
     capacity: usize,
 }
 
@@ -57,6 +60,7 @@ impl Outbox {
         Outbox {
             inner: Mutex::default(),
             killed: AtomicBool::new(false),
+            ending: AtomicBool::new(false),
             capacity: capacity.max(1),
         }
     }
@@ -82,6 +86,7 @@ impl Outbox {
         Outbox {
             inner: Mutex::new(inner),
             killed: AtomicBool::new(false),
+            ending: AtomicBool::new(false),
             capacity: old.capacity,
         }
     }
@@ -122,6 +127,20 @@ impl Outbox {
             w.wake();
         }
         true
+    }
+
+    /// Asks the connection to end the session after its queued GOODBYE (wakes it).
+    pub(crate) fn end(&self) {
+        self.ending.store(true, Ordering::Release);
+        let waker = self.lock().waker.clone();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Connection side: whether [`Outbox::end`] was called since the last look.
+    pub(crate) fn take_ending(&self) -> bool {
+        self.ending.load(Ordering::Acquire) && self.ending.swap(false, Ordering::AcqRel)
     }
 
     /// Whether [`Outbox::kill`] was called.

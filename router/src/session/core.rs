@@ -22,7 +22,8 @@ use std::time::Duration;
 use std::task::{ready, Context, Poll};
 
 use super::hello::{Authenticated, Greeted, PendingJoin};
-use super::{hello, meta, pubsub, rpc, CloseReason};
+use super::{hello, pubsub, rpc, CloseReason};
+use crate::meta;
 use crate::auth::roles::{Action, Grant, Role};
 use crate::config::AuthMethod;
 use crate::dealer;
@@ -98,6 +99,8 @@ pub(crate) struct Joined {
     pub(crate) role: Arc<Role>,
     pub(crate) subscriptions: HashSet<Id>,
     pub(crate) registrations: HashSet<Id>,
+    /// What to publish when the session goes away.
+    pub(crate) testaments: Vec<meta::Testament>,
 }
 
 /// One transport's session state machine.
@@ -183,6 +186,14 @@ impl SessionCore {
             }
             State::Closing => Flow::Continue,
             State::AwaitHello | State::Authenticating => Flow::Close(CloseReason::Normal),
+        }
+    }
+
+    /// Someone ended this session (meta API kill: its GOODBYE is queued): wait for the reply
+    /// like at shutdown, then close.
+    pub(crate) fn on_ended(&mut self) {
+        if self.state == State::Established {
+            self.state = State::Closing;
         }
     }
 
@@ -334,7 +345,14 @@ impl SessionCore {
             Message::Publish(m) => pubsub::publish(j, m, grant.disclose_publisher()),
             Message::Subscribe(m) => pubsub::subscribe(j, m),
             Message::Unsubscribe(m) => pubsub::unsubscribe(j, m),
-            Message::Call(m) if meta::is_meta_procedure(&m.procedure) => meta::call(j, m),
+            Message::Call(m) if meta::is_meta_procedure(m.procedure.as_str()) => meta::call(
+                meta::Caller {
+                    handle: &j.handle,
+                    realm: &j.realm,
+                    testaments: &mut j.testaments,
+                },
+                m,
+            ),
             Message::Call(m) => dealer::call::call(
                 &j.handle,
                 &j.realm.dealer,
@@ -368,14 +386,20 @@ impl SessionCore {
     /// After the GOODBYE handshake: the session ends, the transport stays open for a new
     /// HELLO. What was queued (the GOODBYE reply) is written first.
     fn rejoinable(&mut self) {
-        self.leave();
+        self.leave_with(false);
         self.outbox = Arc::new(Outbox::succeed(&self.outbox));
         self.state = State::AwaitHello;
     }
 
-    /// Removes everything the session owns; callers waiting on it get an ERROR at once.
+    /// Removes everything the session owns; callers waiting on it get an ERROR at once. Its
+    /// testaments are published, then the meta events of what it held, then `on_leave`.
     /// Idempotent.
     pub(crate) fn leave(&mut self) {
+        // Without a GOODBYE handshake (router shutdown excepted) the transport was lost.
+        self.leave_with(self.state != State::Closing);
+    }
+
+    fn leave_with(&mut self, lost: bool) {
         if let Some(p) = self.pending.take() {
             p.release(self);
         }
@@ -383,19 +407,26 @@ impl SessionCore {
             return;
         };
         let id = j.handle.id();
-        j.realm.sessions.remove(&id);
+        let realm = &j.realm;
+        realm.sessions.remove(&id);
+        meta::publish_testaments(realm, &j.handle, j.testaments, lost);
         for sub in &j.subscriptions {
-            let _ = j.realm.broker.unsubscribe(id, *sub);
+            if let Ok(deleted) = realm.broker.unsubscribe(id, *sub) {
+                meta::events::unsubscribed(realm, id, *sub, deleted);
+            }
         }
         for reg in &j.registrations {
-            let _ = j.realm.dealer.unregister(id, *reg);
+            if let Ok(deleted) = realm.dealer.unregister(id, *reg) {
+                meta::events::unregistered(realm, id, *reg, deleted);
+            }
         }
         dealer::answer::fail_pending_invocations(&j.handle);
         dealer::answer::forget_pending_calls(&j.handle);
         self.router.session_ids.remove(&id);
+        meta::events::left(realm, &j.handle);
         match j.handle.kill_reason() {
-            Some(reason) => info!(session = %id, realm = %j.realm.name, reason, "session left"),
-            None => info!(session = %id, realm = %j.realm.name, "session left"),
+            Some(reason) => info!(session = %id, realm = %realm.name, reason, "session left"),
+            None => info!(session = %id, realm = %realm.name, "session left"),
         }
     }
 }

@@ -220,6 +220,9 @@ where
                 wait: false,
             });
         }
+        if core.outbox().take_ending() {
+            core.on_ended();
+        }
         if core.outbox().is_killed() {
             return Poll::Ready(End::Close {
                 reason: CloseReason::SlowConsumer,

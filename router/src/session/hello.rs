@@ -13,7 +13,7 @@ use super::core::{Joined, SessionCore};
 use crate::auth::{Identity, Pending, Question, Start, Verdict, Verifying};
 use crate::config::AuthMethod;
 use crate::error::Refusal;
-use crate::peer::{NotSent, PeerFeatures, SessionHandle};
+use crate::peer::{NotSent, PeerFeatures, SessionHandle, SessionInfo};
 use crate::realm::Realm;
 
 /// A session waiting for its AUTHENTICATE.
@@ -219,6 +219,13 @@ fn welcome(
         core.outbox().clone(),
         features,
         core.transport.max_frame,
+        SessionInfo {
+            authmethod: identity.authmethod.as_str(),
+            authprovider: identity.authprovider,
+            authextra: identity.authextra.clone(),
+            transport: core.transport.kind,
+            peer: Arc::from(core.transport.peer.as_str()),
+        },
     );
     realm.sessions.insert(id, handle.clone());
     let mut details = dict([
@@ -227,7 +234,7 @@ fn welcome(
         ("authrole", (*authrole).into()),
         ("authmethod", identity.authmethod.as_str().into()),
         ("authprovider", identity.authprovider.into()),
-        ("roles", router_roles()),
+        ("roles", router_roles(realm.meta_api)),
         (
             "agent",
             concat!("wamp-router-rs/", env!("CARGO_PKG_VERSION")).into(),
@@ -253,12 +260,14 @@ fn welcome(
         ));
     }
     info!(session = %id, realm = %realm.name, peer = %core.transport.peer, transport = core.transport.kind, serializer = core.serializer.name(), %authid, %authrole, authmethod = identity.authmethod.as_str(), "session joined");
+    crate::meta::events::joined(&realm, &handle);
     Ok(Joined {
         handle,
         role: realm.roles.role(&authrole),
         realm,
         subscriptions: HashSet::new(),
         registrations: HashSet::new(),
+        testaments: Vec::new(),
     })
 }
 
@@ -292,11 +301,26 @@ fn check_roles(details: &Dict) -> Result<(), String> {
     Ok(())
 }
 
-/// The router's roles for WELCOME: only the features that really work.
-fn router_roles() -> Value {
-    let role = |features| Value::Dict(dict([("features", Value::Dict(features))]));
+/// The router's roles for WELCOME: only the features that really work (the meta API's
+/// where the realm has it on).
+fn router_roles(meta_api: bool) -> Value {
+    let role = |mut features: Dict, meta: &[&str]| {
+        if meta_api {
+            for f in meta {
+                features.insert((*f).into(), Value::Bool(true));
+            }
+        }
+        Value::Dict(dict([("features", Value::Dict(features))]))
+    };
+    let common = ["session_meta_api", "testament_meta_api"];
     Value::Dict(dict([
-        ("broker", role(crate::broker::features())),
-        ("dealer", role(crate::dealer::features())),
+        (
+            "broker",
+            role(crate::broker::features(), &[common[0], common[1], "subscription_meta_api"]),
+        ),
+        (
+            "dealer",
+            role(crate::dealer::features(), &[common[0], common[1], "registration_meta_api"]),
+        ),
     ]))
 }

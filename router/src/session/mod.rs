@@ -1,11 +1,10 @@
 //! Sessions: the WAMP state machine without I/O ([`core`]), HELLO/WELCOME (`hello`), the
-//! message handlers (`pubsub`, `rpc`, `meta`), and the one connection driver ([`driver`])
+//! message handlers (`pubsub`, `rpc`; the meta API is `crate::meta`), and the one connection driver ([`driver`])
 //! that runs a session core over any byte stream and framing.
 
 pub(crate) mod core;
 pub(crate) mod driver;
 mod hello;
-mod meta;
 mod pubsub;
 mod rpc;
 

@@ -117,7 +117,7 @@ pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
         ));
     }
     let request = m.request;
-    let sub = j
+    let (sub, created) = j
         .realm
         .broker
         .subscribe(me, &m.topic, policy, |subscription| {
@@ -133,13 +133,14 @@ pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
         j.realm.broker.send_retained(me, &sub);
     }
     j.subscriptions.insert(sub.id);
+    crate::meta::events::subscribed(&j.realm, me.id(), &sub, created);
     Ok(())
 }
 
 pub(super) fn unsubscribe(j: &mut Joined, m: Unsubscribe) -> Result<(), Refusal> {
     let me = &j.handle;
     match j.realm.broker.unsubscribe(me.id(), m.subscription) {
-        Ok(()) => {
+        Ok(deleted) => {
             j.subscriptions.remove(&m.subscription);
             me.send(
                 &Unsubscribed {
@@ -148,6 +149,7 @@ pub(super) fn unsubscribe(j: &mut Joined, m: Unsubscribe) -> Result<(), Refusal>
                 }
                 .into(),
             );
+            crate::meta::events::unsubscribed(&j.realm, me.id(), m.subscription, deleted);
             Ok(())
         }
         Err(_) => Err(Refusal::new(

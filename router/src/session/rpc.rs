@@ -59,6 +59,7 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
     let why = match registered {
         Ok(r) => {
             j.registrations.insert(r.id);
+            crate::meta::events::registered(&j.realm, me.id(), r.id, r.created);
             for (callee, registration) in r.evicted {
                 // ADV-11: only a callee that announced revocation is told.
                 if callee
@@ -97,7 +98,7 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
 pub(super) fn unregister(j: &mut Joined, m: Unregister) -> Result<(), Refusal> {
     let me = &j.handle;
     match j.realm.dealer.unregister(me.id(), m.registration) {
-        Ok(()) => {
+        Ok(deleted) => {
             j.registrations.remove(&m.registration);
             me.send(
                 &Unregistered {
@@ -106,6 +107,7 @@ pub(super) fn unregister(j: &mut Joined, m: Unregister) -> Result<(), Refusal> {
                 }
                 .into(),
             );
+            crate::meta::events::unregistered(&j.realm, me.id(), m.registration, deleted);
             Ok(())
         }
         Err(_) => Err(Refusal::new(

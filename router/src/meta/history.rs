@@ -1,58 +1,30 @@
-//! Meta procedures the router answers itself (`wamp.*`).
+//! `wamp.subscription.get_events`: recent events of a subscription from the broker's history.
 
-use wamp_proto::message::{Call, Result as CallResult};
 use wamp_proto::options::dict;
-use wamp_proto::{uris, Dict, Id, Payload, Uri, Value};
+use wamp_proto::{uris, Id, Value};
 
-use super::core::Joined;
+use super::Args;
 use crate::broker::rfc3339;
 use crate::error::Refusal;
+use crate::peer::SessionHandle;
+use crate::realm::Realm;
 
-/// Reads recent events of a subscription from the broker's history.
-const GET_EVENTS: &str = "wamp.subscription.get_events";
 /// History is not configured for the subscription's topics ([AB]/[CB] URI).
 const HISTORY_UNAVAILABLE: &str = "wamp.error.history_unavailable";
-
-/// Whether the router itself implements `procedure`.
-pub(super) fn is_meta_procedure(procedure: &Uri) -> bool {
-    procedure.as_str() == GET_EVENTS
-}
-
-pub(super) fn call(j: &mut Joined, mut m: Call) -> Result<(), Refusal> {
-    // Meta procedures read their arguments: decode a payload that arrived still encoded.
-    m.payload
-        .materialize()
-        .map_err(|e| Refusal::new(uris::INVALID_ARGUMENT, e.to_string()))?;
-    let payload = get_events(j, &m).map_err(|(uri, text)| Refusal::new(uri, text))?;
-    j.handle.send(
-        &CallResult {
-            request: m.request,
-            details: Dict::new(),
-            payload,
-        }
-        .into(),
-    );
-    Ok(())
-}
 
 /// `wamp.subscription.get_events(subscription, limit=?, reverse=?)`: the kept events of the
 /// subscription's topics, oldest first (newest first with `reverse`), the newest `limit`.
 /// Returns them as one list in `Arguments[0]`, as Crossbar does.
-fn get_events(j: &Joined, m: &Call) -> Result<Payload, (&'static str, String)> {
-    let bad = |t: &str| (uris::INVALID_ARGUMENT, t.to_owned());
-    let sub_id = m
-        .payload
+pub(super) fn get_events(me: &SessionHandle, realm: &Realm, a: &Args) -> Result<Value, Refusal> {
+    let bad = |t: &str| Refusal::new(uris::INVALID_ARGUMENT, t);
+    let sub_id = a
         .args
-        .as_ref()
-        .and_then(|a| a.first())
+        .first()
         .and_then(Value::as_u64)
         .and_then(Id::new)
         .ok_or_else(|| bad("expected a subscription id as the first argument"))?;
-    let kwargs = m.payload.kwargs.clone().unwrap_or_default();
-    let limit = match kwargs
-        .get("limit")
-        .or_else(|| m.payload.args.as_ref().and_then(|a| a.get(1)))
-    {
+    let kwargs = &a.kwargs;
+    let limit = match kwargs.get("limit").or_else(|| a.args.get(1)) {
         None => None,
         Some(v) => Some(
             v.as_u64()
@@ -65,9 +37,9 @@ fn get_events(j: &Joined, m: &Call) -> Result<Payload, (&'static str, String)> {
             .as_bool()
             .ok_or_else(|| bad("`reverse` must be a boolean"))?,
     };
-    let broker = &j.realm.broker;
+    let broker = &realm.broker;
     let sub = broker.subscription(sub_id).ok_or_else(|| {
-        (
+        Refusal::new(
             uris::NO_SUCH_SUBSCRIPTION,
             format!("no subscription {sub_id}"),
         )
@@ -79,12 +51,12 @@ fn get_events(j: &Joined, m: &Call) -> Result<Payload, (&'static str, String)> {
         broker.topics().has_history()
     };
     if !available {
-        return Err((
+        return Err(Refusal::new(
             HISTORY_UNAVAILABLE,
-            "no event history is configured for this subscription's topics".to_owned(),
+            "no event history is configured for this subscription's topics",
         ));
     }
-    let me = j.handle.shared();
+    let me = me.shared();
     let mut events: Vec<_> = broker
         .topics()
         .events_matching(sub.policy, sub.uri.as_str())
@@ -121,5 +93,5 @@ fn get_events(j: &Joined, m: &Call) -> Result<Payload, (&'static str, String)> {
             Value::Dict(d)
         })
         .collect();
-    Ok(Payload::args(vec![Value::List(list)]))
+    Ok(Value::List(list))
 }

@@ -1,0 +1,187 @@
+//! `wamp.session.*`: count, list, get, kill (by id, authid, authrole), and testaments.
+
+use wamp_proto::{uris, Dict, Id, Payload, Uri, Value};
+
+use super::{describe, Args, Caller};
+use crate::broker::{Filter, Publication};
+use crate::error::Refusal;
+use crate::peer::SessionHandle;
+use crate::realm::Realm;
+
+/// When a testament is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The session's transport is lost (without GOODBYE).
+    Detached,
+    /// The session ends, however it ends.
+    Destroyed,
+}
+
+/// An event a session asked the router to publish for it when it goes away.
+#[derive(Debug)]
+pub(crate) struct Testament {
+    topic: Uri,
+    payload: Payload,
+    options: Dict,
+    scope: Scope,
+}
+
+fn scope(v: Option<&str>) -> Result<Scope, Refusal> {
+    match v {
+        None | Some("destroyed") => Ok(Scope::Destroyed),
+        Some("detached") => Ok(Scope::Detached),
+        Some(other) => Err(Refusal::new(
+            uris::INVALID_ARGUMENT,
+            format!("unknown testament scope `{other}` (destroyed or detached)"),
+        )),
+    }
+}
+
+/// Publishes the testaments of a leaving session: the `detached` ones first when the
+/// transport was lost, then the `destroyed` ones, each with its own publish options.
+pub(crate) fn publish_testaments(realm: &Realm, me: &SessionHandle, testaments: Vec<Testament>, lost: bool) {
+    let (detached, destroyed): (Vec<_>, Vec<_>) =
+        testaments.into_iter().partition(|t| t.scope == Scope::Detached);
+    let order = if lost { vec![detached, destroyed] } else { vec![destroyed] };
+    for t in order.into_iter().flatten() {
+        let Ok(filter) = Filter::from_options(&t.options) else {
+            continue;
+        };
+        let exclude_me = t
+            .options
+            .get("exclude_me")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        realm.broker.publish(Publication {
+            topic: t.topic,
+            id: Id::random(),
+            payload: t.payload,
+            details: Dict::new(),
+            exclude_publisher: exclude_me.then(|| me.id()),
+            filter,
+            retain: t.options.get("retain").and_then(Value::as_bool).unwrap_or(false),
+        });
+    }
+}
+
+/// The sessions of `realm` with one of `authroles` (all when `None`), the caller excepted
+/// when `not`.
+fn sessions(realm: &Realm, pick: impl Fn(&SessionHandle) -> bool) -> Vec<SessionHandle> {
+    realm
+        .sessions
+        .iter()
+        .map(|e| e.value().clone())
+        .filter(|s| pick(s))
+        .collect()
+}
+
+fn authroles(a: &Args) -> Result<Option<Vec<String>>, Refusal> {
+    match a.get(0, "filter_authroles") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::List(l)) => l
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| Refusal::new(uris::INVALID_ARGUMENT, "filter_authroles must be a list of strings")),
+        Some(_) => Err(Refusal::new(uris::INVALID_ARGUMENT, "filter_authroles must be a list of strings")),
+    }
+}
+
+fn no_such_session(id: Id) -> Refusal {
+    Refusal::new("wamp.error.no_such_session", format!("no session {id} on this realm"))
+}
+
+/// Kills `targets`: GOODBYE with `reason` (default `wamp.close.killed`) and `message`.
+fn kill(targets: &[SessionHandle], a: &Args) -> Result<(), Refusal> {
+    let reason = a.opt_str("reason")?.unwrap_or(uris::CLOSE_KILLED);
+    if !wamp_proto::uri::is_valid_uri(reason, wamp_proto::UriCheck::Loose, wamp_proto::MatchPolicy::Exact) {
+        return Err(Refusal::new(uris::INVALID_URI, format!("`{reason}` is not a valid reason URI")));
+    }
+    let message = a.opt_str("message")?;
+    for t in targets {
+        t.end(reason, message);
+    }
+    Ok(())
+}
+
+pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal> {
+    let me = c.handle.id();
+    let realm = c.realm;
+    Ok(match name {
+        "count" | "list" => {
+            a.at_most(1)?;
+            let roles = authroles(a)?;
+            let found = sessions(realm, |s| {
+                roles.as_ref().is_none_or(|r| r.iter().any(|x| *x == *s.shared().authrole))
+            });
+            if name == "count" {
+                (found.len() as u64).into()
+            } else {
+                Value::List(found.iter().map(|s| s.id().get().into()).collect())
+            }
+        }
+        "get" => {
+            let id = a.id(0, "session")?;
+            let s = realm.sessions.get(&id).map(|s| s.clone()).ok_or_else(|| no_such_session(id))?;
+            describe::session(&s)
+        }
+        "kill" => {
+            let id = a.id(0, "session")?;
+            let s = realm.sessions.get(&id).map(|s| s.clone()).ok_or_else(|| no_such_session(id))?;
+            kill(&[s], a)?;
+            Value::Null
+        }
+        "kill_by_authid" => {
+            let authid = a.str(0, "authid")?;
+            let found = sessions(realm, |s| s.id() != me && *s.shared().authid == *authid);
+            kill(&found, a)?;
+            Value::List(found.iter().map(|s| s.id().get().into()).collect())
+        }
+        "kill_by_authrole" => {
+            let authrole = a.str(0, "authrole")?;
+            let found = sessions(realm, |s| s.id() != me && *s.shared().authrole == *authrole);
+            kill(&found, a)?;
+            (found.len() as u64).into()
+        }
+        "add_testament" => {
+            let topic = a.str(0, "topic")?;
+            let uri = Uri::new(topic);
+            if !uri.is_valid(realm.uri_check, wamp_proto::MatchPolicy::Exact) {
+                return Err(Refusal::new(uris::INVALID_URI, format!("invalid topic URI `{topic}`")));
+            }
+            let args = match a.args.get(1) {
+                None | Some(Value::Null) => None,
+                Some(Value::List(l)) => Some(l.clone()),
+                Some(_) => return Err(Refusal::new(uris::INVALID_ARGUMENT, "args must be a list")),
+            };
+            let kwargs = match a.args.get(2) {
+                None | Some(Value::Null) => None,
+                Some(Value::Dict(d)) => Some(d.clone()),
+                Some(_) => return Err(Refusal::new(uris::INVALID_ARGUMENT, "kwargs must be a dict")),
+            };
+            let options = match a.kwargs.get("publish_options") {
+                None | Some(Value::Null) => Dict::new(),
+                Some(Value::Dict(d)) => d.clone(),
+                Some(_) => return Err(Refusal::new(uris::INVALID_ARGUMENT, "publish_options must be a dict")),
+            };
+            Filter::from_options(&options)
+                .map_err(|k| Refusal::new(uris::INVALID_ARGUMENT, format!("publish option `{k}` has the wrong type")))?;
+            let scope = scope(a.opt_str("scope")?)?;
+            c.testaments.push(Testament {
+                topic: uri,
+                payload: Payload { args, kwargs, ..Payload::default() },
+                options,
+                scope,
+            });
+            Value::Null
+        }
+        "flush_testaments" => {
+            let scope = scope(a.opt_str("scope")?)?;
+            let before = c.testaments.len();
+            c.testaments.retain(|t| t.scope != scope);
+            ((before - c.testaments.len()) as u64).into()
+        }
+        _ => return Err(Refusal::new(uris::NO_SUCH_PROCEDURE, format!("no meta procedure wamp.session.{name}"))),
+    })
+}
