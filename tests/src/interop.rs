@@ -48,6 +48,39 @@ pub fn python_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/python/peer.py")
 }
 
+/// `tests/interop/python/auth_peer.py` (peer.py's sessions, authenticating).
+pub fn python_auth_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/python/auth_peer.py")
+}
+
+/// Where the JS peers live and which `node` runs them.
+#[derive(Debug)]
+pub struct NodeEnv {
+    /// `tests/interop/js`, with its `node_modules` installed (`WAMP_INTEROP_NODE_DIR`).
+    pub dir: PathBuf,
+    /// `WAMP_INTEROP_NODE`, else `node` from `PATH`.
+    pub node: PathBuf,
+}
+
+/// The JS peers' environment, or `None` (after a notice naming `test`) when it is not set up
+/// outside CI (per [`env_path`]).
+pub fn node_env(test: &str) -> Option<NodeEnv> {
+    let dir = env_path(
+        "WAMP_INTEROP_NODE_DIR",
+        test,
+        "scripts/test-all.sh installs tests/interop/js and sets it",
+    )?;
+    assert!(
+        dir.join("node_modules/autobahn").is_dir(),
+        "WAMP_INTEROP_NODE_DIR={} has no node_modules/autobahn (run npm ci there)",
+        dir.display()
+    );
+    let node = std::env::var_os("WAMP_INTEROP_NODE")
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| PathBuf::from("node"), PathBuf::from);
+    Some(NodeEnv { dir, node })
+}
+
 /// The `--serializer` name of `s`.
 pub fn ser_name(s: Serializer) -> &'static str {
     match s {
@@ -125,6 +158,39 @@ impl ScriptPeer {
     /// Starts `peer.py` with `python` and a piped stdin (see [`ScriptPeer::spawn`]).
     pub fn python(python: &Path, url: &str, serializer: Serializer, mode: &[&str]) -> ScriptPeer {
         ScriptPeer::spawn(python, &python_script(), None, url, serializer, mode, true)
+    }
+
+    /// Starts `auth_peer.py` with `python` and a piped stdin; `args` are its authentication
+    /// options and mode.
+    pub fn python_auth(
+        python: &Path,
+        url: &str,
+        serializer: Serializer,
+        args: &[&str],
+    ) -> ScriptPeer {
+        let script = python_auth_script();
+        ScriptPeer::spawn(python, &script, None, url, serializer, args, true)
+    }
+
+    /// Starts the JS peer `script` (e.g. `peer.js`) of `env`, in its directory, with a
+    /// piped stdin.
+    pub fn node(
+        env: &NodeEnv,
+        script: &str,
+        url: &str,
+        serializer: Serializer,
+        mode: &[&str],
+    ) -> ScriptPeer {
+        let script = env.dir.join(script);
+        ScriptPeer::spawn(
+            &env.node,
+            &script,
+            Some(&env.dir),
+            url,
+            serializer,
+            mode,
+            true,
+        )
     }
 
     /// Kills the peer (if still running) and panics with `msg` and its stderr.

@@ -2,7 +2,9 @@
 //!
 //! [`TestRouter`] runs the real router in-process; [`RawPeer`] speaks WAMP frame by frame so
 //! tests can send exactly the (bad) input they mean and see exactly what comes back;
-//! [`rawsocket::RsPeer`] does the same over RawSocket (TCP or a Unix socket).
+//! [`rawsocket::RsPeer`] does the same over RawSocket (TCP or a Unix socket). [`auth`] logs
+//! a raw peer in (CHALLENGE answered with `wamp_auth`), [`client`] joins our own client, and
+//! [`payloads`] holds what the interop peers send and print.
 
 use std::time::Duration;
 
@@ -12,12 +14,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wamp_proto::message::{Hello, Register, Subscribe, Welcome};
+use wamp_proto::message::{Call, Hello, Register, Subscribe, Welcome};
 use wamp_proto::options::dict;
-use wamp_proto::{Dict, Encoded, Id, Message, Serializer, Uri, Value};
+use wamp_proto::{Dict, Encoded, Id, Message, Payload, Serializer, Uri, Value};
 use wamp_router::{Config, Server};
 
+pub mod auth;
+pub mod client;
 pub mod interop;
+pub mod interop_auth;
+pub mod payloads;
 pub mod rawsocket;
 
 /// How long a test waits for something that should happen (never a synchronisation sleep:
@@ -202,6 +208,25 @@ impl RawPeer {
             Message::Registered(m) if m.request == r => m.registration,
             other => panic!("expected REGISTERED, got {other:?}"),
         }
+    }
+
+    /// Sends a CALL of `procedure` with `payload` and no options; returns its request id
+    /// (the answer is for the caller to [`RawPeer::recv`]).
+    pub async fn send_call(&mut self, procedure: &str, payload: Payload) -> Id {
+        let request = self.request();
+        let procedure = Uri::new(procedure);
+        let options = Dict::new();
+        self.send(
+            &Call {
+                request,
+                options,
+                procedure,
+                payload,
+            }
+            .into(),
+        )
+        .await;
+        request
     }
 
     /// Sends a message with the negotiated serializer.

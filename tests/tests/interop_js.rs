@@ -11,110 +11,26 @@
 //! `WAMP_INTEROP_NODE`, the `node` to run; else `node` from `PATH`). Without it the tests
 //! skip with a notice, or fail when `CI` is set.
 
-use std::path::PathBuf;
-
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
 use tokio::time::timeout;
-use wamp_client::{CallError, CallResult, Client, Dict, Invocation, Serializer, Value};
-use wamp_tests::interop::{env_path, ser_name, ScriptPeer, REALM};
+use wamp_client::{CallResult, Serializer};
+use wamp_tests::client::rust_client;
+use wamp_tests::interop::{self, ser_name, NodeEnv, ScriptPeer};
+use wamp_tests::payloads::{
+    call_args, call_kwargs, echo_line, event_args, event_kwargs, event_line, failed_error,
+    failed_line, register_echo, register_failing,
+};
 use wamp_tests::{TestRouter, WAIT};
-
-/// Where the JS peer lives and which `node` runs it.
-#[derive(Debug)]
-struct NodeEnv {
-    dir: PathBuf,
-    node: PathBuf,
-}
 
 /// The JS peer's environment, or `None` (after a notice) when it is not set up outside CI.
 fn node_env() -> Option<NodeEnv> {
-    let dir = env_path(
-        "WAMP_INTEROP_NODE_DIR",
-        "autobahn-js interop test",
-        "scripts/test-all.sh installs tests/interop/js and sets it",
-    )?;
-    assert!(
-        dir.join("peer.js").is_file() && dir.join("node_modules/autobahn").is_dir(),
-        "WAMP_INTEROP_NODE_DIR={} has no peer.js or no node_modules/autobahn (run npm ci there)",
-        dir.display()
-    );
-    let node = std::env::var_os("WAMP_INTEROP_NODE")
-        .filter(|n| !n.is_empty())
-        .map_or_else(|| PathBuf::from("node"), PathBuf::from);
-    Some(NodeEnv { dir, node })
+    interop::node_env("autobahn-js interop test")
 }
 
 /// Starts `peer.js` in `mode`.
 fn spawn_peer(env: &NodeEnv, url: &str, serializer: Serializer, mode: &[&str]) -> ScriptPeer {
-    let script = env.dir.join("peer.js");
-    ScriptPeer::spawn(
-        &env.node,
-        &script,
-        Some(&env.dir),
-        url,
-        serializer,
-        mode,
-        true,
-    )
-}
-
-// --- payloads ------------------------------------------------------------------------
-
-// What every caller sends (and the echo procedures return): the same as the Python peer's.
-fn call_args() -> Vec<Value> {
-    vec![
-        Value::UInt(1),
-        Value::from("two"),
-        Value::Dict(Dict::from([("three".into(), Value::Float(3.5))])),
-        Value::Null,
-        Value::Bool(true),
-        Value::Bytes(vec![0x00, 0x01, 0xff]),
-    ]
-}
-
-fn call_kwargs() -> Dict {
-    Dict::from([
-        ("k".into(), Value::from("v")),
-        ("n".into(), Value::Int(-7)),
-        ("b".into(), Value::Bytes(b"hi".to_vec())),
-    ])
-}
-
-/// Event `i` of a publisher: args `[i, "text", b"\x00\x01\xff"]`, kwargs `{"seq": i}`.
-fn event_args(i: u64) -> Vec<Value> {
-    vec![
-        Value::UInt(i),
-        Value::from("text"),
-        Value::Bytes(vec![0x00, 0x01, 0xff]),
-    ]
-}
-
-fn event_kwargs(i: u64) -> Dict {
-    Dict::from([("seq".into(), Value::UInt(i))])
-}
-
-/// The peer's line for event `i`.
-fn event_line(i: u64) -> Json {
-    json!({"args": [i, "text", {"$bytes": "0001ff"}], "kwargs": {"seq": i}})
-}
-
-/// The caller's first line: the echoed call payload.
-fn echo_line() -> Json {
-    json!({
-        "result_args": [1, "two", {"three": 3.5}, null, true, {"$bytes": "0001ff"}],
-        "result_kwargs": {"b": {"$bytes": "6869"}, "k": "v", "n": -7},
-    })
-}
-
-fn failed_line() -> Json {
-    json!({"error": "com.example.error.failed", "error_args": ["boom", 42], "error_kwargs": {"detail": "x"}})
-}
-
-fn failed_error() -> CallError {
-    CallError::new("com.example.error.failed")
-        .with_args([Value::from("boom"), Value::UInt(42)])
-        .with_kwargs([("detail", "x")])
+    ScriptPeer::node(env, "peer.js", url, serializer, mode)
 }
 
 /// Checks a JS caller's three lines: the echo, PROC.fail's error, and the router's
@@ -132,21 +48,6 @@ fn assert_caller_lines(lines: &[Json]) {
     assert!(lines[2]["error_kwargs"].is_object(), "{}", lines[2]);
 }
 
-async fn rust_client(url: &str, serializer: Serializer) -> Client {
-    let client = timeout(
-        WAIT,
-        Client::builder(url)
-            .realm(REALM)
-            .serializer(serializer)
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("rust client joins");
-    assert_eq!(client.serializer(), serializer);
-    client
-}
-
 // --- the scenarios -------------------------------------------------------------------
 
 /// JS caller -> Rust callee: an echo procedure and a failing one, the JS side's rendering
@@ -157,27 +58,8 @@ async fn js_caller_rust_callee(serializer: Serializer) {
     let proc_ = format!("com.example.js.rust_echo.{}", ser_name(serializer));
     let callee = rust_client(router.url(), serializer).await;
 
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
-    let _echo = callee
-        .register(&proc_, move |inv: Invocation| {
-            let seen_tx = seen_tx.clone();
-            async move {
-                let _ = seen_tx.send((inv.args.clone(), inv.kwargs.clone()));
-                Ok::<_, CallError>(
-                    CallResult::new()
-                        .with_args(inv.args)
-                        .with_kwargs(inv.kwargs),
-                )
-            }
-        })
-        .await
-        .expect("register echo");
-    let _fail = callee
-        .register(&format!("{proc_}.fail"), |_inv: Invocation| async move {
-            Err::<CallResult, _>(failed_error())
-        })
-        .await
-        .expect("register .fail");
+    let (_echo, mut seen_rx) = register_echo(&callee, &proc_).await;
+    let _fail = register_failing(&callee, &format!("{proc_}.fail"), failed_error()).await;
 
     let peer = spawn_peer(&env, router.url(), serializer, &["caller", &proc_]);
     assert_caller_lines(&peer.succeed().await);

@@ -19,120 +19,17 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
 use tokio::time::timeout;
-use wamp_client::{CallError, CallResult, Client, Dict, Invocation, Serializer, Value};
-use wamp_tests::interop::{python, ser_name, ScriptPeer, REALM};
+use wamp_client::{CallError, CallResult, Dict, Serializer, Value};
+use wamp_tests::client::{leave, rust_client};
+use wamp_tests::interop::{python, ser_name, ScriptPeer};
+use wamp_tests::payloads::{
+    assert_caller_lines, call_args, call_kwargs, event_args, event_kwargs, event_line,
+    failed_error, register_echo, register_failing,
+};
 use wamp_tests::{TestRouter, WAIT};
 
 /// Events per publisher.
 const COUNT: u64 = 5;
-
-// --- payloads ------------------------------------------------------------------------
-
-/// What peer.py's caller sends (`CALL_ARGS`), with the exact value types our side decodes.
-fn call_args() -> Vec<Value> {
-    vec![
-        Value::UInt(1),
-        Value::from("two"),
-        Value::Dict(Dict::from([("three".into(), Value::Float(3.5))])),
-        Value::Null,
-        Value::Bool(true),
-        Value::Bytes(vec![0x00, 0x01, 0xff]),
-    ]
-}
-
-/// peer.py's `CALL_KWARGS`.
-fn call_kwargs() -> Dict {
-    Dict::from([
-        ("k".into(), Value::from("v")),
-        ("n".into(), Value::Int(-7)),
-        ("b".into(), Value::Bytes(b"hi".to_vec())),
-    ])
-}
-
-/// Event `i`: args `[i, "text", b"\x00\x01\xff"]`, kwargs `{"seq": i}` (peer.py's publisher).
-fn event_args(i: u64) -> Vec<Value> {
-    vec![
-        Value::UInt(i),
-        Value::from("text"),
-        Value::Bytes(vec![0x00, 0x01, 0xff]),
-    ]
-}
-
-fn event_kwargs(i: u64) -> Dict {
-    Dict::from([("seq".into(), Value::UInt(i))])
-}
-
-/// peer.py's subscriber line for event `i`.
-fn event_line(i: u64) -> Json {
-    json!({"args": [i, "text", {"$bytes": "0001ff"}], "kwargs": {"seq": i}})
-}
-
-/// The caller's first line: the echoed call payload.
-fn echo_line() -> Json {
-    json!({
-        "result_args": [1, "two", {"three": 3.5}, null, true, {"$bytes": "0001ff"}],
-        "result_kwargs": {"b": {"$bytes": "6869"}, "k": "v", "n": -7},
-    })
-}
-
-/// The caller's line for PROC.fail (the error peer.py's callee raises, and ours returns).
-fn failed_line() -> Json {
-    json!({
-        "error": "com.example.error.failed",
-        "error_args": ["boom", 42],
-        "error_kwargs": {"detail": "x"},
-    })
-}
-
-fn failed_error() -> CallError {
-    CallError::new("com.example.error.failed")
-        .with_args([Value::from("boom"), Value::UInt(42)])
-        .with_kwargs([("detail", "x")])
-}
-
-/// Checks a Python caller's three lines: the echo, PROC.fail's error, and the router's
-/// `no_such_procedure` for `com.example.nonexistent` (its text argument is the router's own).
-fn assert_caller_lines(lines: &[Json]) {
-    assert_eq!(lines.len(), 3, "caller lines: {lines:#?}");
-    assert_eq!(lines[0], echo_line(), "echo");
-    assert_eq!(lines[1], failed_line(), "PROC.fail");
-    let missing = &lines[2];
-    assert_eq!(
-        missing["error"], "wamp.error.no_such_procedure",
-        "{missing}"
-    );
-    assert!(
-        matches!(
-            missing["error_args"].as_array().map(Vec::as_slice),
-            Some([Json::String(_)])
-        ),
-        "one text argument expected: {missing}"
-    );
-    assert_eq!(missing["error_kwargs"], json!({}), "{missing}");
-    assert_eq!(missing.as_object().map(|o| o.len()), Some(3), "{missing}");
-}
-
-async fn rust_client(url: &str, serializer: Serializer) -> Client {
-    let client = timeout(
-        WAIT,
-        Client::builder(url)
-            .realm(REALM)
-            .serializer(serializer)
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("rust client joins");
-    assert_eq!(client.serializer(), serializer);
-    client
-}
-
-async fn leave(client: Client) {
-    timeout(WAIT, client.leave())
-        .await
-        .expect("leave in time")
-        .expect("leave");
-}
 
 // --- Python caller -> Rust callee -----------------------------------------------------
 
@@ -150,27 +47,8 @@ async fn python_caller_rust_callee(py: Serializer, rust: Serializer) {
     );
     let callee = rust_client(router.url(), rust).await;
 
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
-    let _echo = callee
-        .register(&proc_, move |inv: Invocation| {
-            let seen_tx = seen_tx.clone();
-            async move {
-                let _ = seen_tx.send((inv.args.clone(), inv.kwargs.clone()));
-                Ok::<_, CallError>(
-                    CallResult::new()
-                        .with_args(inv.args)
-                        .with_kwargs(inv.kwargs),
-                )
-            }
-        })
-        .await
-        .expect("register echo");
-    let _fail = callee
-        .register(&format!("{proc_}.fail"), |_inv: Invocation| async move {
-            Err::<CallResult, _>(failed_error())
-        })
-        .await
-        .expect("register .fail");
+    let (_echo, mut seen_rx) = register_echo(&callee, &proc_).await;
+    let _fail = register_failing(&callee, &format!("{proc_}.fail"), failed_error()).await;
 
     let peer = ScriptPeer::python(&python, router.url(), py, &["caller", &proc_]);
     assert_caller_lines(&peer.succeed().await);

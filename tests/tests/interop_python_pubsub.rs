@@ -21,7 +21,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
 use tokio::time::timeout;
 use wamp_client::{Client, Event, Serializer, Subscription, Value};
-use wamp_tests::interop::{python, python_script, ser_name, ScriptPeer, REALM};
+use wamp_tests::client::rust_client;
+use wamp_tests::interop::{python, python_script, ser_name, ScriptPeer};
 use wamp_tests::{TestRouter, WAIT};
 
 /// Starts `peer.py` in `mode` with a null stdin.
@@ -41,19 +42,6 @@ async fn subscribed(peer: &mut ScriptPeer) -> u64 {
 }
 
 // --- Rust side helpers -------------------------------------------------------------------
-
-async fn rust_client(url: &str, serializer: Serializer) -> Client {
-    timeout(
-        WAIT,
-        Client::builder(url)
-            .realm(REALM)
-            .serializer(serializer)
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("rust client joins")
-}
 
 async fn subscribe(client: &Client, topic: &str) -> Subscription {
     timeout(WAIT, client.subscribe(topic))

@@ -14,8 +14,13 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
 use tokio::time::timeout;
-use wamp_client::{CallError, CallResult, Client, Dict, Invocation, Serializer, Value};
+use wamp_client::Serializer;
+use wamp_tests::client::{leave, rust_client};
 use wamp_tests::interop::{python, ser_name, ScriptPeer, REALM};
+use wamp_tests::payloads::{
+    assert_caller_lines, call_args, call_kwargs, event_args, event_kwargs, event_line,
+    failed_error, register_echo, register_failing,
+};
 use wamp_tests::rawsocket::TempDir;
 use wamp_tests::{TestRouter, WAIT};
 
@@ -62,98 +67,6 @@ impl Router {
         assert!(url.starts_with(scheme), "{via:?}: {url}");
         url
     }
-}
-
-// --- payloads (peer.py's CALL_ARGS, CALL_KWARGS and its publisher's events) -------------------
-
-fn call_args() -> Vec<Value> {
-    vec![
-        Value::UInt(1),
-        Value::from("two"),
-        Value::Dict(Dict::from([("three".into(), Value::Float(3.5))])),
-        Value::Null,
-        Value::Bool(true),
-        Value::Bytes(vec![0x00, 0x01, 0xff]),
-    ]
-}
-
-fn call_kwargs() -> Dict {
-    Dict::from([
-        ("k".into(), Value::from("v")),
-        ("n".into(), Value::Int(-7)),
-        ("b".into(), Value::Bytes(b"hi".to_vec())),
-    ])
-}
-
-fn event_args(i: u64) -> Vec<Value> {
-    vec![
-        Value::UInt(i),
-        Value::from("text"),
-        Value::Bytes(vec![0x00, 0x01, 0xff]),
-    ]
-}
-
-fn event_kwargs(i: u64) -> Dict {
-    Dict::from([("seq".into(), Value::UInt(i))])
-}
-
-fn event_line(i: u64) -> Json {
-    json!({"args": [i, "text", {"$bytes": "0001ff"}], "kwargs": {"seq": i}})
-}
-
-fn failed_error() -> CallError {
-    CallError::new("com.example.error.failed")
-        .with_args([Value::from("boom"), Value::UInt(42)])
-        .with_kwargs([("detail", "x")])
-}
-
-/// A Python caller's three lines: the echo, PROC.fail's error, and `no_such_procedure`.
-fn assert_caller_lines(lines: &[Json]) {
-    assert_eq!(lines.len(), 3, "caller lines: {lines:#?}");
-    assert_eq!(
-        lines[0],
-        json!({
-            "result_args": [1, "two", {"three": 3.5}, null, true, {"$bytes": "0001ff"}],
-            "result_kwargs": {"b": {"$bytes": "6869"}, "k": "v", "n": -7},
-        }),
-        "echo"
-    );
-    assert_eq!(
-        lines[1],
-        json!({
-            "error": "com.example.error.failed",
-            "error_args": ["boom", 42],
-            "error_kwargs": {"detail": "x"},
-        }),
-        "PROC.fail"
-    );
-    assert_eq!(
-        lines[2]["error"], "wamp.error.no_such_procedure",
-        "{}",
-        lines[2]
-    );
-}
-
-async fn rust_client(url: &str, serializer: Serializer) -> Client {
-    let client = timeout(
-        WAIT,
-        Client::builder(url)
-            .realm(REALM)
-            .serializer(serializer)
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .unwrap_or_else(|e| panic!("rust client joins over {url}: {e:?}"));
-    assert_eq!(client.serializer(), serializer);
-    client
-}
-
-async fn leave(client: Client) {
-    timeout(WAIT, client.leave())
-        .await
-        .expect("leave in time")
-        .expect("leave");
 }
 
 // --- Python callee (RawSocket) <- Rust callers and a Python caller ------------------------------
@@ -223,26 +136,8 @@ async fn python_caller(py: Serializer, via: Via, rust: Serializer, rust_via: Via
     let r = Router::start().await;
     let proc_ = format!("com.example.rs.rust_echo.{}.{via:?}", ser_name(py));
     let callee = rust_client(r.url(rust_via), rust).await;
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
-    let _echo = callee
-        .register(&proc_, move |inv: Invocation| {
-            let _ = seen_tx.send((inv.args.clone(), inv.kwargs.clone()));
-            async move {
-                Ok::<_, CallError>(
-                    CallResult::new()
-                        .with_args(inv.args)
-                        .with_kwargs(inv.kwargs),
-                )
-            }
-        })
-        .await
-        .expect("register echo");
-    let _fail = callee
-        .register(&format!("{proc_}.fail"), |_inv: Invocation| async move {
-            Err::<CallResult, _>(failed_error())
-        })
-        .await
-        .expect("register .fail");
+    let (_echo, mut seen_rx) = register_echo(&callee, &proc_).await;
+    let _fail = register_failing(&callee, &format!("{proc_}.fail"), failed_error()).await;
 
     let peer = ScriptPeer::python(&python, r.url(via), py, &["caller", &proc_]);
     assert_caller_lines(&peer.succeed().await);

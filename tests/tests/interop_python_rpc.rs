@@ -35,32 +35,11 @@ use wamp_client::{
     uris, CallError, CallResult, CancelMode, Client, Invocation, InvokePolicy, Registration,
     Serializer, Value,
 };
-use wamp_tests::interop::{python, ser_name, ScriptPeer, REALM};
+use wamp_tests::client::{leave, rust_client};
+use wamp_tests::interop::{python, ser_name, ScriptPeer};
 use wamp_tests::{TestRouter, WAIT};
 
 // --- our side --------------------------------------------------------------------------
-
-async fn rust_client(url: &str, serializer: Serializer) -> Client {
-    let client = timeout(
-        WAIT,
-        Client::builder(url)
-            .realm(REALM)
-            .serializer(serializer)
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("rust client joins");
-    assert_eq!(client.serializer(), serializer);
-    client
-}
-
-async fn leave(client: Client) {
-    timeout(WAIT, client.leave())
-        .await
-        .expect("leave in time")
-        .expect("leave");
-}
 
 /// Awaits `f` within [`WAIT`].
 async fn within<F: std::future::IntoFuture>(what: &str, f: F) -> F::Output {

@@ -4,9 +4,10 @@
 //! connection limit of a WebSocket transport (the RawSocket one is in `rawsocket.rs`).
 
 use tokio::time::timeout;
-use wamp_client::{CallError, CallResult, Client, Dict, Invocation, Serializer, Value};
+use wamp_client::{CallError, CallResult, Dict, Invocation, Serializer, Value};
 use wamp_proto::message::{code, Call, Yield};
 use wamp_proto::{uris, Message, Payload, Uri};
+use wamp_tests::client::{leave, rust_client};
 use wamp_tests::rawsocket::{code as code_of, handshake, RsPeer, MAGIC, MESSAGE};
 use wamp_tests::{hello, RawPeer, TestRouter, WAIT};
 
@@ -25,26 +26,6 @@ async fn router() -> (TestRouter, String, String) {
         other => panic!("two URLs expected: {other:?}"),
     };
     (router, rs, ws)
-}
-
-async fn client(url: &str, serializer: Serializer) -> Client {
-    timeout(
-        WAIT,
-        Client::builder(url)
-            .realm(REALM)
-            .serializer(serializer)
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .unwrap_or_else(|e| panic!("{url} {serializer:?}: {e:?}"))
-}
-
-async fn leave(c: Client) {
-    timeout(WAIT, c.leave())
-        .await
-        .expect("leave in time")
-        .expect("leave");
 }
 
 // --- messages longer than a RawSocket peer accepts ---------------------------------------------
@@ -108,7 +89,7 @@ async fn an_event_longer_than_the_subscriber_accepts_is_dropped_for_it_alone() {
     let (mut big, _) = RsPeer::join(&rs, REALM, Serializer::Json).await;
     small.subscribe("com.sized").await;
     big.subscribe("com.sized").await;
-    let publisher = client(&ws, Serializer::MsgPack).await;
+    let publisher = rust_client(&ws, Serializer::MsgPack).await;
     for text in ["x".repeat(2000), "small".to_owned()] {
         timeout(
             WAIT,
@@ -138,7 +119,7 @@ async fn an_event_longer_than_the_subscriber_accepts_is_dropped_for_it_alone() {
 #[tokio::test]
 async fn a_result_longer_than_the_caller_accepts_is_answered_with_an_error() {
     let (_router, rs, ws) = router().await;
-    let callee = client(&ws, Serializer::Json).await;
+    let callee = rust_client(&ws, Serializer::Json).await;
     let _big = callee
         .register("com.big", |_inv: Invocation| async move {
             Ok::<_, CallError>(CallResult::new().with_args([Value::from("x".repeat(2000))]))
@@ -171,7 +152,7 @@ async fn an_invocation_longer_than_the_callee_accepts_is_answered_with_an_error(
     let (_router, rs, ws) = router().await;
     let mut small = small_peer(&rs).await;
     small.register("com.small").await;
-    let caller = client(&ws, Serializer::MsgPack).await;
+    let caller = rust_client(&ws, Serializer::MsgPack).await;
     let err = timeout(
         WAIT,
         caller.call("com.small").arg(Value::from("x".repeat(2000))),

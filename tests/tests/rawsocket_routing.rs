@@ -8,9 +8,11 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use futures_util::StreamExt;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use wamp_client::{CallError, CallResult, Client, Dict, Invocation, Serializer, Value};
+use wamp_client::{CallError, Client, Dict, Serializer, Value};
 use wamp_proto::message::{Goodbye, Welcome, Yield};
 use wamp_proto::{uris, Id, Message, Payload, Uri};
+use wamp_tests::client::{leave, rust_client};
+use wamp_tests::payloads::{register_echo, register_failing};
 use wamp_tests::rawsocket::{eventually, RsPeer, TempDir, MESSAGE};
 use wamp_tests::{hello, Closed, RawPeer, TestRouter, WAIT};
 
@@ -37,28 +39,6 @@ fn urls(router: &TestRouter) -> (String, String, String) {
         [rs, ws, unix] => (rs.clone(), ws.clone(), unix.clone()),
         other => panic!("three URLs expected: {other:?}"),
     }
-}
-
-async fn client(url: &str, serializer: Serializer) -> Client {
-    let c = timeout(
-        WAIT,
-        Client::builder(url)
-            .realm(REALM)
-            .serializer(serializer)
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .unwrap_or_else(|e| panic!("{url} {serializer:?}: {e:?}"));
-    assert_eq!(c.serializer(), serializer);
-    c
-}
-
-async fn leave(c: Client) {
-    timeout(WAIT, c.leave())
-        .await
-        .expect("leave in time")
-        .expect("leave");
 }
 
 // --- transport reuse after GOODBYE -----------------------------------------------------------
@@ -184,7 +164,7 @@ async fn a_rawsocket_connection_carries_a_new_session_after_goodbye() {
     let dir = TempDir::new();
     let router = three_transports(&dir, "", "").await;
     let (rs, ws, unix) = urls(&router);
-    let caller = client(&ws, Serializer::Json).await;
+    let caller = rust_client(&ws, Serializer::Json).await;
     for (url, ser) in [(&rs, Serializer::MsgPack), (&unix, Serializer::Json)] {
         let mut p = RsPeer::open(url, ser).await;
         reuse(&mut p, &router, &caller, &format!("rs.{ser:?}")).await;
@@ -199,7 +179,7 @@ async fn a_websocket_connection_carries_a_new_session_after_goodbye() {
     let dir = TempDir::new();
     let router = three_transports(&dir, "", "").await;
     let (rs, ws, _) = urls(&router);
-    let caller = client(&rs, Serializer::MsgPack).await;
+    let caller = rust_client(&rs, Serializer::MsgPack).await;
     for ser in [Serializer::Json, Serializer::MsgPack] {
         let mut p = RawPeer::connect(&ws, ser).await;
         reuse(&mut p, &router, &caller, &format!("ws.{ser:?}")).await;
@@ -271,31 +251,12 @@ fn payload_kwargs() -> Dict {
 
 /// A callee on `callee_url` echoes what a caller on `caller_url` sends, and fails on `.fail`.
 async fn rpc(callee_url: &str, callee_ser: Serializer, caller_url: &str, caller_ser: Serializer) {
-    let callee = client(callee_url, callee_ser).await;
+    let callee = rust_client(callee_url, callee_ser).await;
     let proc_ = format!("com.rpc.{}", callee.session_id());
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
-    let _echo = callee
-        .register(&proc_, move |inv: Invocation| {
-            let _ = seen_tx.send((inv.args.clone(), inv.kwargs.clone()));
-            async move {
-                Ok::<_, CallError>(
-                    CallResult::new()
-                        .with_args(inv.args)
-                        .with_kwargs(inv.kwargs),
-                )
-            }
-        })
-        .await
-        .expect("register");
-    let _fail = callee
-        .register(&format!("{proc_}.fail"), |_inv: Invocation| async move {
-            Err::<CallResult, _>(
-                CallError::new("com.error.failed").with_args([Value::Bytes(vec![9])]),
-            )
-        })
-        .await
-        .expect("register .fail");
-    let caller = client(caller_url, caller_ser).await;
+    let (_echo, mut seen_rx) = register_echo(&callee, &proc_).await;
+    let failed = CallError::new("com.error.failed").with_args([Value::Bytes(vec![9])]);
+    let _fail = register_failing(&callee, &format!("{proc_}.fail"), failed.clone()).await;
+    let caller = rust_client(caller_url, caller_ser).await;
     let what = format!("{callee_url} {callee_ser:?} <- {caller_url} {caller_ser:?}");
     let r = timeout(
         WAIT,
@@ -321,11 +282,7 @@ async fn rpc(callee_url: &str, callee_ser: Serializer, caller_url: &str, caller_
         .await
         .expect("answered in time")
         .expect_err("fails");
-    assert_eq!(
-        err,
-        CallError::new("com.error.failed").with_args([Value::Bytes(vec![9])]),
-        "{what}"
-    );
+    assert_eq!(err, failed, "{what}");
     leave(caller).await;
     leave(callee).await;
 }
@@ -335,14 +292,14 @@ async fn pubsub(pub_url: &str, pub_ser: Serializer, subs: &[(&str, Serializer)])
     let topic = format!("com.pubsub.{}", pub_url.replace([':', '/', '.'], "_"));
     let mut subscribers = Vec::new();
     for (url, ser) in subs {
-        let c = client(url, *ser).await;
+        let c = rust_client(url, *ser).await;
         let events = timeout(WAIT, c.subscribe(&topic))
             .await
             .expect("subscribe in time")
             .expect("subscribe");
         subscribers.push((format!("{url} {ser:?}"), c, events));
     }
-    let publisher = client(pub_url, pub_ser).await;
+    let publisher = rust_client(pub_url, pub_ser).await;
     for i in 0..3u64 {
         let mut args = payload_args();
         args.push(Value::UInt(i));
@@ -451,7 +408,7 @@ async fn the_unix_socket_gets_its_mode_and_is_removed_at_shutdown() {
 
         let (mut p, _) = RsPeer::join(&unix, REALM, Serializer::MsgPack).await;
         p.subscribe("com.unix").await;
-        let c = client(&unix, Serializer::Json).await;
+        let c = rust_client(&unix, Serializer::Json).await;
         leave(c).await;
         drop(p);
         router.shutdown().await;

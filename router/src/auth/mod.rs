@@ -59,7 +59,8 @@ enum PendingKind {
     Cryptosign {
         user: Arc<User>,
         challenge: [u8; 32],
-        pubkey: String,
+        /// The keys the signature may be made with (the one HELLO named, or all the user's).
+        pubkeys: Vec<String>,
     },
     /// A ticket the dynamic authenticator decides; `hello` is what HELLO said.
     Dynamic {
@@ -218,9 +219,13 @@ impl Users {
                 AuthMethod::Anonymous => return Ok(Start::Welcome(self.anonymous(session))),
                 AuthMethod::Ticket => user.filter(|u| u.config.ticket.is_some()),
                 AuthMethod::WampCra => user.filter(|u| u.wampcra_key.is_some()),
-                AuthMethod::Cryptosign => {
-                    return self.start_cryptosign(details, authid);
-                }
+                AuthMethod::Cryptosign => match self.start_cryptosign(details, authid)? {
+                    Some(start) => return Ok(start),
+                    None => {
+                        principal_missing = true;
+                        continue;
+                    }
+                },
                 AuthMethod::Tls => {
                     // The certificate was verified in the TLS handshake; its CN names the user.
                     let user = client_cn
@@ -333,34 +338,49 @@ impl Users {
         Start::Challenge(msg, Pending { authid, kind })
     }
 
-    fn start_cryptosign(&self, details: &Dict, authid: Option<&str>) -> Result<Start, Refusal> {
+    /// Cryptosign for the user holding `authextra.pubkey` (or, with an authid and no
+    /// pubkey, any of that user's keys); `None` when no user fits, so the next offered method
+    /// is tried.
+    fn start_cryptosign(
+        &self,
+        details: &Dict,
+        authid: Option<&str>,
+    ) -> Result<Option<Start>, Refusal> {
         let pubkey = details
             .get("authextra")
             .and_then(Value::as_dict)
             .and_then(|x| str_of(x, "pubkey"))
-            .map(str::to_ascii_lowercase)
-            .ok_or_else(|| {
-                Refusal::new(
-                    uris::AUTHENTICATION_FAILED,
-                    "cryptosign needs HELLO.Details.authextra.pubkey (64 hex characters)",
-                )
-            })?;
-        let holders = self.by_key.get(&pubkey).map(Vec::as_slice).unwrap_or(&[]);
-        let user = match authid {
-            Some(a) => holders.iter().find(|u| u.config.authid == a),
-            None if holders.len() > 1 => {
-                return Err(Refusal::new(
-                    uris::AUTHENTICATION_FAILED,
-                    "this public key belongs to several users: send authid",
-                ))
+            .map(str::to_ascii_lowercase);
+        let (user, pubkeys) = match (pubkey, authid) {
+            (Some(pk), authid) => {
+                let holders = self.by_key.get(&pk).map(Vec::as_slice).unwrap_or(&[]);
+                let user = match authid {
+                    Some(a) => holders.iter().find(|u| u.config.authid == a),
+                    None if holders.len() > 1 => {
+                        return Err(Refusal::new(
+                            uris::AUTHENTICATION_FAILED,
+                            "this public key belongs to several users: send authid",
+                        ))
+                    }
+                    None => holders.first(),
+                };
+                match user {
+                    Some(u) => (u.clone(), vec![pk]),
+                    None => return Ok(None),
+                }
             }
-            None => holders.first(),
-        };
-        let Some(user) = user.cloned() else {
-            return Err(Refusal::new(
-                uris::NO_SUCH_PRINCIPAL,
-                "no user with this public key",
-            ));
+            (None, Some(a)) => match self.by_authid.get(a) {
+                Some(u) if !u.config.cryptosign_keys.is_empty() => {
+                    let keys = u
+                        .config
+                        .cryptosign_keys
+                        .iter()
+                        .map(|k| k.to_ascii_lowercase());
+                    (u.clone(), keys.collect())
+                }
+                _ => return Ok(None),
+            },
+            (None, None) => return Ok(None),
         };
         let challenge = wamp_auth::cryptosign::new_challenge();
         let msg = Challenge {
@@ -371,17 +391,17 @@ impl Users {
             ]),
         }
         .into();
-        Ok(Start::Challenge(
+        Ok(Some(Start::Challenge(
             msg,
             Pending {
                 authid: user.config.authid.clone(),
                 kind: PendingKind::Cryptosign {
                     user,
                     challenge,
-                    pubkey,
+                    pubkeys,
                 },
             },
-        ))
+        )))
     }
 
     /// Checks the AUTHENTICATE `signature` against the pending challenge. A hashed ticket is
@@ -426,11 +446,14 @@ impl Users {
             PendingKind::Cryptosign {
                 user,
                 challenge,
-                pubkey,
+                pubkeys,
             } => {
-                let ok =
-                    wamp_auth::cryptosign::verify(&pubkey, &challenge, None, &signature).is_ok();
-                (user, ok, dict([("pubkey", pubkey.as_str().into())]))
+                let signer = pubkeys.iter().find(|pk| {
+                    wamp_auth::cryptosign::verify(pk, &challenge, None, &signature).is_ok()
+                });
+                let extra =
+                    signer.map_or_else(Dict::new, |pk| dict([("pubkey", pk.as_str().into())]));
+                (user, signer.is_some(), extra)
             }
         };
         if !ok {

@@ -48,6 +48,21 @@ impl Penalties {
             .min(CAP)
     }
 
+    /// How long to hold a refusal that reveals no credential check (an unknown authid):
+    /// as long as a first wrong credential's, or the address's current delay, without
+    /// counting a failure, so the timing tells no authid that exists from one that does not.
+    pub(crate) fn probe(&self, addr: Option<IpAddr>) -> Duration {
+        let Some(addr) = addr else {
+            return Duration::ZERO;
+        };
+        let n = self
+            .strikes
+            .get(&addr)
+            .filter(|e| e.1.elapsed() < WINDOW)
+            .map_or(0, |e| e.0);
+        FIRST.checked_mul(1u32 << n.min(16)).unwrap_or(CAP).min(CAP)
+    }
+
     /// A successful authentication from `addr` clears its record.
     pub(crate) fn succeed(&self, addr: Option<IpAddr>) {
         if let Some(a) = addr {
@@ -68,7 +83,19 @@ mod tests {
         assert_eq!(p.fail(a), FIRST);
         assert_eq!(p.fail(a), FIRST * 2);
         assert_eq!(p.fail(a), FIRST * 4);
+        assert_eq!(
+            p.probe(a),
+            FIRST * 8,
+            "the next failure's delay, not counted"
+        );
+        assert_eq!(p.fail(a), FIRST * 8);
+        assert_eq!(
+            p.probe(b),
+            FIRST,
+            "an unknown authid waits like a first failure"
+        );
         assert_eq!(p.fail(b), FIRST, "another address is not slowed");
+        p.succeed(b);
         for _ in 0..40 {
             p.fail(a);
         }

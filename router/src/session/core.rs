@@ -242,6 +242,12 @@ impl SessionCore {
                     self.state = State::Authenticating;
                     Flow::Continue
                 }
+                // Unknown principals wait like wrong credentials do: no timing oracle.
+                Err(refusal) if refusal.uri == uris::NO_SUCH_PRINCIPAL => {
+                    let delay = self.router.penalties.probe(self.transport.ip);
+                    self.close_delay_ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+                    self.refuse_join(refusal)
+                }
                 Err(refusal) => self.refuse_join(refusal),
             },
             (State::Authenticating, Message::Authenticate(a)) => {
