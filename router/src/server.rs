@@ -531,7 +531,8 @@ mod tests {
 
     /// An idle connection costs its task's allocation: keep the future small (it was 1.5 KiB
     /// with the handshake and close states inline; 448 bytes before authentication added the
-    /// pending-HELLO box and the failure delay, and keep-alive its two flags and timer state).
+    /// pending-HELLO box and the failure delay, keep-alive its two flags and timer state, and
+    /// the meta API the testaments' box).
     #[tokio::test]
     async fn connection_task_stays_small() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -551,7 +552,7 @@ mod tests {
             };
             let task = connection(stream, peer, &endpoint, &shared);
             let size = std::mem::size_of_val(&task);
-            assert!(size <= 472, "connection future is {size} bytes");
+            assert!(size <= 480, "connection future is {size} bytes");
         }
     }
 }

@@ -34,17 +34,18 @@ impl InternalCaller {
         let handle = SessionHandle::new(
             id,
             Serializer::MsgPack,
-            Arc::from("router"),
-            Arc::from(crate::config::TRUSTED_ROLE),
+            (Arc::from("router"), Arc::from(crate::config::TRUSTED_ROLE)),
             outbox.clone(),
             PeerFeatures::default(),
-            usize::MAX,
-            SessionInfo {
-                authmethod: "trusted",
-                authprovider: "router",
-                transport: "internal",
-                ..SessionInfo::default()
-            },
+            (
+                usize::MAX,
+                SessionInfo {
+                    authmethod: "trusted",
+                    authprovider: "router",
+                    transport: "internal",
+                    ..SessionInfo::default()
+                },
+            ),
         );
         let waiting: Arc<DashMap<u64, oneshot::Sender<Message>>> = Arc::default();
         tokio::spawn(read_answers(outbox, waiting.clone(), shutdown));

@@ -242,14 +242,22 @@ impl Broker {
         if policy == MatchPolicy::Exact {
             return self.exact.get(uri).map(|s| s.clone());
         }
-        let idx = self.patterns.index.read().unwrap_or_else(|e| e.into_inner());
+        let idx = self
+            .patterns
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         idx.get(policy, uri.as_str()).cloned()
     }
 
     /// The subscriptions a publication to `topic` would reach (meta API `match`).
     pub(crate) fn matching(&self, topic: &Uri) -> Vec<Id> {
         let mut ids: Vec<Id> = self.exact.get(topic).map(|s| s.id).into_iter().collect();
-        let idx = self.patterns.index.read().unwrap_or_else(|e| e.into_inner());
+        let idx = self
+            .patterns
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         idx.for_each_match(topic.as_str(), |s| ids.push(s.id));
         ids
     }
@@ -263,7 +271,11 @@ impl Broker {
         if !self.patterns.any.load(Ordering::Acquire) {
             return false;
         }
-        let idx = self.patterns.index.read().unwrap_or_else(|e| e.into_inner());
+        let idx = self
+            .patterns
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let mut any = false;
         idx.for_each_match(topic, |_| any = true);
         any

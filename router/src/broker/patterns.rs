@@ -90,6 +90,7 @@ mod tests {
             id: Id::new(n).unwrap(),
             uri: Uri::new(uri),
             policy,
+            created: std::time::SystemTime::now(),
             members: Default::default(),
         })
     }

@@ -369,7 +369,9 @@ impl Dealer {
         if policy == MatchPolicy::Exact {
             return self.exact.get(procedure).map(|r| r.clone());
         }
-        lock(&self.patterns).get(&(policy, procedure.clone())).cloned()
+        lock(&self.patterns)
+            .get(&(policy, procedure.clone()))
+            .cloned()
     }
 
     /// The registration that handles a call to `procedure`: exact, then longest prefix, then

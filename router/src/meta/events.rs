@@ -93,4 +93,3 @@ pub(crate) fn unregistered(realm: &Realm, session: Id, reg: Id, deleted: bool) {
         });
     }
 }
-

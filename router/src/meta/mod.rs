@@ -16,7 +16,7 @@ use crate::error::Refusal;
 use crate::peer::SessionHandle;
 use crate::realm::Realm;
 
-pub(crate) use sessions::{publish_testaments, Testament};
+pub(crate) use sessions::{publish_testaments, Testaments};
 
 /// The meta procedures, each answered by the router itself.
 const PROCEDURES: &[&str] = &[
@@ -52,7 +52,7 @@ pub(crate) fn is_meta_procedure(procedure: &str) -> bool {
 pub(crate) struct Caller<'a> {
     pub(crate) handle: &'a SessionHandle,
     pub(crate) realm: &'a Realm,
-    pub(crate) testaments: &'a mut Vec<Testament>,
+    pub(crate) testaments: &'a mut Option<Box<Testaments>>,
 }
 
 /// A meta procedure's arguments, decoded.
@@ -98,7 +98,10 @@ impl Args {
     /// At most `n` positional arguments.
     pub(crate) fn at_most(&self, n: usize) -> Result<(), Refusal> {
         if self.args.len() > n {
-            return Err(bad(format!("at most {n} positional arguments, got {}", self.args.len())));
+            return Err(bad(format!(
+                "at most {n} positional arguments, got {}",
+                self.args.len()
+            )));
         }
         Ok(())
     }
@@ -130,7 +133,10 @@ pub(crate) fn call(c: Caller<'_>, mut m: Call) -> Result<(), Refusal> {
     } else if let Some(name) = procedure.strip_prefix("wamp.subscription.") {
         tables::subscription(c.realm, name, &args)?
     } else {
-        return Err(Refusal::new(uris::NO_SUCH_PROCEDURE, "no such meta procedure"));
+        return Err(Refusal::new(
+            uris::NO_SUCH_PROCEDURE,
+            "no such meta procedure",
+        ));
     };
     let payload = Payload::args(vec![answer]);
     handle.send(

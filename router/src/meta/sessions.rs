@@ -8,6 +8,11 @@ use crate::error::Refusal;
 use crate::peer::SessionHandle;
 use crate::realm::Realm;
 
+/// A session's testaments, in the order they were added (boxed where a session keeps them:
+/// most sessions have none).
+#[derive(Debug, Default)]
+pub(crate) struct Testaments(Vec<Testament>);
+
 /// When a testament is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
@@ -39,10 +44,21 @@ fn scope(v: Option<&str>) -> Result<Scope, Refusal> {
 
 /// Publishes the testaments of a leaving session: the `detached` ones first when the
 /// transport was lost, then the `destroyed` ones, each with its own publish options.
-pub(crate) fn publish_testaments(realm: &Realm, me: &SessionHandle, testaments: Vec<Testament>, lost: bool) {
-    let (detached, destroyed): (Vec<_>, Vec<_>) =
-        testaments.into_iter().partition(|t| t.scope == Scope::Detached);
-    let order = if lost { vec![detached, destroyed] } else { vec![destroyed] };
+pub(crate) fn publish_testaments(
+    realm: &Realm,
+    me: &SessionHandle,
+    testaments: Testaments,
+    lost: bool,
+) {
+    let (detached, destroyed): (Vec<_>, Vec<_>) = testaments
+        .0
+        .into_iter()
+        .partition(|t| t.scope == Scope::Detached);
+    let order = if lost {
+        vec![detached, destroyed]
+    } else {
+        vec![destroyed]
+    };
     for t in order.into_iter().flatten() {
         let Ok(filter) = Filter::from_options(&t.options) else {
             continue;
@@ -59,7 +75,11 @@ pub(crate) fn publish_testaments(realm: &Realm, me: &SessionHandle, testaments: 
             details: Dict::new(),
             exclude_publisher: exclude_me.then(|| me.id()),
             filter,
-            retain: t.options.get("retain").and_then(Value::as_bool).unwrap_or(false),
+            retain: t
+                .options
+                .get("retain")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         });
     }
 }
@@ -83,20 +103,38 @@ fn authroles(a: &Args) -> Result<Option<Vec<String>>, Refusal> {
             .map(|v| v.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
             .map(Some)
-            .ok_or_else(|| Refusal::new(uris::INVALID_ARGUMENT, "filter_authroles must be a list of strings")),
-        Some(_) => Err(Refusal::new(uris::INVALID_ARGUMENT, "filter_authroles must be a list of strings")),
+            .ok_or_else(|| {
+                Refusal::new(
+                    uris::INVALID_ARGUMENT,
+                    "filter_authroles must be a list of strings",
+                )
+            }),
+        Some(_) => Err(Refusal::new(
+            uris::INVALID_ARGUMENT,
+            "filter_authroles must be a list of strings",
+        )),
     }
 }
 
 fn no_such_session(id: Id) -> Refusal {
-    Refusal::new("wamp.error.no_such_session", format!("no session {id} on this realm"))
+    Refusal::new(
+        "wamp.error.no_such_session",
+        format!("no session {id} on this realm"),
+    )
 }
 
 /// Kills `targets`: GOODBYE with `reason` (default `wamp.close.killed`) and `message`.
 fn kill(targets: &[SessionHandle], a: &Args) -> Result<(), Refusal> {
     let reason = a.opt_str("reason")?.unwrap_or(uris::CLOSE_KILLED);
-    if !wamp_proto::uri::is_valid_uri(reason, wamp_proto::UriCheck::Loose, wamp_proto::MatchPolicy::Exact) {
-        return Err(Refusal::new(uris::INVALID_URI, format!("`{reason}` is not a valid reason URI")));
+    if !wamp_proto::uri::is_valid_uri(
+        reason,
+        wamp_proto::UriCheck::Loose,
+        wamp_proto::MatchPolicy::Exact,
+    ) {
+        return Err(Refusal::new(
+            uris::INVALID_URI,
+            format!("`{reason}` is not a valid reason URI"),
+        ));
     }
     let message = a.opt_str("message")?;
     for t in targets {
@@ -113,7 +151,9 @@ pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal
             a.at_most(1)?;
             let roles = authroles(a)?;
             let found = sessions(realm, |s| {
-                roles.as_ref().is_none_or(|r| r.iter().any(|x| *x == *s.shared().authrole))
+                roles
+                    .as_ref()
+                    .is_none_or(|r| r.iter().any(|x| *x == *s.shared().authrole))
             });
             if name == "count" {
                 (found.len() as u64).into()
@@ -123,12 +163,20 @@ pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal
         }
         "get" => {
             let id = a.id(0, "session")?;
-            let s = realm.sessions.get(&id).map(|s| s.clone()).ok_or_else(|| no_such_session(id))?;
+            let s = realm
+                .sessions
+                .get(&id)
+                .map(|s| s.clone())
+                .ok_or_else(|| no_such_session(id))?;
             describe::session(&s)
         }
         "kill" => {
             let id = a.id(0, "session")?;
-            let s = realm.sessions.get(&id).map(|s| s.clone()).ok_or_else(|| no_such_session(id))?;
+            let s = realm
+                .sessions
+                .get(&id)
+                .map(|s| s.clone())
+                .ok_or_else(|| no_such_session(id))?;
             kill(&[s], a)?;
             Value::Null
         }
@@ -148,7 +196,10 @@ pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal
             let topic = a.str(0, "topic")?;
             let uri = Uri::new(topic);
             if !uri.is_valid(realm.uri_check, wamp_proto::MatchPolicy::Exact) {
-                return Err(Refusal::new(uris::INVALID_URI, format!("invalid topic URI `{topic}`")));
+                return Err(Refusal::new(
+                    uris::INVALID_URI,
+                    format!("invalid topic URI `{topic}`"),
+                ));
             }
             let args = match a.args.get(1) {
                 None | Some(Value::Null) => None,
@@ -158,30 +209,59 @@ pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal
             let kwargs = match a.args.get(2) {
                 None | Some(Value::Null) => None,
                 Some(Value::Dict(d)) => Some(d.clone()),
-                Some(_) => return Err(Refusal::new(uris::INVALID_ARGUMENT, "kwargs must be a dict")),
+                Some(_) => {
+                    return Err(Refusal::new(
+                        uris::INVALID_ARGUMENT,
+                        "kwargs must be a dict",
+                    ))
+                }
             };
             let options = match a.kwargs.get("publish_options") {
                 None | Some(Value::Null) => Dict::new(),
                 Some(Value::Dict(d)) => d.clone(),
-                Some(_) => return Err(Refusal::new(uris::INVALID_ARGUMENT, "publish_options must be a dict")),
+                Some(_) => {
+                    return Err(Refusal::new(
+                        uris::INVALID_ARGUMENT,
+                        "publish_options must be a dict",
+                    ))
+                }
             };
-            Filter::from_options(&options)
-                .map_err(|k| Refusal::new(uris::INVALID_ARGUMENT, format!("publish option `{k}` has the wrong type")))?;
+            Filter::from_options(&options).map_err(|k| {
+                Refusal::new(
+                    uris::INVALID_ARGUMENT,
+                    format!("publish option `{k}` has the wrong type"),
+                )
+            })?;
             let scope = scope(a.opt_str("scope")?)?;
-            c.testaments.push(Testament {
-                topic: uri,
-                payload: Payload { args, kwargs, ..Payload::default() },
-                options,
-                scope,
-            });
+            c.testaments
+                .get_or_insert_with(Box::default)
+                .0
+                .push(Testament {
+                    topic: uri,
+                    payload: Payload {
+                        args,
+                        kwargs,
+                        ..Payload::default()
+                    },
+                    options,
+                    scope,
+                });
             Value::Null
         }
         "flush_testaments" => {
             let scope = scope(a.opt_str("scope")?)?;
-            let before = c.testaments.len();
-            c.testaments.retain(|t| t.scope != scope);
-            ((before - c.testaments.len()) as u64).into()
+            let Some(kept) = c.testaments.as_mut() else {
+                return Ok(Value::from(0u64));
+            };
+            let before = kept.0.len();
+            kept.0.retain(|t| t.scope != scope);
+            ((before - kept.0.len()) as u64).into()
         }
-        _ => return Err(Refusal::new(uris::NO_SUCH_PROCEDURE, format!("no meta procedure wamp.session.{name}"))),
+        _ => {
+            return Err(Refusal::new(
+                uris::NO_SUCH_PROCEDURE,
+                format!("no meta procedure wamp.session.{name}"),
+            ))
+        }
     })
 }

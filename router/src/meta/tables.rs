@@ -12,14 +12,25 @@ fn policy(a: &Args) -> Result<MatchPolicy, Refusal> {
     let options = match a.get(1, "options") {
         None | Some(Value::Null) => return Ok(MatchPolicy::Exact),
         Some(Value::Dict(d)) => d,
-        Some(_) => return Err(Refusal::new(uris::INVALID_ARGUMENT, "options must be a dict")),
+        Some(_) => {
+            return Err(Refusal::new(
+                uris::INVALID_ARGUMENT,
+                "options must be a dict",
+            ))
+        }
     };
     match options.get("match") {
         None => Ok(MatchPolicy::Exact),
         Some(Value::Str(s)) => MatchPolicy::parse(s).ok_or_else(|| {
-            Refusal::new(uris::INVALID_ARGUMENT, format!("unknown match policy `{s}`"))
+            Refusal::new(
+                uris::INVALID_ARGUMENT,
+                format!("unknown match policy `{s}`"),
+            )
         }),
-        Some(_) => Err(Refusal::new(uris::INVALID_ARGUMENT, "option `match` must be a string")),
+        Some(_) => Err(Refusal::new(
+            uris::INVALID_ARGUMENT,
+            "option `match` must be a string",
+        )),
     }
 }
 
@@ -64,7 +75,9 @@ pub(super) fn registration(realm: &Realm, name: &str, a: &Args) -> Result<Value,
         }
         "match" => {
             let uri = Uri::new(a.str(0, "procedure")?);
-            dealer.lookup(&uri).map_or(Value::Null, |r| r.id.get().into())
+            dealer
+                .lookup(&uri)
+                .map_or(Value::Null, |r| r.id.get().into())
         }
         "get" => describe::registration(&*get(a)?),
         "list_callees" => ids(get(a)?.callee_ids()),

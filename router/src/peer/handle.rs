@@ -77,16 +77,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SessionHandle {
+    /// A session `id` who is `who` (authid, authrole), writing to `outbox`.
     pub(crate) fn new(
         id: Id,
         serializer: Serializer,
-        authid: Arc<str>,
-        authrole: Arc<str>,
+        who: (Arc<str>, Arc<str>),
         outbox: Arc<Outbox>,
         features: PeerFeatures,
-        max_frame: usize,
-        info: SessionInfo,
+        limits_and_info: (usize, SessionInfo),
     ) -> SessionHandle {
+        let (authid, authrole) = who;
+        let (max_frame, info) = limits_and_info;
         SessionHandle(Arc::new(SessionShared {
             id,
             serializer,

@@ -23,11 +23,11 @@ use std::task::{ready, Context, Poll};
 
 use super::hello::{Authenticated, Greeted, PendingJoin};
 use super::{hello, pubsub, rpc, CloseReason};
-use crate::meta;
 use crate::auth::roles::{Action, Grant, Role};
 use crate::config::AuthMethod;
 use crate::dealer;
 use crate::error::Refusal;
+use crate::meta;
 use crate::peer::{encode_frame, Outbox, Refused, SessionHandle};
 use crate::realm::Realm;
 use crate::shared::RouterShared;
@@ -99,8 +99,9 @@ pub(crate) struct Joined {
     pub(crate) role: Arc<Role>,
     pub(crate) subscriptions: HashSet<Id>,
     pub(crate) registrations: HashSet<Id>,
-    /// What to publish when the session goes away.
-    pub(crate) testaments: Vec<meta::Testament>,
+    /// What to publish when the session goes away (allocated on first use: most sessions
+    /// have none, and every byte here is in each connection's task).
+    pub(crate) testaments: Option<Box<meta::Testaments>>,
 }
 
 /// One transport's session state machine.
@@ -415,7 +416,9 @@ impl SessionCore {
         let id = j.handle.id();
         let realm = &j.realm;
         realm.sessions.remove(&id);
-        meta::publish_testaments(realm, &j.handle, j.testaments, lost);
+        if let Some(testaments) = j.testaments {
+            meta::publish_testaments(realm, &j.handle, *testaments, lost);
+        }
         for sub in &j.subscriptions {
             if let Ok(deleted) = realm.broker.unsubscribe(id, *sub) {
                 meta::events::unsubscribed(realm, id, *sub, deleted);

@@ -51,14 +51,12 @@ pub(super) fn hello(core: &SessionCore, hello: Hello) -> Result<Greeted, Refusal
         ));
     };
     let id = core.router.new_session_id();
-    let started = realm
-        .users
-        .start(
-            &hello.details,
-            core.transport.auth_methods.as_deref(),
-            core.transport.client_cn.as_deref(),
-            id,
-        );
+    let started = realm.users.start(
+        &hello.details,
+        core.transport.auth_methods.as_deref(),
+        core.transport.client_cn.as_deref(),
+        id,
+    );
     let features = PeerFeatures::from_hello(&hello.details);
     match started {
         Ok(Start::Welcome(identity)) => {
@@ -214,18 +212,19 @@ fn welcome(
     let handle = SessionHandle::new(
         id,
         core.serializer,
-        authid.clone(),
-        authrole.clone(),
+        (authid.clone(), authrole.clone()),
         core.outbox().clone(),
         features,
-        core.transport.max_frame,
-        SessionInfo {
-            authmethod: identity.authmethod.as_str(),
-            authprovider: identity.authprovider,
-            authextra: identity.authextra.clone(),
-            transport: core.transport.kind,
-            peer: Arc::from(core.transport.peer.as_str()),
-        },
+        (
+            core.transport.max_frame,
+            SessionInfo {
+                authmethod: identity.authmethod.as_str(),
+                authprovider: identity.authprovider,
+                authextra: identity.authextra.clone(),
+                transport: core.transport.kind,
+                peer: Arc::from(core.transport.peer.as_str()),
+            },
+        ),
     );
     realm.sessions.insert(id, handle.clone());
     let mut details = dict([
@@ -267,7 +266,7 @@ fn welcome(
         realm,
         subscriptions: HashSet::new(),
         registrations: HashSet::new(),
-        testaments: Vec::new(),
+        testaments: None,
     })
 }
 
@@ -316,11 +315,17 @@ fn router_roles(meta_api: bool) -> Value {
     Value::Dict(dict([
         (
             "broker",
-            role(crate::broker::features(), &[common[0], common[1], "subscription_meta_api"]),
+            role(
+                crate::broker::features(),
+                &[common[0], common[1], "subscription_meta_api"],
+            ),
         ),
         (
             "dealer",
-            role(crate::dealer::features(), &[common[0], common[1], "registration_meta_api"]),
+            role(
+                crate::dealer::features(),
+                &[common[0], common[1], "registration_meta_api"],
+            ),
         ),
     ]))
 }
