@@ -19,6 +19,8 @@ pub(crate) struct Realm {
     pub(crate) users: Users,
     /// What each role may do.
     pub(crate) roles: Roles,
+    /// Sessions, subscriptions and registrations allowed (`[realm.limits]`).
+    pub(crate) limits: crate::config::LimitsConfig,
     /// The meta API (procedures and events) is on.
     pub(crate) meta_api: bool,
     pub(crate) sessions: DashMap<Id, SessionHandle>,
@@ -36,7 +38,11 @@ impl Realm {
             roles: Roles::new(config),
             sessions: DashMap::new(),
             broker: Broker::new(&config.topics),
-            dealer: Dealer::default(),
+            dealer: Dealer::new(crate::dealer::CallLimits {
+                per_caller: config.limits.max_calls_per_caller,
+                per_callee: config.limits.max_invocations_per_callee,
+            }),
+            limits: config.limits,
         }
     }
 }

@@ -14,8 +14,8 @@ mod transport;
 
 pub(crate) use realm::TRUSTED_ROLE;
 pub use realm::{
-    AuthenticatorConfig, PermissionConfig, RealmConfig, RoleConfig, Secret, UserConfig,
-    WampCraConfig,
+    AuthenticatorConfig, LimitsConfig, PermissionConfig, RealmConfig, RoleConfig, Secret,
+    UserConfig, WampCraConfig,
 };
 pub use transport::{
     AuthMethod, ClientCertificates, Listen, RawSocketTransport, TlsConfig, TransportConfig,
@@ -75,12 +75,15 @@ pub struct RouterOptions {
     pub goodbye_timeout_ms: u64,
     /// Milliseconds a connection may take to finish the WebSocket handshake and send HELLO.
     pub handshake_timeout_ms: u64,
+    /// Sessions joined at once, router-wide; more get ABORT `wamp.error.limit_exceeded`.
+    pub max_sessions: usize,
 }
 
 impl Default for RouterOptions {
     fn default() -> Self {
         RouterOptions {
             outbound_queue: 4096,
+            max_sessions: 100_000,
             goodbye_timeout_ms: 2000,
             handshake_timeout_ms: 10_000,
         }

@@ -43,6 +43,38 @@ pub struct RealmConfig {
     /// their events); default on. With roles, it is authorized like any URI.
     #[serde(default = "yes")]
     pub meta_api: bool,
+    /// Per-realm and per-session limits; each, when hit, is refused with
+    /// `wamp.error.limit_exceeded` and a message naming it.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[realm.limits]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Sessions joined to this realm at once (ABORT on HELLO).
+    pub max_sessions: usize,
+    /// Subscriptions one session holds (ERROR on SUBSCRIBE).
+    pub max_subscriptions_per_session: usize,
+    /// Registrations one session holds (ERROR on REGISTER).
+    pub max_registrations_per_session: usize,
+    /// Calls one caller has in flight (ERROR on CALL).
+    pub max_calls_per_caller: usize,
+    /// Invocations one callee has unanswered (the caller gets ERROR).
+    pub max_invocations_per_callee: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_sessions: 100_000,
+            max_subscriptions_per_session: 100_000,
+            max_registrations_per_session: 100_000,
+            max_calls_per_caller: 10_000,
+            max_invocations_per_callee: 10_000,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -300,7 +332,8 @@ pub(super) fn check(
             return Err(err(
                 key("authid"),
                 &at,
-                "give the user at least one credential: ticket, wampcra, cryptosign_keys or tls".into(),
+                "give the user at least one credential: ticket, wampcra, cryptosign_keys or tls"
+                    .into(),
             ));
         }
         if let Some(t) = &mut u.ticket {

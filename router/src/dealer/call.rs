@@ -13,6 +13,9 @@ use super::{Callee, Dealer, Registration};
 use crate::error::Refusal;
 use crate::peer::{lock, NotSent, OutgoingCall, PeerFeatures, PendingInvocation, SessionHandle};
 
+/// The refusal URI of every limit (`[realm.limits]`, `router.max_sessions`).
+pub(crate) const LIMIT_EXCEEDED: &str = "wamp.error.limit_exceeded";
+
 /// The CALL options the dealer acts on; a bad type is answered with `invalid_argument`.
 struct CallOptions {
     receive_progress: bool,
@@ -63,6 +66,14 @@ pub(crate) fn call(
         // A chunk of a stream that already ended (answered, canceled, refused): dropped.
         if found.is_none() && calls.ended_stream(m.request, !progress) {
             return Ok(());
+        }
+        if found.is_none() && calls.active.len() >= dealer.limits.per_caller {
+            let max = dealer.limits.per_caller;
+            tracing::warn!(session = %me.id(), max, "calls in flight limit reached");
+            return Err(Refusal::new(
+                LIMIT_EXCEEDED,
+                format!("at most {max} calls in flight per session (max_calls_per_caller)"),
+            ));
         }
         found
     };
@@ -137,6 +148,16 @@ fn new_call(
             drop(inv);
             let why = format!("the callee of `{}` has just left", m.procedure);
             return refuse(me, m.request, progress, uris::NO_SUCH_PROCEDURE, why);
+        }
+        if inv.pending.len() >= dealer.limits.per_callee {
+            drop(inv);
+            let max = dealer.limits.per_callee;
+            tracing::warn!(callee = %target.id(), max, "invocations in flight limit reached");
+            let why = format!(
+                "the callee of `{}` has {max} calls unanswered (max_invocations_per_callee)",
+                m.procedure
+            );
+            return refuse(me, m.request, progress, LIMIT_EXCEEDED, why);
         }
         let id = target.shared().next_invocation.next();
         let mut pending = PendingInvocation {
@@ -215,13 +236,9 @@ fn invocation_details(
         d.insert("caller_authid".into(), (*sh.authid).into());
         d.insert("caller_authrole".into(), (*sh.authrole).into());
     }
-    if o.receive_progress
-        && callee
-            .session
-            .shared()
-            .features
-            .callee_progressive_results()
-    {
+    // Passed on even to a callee that announced no progressive_call_results: the spec allows
+    // it, a callee without the feature ignores it, and some (wampy.js) check only the flag.
+    if o.receive_progress {
         d.insert("receive_progress".into(), true.into());
     }
     if o.timeout_ms > 0 {

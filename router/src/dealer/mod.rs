@@ -191,9 +191,35 @@ pub(crate) struct Dealer {
     /// Set before a pattern REGISTERED goes out; cleared once `patterns` empties.
     has_patterns: AtomicBool,
     by_id: DashMap<Id, Arc<Registration>>,
+    /// Calls in flight per caller and per callee (`[realm.limits]`).
+    pub(crate) limits: CallLimits,
+}
+
+/// How many calls may be in flight at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallLimits {
+    pub(crate) per_caller: usize,
+    pub(crate) per_callee: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits {
+            per_caller: usize::MAX,
+            per_callee: usize::MAX,
+        }
+    }
 }
 
 impl Dealer {
+    /// An empty dealer with these limits.
+    pub(crate) fn new(limits: CallLimits) -> Dealer {
+        Dealer {
+            limits,
+            ..Dealer::default()
+        }
+    }
+
     /// Registers `callee` for `procedure`.
     ///
     /// `reply` runs before any call can be routed to `callee` through this registration, so

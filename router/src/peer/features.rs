@@ -86,11 +86,6 @@ impl PeerFeatures {
         self.has(Self::CALLEE_CALL_CANCELING)
     }
 
-    /// The callee may stream results; the spec requires `call_canceling` with it (ADV-01).
-    pub(crate) fn callee_progressive_results(self) -> bool {
-        self.has(Self::CALLEE_PROGRESSIVE_CALL_RESULTS | Self::CALLEE_CALL_CANCELING)
-    }
-
     /// The callee accepts streamed invocations; `call_canceling` is required too (ADV-04).
     pub(crate) fn callee_progressive_invocations(self) -> bool {
         self.has(Self::CALLEE_PROGRESSIVE_CALL_INVOCATIONS | Self::CALLEE_CALL_CANCELING)
@@ -124,7 +119,7 @@ mod tests {
                 ("progressive_call_invocations", 1.into()),
             ],
         ));
-        assert!(f.callee_cancels() && f.callee_progressive_results());
+        assert!(f.callee_cancels());
         assert!(!f.has(PeerFeatures::CALLEE_REGISTRATION_REVOCATION));
         assert!(!f.callee_progressive_invocations());
         let f = PeerFeatures::from_hello(&hello("caller", &[("call_canceling", true.into())]));

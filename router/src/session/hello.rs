@@ -50,6 +50,19 @@ pub(super) fn hello(core: &SessionCore, hello: Hello) -> Result<Greeted, Refusal
             format!("no realm `{}` on this router", hello.realm),
         ));
     };
+    let limit = |max: usize, what: &str| {
+        warn!(%peer, realm = %realm.name, max, "{what} limit reached; HELLO refused");
+        Refusal::new(
+            crate::dealer::call::LIMIT_EXCEEDED,
+            format!("this {what} holds at most {max} sessions"),
+        )
+    };
+    if core.router.session_ids.len() > core.router.options.max_sessions {
+        return Err(limit(core.router.options.max_sessions, "router"));
+    }
+    if realm.sessions.len() >= realm.limits.max_sessions {
+        return Err(limit(realm.limits.max_sessions, "realm"));
+    }
     let id = core.router.new_session_id();
     let started = realm.users.start(
         &hello.details,

@@ -6,7 +6,9 @@ use wamp_proto::{uris, Dict, Id, MatchPolicy};
 
 use super::core::Joined;
 use crate::broker::{Filter, Publication};
+use crate::dealer::call::LIMIT_EXCEEDED;
 use crate::error::Refusal;
+use tracing::warn;
 
 /// The PUBLISH options the broker acts on.
 struct PublishOptions {
@@ -114,6 +116,14 @@ pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
         return Err(Refusal::new(
             uris::INVALID_URI,
             format!("invalid {} topic URI `{}`", policy.as_str(), m.topic),
+        ));
+    }
+    let max = j.realm.limits.max_subscriptions_per_session;
+    if j.subscriptions.len() >= max {
+        warn!(session = %me.id(), max, "subscriptions limit reached");
+        return Err(Refusal::new(
+            LIMIT_EXCEEDED,
+            format!("at most {max} subscriptions per session (max_subscriptions_per_session)"),
         ));
     }
     let request = m.request;

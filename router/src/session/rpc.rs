@@ -43,6 +43,14 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
             format!("invalid procedure URI `{}`", m.procedure),
         ));
     }
+    let max = j.realm.limits.max_registrations_per_session;
+    if j.registrations.len() >= max {
+        tracing::warn!(session = %me.id(), max, "registrations limit reached");
+        return Err(Refusal::new(
+            crate::dealer::call::LIMIT_EXCEEDED,
+            format!("at most {max} registrations per session (max_registrations_per_session)"),
+        ));
+    }
     let request = m.request;
     let registered = j
         .realm

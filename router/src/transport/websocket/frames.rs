@@ -151,7 +151,10 @@ impl WebSocketFraming {
         payload: Vec<u8>,
     ) -> Result<Option<Inbound>, FramingError> {
         let (text, data) = match h.opcode {
-            OpCode::Control(Control::Close) => return Ok(Some(Inbound::Close)),
+            OpCode::Control(Control::Close) => {
+                check_close_payload(&payload)?;
+                return Ok(Some(Inbound::Close));
+            }
             OpCode::Control(Control::Ping) => return Ok(Some(Inbound::Ping(payload.into()))),
             OpCode::Control(_) => return Ok(None),
             OpCode::Data(Data::Continue) => {
@@ -190,6 +193,28 @@ impl WebSocketFraming {
             return Err(FramingError::InvalidUtf8);
         }
         Ok(Some(Inbound::Message(data.into())))
+    }
+}
+
+/// A close frame's payload is empty, or a valid close code (RFC 6455 7.4) and UTF-8 text.
+fn check_close_payload(p: &[u8]) -> Result<(), FramingError> {
+    match p {
+        [] => Ok(()),
+        [_] => Err(FramingError::Protocol(
+            "a close frame with a 1-byte payload",
+        )),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            if !valid {
+                return Err(FramingError::Protocol(
+                    "a close frame with an invalid close code",
+                ));
+            }
+            std::str::from_utf8(reason)
+                .map(drop)
+                .map_err(|_| FramingError::Protocol("a close reason that is not UTF-8"))
+        }
     }
 }
 
@@ -389,6 +414,31 @@ mod tests {
             .unwrap();
         assert!(!more);
         assert_eq!(seen, vec![msg(b"a"), Inbound::Close]);
+    }
+
+    #[test]
+    fn close_frames_with_bad_codes_or_payloads_are_protocol_errors() {
+        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
+            let f = frame(true, CLOSE, &code.to_be_bytes());
+            assert!(
+                matches!(
+                    decode(&mut WebSocketFraming::new(64, false), &f),
+                    Err(FramingError::Protocol(_))
+                ),
+                "close code {code}"
+            );
+        }
+        let one = frame(true, CLOSE, &[0x03]);
+        assert!(decode(&mut WebSocketFraming::new(64, false), &one).is_err());
+        for code in [1000u16, 1001, 1003, 1007, 1011, 3000, 4999] {
+            let f = frame(true, CLOSE, &code.to_be_bytes());
+            assert_eq!(
+                decode(&mut WebSocketFraming::new(64, false), &f),
+                Ok(vec![Inbound::Close])
+            );
+        }
+        let bad_text = frame(true, CLOSE, &[0x03, 0xe8, 0xff]);
+        assert!(decode(&mut WebSocketFraming::new(64, false), &bad_text).is_err());
     }
 
     #[test]
