@@ -117,13 +117,14 @@ pub(crate) async fn register(ctx: &Ctx, a: RegisterArgs) -> Outcome {
             leave(&client).await;
             Ok(())
         }
+        // `None`: the session ended first, which the next branch reports.
+        Some(why) = registration.revoked() => {
+            leave(&client).await;
+            let why = if why.is_empty() { String::new() } else { format!(": {why}") };
+            Err(Fail::connection(anyhow::anyhow!("the router revoked the registration{why}")))
+        }
         reason = client.closed() => {
             Err(Fail::connection(anyhow::anyhow!("the session ended: {reason}")))
-        }
-        revoked = registration.revoked() => {
-            leave(&client).await;
-            let why = revoked.unwrap_or_default();
-            Err(Fail::connection(anyhow::anyhow!("the router revoked the registration {why}")))
         }
     }
 }

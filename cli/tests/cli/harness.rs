@@ -28,8 +28,18 @@ const TOOL_ENV: &[&str] = &[
 /// `extra` configures (more realms).
 #[derive(Debug)]
 pub struct Router {
-    pub router: TestRouter,
-    socket: PathBuf,
+    router: TestRouter,
+    _socket: SocketFile,
+}
+
+/// The Unix socket's path, removed when dropped.
+#[derive(Debug)]
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 impl Router {
@@ -65,7 +75,10 @@ name = "realm1"
         );
         let router = TestRouter::with_config(&config).await;
         assert_eq!(router.server().urls().len(), 3);
-        Router { router, socket }
+        Router {
+            router,
+            _socket: SocketFile(socket),
+        }
     }
 
     pub fn ws(&self) -> &str {
@@ -80,15 +93,14 @@ name = "realm1"
         &self.router.server().urls()[2]
     }
 
+    /// Shuts the router down gracefully (GOODBYE to every session).
+    pub async fn shutdown(self) {
+        self.router.shutdown().await;
+    }
+
     /// All three URLs.
     pub fn urls(&self) -> [&str; 3] {
         [self.ws(), self.rs(), self.unix()]
-    }
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.socket);
     }
 }
 

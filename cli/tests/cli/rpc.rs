@@ -333,3 +333,23 @@ async fn interrupted_call_exits_5() {
     assert_eq!(done.stdout, "");
     assert_eq!(rx.recv().await, Some("canceled"));
 }
+
+/// The router shutting down ends `wamp register` and `wamp subscribe`: the session was
+/// lost, exit 2 with the router's reason.
+#[tokio::test]
+async fn router_shutdown_ends_servers_with_2() {
+    let r = Router::start().await;
+    let mut server = Running::spawn(wamp_at(r.ws(), &["register", "com.srv", "--echo"]));
+    server.stderr_line("registered com.srv").await;
+    let mut sub = Running::spawn(wamp_at(r.rs(), &["subscribe", "com.srv"]));
+    sub.stderr_line("subscribed to com.srv").await;
+    r.shutdown().await;
+    for running in [server, sub] {
+        let done = running.finish().await.expect(2);
+        assert!(
+            done.stderr.contains("the session ended")
+                && done.stderr.contains("wamp.close.system_shutdown"),
+            "{done:#?}"
+        );
+    }
+}
