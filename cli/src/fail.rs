@@ -1,6 +1,7 @@
 //! Why a command failed, as the exit code scripts test and the message on stderr.
 
 use std::fmt;
+use std::io::Write;
 use std::process::ExitCode;
 
 use wamp_client::{
@@ -90,7 +91,8 @@ impl Fail {
 
     /// Prints the message on stderr and gives the exit code.
     pub(crate) fn report(self) -> ExitCode {
-        eprintln!("{self}");
+        // Not eprintln!: it panics when stderr is closed.
+        let _ = writeln!(std::io::stderr().lock(), "{self}");
         ExitCode::from(self.code as u8)
     }
 }
