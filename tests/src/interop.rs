@@ -50,10 +50,7 @@ pub fn python_script() -> PathBuf {
 
 /// The `--serializer` name of `s`.
 pub fn ser_name(s: Serializer) -> &'static str {
-    match s {
-        Serializer::Json => "json",
-        Serializer::MsgPack => "msgpack",
-    }
+    s.name()
 }
 
 /// One running `interpreter script ...`; killed if dropped before it finished.

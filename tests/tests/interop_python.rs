@@ -265,7 +265,7 @@ async fn python_callee(py: Serializer) {
 
     let other = match py {
         Serializer::Json => Serializer::MsgPack,
-        Serializer::MsgPack => Serializer::Json,
+        Serializer::MsgPack | Serializer::Cbor => Serializer::Json,
     };
     let caller = ScriptPeer::python(&python, router.url(), other, &["caller", &proc_]);
     assert_caller_lines(&caller.succeed().await);
