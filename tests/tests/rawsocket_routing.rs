@@ -40,18 +40,7 @@ fn urls(router: &TestRouter) -> (String, String, String) {
 }
 
 async fn client(url: &str, serializer: Serializer) -> Client {
-    let c = timeout(
-        WAIT,
-        Client::builder(url)
-            .realm(REALM)
-            .serializer(serializer)
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .unwrap_or_else(|e| panic!("{url} {serializer:?}: {e:?}"));
-    assert_eq!(c.serializer(), serializer);
-    c
+    wamp_tests::client(url, REALM, serializer).await
 }
 
 async fn leave(c: Client) {
