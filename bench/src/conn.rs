@@ -297,6 +297,7 @@ pub(crate) fn args<'a, T: serde::Deserialize<'a>>(p: &'a Payload) -> Option<T> {
     match raw.serializer() {
         Serializer::Json => serde_json::from_slice(raw.args_bytes()).ok(),
         Serializer::MsgPack => rmp_serde::from_slice(raw.args_bytes()).ok(),
+        Serializer::Cbor => minicbor_serde::from_slice(raw.args_bytes()).ok(),
     }
 }
 

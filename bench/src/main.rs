@@ -45,7 +45,7 @@ struct CommonArgs {
     /// Realm to join.
     #[arg(long, global = true, default_value = "realm1")]
     realm: String,
-    /// WAMP serializer: json or msgpack.
+    /// WAMP serializer: json, msgpack or cbor.
     #[arg(long, global = true, default_value = "msgpack", value_parser = parse_serializer)]
     serializer: Serializer,
     /// The router's process id(s), comma-separated: CPU time (and memory) are read from
@@ -88,7 +88,8 @@ enum Cmd {
 }
 
 fn parse_serializer(s: &str) -> Result<Serializer, String> {
-    Serializer::from_name(s).ok_or_else(|| format!("unknown serializer `{s}` (json, msgpack)"))
+    Serializer::from_name(s)
+        .ok_or_else(|| format!("unknown serializer `{s}` (json, msgpack, cbor)"))
 }
 
 fn main() -> std::process::ExitCode {

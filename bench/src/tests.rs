@@ -16,7 +16,7 @@ const CONFIG: &str = r#"
 [[transport]]
 bind = "127.0.0.1:0"
 path = "/ws"
-serializers = ["json", "msgpack"]
+serializers = ["json", "msgpack", "cbor"]
 
 [[realm]]
 name = "realm1"
@@ -41,7 +41,7 @@ fn ctx(server: &Server, ser: Serializer) -> Ctx {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rpc_both_serializers() {
+async fn rpc_every_serializer() {
     let server = router().await;
     for ser in Serializer::ALL {
         let args = RpcArgs {

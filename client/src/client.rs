@@ -144,7 +144,7 @@ impl Client {
         ClientBuilder {
             url: url.into(),
             realm: None,
-            serializers: Serializer::ALL.to_vec(),
+            serializers: Serializer::DEFAULT.to_vec(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             leave_timeout: DEFAULT_LEAVE_TIMEOUT,
             event_buffer: DEFAULT_EVENT_BUFFER,
@@ -342,8 +342,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Offers only this serializer (default: msgpack, then json; RawSocket offers only the
-    /// first).
+    /// Offers only this serializer (default: msgpack, then json, as [`Serializer::DEFAULT`];
+    /// [`Serializer::Cbor`] only when asked for; RawSocket offers only the first).
     pub fn serializer(mut self, serializer: Serializer) -> Self {
         self.serializers = vec![serializer];
         self
@@ -359,7 +359,7 @@ impl ClientBuilder {
             }
         }
         self.serializers = if list.is_empty() {
-            Serializer::ALL.to_vec()
+            Serializer::DEFAULT.to_vec()
         } else {
             list
         };
@@ -623,7 +623,7 @@ pub(crate) fn detail_message(details: &Dict) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Encodes a message (JSON text or msgpack bytes, as the transport frames want them).
+/// Encodes a message (JSON text or msgpack/CBOR bytes, as the transport frames want them).
 pub(crate) fn encode(serializer: Serializer, msg: &Message) -> Result<Encoded, String> {
     serializer.encode(msg).map_err(|e| e.to_string())
 }
@@ -708,7 +708,9 @@ mod tests {
         let b = b.serializers([Serializer::Json, Serializer::Json, Serializer::MsgPack]);
         assert_eq!(b.serializers, vec![Serializer::Json, Serializer::MsgPack]);
         let b = b.serializers([]);
-        assert_eq!(b.serializers, Serializer::ALL.to_vec());
+        assert_eq!(b.serializers, Serializer::DEFAULT.to_vec());
+        let b = b.serializer(Serializer::Cbor);
+        assert_eq!(b.serializers, vec![Serializer::Cbor]);
     }
 
     #[tokio::test]

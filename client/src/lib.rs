@@ -40,7 +40,8 @@
 //! as subprotocols, the router picks one); `rs://host:port` or `tcp://host:port` is
 //! RawSocket over TCP and `unix:///path/to/socket` RawSocket over a Unix domain socket
 //! (Unix only). RawSocket negotiates exactly one serializer, the first one given to
-//! [`ClientBuilder::serializer`]/[`ClientBuilder::serializers`] (default msgpack); the client
+//! [`ClientBuilder::serializer`]/[`ClientBuilder::serializers`] (default msgpack; json and
+//! cbor on request, e.g. `.serializer(Serializer::Cbor)`); the client
 //! accepts messages of up to 16 MiB and sends none longer than the router announced (a
 //! request that would be longer fails alone, e.g. with [`CallError::InvalidPayload`]).
 //! Connection failures are [`ConnectError`]s, with a [`TransportError`] for I/O.

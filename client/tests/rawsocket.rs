@@ -27,10 +27,7 @@ const PING: u8 = 1;
 const PONG: u8 = 2;
 
 fn code_of(s: Serializer) -> u8 {
-    match s {
-        Serializer::Json => 1,
-        Serializer::MsgPack => 2,
-    }
+    s.rawsocket_id()
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -1,11 +1,11 @@
-//! Encode and decode cost of every message kind that carries traffic, for both serializers.
+//! Encode and decode cost of every message kind that carries traffic, for every serializer.
 //!
 //! `cargo bench -p wamp-proto --bench codec` (filter e.g. `-- msgpack/decode`). Under
 //! `cargo test --all-targets` each benchmark runs once, as a smoke test.
 //!
 //! The payload-carrying messages use a realistic small payload (args `[int, 100-char string]`,
 //! kwargs a two-key dict) and, with the suffix `+16KiB`, a 16 KiB binary argument (msgpack
-//! `bin`, JSON `"\u0000" + base64`). Throughput is the encoded message's size in bytes.
+//! `bin`, CBOR byte string, JSON `"\u0000" + base64`). Throughput is the encoded message's size in bytes.
 
 use std::hint::black_box;
 
@@ -289,7 +289,7 @@ fn messages() -> Vec<(String, Message)> {
 
 fn codec(c: &mut Criterion) {
     let messages = messages();
-    for ser in [Serializer::Json, Serializer::MsgPack] {
+    for ser in [Serializer::Json, Serializer::MsgPack, Serializer::Cbor] {
         let encoded: Vec<_> = messages
             .iter()
             .map(|(name, m)| {

@@ -1,4 +1,4 @@
-//! The serializers: `wamp.2.json` and `wamp.2.msgpack`.
+//! The serializers: `wamp.2.json`, `wamp.2.msgpack` and `wamp.2.cbor`.
 
 use bytes::Bytes;
 use serde::de::DeserializeSeed as _;
@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::error::{DecodeError, EncodeError};
 use crate::message::{MessageSeed, ReadMode, Spliced};
-use crate::raw::{msgpack_layout, RawPayload};
+use crate::raw::{cbor, cbor_layout, msgpack_layout, Layout, RawPayload};
 use crate::Message;
 
 /// Nesting limit for decoded values (JSON's default limit is the same).
@@ -19,14 +19,16 @@ pub enum Serializer {
     Json,
     /// `wamp.2.msgpack`: binary frames.
     MsgPack,
+    /// `wamp.2.cbor`: binary frames (RFC 8949; binary data as byte strings).
+    Cbor,
 }
 
-/// An encoded message, ready for a text (JSON) or binary frame.
+/// An encoded message, ready for a text (JSON) or binary (MessagePack, CBOR) frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encoded {
     /// A JSON text.
     Text(String),
-    /// MessagePack bytes.
+    /// MessagePack or CBOR bytes.
     Binary(Vec<u8>),
 }
 
@@ -41,22 +43,32 @@ impl Encoded {
 }
 
 impl Serializer {
-    /// Every serializer, in the order of preference used when offering them.
-    pub const ALL: [Serializer; 2] = [Serializer::MsgPack, Serializer::Json];
+    /// Every serializer.
+    pub const ALL: [Serializer; Serializer::COUNT] =
+        [Serializer::MsgPack, Serializer::Json, Serializer::Cbor];
+
+    /// How many serializers there are: the size of a per-serializer cache indexed by
+    /// [`Serializer::index`].
+    pub const COUNT: usize = 3;
+
+    /// What a client offers unless told otherwise, in order of preference.
+    pub const DEFAULT: [Serializer; 2] = [Serializer::MsgPack, Serializer::Json];
 
     /// The WebSocket subprotocol name.
     pub fn subprotocol(self) -> &'static str {
         match self {
             Serializer::Json => "wamp.2.json",
             Serializer::MsgPack => "wamp.2.msgpack",
+            Serializer::Cbor => "wamp.2.cbor",
         }
     }
 
-    /// The short name used in configuration (`json`, `msgpack`).
+    /// The short name used in configuration (`json`, `msgpack`, `cbor`).
     pub fn name(self) -> &'static str {
         match self {
             Serializer::Json => "json",
             Serializer::MsgPack => "msgpack",
+            Serializer::Cbor => "cbor",
         }
     }
 
@@ -65,29 +77,46 @@ impl Serializer {
         match s {
             "wamp.2.json" => Some(Serializer::Json),
             "wamp.2.msgpack" => Some(Serializer::MsgPack),
+            "wamp.2.cbor" => Some(Serializer::Cbor),
             _ => None,
         }
     }
 
-    /// Parses a configuration name (`json`, `msgpack`).
+    /// Parses a configuration name (`json`, `msgpack`, `cbor`).
     pub fn from_name(s: &str) -> Option<Serializer> {
         match s {
             "json" => Some(Serializer::Json),
             "msgpack" => Some(Serializer::MsgPack),
+            "cbor" => Some(Serializer::Cbor),
             _ => None,
         }
     }
 
-    /// Whether messages travel in binary frames (else text frames).
-    pub fn is_binary(self) -> bool {
-        self == Serializer::MsgPack
+    /// The serializer id of the RawSocket handshake (`1` json, `2` msgpack, `3` cbor).
+    pub fn rawsocket_id(self) -> u8 {
+        match self {
+            Serializer::Json => 1,
+            Serializer::MsgPack => 2,
+            Serializer::Cbor => 3,
+        }
     }
 
-    /// A small index for per-serializer caches (`[Option<T>; 2]`).
+    /// Parses a RawSocket handshake's serializer id.
+    pub fn from_rawsocket_id(id: u8) -> Option<Serializer> {
+        Serializer::ALL.into_iter().find(|s| s.rawsocket_id() == id)
+    }
+
+    /// Whether messages travel in binary frames (else text frames).
+    pub fn is_binary(self) -> bool {
+        self != Serializer::Json
+    }
+
+    /// A small index for per-serializer caches (`[Option<T>; Serializer::COUNT]`).
     pub fn index(self) -> usize {
         match self {
             Serializer::Json => 0,
             Serializer::MsgPack => 1,
+            Serializer::Cbor => 2,
         }
     }
 
@@ -110,6 +139,11 @@ impl Serializer {
                 // empty Vec made small msgpack messages slower to encode than JSON.
                 let mut buf = Vec::with_capacity(128);
                 rmp_serde::encode::write(&mut buf, msg)?;
+                Encoded::Binary(buf)
+            }
+            Serializer::Cbor => {
+                let mut buf = Vec::with_capacity(128);
+                cbor_write(&mut buf, msg)?;
                 Encoded::Binary(buf)
             }
         })
@@ -137,6 +171,12 @@ impl Serializer {
                 raw.append_to(&mut buf);
                 Encoded::Binary(buf)
             }
+            Serializer::Cbor => {
+                let mut buf = Vec::with_capacity(64 + extra);
+                cbor_write(&mut buf, &Spliced(msg))?;
+                raw.append_to(&mut buf);
+                Encoded::Binary(buf)
+            }
         })
     }
 
@@ -154,30 +194,45 @@ impl Serializer {
                 de.end()?;
                 Ok(msg)
             }
-            Serializer::MsgPack => {
-                let Some(layout) = msgpack_layout(frame) else {
-                    return self.decode(frame);
-                };
-                // Decode the header alone: a copy of its bytes under an array header that
-                // leaves out the payload elements (at most 5 elements: a fixarray).
-                let header = &frame[layout.code_at..layout.payload_at];
-                let mut buf = Vec::with_capacity(1 + header.len());
-                buf.push(0x90 | layout.header_elements as u8);
-                buf.extend_from_slice(header);
-                let mut msg = self.decode(&buf)?;
-                let (args, kwargs) = match layout.kwargs_at {
-                    Some(k) => (
-                        frame.slice(layout.payload_at..k),
-                        Some(frame.slice(k..frame.len())),
-                    ),
-                    None => (frame.slice(layout.payload_at..frame.len()), None),
-                };
-                if let Some(p) = msg.payload_mut() {
-                    p.raw = Some(RawPayload::new(self, args, kwargs));
-                }
-                Ok(msg)
-            }
+            Serializer::MsgPack => match msgpack_layout(frame) {
+                // A fixarray header for the header elements (at most 5).
+                Some(layout) => self.decode_header(frame, &layout, 0x90, |buf| self.decode(buf)),
+                None => self.decode(frame),
+            },
+            Serializer::Cbor => match cbor_layout(frame) {
+                // The layout validated the header elements: only the serde mapping is left.
+                Some(layout) => self.decode_header(frame, &layout, 0x80, cbor_read),
+                None => self.decode(frame),
+            },
         }
+    }
+
+    /// Decodes the header of a binary message alone (a copy of its bytes under an array
+    /// header, `short_array | count`, that leaves out the payload elements) and attaches the
+    /// payload as slices of `frame`.
+    fn decode_header(
+        self,
+        frame: &Bytes,
+        layout: &Layout,
+        short_array: u8,
+        decode: impl FnOnce(&[u8]) -> Result<Message, DecodeError>,
+    ) -> Result<Message, DecodeError> {
+        let header = &frame[layout.code_at..layout.payload_at];
+        let mut buf = Vec::with_capacity(1 + header.len());
+        buf.push(short_array | layout.header_elements as u8);
+        buf.extend_from_slice(header);
+        let mut msg = decode(&buf)?;
+        let (args, kwargs) = match layout.kwargs_at {
+            Some(k) => (
+                frame.slice(layout.payload_at..k),
+                Some(frame.slice(k..frame.len())),
+            ),
+            None => (frame.slice(layout.payload_at..frame.len()), None),
+        };
+        if let Some(p) = msg.payload_mut() {
+            p.raw = Some(RawPayload::new(self, args, kwargs));
+        }
+        Ok(msg)
     }
 
     /// Decodes one message from a frame's bytes. Never panics, whatever the input.
@@ -189,8 +244,29 @@ impl Serializer {
                 de.set_max_depth(MAX_DEPTH);
                 Ok(Message::deserialize(&mut de)?)
             }
+            Serializer::Cbor => {
+                // The WAMP rules (definite lengths, no tags, string keys, depth, UTF-8, ...)
+                // first, with the same check the router's pass-through applies to payloads.
+                cbor::check(bytes)
+                    .map_err(|why| DecodeError::Cbor(serde::de::Error::custom(why)))?;
+                cbor_read(bytes)
+            }
         }
     }
+}
+
+/// Maps a CBOR message that passed [`cbor::check`] onto a [`Message`].
+fn cbor_read(bytes: &[u8]) -> Result<Message, DecodeError> {
+    let mut de = minicbor_serde::Deserializer::new(bytes);
+    Ok(Message::deserialize(&mut de)?)
+}
+
+/// Encodes `v` as CBOR at the end of `buf` (`null` for unit: [`Value::Null`](crate::Value)).
+fn cbor_write<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) -> Result<(), EncodeError> {
+    let mut ser = minicbor_serde::Serializer::new(buf);
+    ser.serialize_unit_as_null(true);
+    v.serialize(&mut ser)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -271,6 +347,33 @@ mod tests {
         mp.extend(std::iter::repeat_n(0x91, 100_000));
         mp.push(0xc0);
         assert!(Serializer::MsgPack.decode(&mp).is_err());
+        let mut cb = vec![0x84, 0x18, 48, 1, 0xa0];
+        cb.extend(std::iter::repeat_n(0x81, 100_000));
+        cb.push(0xf6);
+        assert!(Serializer::Cbor.decode(&cb).is_err());
+    }
+
+    #[test]
+    fn names_subprotocols_and_rawsocket_ids() {
+        for (ser, name, sub, id, binary) in [
+            (Serializer::Json, "json", "wamp.2.json", 1, false),
+            (Serializer::MsgPack, "msgpack", "wamp.2.msgpack", 2, true),
+            (Serializer::Cbor, "cbor", "wamp.2.cbor", 3, true),
+        ] {
+            assert_eq!(ser.name(), name);
+            assert_eq!(Serializer::from_name(name), Some(ser));
+            assert_eq!(ser.subprotocol(), sub);
+            assert_eq!(Serializer::from_subprotocol(sub), Some(ser));
+            assert_eq!(ser.rawsocket_id(), id);
+            assert_eq!(Serializer::from_rawsocket_id(id), Some(ser));
+            assert_eq!(ser.is_binary(), binary);
+            assert_eq!(Serializer::ALL[..].iter().filter(|s| **s == ser).count(), 1);
+        }
+        assert_eq!(Serializer::from_rawsocket_id(0), None);
+        assert_eq!(Serializer::from_rawsocket_id(4), None);
+        let mut indexes: Vec<usize> = Serializer::ALL.iter().map(|s| s.index()).collect();
+        indexes.sort();
+        assert_eq!(indexes, (0..Serializer::COUNT).collect::<Vec<_>>());
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub enum DecodeError {
     /// Not valid MessagePack, or not a valid WAMP message.
     #[error("invalid wamp.2.msgpack message: {0}")]
     MsgPack(#[from] rmp_serde::decode::Error),
+    /// Not valid CBOR, CBOR that WAMP does not use (tags, indefinite lengths, ...), or not a
+    /// valid WAMP message.
+    #[error("invalid wamp.2.cbor message: {0}")]
+    Cbor(#[from] minicbor_serde::error::DecodeError),
     /// A JSON message arrived in a binary frame or vice versa.
     #[error("{0} messages must arrive in {1} frames")]
     WrongFrameType(&'static str, &'static str),
@@ -28,6 +32,9 @@ pub enum EncodeError {
     /// MessagePack encoding failed.
     #[error("cannot encode as MessagePack: {0}")]
     MsgPack(#[from] rmp_serde::encode::Error),
+    /// CBOR encoding failed.
+    #[error("cannot encode as CBOR: {0}")]
+    Cbor(#[from] minicbor_serde::error::EncodeError<std::convert::Infallible>),
 }
 
 /// Well-known error URIs (`ERROR.Error`, `ABORT.Reason`).

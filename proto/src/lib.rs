@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`message`]: every message type with its code and field order ([`Message`]).
 //! - [`value`]: the payload model shared by all serializers ([`Value`], [`Dict`]).
-//! - [`codec`]: the `wamp.2.json` and `wamp.2.msgpack` serializers ([`Serializer`]).
+//! - [`codec`]: the `wamp.2.json`, `wamp.2.msgpack` and `wamp.2.cbor` serializers ([`Serializer`]).
 //! - [`uri`] and [`id`]: validated protocol nouns ([`Uri`], [`Id`]) and ID generators.
 //! - [`error`]: codec errors and the well-known error URIs ([`uris`]).
 //! - [`raw`]: payloads kept in their wire encoding, so a router forwards them unchanged.

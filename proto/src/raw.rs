@@ -4,14 +4,16 @@
 //! speaks the sender's serializer, the encoded bytes are copied into the outgoing message as
 //! they are; only a peer with another serializer costs a decode and re-encode (transcoding).
 //! [`crate::Serializer::decode_shared`] produces such payloads; the bytes are validated there
-//! (well-formed, a list and a dict, nesting limit, UTF-8 strings, string keys), so transcoding
-//! later cannot fail on them.
+//! (well-formed, a list and a dict, nesting limit, UTF-8 strings, string keys; for CBOR the
+//! rules of [`cbor`]), so transcoding later cannot fail on them.
 
 use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::error::DecodeError;
 use crate::{Dict, Serializer, Value};
+
+pub(crate) mod cbor;
 
 /// `Arguments` and `ArgumentsKw` still in their wire encoding (slices of the received frame).
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +92,7 @@ fn decode_value(ser: Serializer, bytes: &[u8]) -> Result<Value, DecodeError> {
             let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
             Value::deserialize(&mut de)?
         }
+        Serializer::Cbor => minicbor_serde::from_slice(bytes)?,
     })
 }
 
@@ -97,6 +100,7 @@ fn shape_error(ser: Serializer, why: &str) -> DecodeError {
     match ser {
         Serializer::Json => DecodeError::Json(serde::de::Error::custom(why)),
         Serializer::MsgPack => DecodeError::MsgPack(serde::de::Error::custom(why)),
+        Serializer::Cbor => DecodeError::Cbor(serde::de::Error::custom(why)),
     }
 }
 
@@ -194,9 +198,9 @@ fn skip_plain(s: &[u8]) -> usize {
         .unwrap_or(s.len() - i)
 }
 
-/// Where the parts of a payload-carrying MessagePack message are.
+/// Where the parts of a payload-carrying MessagePack or CBOR message are.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct MsgPackLayout {
+pub(crate) struct Layout {
     /// Offset of the message type code (just after the array header).
     pub(crate) code_at: usize,
     /// Elements before the payload, the code included.
@@ -207,12 +211,75 @@ pub(crate) struct MsgPackLayout {
     pub(crate) kwargs_at: Option<usize>,
 }
 
+/// What [`layout`] needs to read of a binary serializer's wire format.
+trait Wire {
+    /// An array header at `at`: (element count, offset of the first element).
+    fn array_header(b: &[u8], at: usize) -> Option<(usize, usize)>;
+    /// An unsigned integer at `at`: (value, offset after it).
+    fn uint(b: &[u8], at: usize) -> Option<(u64, usize)>;
+    /// Where the value at `at` ends, if it is one that decodes into a [`Value`].
+    fn skip(b: &[u8], at: usize, depth: usize) -> Option<usize>;
+    /// Whether a value starting with this byte is an array.
+    fn is_array(first: u8) -> bool;
+    /// Whether a value starting with this byte is a map.
+    fn is_map(first: u8) -> bool;
+}
+
+struct MsgPack;
+
+impl Wire for MsgPack {
+    fn array_header(b: &[u8], at: usize) -> Option<(usize, usize)> {
+        array_header(b, at)
+    }
+    fn uint(b: &[u8], at: usize) -> Option<(u64, usize)> {
+        uint(b, at)
+    }
+    fn skip(b: &[u8], at: usize, depth: usize) -> Option<usize> {
+        skip(b, at, depth).ok()
+    }
+    fn is_array(first: u8) -> bool {
+        is_array_marker(first)
+    }
+    fn is_map(first: u8) -> bool {
+        is_map_marker(first)
+    }
+}
+
+struct Cbor;
+
+impl Wire for Cbor {
+    fn array_header(b: &[u8], at: usize) -> Option<(usize, usize)> {
+        cbor::array_header(b, at)
+    }
+    fn uint(b: &[u8], at: usize) -> Option<(u64, usize)> {
+        cbor::uint(b, at)
+    }
+    fn skip(b: &[u8], at: usize, depth: usize) -> Option<usize> {
+        cbor::skip(b, at, depth).ok()
+    }
+    fn is_array(first: u8) -> bool {
+        cbor::is_array_marker(first)
+    }
+    fn is_map(first: u8) -> bool {
+        cbor::is_map_marker(first)
+    }
+}
+
 /// Finds the payload of a MessagePack message that carries one (CALL, YIELD, PUBLISH, ...),
 /// validating the payload as [`skip`] does. `None` when the message has no payload or is
 /// not well-formed: the caller then decodes it the ordinary way, which reports the error.
-pub(crate) fn msgpack_layout(b: &[u8]) -> Option<MsgPackLayout> {
-    let (len, code_at) = array_header(b, 0)?;
-    let (code, after_code) = uint(b, code_at)?;
+pub(crate) fn msgpack_layout(b: &[u8]) -> Option<Layout> {
+    layout::<MsgPack>(b)
+}
+
+/// [`msgpack_layout`] for CBOR, validating as [`cbor::skip`] does.
+pub(crate) fn cbor_layout(b: &[u8]) -> Option<Layout> {
+    layout::<Cbor>(b)
+}
+
+fn layout<W: Wire>(b: &[u8]) -> Option<Layout> {
+    let (len, code_at) = W::array_header(b, 0)?;
+    let (code, after_code) = W::uint(b, code_at)?;
     let fields = fields_before_payload(code)?;
     let header_elements = 1 + fields;
     let payload_elements = len.checked_sub(header_elements)?;
@@ -222,24 +289,24 @@ pub(crate) fn msgpack_layout(b: &[u8]) -> Option<MsgPackLayout> {
     // Depth 1: the elements sit inside the message array, as for the ordinary decoder.
     let mut at = after_code;
     for _ in 0..fields {
-        at = skip(b, at, 1).ok()?;
+        at = W::skip(b, at, 1)?;
     }
     let payload_at = at;
-    if !is_array_marker(*b.get(at)?) {
+    if !W::is_array(*b.get(at)?) {
         return None;
     }
-    at = skip(b, at, 1).ok()?;
+    at = W::skip(b, at, 1)?;
     let kwargs_at = if payload_elements == 2 {
-        if !is_map_marker(*b.get(at)?) {
+        if !W::is_map(*b.get(at)?) {
             return None;
         }
         let k = at;
-        at = skip(b, at, 1).ok()?;
+        at = W::skip(b, at, 1)?;
         Some(k)
     } else {
         None
     };
-    (at == b.len()).then_some(MsgPackLayout {
+    (at == b.len()).then_some(Layout {
         code_at,
         header_elements,
         payload_at,
@@ -471,7 +538,7 @@ mod tests {
         ];
         assert_eq!(
             msgpack_layout(&b),
-            Some(MsgPackLayout {
+            Some(Layout {
                 code_at: 1,
                 header_elements: 4,
                 payload_at: 8,
@@ -487,5 +554,34 @@ mod tests {
             msgpack_layout(&[0x95, 48, 7, 0x80, 0xa1, b'a', 0x90, 0xc0]),
             None
         );
+    }
+
+    #[test]
+    fn cbor_layout_of_a_call() {
+        // [48, 7, {}, "a.b", [1], {"k": 2}]
+        let b = [
+            0x86, 0x18, 48, 7, 0xa0, 0x63, b'a', b'.', b'b', 0x81, 1, 0xa1, 0x61, b'k', 2,
+        ];
+        assert_eq!(
+            cbor_layout(&b),
+            Some(Layout {
+                code_at: 1,
+                header_elements: 4,
+                payload_at: 9,
+                kwargs_at: Some(11),
+            })
+        );
+        // no payload; args not a list; kwargs not a map; an indefinite-length payload;
+        // trailing bytes; an indefinite-length message array
+        for bad in [
+            &[0x84, 0x18, 48, 7, 0xa0, 0x61, b'a'][..],
+            &[0x85, 0x18, 48, 7, 0xa0, 0x61, b'a', 0xa0],
+            &[0x86, 0x18, 48, 7, 0xa0, 0x61, b'a', 0x80, 0x80],
+            &[0x85, 0x18, 48, 7, 0xa0, 0x61, b'a', 0x9f, 0xff],
+            &[0x85, 0x18, 48, 7, 0xa0, 0x61, b'a', 0x80, 0xf6],
+            &[0x9f, 0x18, 48, 7, 0xa0, 0x61, b'a', 0x80, 0xff],
+        ] {
+            assert_eq!(cbor_layout(bad), None, "{bad:02x?}");
+        }
     }
 }

@@ -1,9 +1,9 @@
-//! Property tests: every message survives `decode(encode(m))` with both serializers, and
-//! `decode` never panics, whatever bytes it is handed.
+//! Property tests: every message survives `decode(encode(m))` with every serializer (json,
+//! msgpack, cbor), and `decode` never panics, whatever bytes it is handed.
 //!
 //! Two normalisations are part of the documented behaviour and are applied to the expected value:
 //! - a payload with kwargs but no args is sent as `[], {kwargs}` and so comes back with
-//!   `args: Some(vec![])` (both serializers);
+//!   `args: Some(vec![])` (every serializer);
 //! - in JSON, binary data travels as a string made of NUL followed by base64, so a *string*
 //!   [`Value`] of exactly that form comes back as [`Value::Bytes`] (the WAMP convention; JSON
 //!   cannot tell the two apart). URIs, dict keys and the plain-string fields of CHALLENGE and
@@ -504,7 +504,7 @@ fn map_message(m: Message, f: &impl Fn(Value) -> Value) -> Message {
 /// What a message looks like after a round trip through `ser`.
 fn expected(ser: Serializer, m: &Message) -> Message {
     match ser {
-        Serializer::MsgPack => map_message(m.clone(), &|v| v),
+        Serializer::MsgPack | Serializer::Cbor => map_message(m.clone(), &|v| v),
         Serializer::Json => map_message(m.clone(), &json_value),
     }
 }
@@ -574,6 +574,15 @@ fn assert_shared_agrees(ser: Serializer, bytes: &[u8]) -> std::result::Result<()
     Ok(())
 }
 
+/// A value as CBOR, the way `wamp.2.cbor` encodes it (null for [`Value::Null`]).
+fn cbor(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ser = minicbor_serde::Serializer::new(&mut out);
+    ser.serialize_unit_as_null(true);
+    serde::Serialize::serialize(v, &mut ser).unwrap();
+    out
+}
+
 /// Equal, or (NaN being unequal to itself) printed the same.
 fn same_message(a: &Message, b: &Message) -> std::result::Result<(), TestCaseError> {
     if a != b {
@@ -628,13 +637,31 @@ proptest! {
 
     #[test]
     fn json_and_msgpack_agree_without_nul_strings(m in message()) {
-        // After a JSON round trip the message no longer holds NUL+base64 strings, so both
-        // serializers must then carry it to the very same value.
+        // After a JSON round trip the message no longer holds NUL+base64 strings, so every
+        // serializer must then carry it to the very same value.
         let via_json = Serializer::Json.decode(Serializer::Json.encode(&m).unwrap().as_bytes()).unwrap();
-        let via_mp = Serializer::MsgPack
-            .decode(Serializer::MsgPack.encode(&via_json).unwrap().as_bytes())
-            .unwrap();
-        prop_assert_eq!(via_json, via_mp);
+        for ser in [Serializer::MsgPack, Serializer::Cbor] {
+            let via = ser.decode(ser.encode(&via_json).unwrap().as_bytes()).unwrap();
+            prop_assert_eq!(&via_json, &via, "{:?}", ser);
+        }
+    }
+
+    /// A message travels unchanged through any chain of serializers a router may put it
+    /// through (each hop decoded the router's way, `decode_shared`, and encoded for the next
+    /// peer), as long as JSON is not among them (NUL+base64 strings).
+    #[test]
+    fn binary_serializers_relay_each_other_unchanged(m in message(), hops in vec(0..2usize, 1..4)) {
+        let bin = [Serializer::MsgPack, Serializer::Cbor];
+        let want = expected(Serializer::MsgPack, &m);
+        let mut frame = Bytes::from(bin[hops[0]].encode(&m).unwrap().as_bytes().to_vec());
+        let mut from = bin[hops[0]];
+        for &h in &hops[1..] {
+            let to = bin[h];
+            let shared = from.decode_shared(&frame).unwrap();
+            frame = Bytes::from(to.encode(&shared).unwrap().as_bytes().to_vec());
+            from = to;
+        }
+        prop_assert_eq!(from.decode(&frame).unwrap(), want);
     }
 
     #[test]
@@ -704,14 +731,23 @@ proptest! {
             assert_reencode_stable(Serializer::MsgPack, &m)?;
         }
         assert_shared_agrees(Serializer::MsgPack, &mp)?;
+        let cb = cbor(&arr);
+        if let Ok(m) = Serializer::Cbor.decode(&cb) {
+            assert_reencode_stable(Serializer::Cbor, &m)?;
+        }
+        assert_shared_agrees(Serializer::Cbor, &cb)?;
     }
 
-    /// Any msgpack value at all (not only arrays) is either a message or an error.
+    /// Any msgpack or CBOR value at all (not only arrays) is either a message or an error.
     #[test]
     fn decode_never_panics_on_random_msgpack_values(v in value()) {
         let mp = rmp_serde::to_vec(&v).unwrap();
         if let Ok(m) = Serializer::MsgPack.decode(&mp) {
             assert_reencode_stable(Serializer::MsgPack, &m)?;
+        }
+        let cb = cbor(&v);
+        if let Ok(m) = Serializer::Cbor.decode(&cb) {
+            assert_reencode_stable(Serializer::Cbor, &m)?;
         }
         let json = serde_json::to_vec(&v).unwrap();
         if let Ok(m) = Serializer::Json.decode(&json) {
@@ -864,15 +900,15 @@ fn non_finite_floats_cannot_be_sent_as_json() {
             let back = Serializer::Json.decode(enc.as_bytes()).unwrap();
             assert_eq!(back, yield_with(vec![Value::Null]), "{f}");
         }
-        // MessagePack carries them (NaN != NaN, so compare the bit pattern).
-        let back = Serializer::MsgPack
-            .decode(Serializer::MsgPack.encode(&m).unwrap().as_bytes())
-            .unwrap();
-        let Message::Yield(y) = back else { panic!() };
-        let Some(Value::Float(g)) = y.payload.args.unwrap().pop() else {
-            panic!()
-        };
-        assert_eq!(g.to_bits(), f.to_bits());
+        // MessagePack and CBOR carry them (NaN != NaN, so compare the bit pattern).
+        for ser in [Serializer::MsgPack, Serializer::Cbor] {
+            let back = ser.decode(ser.encode(&m).unwrap().as_bytes()).unwrap();
+            let Message::Yield(y) = back else { panic!() };
+            let Some(Value::Float(g)) = y.payload.args.unwrap().pop() else {
+                panic!()
+            };
+            assert_eq!(g.to_bits(), f.to_bits(), "{ser:?}");
+        }
     }
 }
 
@@ -923,4 +959,186 @@ fn a_binary_frame_is_not_a_message_array() {
     // bin(17, 5, 6) would otherwise read as PUBLISHED [17, 5, 6].
     assert!(Serializer::MsgPack.decode(&[0xc4, 3, 17, 5, 6]).is_err());
     assert!(Serializer::MsgPack.decode(&[0x93, 17, 5, 6]).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// wamp.2.cbor specifics
+// ---------------------------------------------------------------------------------------------
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Binary data is a byte string (major type 2), text a text string (major type 3), integers
+/// take the shortest head, every length is definite.
+#[test]
+fn cbor_wire_form() {
+    let m = yield_with(vec![
+        Value::Bytes(vec![1, 2]),
+        "ü".into(),
+        Value::UInt(MAX_ID),
+        Value::Int(-1),
+        Value::Float(1.5),
+        Value::Null,
+        Value::Bool(true),
+    ]);
+    let enc = Serializer::Cbor.encode(&m).unwrap();
+    assert!(matches!(enc, Encoded::Binary(_)));
+    // [70, 1, {}, [h'0102', "ü", 2^53, -1, 1.5, null, true]]
+    let want = "84 1846 01 a0 87 420102 62c3bc 1b0020000000000000 20 fb3ff8000000000000 f6 f5";
+    assert_eq!(hex(enc.as_bytes()), hex(&unhex(want)));
+    assert_eq!(Serializer::Cbor.decode(enc.as_bytes()).unwrap(), m);
+}
+
+/// Peers may send floats in any precision, and integers with longer heads than needed.
+#[test]
+fn cbor_accepts_every_float_width_and_long_heads() {
+    // [70, 1, {}, [1.5 as half, single and double, 2 in a 64-bit head, -2 in an 8-bit head]]
+    let b = unhex("84 1846 01 a0 85 f93e00 fa3fc00000 fb3ff8000000000000 1b0000000000000002 3801");
+    let want = yield_with(vec![
+        Value::Float(1.5),
+        Value::Float(1.5),
+        Value::Float(1.5),
+        Value::UInt(2),
+        Value::Int(-2),
+    ]);
+    assert_eq!(Serializer::Cbor.decode(&b).unwrap(), want);
+    let shared = Serializer::Cbor
+        .decode_shared(&Bytes::from(b.clone()))
+        .unwrap();
+    // Passed through to a CBOR peer exactly as it came; normalised for the others.
+    assert_eq!(Serializer::Cbor.encode(&shared).unwrap().as_bytes(), &b[..]);
+    let json = Serializer::Json.encode(&shared).unwrap();
+    assert_eq!(json.as_bytes(), br#"[70,1,{},[1.5,1.5,1.5,2,-2]]"#);
+    // The message array itself with a long head (0x98 0x04) decodes too.
+    let long = unhex("98 04 1846 01 a0 80");
+    assert_eq!(Serializer::Cbor.decode(&long).unwrap(), yield_with(vec![]));
+}
+
+/// What `wamp.2.cbor` refuses, by the ordinary decoder and the router's alike.
+#[test]
+fn cbor_refuses_what_wamp_does_not_use() {
+    for (hex, what) in [
+        ("9f 1846 01 a0 ff", "an indefinite-length message array"),
+        ("84 1846 01 a0 9f01ff", "indefinite-length Arguments"),
+        (
+            "85 1846 01 a0 80 bf6161 01ff",
+            "indefinite-length ArgumentsKw",
+        ),
+        (
+            "84 1846 01 a0 81 7f616161 62ff",
+            "an indefinite-length text string",
+        ),
+        (
+            "84 1846 01 a0 81 5f4101ff",
+            "an indefinite-length byte string",
+        ),
+        ("d818 83 1846 01 a0", "a tagged message"),
+        (
+            "84 1846 01 a0 81 c11a514b67b0",
+            "a tag in the payload (epoch date)",
+        ),
+        ("84 1846 01 a0 81 c249010000000000000000", "a bignum"),
+        (
+            "84 1846 01 a0 81 3b8000000000000000",
+            "an integer below -2^63",
+        ),
+        ("84 1846 01 a0 81 f7", "undefined"),
+        ("84 1846 01 a0 81 f0", "a simple value"),
+        ("83 1846 01 a10102", "a non-string key in Options"),
+        (
+            "85 1846 01 a0 80 a1410102",
+            "a byte-string key in ArgumentsKw",
+        ),
+        (
+            "85 1830 01 a0 41 61 80",
+            "a byte string as the procedure URI",
+        ),
+        ("84 1832 01 a0 43010203", "binary in place of Arguments"),
+        ("43 110506", "a byte string that spells PUBLISHED"),
+        ("84 1846 01 a0 81 62c328", "invalid UTF-8"),
+        ("83 1846 01 a0 00", "trailing bytes"),
+        ("83 1846 01", "a truncated message"),
+        ("83 1846 00 a0", "request id 0"),
+    ] {
+        let b = unhex(hex);
+        assert!(
+            Serializer::Cbor.decode(&b).is_err(),
+            "{what} must be refused: {hex}"
+        );
+        assert!(
+            Serializer::Cbor.decode_shared(&Bytes::from(b)).is_err(),
+            "{what} must be refused by decode_shared: {hex}"
+        );
+    }
+    // Nesting is bounded like the other decoders'.
+    let mut deep = unhex("84 1846 01 a0");
+    deep.extend(std::iter::repeat_n(0x81, 100_000));
+    deep.push(0xf6);
+    assert!(Serializer::Cbor.decode(&deep).is_err());
+    assert!(Serializer::Cbor.decode_shared(&Bytes::from(deep)).is_err());
+}
+
+/// A CBOR payload is kept as slices of the frame, copied through byte for byte to CBOR
+/// peers and transcoded for json and msgpack peers (and back), values unchanged.
+#[test]
+fn cbor_payload_passes_through_and_transcodes() {
+    let args = vec![
+        Value::UInt(MAX_ID),
+        Value::Int(-(1 << 53)),
+        Value::Int(i64::MIN),
+        Value::UInt(u64::MAX),
+        Value::Float(-0.1),
+        Value::Str("héllo wörld ✓ 🎉".into()),
+        Value::Bytes((0..=255).collect()),
+        Value::List(vec![Value::Dict(Dict::from([(
+            "deep".to_owned(),
+            Value::List(vec![
+                Value::Bytes(vec![0, 0xff]),
+                Value::Null,
+                Value::Bool(false),
+            ]),
+        )]))]),
+    ];
+    let kwargs = Dict::from([("ключ".to_owned(), Value::Bytes(vec![9; 300]))]);
+    let m: Message = Call {
+        request: Id::new(7).unwrap(),
+        options: Dict::new(),
+        procedure: Uri::new("com.example.echo"),
+        payload: Payload::new(Some(args), Some(kwargs)),
+    }
+    .into();
+    let frame = Bytes::from(Serializer::Cbor.encode(&m).unwrap().as_bytes().to_vec());
+    let shared = Serializer::Cbor.decode_shared(&frame).unwrap();
+    let raw = shared
+        .payload()
+        .unwrap()
+        .raw
+        .as_ref()
+        .expect("kept encoded");
+    assert_eq!(raw.serializer(), Serializer::Cbor);
+    // The slices point into the frame: no copy.
+    let at = raw.args_bytes().as_ptr() as usize - frame.as_ptr() as usize;
+    assert!(at < frame.len());
+    assert_eq!(
+        Serializer::Cbor.encode(&shared).unwrap().as_bytes(),
+        &frame[..]
+    );
+    for to in [Serializer::Json, Serializer::MsgPack] {
+        let out = Bytes::from(to.encode(&shared).unwrap().as_bytes().to_vec());
+        assert_eq!(to.decode(&out).unwrap(), m, "cbor -> {to:?}");
+        // ... and from that peer back to CBOR, through its own pass-through.
+        let back = Serializer::Cbor
+            .encode(&to.decode_shared(&out).unwrap())
+            .unwrap();
+        assert_eq!(back.as_bytes(), &frame[..], "{to:?} -> cbor");
+    }
 }

@@ -4,10 +4,10 @@
 //! folder is missing the test fails under CI (`CI` set) and is skipped with a notice otherwise.
 //!
 //! For each `singlemessage/**/*.json` file, each *serialization sample* (bytes + expected
-//! attributes) is checked for `json` and `msgpack` (cbor, ubjson and flatbuffers are ignored):
+//! attributes) is checked for `json`, `msgpack` and `cbor` (ubjson and flatbuffers are ignored):
 //! 1. every listed byte representation decodes, to a message with the expected attributes;
 //! 2. it re-encodes with the same serializer to bytes that decode to an equal message;
-//! 3. all representations of the sample, json and msgpack alike, decode to equal messages.
+//! 3. all representations of the sample, json, msgpack and cbor alike, decode to equal messages.
 //!
 //! Samples that use something we deliberately do not model must be *rejected*:
 //! - message codes we do not know (EVENT_RECEIVED = 337, an autobahn extension);
@@ -16,7 +16,7 @@
 //!
 //! *Validation samples* (a raw `wmsg` array, optionally with an `expected_error`) exercise
 //! Options/Details type rules, which the router enforces, not the codec: for them we only check
-//! that the codec decodes the array (as JSON and as msgpack) and keeps the options unchanged.
+//! that the codec decodes the array (as JSON, msgpack and CBOR) and keeps the options unchanged.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -248,6 +248,7 @@ struct Tally {
     decoded: BTreeMap<&'static str, usize>,
     reencoded_bytes_identical: BTreeMap<&'static str, usize>,
     cross_checked: usize,
+    cross_checked_cbor: usize,
     rejected_unknown_type: usize,
     rejected_passthru: usize,
     validation_samples: usize,
@@ -256,8 +257,20 @@ struct Tally {
     failures: Vec<String>,
 }
 
-const SERIALIZERS: [(&str, Serializer); 2] =
-    [("json", Serializer::Json), ("msgpack", Serializer::MsgPack)];
+const SERIALIZERS: [(&str, Serializer); 3] = [
+    ("json", Serializer::Json),
+    ("msgpack", Serializer::MsgPack),
+    ("cbor", Serializer::Cbor),
+];
+
+/// A value as CBOR, the way `wamp.2.cbor` encodes it (null for [`Value::Null`]).
+fn cbor(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ser = minicbor_serde::Serializer::new(&mut out);
+    ser.serialize_unit_as_null(true);
+    serde::Serialize::serialize(v, &mut ser).expect("encodes");
+    out
+}
 
 fn serialization_sample(file: &str, sample: &Json, t: &mut Tally) {
     let desc = sample["description"].as_str().unwrap_or("?");
@@ -356,7 +369,7 @@ fn serialization_sample(file: &str, sample: &Json, t: &mut Tally) {
         }
     }
 
-    // Every representation, json and msgpack alike, carries the same message.
+    // Every representation, json, msgpack and cbor alike, carries the same message.
     if let Some((first_name, first)) = decoded.first() {
         let mut all_equal = true;
         for (name, m) in &decoded[1..] {
@@ -367,10 +380,12 @@ fn serialization_sample(file: &str, sample: &Json, t: &mut Tally) {
                 ));
             }
         }
-        let has_both = decoded.iter().any(|(n, _)| *n == "json")
-            && decoded.iter().any(|(n, _)| *n == "msgpack");
-        if all_equal && has_both {
+        let has = |name: &str| decoded.iter().any(|(n, _)| *n == name);
+        if all_equal && has("json") && has("msgpack") {
             t.cross_checked += 1;
+            if has("cbor") {
+                t.cross_checked_cbor += 1;
+            }
         }
     }
 }
@@ -410,6 +425,7 @@ fn validation_sample(file: &str, sample: &Json, t: &mut Tally) {
             Serializer::MsgPack,
             rmp_serde::to_vec(&as_value).expect("encodes"),
         ),
+        (Serializer::Cbor, cbor(&as_value)),
     ];
     for (ser, bytes) in encodings {
         let at = format!("{here} [{} from wmsg]", ser.name());
@@ -485,15 +501,28 @@ fn wamp_test_vectors() {
     let _ = writeln!(report, "WAMP test vectors from {}", dir.display());
     let _ = writeln!(
         report,
-        "  {} files, {} serialization samples: decoded json {} / msgpack {} byte strings \
-         (re-encoded byte-identically: json {} / msgpack {}), {} samples equal across json and msgpack",
+        "  {} files, {} serialization samples: decoded json {} / msgpack {} / cbor {} byte \
+         strings (re-encoded byte-identically: json {} / msgpack {} / cbor {}), {} samples equal \
+         across json and msgpack, {} of them across cbor too",
         t.files,
         t.samples,
         t.decoded.get("json").copied().unwrap_or(0),
         t.decoded.get("msgpack").copied().unwrap_or(0),
-        t.reencoded_bytes_identical.get("json").copied().unwrap_or(0),
-        t.reencoded_bytes_identical.get("msgpack").copied().unwrap_or(0),
+        t.decoded.get("cbor").copied().unwrap_or(0),
+        t.reencoded_bytes_identical
+            .get("json")
+            .copied()
+            .unwrap_or(0),
+        t.reencoded_bytes_identical
+            .get("msgpack")
+            .copied()
+            .unwrap_or(0),
+        t.reencoded_bytes_identical
+            .get("cbor")
+            .copied()
+            .unwrap_or(0),
         t.cross_checked,
+        t.cross_checked_cbor,
     );
     let _ = writeln!(
         report,
@@ -527,6 +556,10 @@ fn wamp_test_vectors() {
     assert!(
         t.decoded.get("msgpack").is_some_and(|&n| n > 0),
         "no msgpack sample ran"
+    );
+    assert!(
+        t.decoded.get("cbor").is_some_and(|&n| n > 0),
+        "no cbor sample ran"
     );
     assert!(
         t.rejected_unknown_type > 0 || !files.iter().any(|f| f.ends_with("eventreceived.json"))

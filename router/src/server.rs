@@ -440,10 +440,7 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
     match bounded(&shared, websocket::accept(&mut stream, t)).await {
         Some(Ok(a)) => {
-            let framing = WebSocketFraming::new(
-                t.max_message_size,
-                a.serializer == wamp_proto::Serializer::MsgPack,
-            );
+            let framing = WebSocketFraming::new(t.max_message_size, a.serializer.is_binary());
             let info = TransportInfo {
                 kind: "websocket",
                 peer,

@@ -37,7 +37,7 @@ impl Drop for KillOnDrop {
 fn bad_config_exits_nonzero_naming_file_key_and_line() {
     let path = temp_config(
         "bad.toml",
-        "[[transport]]\nbind = \"127.0.0.1:0\"\nserializers = [\"json\", \"cbor\"]\n\n[[realm]]\nname = \"realm1\"\n",
+        "[[transport]]\nbind = \"127.0.0.1:0\"\nserializers = [\"json\", \"yaml\"]\n\n[[realm]]\nname = \"realm1\"\n",
     );
     let out = Command::new(BIN)
         .arg("--config")
@@ -49,7 +49,7 @@ fn bad_config_exits_nonzero_naming_file_key_and_line() {
     assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(err.contains(":3:"), "line 3: {err}");
     assert!(err.contains("transport[0].serializers[1]"), "{err}");
-    assert!(err.contains("cbor"), "{err}");
+    assert!(err.contains("yaml"), "{err}");
 }
 
 #[test]

@@ -83,10 +83,7 @@ pub fn node_env(test: &str) -> Option<NodeEnv> {
 
 /// The `--serializer` name of `s`.
 pub fn ser_name(s: Serializer) -> &'static str {
-    match s {
-        Serializer::Json => "json",
-        Serializer::MsgPack => "msgpack",
-    }
+    s.name()
 }
 
 /// One running `interpreter script ...`; killed if dropped before it finished.

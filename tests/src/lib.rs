@@ -37,12 +37,13 @@ pub struct TestRouter {
     url: String,
 }
 
-/// The default test configuration: one WebSocket transport on port 0, realm `realm1`.
+/// The default test configuration: one WebSocket transport on port 0 (every serializer),
+/// realm `realm1`.
 pub const TEST_CONFIG: &str = r#"
 [[transport]]
 bind = "127.0.0.1:0"
 path = "/ws"
-serializers = ["json", "msgpack"]
+serializers = ["json", "msgpack", "cbor"]
 
 [[realm]]
 name = "realm1"
@@ -269,13 +270,20 @@ impl RawPeer {
     }
 
     async fn try_recv_bytes(&mut self) -> Result<Vec<u8>, Closed> {
+        Ok(match self.try_recv_data_frame().await? {
+            WsMessage::Text(t) => t.as_bytes().to_vec(),
+            other => other.into_data().to_vec(),
+        })
+    }
+
+    /// Receives the next data frame (text or binary) as it came, or how the connection ended.
+    pub async fn try_recv_data_frame(&mut self) -> Result<WsMessage, Closed> {
         loop {
             let next = tokio::time::timeout(WAIT, self.ws.next())
                 .await
                 .expect("timed out waiting for a message");
             return match next {
-                Some(Ok(WsMessage::Text(t))) => Ok(t.as_bytes().to_vec()),
-                Some(Ok(WsMessage::Binary(b))) => Ok(b.to_vec()),
+                Some(Ok(m @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => Ok(m),
                 Some(Ok(WsMessage::Close(f))) => Err(Closed::CloseFrame(f.map(|f| f.code.into()))),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => Err(Closed::Dropped),
@@ -305,6 +313,22 @@ impl RawPeer {
             other => panic!("expected exactly one ABORT {reason}, got {other:?}"),
         }
     }
+}
+
+/// Our client, joined to `realm` at `url` speaking exactly `serializer` (bounded by [`WAIT`]).
+pub async fn client(url: &str, realm: &str, serializer: Serializer) -> wamp_client::Client {
+    let c = tokio::time::timeout(
+        WAIT,
+        wamp_client::Client::builder(url)
+            .realm(realm)
+            .serializer(serializer)
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .unwrap_or_else(|e| panic!("{url} {serializer:?}: {e:?}"));
+    assert_eq!(c.serializer(), serializer);
+    c
 }
 
 /// A HELLO for `realm` announcing all four client roles.

@@ -27,10 +27,7 @@ pub const MAX_FRAME: usize = 1 << 24;
 
 /// The handshake's serializer code (`SSSS`).
 pub fn code(s: Serializer) -> u8 {
-    match s {
-        Serializer::Json => 1,
-        Serializer::MsgPack => 2,
-    }
+    s.rawsocket_id()
 }
 
 /// A client handshake: we accept 2^(9+`exp`) octets, speaking serializer `code`.

@@ -5,7 +5,9 @@
 //! the JSON lines it prints) as a child process, against our own `wamp_client` or a second
 //! Python peer. Every payload carries binary data, so the JSON `"\u0000" + base64` convention
 //! and MessagePack `bin` both cross the router in each direction, and every scenario runs with
-//! both serializers on both sides (json <-> json, msgpack <-> msgpack, and mixed).
+//! both serializers on both sides (json <-> json, msgpack <-> msgpack, and mixed). autobahn's
+//! `wamp.2.cbor` (cbor2) runs each scenario once against JSON (and MessagePack) Rust peers:
+//! CBOR byte strings reach JSON peers as `"\u0000" + base64` and come back as byte strings.
 //!
 //! Needs `WAMP_INTEROP_PYTHON`, a Python with autobahn installed: `scripts/test-all.sh`
 //! creates the venv (`target/interop/venv`) and exports it. Without it the tests skip with a
@@ -81,6 +83,11 @@ async fn python_caller_msgpack_rust_callee_json() {
     python_caller_rust_callee(Serializer::MsgPack, Serializer::Json).await;
 }
 
+#[tokio::test]
+async fn python_caller_cbor_rust_callee_json() {
+    python_caller_rust_callee(Serializer::Cbor, Serializer::Json).await;
+}
+
 // --- Python callee <- Rust callers and a Python caller ----------------------------------
 
 /// Our client calls a Python callee speaking `py`, over each serializer.
@@ -143,7 +150,7 @@ async fn python_callee(py: Serializer) {
 
     let other = match py {
         Serializer::Json => Serializer::MsgPack,
-        Serializer::MsgPack => Serializer::Json,
+        Serializer::MsgPack | Serializer::Cbor => Serializer::Json,
     };
     let caller = ScriptPeer::python(&python, router.url(), other, &["caller", &proc_]);
     assert_caller_lines(&caller.succeed().await);
@@ -159,6 +166,11 @@ async fn python_callee_json_serves_rust_and_python_msgpack_callers() {
 #[tokio::test]
 async fn python_callee_msgpack_serves_rust_and_python_json_callers() {
     python_callee(Serializer::MsgPack).await;
+}
+
+#[tokio::test]
+async fn python_callee_cbor_serves_rust_and_python_json_callers() {
+    python_callee(Serializer::Cbor).await;
 }
 
 // --- Python publisher -> Rust subscribers ---------------------------------------------
@@ -208,6 +220,11 @@ async fn python_publisher_json_rust_subscribers() {
 #[tokio::test]
 async fn python_publisher_msgpack_rust_subscribers() {
     python_publisher(Serializer::MsgPack).await;
+}
+
+#[tokio::test]
+async fn python_publisher_cbor_rust_subscribers() {
+    python_publisher(Serializer::Cbor).await;
 }
 
 // --- Rust publishers -> Python subscriber ---------------------------------------------
@@ -270,4 +287,9 @@ async fn rust_publishers_python_subscriber_json() {
 #[tokio::test]
 async fn rust_publishers_python_subscriber_msgpack() {
     python_subscriber(Serializer::MsgPack).await;
+}
+
+#[tokio::test]
+async fn rust_publishers_python_subscriber_cbor() {
+    python_subscriber(Serializer::Cbor).await;
 }

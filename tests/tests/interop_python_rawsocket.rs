@@ -5,8 +5,9 @@
 //! `tests/interop/python/peer.py` (autobahn's asyncio `WampRawSocketClientFactory` for
 //! `rs://` and `unix://` URLs) against our `wamp_client` or a second Python peer. Every
 //! payload carries binary data; JSON and MessagePack both appear on each side, on each
-//! transport. The router has three transports: RawSocket on TCP, WebSocket, and RawSocket on
-//! a Unix socket in a fresh temp dir.
+//! transport, and autobahn's CBOR (RawSocket serializer 3) as a callee and a caller. The
+//! router has three transports, each with every serializer: RawSocket on TCP, WebSocket, and
+//! RawSocket on a Unix socket in a fresh temp dir.
 //!
 //! Needs `WAMP_INTEROP_PYTHON` (see `interop_python.rs`): skipped with a notice without it,
 //! failed under CI.
@@ -24,7 +25,7 @@ use wamp_tests::payloads::{
 use wamp_tests::rawsocket::TempDir;
 use wamp_tests::{TestRouter, WAIT};
 
-use Serializer::{Json as J, MsgPack as M};
+use Serializer::{Cbor as C, Json as J, MsgPack as M};
 
 /// Events per publisher.
 const COUNT: u64 = 5;
@@ -45,10 +46,11 @@ struct Router {
 impl Router {
     async fn start() -> Router {
         let dir = TempDir::new();
+        let all = "serializers = [\"json\", \"msgpack\", \"cbor\"]";
         let router = TestRouter::with_config(&format!(
-            "[[transport]]\ntype = \"rawsocket\"\nbind = \"127.0.0.1:0\"\n\
-             [[transport]]\ntype = \"websocket\"\nbind = \"127.0.0.1:0\"\n\
-             [[transport]]\ntype = \"rawsocket\"\nunix_socket = \"{}\"\n\
+            "[[transport]]\ntype = \"rawsocket\"\nbind = \"127.0.0.1:0\"\n{all}\n\
+             [[transport]]\ntype = \"websocket\"\nbind = \"127.0.0.1:0\"\n{all}\n\
+             [[transport]]\ntype = \"rawsocket\"\nunix_socket = \"{}\"\n{all}\n\
              [[realm]]\nname = \"{REALM}\"\n",
             dir.path().join("router.sock").display()
         ))
@@ -125,6 +127,11 @@ async fn python_callee_msgpack_over_unix_socket_serves_all_transports_and_a_raws
     python_callee(M, Via::Unix, Via::Rs).await;
 }
 
+#[tokio::test]
+async fn python_callee_cbor_over_rawsocket_tcp_serves_all_transports_and_a_unix_socket_caller() {
+    python_callee(C, Via::Rs, Via::Unix).await;
+}
+
 // --- Python caller (RawSocket) -> Rust callee ---------------------------------------------------
 
 /// A Python caller (`py` on `via`) calls a Rust callee (`rust` on `rust_via`): the echo, an
@@ -165,6 +172,11 @@ async fn python_caller_json_over_unix_socket_rust_callee_msgpack_over_websocket(
 #[tokio::test]
 async fn python_caller_msgpack_over_rawsocket_rust_callee_json_over_unix_socket() {
     python_caller(M, Via::Rs, J, Via::Unix).await;
+}
+
+#[tokio::test]
+async fn python_caller_cbor_over_rawsocket_rust_callee_json_over_websocket() {
+    python_caller(C, Via::Rs, J, Via::Ws).await;
 }
 
 // --- PubSub ----------------------------------------------------------------------------------

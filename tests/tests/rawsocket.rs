@@ -106,7 +106,7 @@ async fn unsupported_serializers_get_error_1() {
         assert_refused(router.url(), handshake(15, s), [MAGIC, 0x10, 0, 0]).await;
         let (_json, _) = RsPeer::join(router.url(), "realm1", Serializer::Json).await;
     }
-    // On a transport with both, CBOR (3) is still refused.
+    // Without the `serializers` key a transport takes json and msgpack: CBOR (3) is refused.
     let router = rs_router("").await;
     assert_refused(router.url(), handshake(15, 3), [MAGIC, 0x10, 0, 0]).await;
     assert_listener_works(router.url()).await;

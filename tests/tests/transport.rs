@@ -17,7 +17,7 @@ async fn first_supported_offered_subprotocol_wins() {
     let router = TestRouter::start().await;
     let p = RawPeer::connect_with(
         router.url(),
-        &["wamp.2.cbor", "wamp.2.msgpack", "wamp.2.json"],
+        &["wamp.2.ubjson", "wamp.2.msgpack", "wamp.2.json"],
         None,
     )
     .await
@@ -52,7 +52,7 @@ async fn no_wamp_subprotocol_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(http_status(e), 400);
-    let e = RawPeer::connect_with(router.url(), &["mqtt", "wamp.2.cbor"], None)
+    let e = RawPeer::connect_with(router.url(), &["mqtt", "wamp.2.ubjson"], None)
         .await
         .unwrap_err();
     assert_eq!(http_status(e), 400);

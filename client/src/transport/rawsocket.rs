@@ -36,14 +36,6 @@ const KEEP_READ_BUFFER: usize = 1024 * 1024;
 /// Buffered unwritten octets above which `poll_ready` (and reading, for pongs) waits.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 
-/// The serializer's RawSocket code.
-fn serializer_code(s: Serializer) -> u8 {
-    match s {
-        Serializer::Json => 1,
-        Serializer::MsgPack => 2,
-    }
-}
-
 /// What a handshake error code means.
 fn refusal_reason(code: u8) -> &'static str {
     match code {
@@ -114,7 +106,7 @@ where
         mut stream: S,
         serializer: Serializer,
     ) -> Result<RawSocket<S>, ConnectError> {
-        let code = serializer_code(serializer);
+        let code = serializer.rawsocket_id();
         let io_error = |e: io::Error| match e.kind() {
             io::ErrorKind::UnexpectedEof => ConnectError::Closed,
             _ => ConnectError::Transport(e.into()),
@@ -221,11 +213,11 @@ fn check_reply(reply: [u8; 4], serializer: Serializer) -> Result<usize, ConnectE
             },
         });
     }
-    if low != serializer_code(serializer) {
+    if low != serializer.rawsocket_id() {
         return Err(ConnectError::Protocol(format!(
             "the RawSocket handshake reply names serializer {low}, not the {} (code {}) offered",
             serializer.name(),
-            serializer_code(serializer)
+            serializer.rawsocket_id()
         )));
     }
     if reply[2] != 0 || reply[3] != 0 {
@@ -412,9 +404,9 @@ mod tests {
         let router_side = async move {
             let mut hs = [0; 4];
             router.read_exact(&mut hs).await.unwrap();
-            assert_eq!(hs, [0x7F, 0xF0 | serializer_code(serializer), 0, 0]);
+            assert_eq!(hs, [0x7F, 0xF0 | serializer.rawsocket_id(), 0, 0]);
             router
-                .write_all(&[0x7F, 0x10 | serializer_code(serializer), 0, 0])
+                .write_all(&[0x7F, 0x10 | serializer.rawsocket_id(), 0, 0])
                 .await
                 .unwrap();
             router

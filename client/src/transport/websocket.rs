@@ -72,7 +72,7 @@ fn transport_error(e: tungstenite::Error) -> TransportError {
     }
 }
 
-/// The WebSocket frame for an encoded message: text for JSON, binary for msgpack.
+/// The WebSocket frame for an encoded message: text for JSON, binary for msgpack and CBOR.
 fn ws_message(frame: Encoded) -> WsMessage {
     match frame {
         Encoded::Text(s) => WsMessage::text(s),

@@ -1,4 +1,4 @@
-//! The properties both fuzz targets check.
+//! The properties every fuzz target checks.
 
 use wamp_proto::{Message, Serializer};
 
@@ -22,7 +22,7 @@ fn same(a: &Message, b: &Message) -> bool {
 /// Decoding never panics; whatever decodes re-encodes with the same serializer and decodes
 /// again to the same message, and re-encoding is byte-stable. The router's decode
 /// (`decode_shared`, payload left encoded) accepts exactly the same inputs, materializes to
-/// the same message, and re-encodes in either serializer to what the full decode gives.
+/// the same message, and re-encodes in every serializer to what the full decode gives.
 pub fn check(ser: Serializer, data: &[u8]) {
     let shared = ser.decode_shared(&bytes::Bytes::copy_from_slice(data));
     let Ok(m1) = ser.decode(data) else {

@@ -24,7 +24,7 @@ use dashmap::DashMap;
 use tracing::warn;
 use wamp_proto::message::Event;
 use wamp_proto::uri::matches;
-use wamp_proto::{Dict, Id, MatchPolicy, Message, Payload, Uri, Value};
+use wamp_proto::{Dict, Id, MatchPolicy, Message, Payload, Serializer, Uri, Value};
 
 pub(crate) use filter::Filter;
 pub(crate) use store::{rfc3339, StoredEvent, TopicPolicies};
@@ -396,7 +396,7 @@ fn deliver(sub: &Subscription, msg: &mut Message, filter: &Filter, exclude: Opti
         ev.subscription = sub.id;
     }
     let members = sub.snapshot();
-    let mut encoded: [Option<Bytes>; 2] = [None, None];
+    let mut encoded: [Option<Bytes>; Serializer::COUNT] = Default::default();
     let mut delivered = 0;
     for s in members.iter() {
         if Some(s.id()) == exclude || !filter.allows(s) {

@@ -101,7 +101,7 @@ impl<'de> Deserialize<'de> for SerializerName {
             .map(SerializerName)
             .ok_or_else(|| {
                 serde::de::Error::custom(format_args!(
-                    "unknown serializer `{s}`, expected `json` or `msgpack`"
+                    "unknown serializer `{s}`, expected `json`, `msgpack` or `cbor`"
                 ))
             })
     }
@@ -302,6 +302,11 @@ mod tests {
         };
         assert_eq!(rs.listen, Listen::Tcp("127.0.0.1:8081".parse().unwrap()));
         assert_eq!(c.realms[0].name, "realm1");
+        // Every serializer on both: the router takes the client's first acceptable offer, so
+        // a client that does not offer CBOR never gets it.
+        let all = [Serializer::Json, Serializer::MsgPack, Serializer::Cbor];
+        assert_eq!(ws.serializers.iter().map(|s| s.0).collect::<Vec<_>>(), all);
+        assert_eq!(rs.serializers.iter().map(|s| s.0).collect::<Vec<_>>(), all);
     }
 
     #[test]

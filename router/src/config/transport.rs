@@ -96,7 +96,7 @@ pub struct WebSocketTransport {
     pub listen: Listen,
     /// The HTTP path of the WebSocket endpoint.
     pub path: String,
-    /// Serializers offered, as `json` / `msgpack`.
+    /// Serializers offered, as `json` / `msgpack` / `cbor`.
     pub serializers: Vec<SerializerName>,
     /// The largest WAMP message accepted, in bytes.
     pub max_message_size: usize,
@@ -119,7 +119,8 @@ pub struct WebSocketTransport {
 pub struct RawSocketTransport {
     /// Where it listens.
     pub listen: Listen,
-    /// Serializers accepted, as `json` / `msgpack`; others get handshake error 1.
+    /// Serializers accepted, as `json` / `msgpack` / `cbor` (RawSocket serializer ids 1, 2,
+    /// 3); others get handshake error 1.
     pub serializers: Vec<SerializerName>,
     /// The largest WAMP message accepted, in bytes; the handshake announces the largest
     /// power of two (512 B to 16 MiB) not above it.

@@ -130,13 +130,9 @@ fn check(hs: [u8; 4], limits: &Limits, over_limit: bool) -> Result<Accepted, Han
     if hs[2] != 0 || hs[3] != 0 {
         return Err(HandshakeError::ReservedBits);
     }
-    let serializer = match hs[1] & 0x0F {
-        1 => Some(Serializer::Json),
-        2 => Some(Serializer::MsgPack),
-        _ => None,
-    }
-    .filter(|s| limits.serializers.contains(s))
-    .ok_or(HandshakeError::SerializerUnsupported)?;
+    let serializer = Serializer::from_rawsocket_id(hs[1] & 0x0F)
+        .filter(|s| limits.serializers.contains(s))
+        .ok_or(HandshakeError::SerializerUnsupported)?;
     let peer_max = 1usize << (9 + (hs[1] >> 4));
     if peer_max < limits.min_peer_max {
         return Err(HandshakeError::MaxLengthUnacceptable);
@@ -355,6 +351,19 @@ mod tests {
             err([MAGIC, 0xF0, 0, 0], false),
             HandshakeError::SerializerUnsupported
         );
+        // 3 is CBOR, when the transport accepts it; 4 and up are unknown.
+        let with_cbor = Limits {
+            serializers: vec![Serializer::Cbor],
+            ..limits
+        };
+        let ok = check([MAGIC, 0xF3, 0, 0], &with_cbor, false).unwrap();
+        assert_eq!(ok.serializer, Serializer::Cbor);
+        for unknown in [0xF4, 0xFF] {
+            assert_eq!(
+                check([MAGIC, unknown, 0, 0], &with_cbor, false).unwrap_err(),
+                HandshakeError::SerializerUnsupported
+            );
+        }
         assert_eq!(
             err([MAGIC, 0x01, 0, 0], false),
             HandshakeError::MaxLengthUnacceptable

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scripted autobahn-python WAMP peer for wamp-router's interop tests.
 
-    peer.py --url URL --realm realm1 --serializer json|msgpack
+    peer.py --url URL --realm realm1 --serializer json|msgpack|cbor
             [--timeout SECS] MODE [mode args]
 
 URL is ws://HOST:PORT/PATH (WebSocket), rs://HOST:PORT or tcp://HOST:PORT
@@ -87,7 +87,8 @@ from autobahn.asyncio.rawsocket import WampRawSocketClientFactory, WampRawSocket
 from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
 from autobahn.asyncio.websocket import WampWebSocketClientFactory, WampWebSocketClientProtocol  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
-from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer  # noqa: E402
+# CBORSerializer needs cbor2 (pinned in requirements.txt).
+from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer  # noqa: E402
 from autobahn.wamp.types import (  # noqa: E402
     CallOptions,
     CallResult,
@@ -491,7 +492,7 @@ async def connect_rawsocket(loop, endpoint, config, serializer, done):
 async def run(opts):
     loop = asyncio.get_running_loop()
     done = loop.create_future()
-    serializer = {"json": JsonSerializer, "msgpack": MsgPackSerializer}[opts.serializer]()
+    serializer = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}[opts.serializer]()
     config = ComponentConfig(opts.realm, extra={"opts": opts, "done": done})
     txaio.config.loop = loop
     endpoint = rawsocket_endpoint(opts.url)
@@ -530,7 +531,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description="Scripted autobahn-python WAMP peer.")
     p.add_argument("--url", required=True, help="ws://host:port/path, rs://host:port or unix:///path")
     p.add_argument("--realm", required=True)
-    p.add_argument("--serializer", choices=["json", "msgpack"], default="json")
+    p.add_argument("--serializer", choices=["json", "msgpack", "cbor"], default="json")
     p.add_argument("--timeout", type=float, default=20.0, help="overall limit in seconds (default 20)")
     modes = p.add_subparsers(dest="mode", required=True)
     for name in ("callee", "caller"):
