@@ -1,0 +1,933 @@
+//! The meta API with autobahn-python, through our router: an autobahn session watching the
+//! meta events of our Rust sessions (joins, leaves, registrations and subscriptions, in
+//! order), querying what they registered and subscribed, killing one and being killed by
+//! one, and leaving testaments (destroyed on leave, detached only on a lost transport) that
+//! a Rust subscriber receives.
+//!
+//! Each test runs the router in-process and `tests/interop/python/meta_peer.py` (peer.py's
+//! session machinery; see its docstring for its modes, stdin commands and lines) as a child
+//! process, against our own `wamp_client` or a [`RawPeer`] (one ordered stream of frames, for
+//! the order of events; dropping it loses the transport without GOODBYE). Before a Rust
+//! session acts, the test waits until the events of the previous step were printed: events
+//! caused by two different sessions have no order of their own. Each scenario runs with a
+//! JSON and a MessagePack Python session (its Rust peers speaking the other one, or both);
+//! `wamp.2.cbor` runs the queries and the testaments of a lost transport (bytes included).
+//!
+//! Needs `WAMP_INTEROP_PYTHON`, a Python with autobahn installed: skipped with a notice
+//! without it, failed under CI.
+
+use std::future::IntoFuture;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value as Json};
+use tokio::time::timeout;
+use wamp_client::{Client, CloseKind, Invocation, InvokePolicy, Serializer};
+use wamp_proto::options::dict;
+use wamp_proto::{Dict, Id, Message, Value};
+use wamp_tests::client::{leave, rust_client};
+use wamp_tests::interop::{python, ser_name, ScriptPeer, REALM};
+use wamp_tests::{RawPeer, TestRouter, WAIT};
+
+const TEST: &str = "autobahn-python meta API interop test";
+
+/// The router's reply to a GOODBYE, as autobahn reports it in `onLeave`.
+fn left_normally() -> Json {
+    json!({"left": {"reason": "wamp.close.goodbye_and_out", "message": null}})
+}
+
+/// A running `meta_peer.py` and its session.
+struct MetaPeer {
+    peer: ScriptPeer,
+    /// The session id it printed when joined.
+    session: u64,
+    /// Its `{"joined": ...}` details.
+    joined: Json,
+}
+
+impl MetaPeer {
+    /// Starts `meta_peer.py MODE...` with `python`; waits until it joined.
+    async fn start(python: &Path, url: &str, serializer: Serializer, mode: &[&str]) -> MetaPeer {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/python/meta_peer.py");
+        let mut peer = ScriptPeer::spawn(python, &script, None, url, serializer, mode, true);
+        let first = peer.line().await;
+        let joined = first["joined"].clone();
+        let Some(session) = joined["session"].as_u64() else {
+            peer.fail(&format!("expected {{\"joined\": ...}}, got {first}"))
+                .await
+        };
+        assert_eq!(joined["authrole"], "anonymous", "{first}");
+        MetaPeer {
+            peer,
+            session,
+            joined,
+        }
+    }
+
+    /// The lines up to `{"ready": true}` (which is not returned).
+    async fn until_ready(&mut self) -> Vec<Json> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.peer.line().await;
+            if line == json!({"ready": true}) {
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
+
+    /// The next line, which must be `{"event": TOPIC, "args", "kwargs": {}}` about another
+    /// session than this one (the watcher's own subscriptions are skipped): (TOPIC, args).
+    async fn event(&mut self) -> (String, Vec<Json>) {
+        loop {
+            let line = self.peer.line().await;
+            let (Some(topic), Some(args)) = (line["event"].as_str(), line["args"].as_array())
+            else {
+                self.peer
+                    .fail(&format!("expected an event, got {line}"))
+                    .await
+            };
+            assert_eq!(line["kwargs"], json!({}), "{line}");
+            let about = args
+                .first()
+                .and_then(|a| a.as_u64().or_else(|| a["session"].as_u64()));
+            if about != Some(self.session) {
+                return (topic.to_owned(), args.clone());
+            }
+        }
+    }
+
+    /// The next event, which must be on `topic` (`wamp.` is implied) with `args`.
+    async fn expect_event(&mut self, topic: &str, args: Json) {
+        let got = self.event().await;
+        assert_eq!(got, (format!("wamp.{topic}"), as_vec(args)), "event");
+    }
+
+    /// Writes `command` on its stdin; returns its remaining lines once it exited (exit 0).
+    async fn command_and_finish(mut self, command: &str) -> Vec<Json> {
+        self.peer.write_line(command).await;
+        self.peer.succeed().await
+    }
+}
+
+fn as_vec(args: Json) -> Vec<Json> {
+    match args {
+        Json::Array(a) => a,
+        other => panic!("args are a list, got {other}"),
+    }
+}
+
+/// The `{"call": PROC, "result": VALUE}` lines of `lines`, as (PROC, VALUE or the error).
+fn results(lines: &[Json]) -> Vec<(String, Json)> {
+    lines
+        .iter()
+        .map(|l| {
+            let proc_ = l["call"].as_str().unwrap_or_else(|| panic!("a call: {l}"));
+            let value = match l.get("result") {
+                Some(v) => v.clone(),
+                None => json!({"error": l["error"]}),
+            };
+            (proc_.to_owned(), value)
+        })
+        .collect()
+}
+
+fn sorted(ids: &Json) -> Vec<u64> {
+    let mut v: Vec<u64> = ids
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of ids, got {ids}"))
+        .iter()
+        .map(|i| i.as_u64().unwrap_or_else(|| panic!("an id, got {i}")))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn sort(mut ids: Vec<u64>) -> Vec<u64> {
+    ids.sort_unstable();
+    ids
+}
+
+fn other(s: Serializer) -> Serializer {
+    match s {
+        Serializer::Json => Serializer::MsgPack,
+        Serializer::MsgPack | Serializer::Cbor => Serializer::Json,
+    }
+}
+
+/// Checks a session description (`on_join`'s argument, `wamp.session.get`'s result) of our
+/// client `c`, joined over a WebSocket with `serializer`.
+fn assert_describes(details: &Json, session: u64, c: Option<&Client>, serializer: Serializer) {
+    assert_eq!(details["session"], session, "{details}");
+    assert_eq!(details["authrole"], "anonymous", "{details}");
+    assert_eq!(details["authmethod"], "anonymous", "{details}");
+    assert!(details["authid"].as_str().is_some(), "{details}");
+    assert!(details["authprovider"].as_str().is_some(), "{details}");
+    if let Some(c) = c {
+        assert_eq!(details["authid"].as_str(), c.authid(), "{details}");
+        assert_eq!(
+            details["authprovider"].as_str(),
+            c.authprovider(),
+            "{details}"
+        );
+    }
+    assert_eq!(details["authextra"], json!({}), "{details}");
+    let t = &details["transport"];
+    assert_eq!(t["type"], "websocket", "{details}");
+    assert_eq!(t["serializer"], ser_name(serializer), "{details}");
+    let peer = t["peer"].as_str().unwrap_or_default();
+    assert!(peer.starts_with("tcp:127.0.0.1:"), "{details}");
+    let keys: Vec<&str> = details
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let want = [
+        "authextra",
+        "authid",
+        "authmethod",
+        "authprovider",
+        "authrole",
+        "session",
+        "transport",
+    ];
+    assert_eq!(keys, want, "{details}");
+}
+
+/// Checks a registration (`on_create`'s second argument, `wamp.registration.get`'s result).
+fn assert_registration(r: &Json, id: Id, uri: &str, policy: &str, invoke: &str) {
+    assert_eq!(r["id"], id.get(), "{r}");
+    assert_eq!(r["uri"], uri, "{r}");
+    assert_eq!(r["match"], policy, "{r}");
+    assert_eq!(r["invoke"], invoke, "{r}");
+    assert!(r["created"].as_str().is_some_and(|c| !c.is_empty()), "{r}");
+}
+
+/// Checks a subscription (`on_create`'s second argument, `wamp.subscription.get`'s result).
+fn assert_subscription(s: &Json, id: Id, uri: &str, policy: &str) {
+    assert_eq!(s["id"], id.get(), "{s}");
+    assert_eq!(s["uri"], uri, "{s}");
+    assert_eq!(s["match"], policy, "{s}");
+    assert!(s["created"].as_str().is_some_and(|c| !c.is_empty()), "{s}");
+}
+
+/// The next frame of a raw Rust subscriber: an EVENT's (subscription, args, kwargs).
+async fn raw_event(p: &mut RawPeer) -> (Id, Vec<Value>, Dict) {
+    match p.recv().await {
+        Message::Event(mut e) => {
+            e.payload.materialize().expect("a valid payload");
+            let args = e.payload.args.unwrap_or_default();
+            (e.subscription, args, e.payload.kwargs.unwrap_or_default())
+        }
+        other => panic!("expected an EVENT, got {other:?}"),
+    }
+}
+
+async fn noop(_: Invocation) -> Result<wamp_client::CallResult, wamp_client::CallError> {
+    Ok(wamp_client::CallResult::new())
+}
+
+// --- sessions ----------------------------------------------------------------------------
+
+/// A Python watcher (`py`) sees our client (the other serializer) join with its details and
+/// leave with GOODBYE, then a raw peer (`py`) join and drop its connection.
+async fn watcher_sees_sessions(py: Serializer) {
+    let Some(python) = python(TEST) else { return };
+    let router = TestRouter::start().await;
+    let topics = ["watch", "wamp.session.on_join", "wamp.session.on_leave"];
+    let mut w = MetaPeer::start(&python, router.url(), py, &topics).await;
+    let lines = w.until_ready().await;
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(
+        lines[0]["watching"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec![
+            "wamp.session.on_join".to_owned(),
+            "wamp.session.on_leave".to_owned()
+        ]),
+        "{lines:#?}"
+    );
+
+    let client = rust_client(router.url(), other(py)).await;
+    let id = client.session_id().get();
+    let (topic, args) = w.event().await;
+    assert_eq!(topic, "wamp.session.on_join");
+    assert_eq!(args.len(), 1, "{args:?}");
+    assert_describes(&args[0], id, Some(&client), other(py));
+    let (authid, authrole) = (client.authid().map(str::to_owned), client.authrole());
+    assert_eq!(authrole, Some("anonymous"));
+    leave(client).await;
+    w.expect_event("session.on_leave", json!([id, authid, "anonymous"]))
+        .await;
+
+    let (raw, welcome) = RawPeer::join(router.url(), REALM, py).await;
+    let id = welcome.session.get();
+    let (topic, args) = w.event().await;
+    assert_eq!(topic, "wamp.session.on_join");
+    assert_describes(&args[0], id, None, py);
+    let authid = args[0]["authid"].clone();
+    drop(raw); // no GOODBYE: the transport is lost
+    w.expect_event("session.on_leave", json!([id, authid, "anonymous"]))
+        .await;
+
+    assert_eq!(w.command_and_finish("leave").await, vec![left_normally()]);
+}
+
+#[tokio::test]
+async fn a_python_watcher_json_sees_rust_sessions_join_and_leave() {
+    watcher_sees_sessions(Serializer::Json).await;
+}
+
+#[tokio::test]
+async fn a_python_watcher_msgpack_sees_rust_sessions_join_and_leave() {
+    watcher_sees_sessions(Serializer::MsgPack).await;
+}
+
+// --- registrations and subscriptions: events --------------------------------------------
+
+/// The meta events of registrations or of subscriptions.
+#[derive(Debug, Clone, Copy)]
+struct Family {
+    /// `registration` or `subscription`.
+    name: &'static str,
+    /// `register` or `subscribe`.
+    join: &'static str,
+}
+
+const REGISTRATIONS: Family = Family {
+    name: "registration",
+    join: "register",
+};
+const SUBSCRIPTIONS: Family = Family {
+    name: "subscription",
+    join: "subscribe",
+};
+
+impl Family {
+    /// `wamp.registration.on_create`, ...
+    fn topic(self, event: &str) -> String {
+        format!("wamp.{}.on_{event}", self.name)
+    }
+
+    /// `session` created `id`: on_create `[session, details]`, then on_register /
+    /// on_subscribe `[session, id]`; returns the details.
+    async fn created(self, w: &mut MetaPeer, session: u64, id: Id) -> Json {
+        let (topic, args) = w.event().await;
+        assert_eq!(topic, self.topic("create"), "{args:?}");
+        assert_eq!((args.len(), &args[0]), (2, &json!(session)), "{args:?}");
+        assert_eq!(args[1]["id"], id.get(), "{args:?}");
+        self.joined(w, session, id).await;
+        args[1].clone()
+    }
+
+    /// `session` joined the existing `id`: on_register / on_subscribe only.
+    async fn joined(self, w: &mut MetaPeer, session: u64, id: Id) {
+        let got = w.event().await;
+        let want = (self.topic(self.join), vec![json!(session), json!(id.get())]);
+        assert_eq!(got, want);
+    }
+
+    /// `session` left the still existing `id`: on_unregister / on_unsubscribe only.
+    async fn quit(self, w: &mut MetaPeer, session: u64, id: Id) {
+        let got = w.event().await;
+        let want = (
+            self.topic(&format!("un{}", self.join)),
+            vec![json!(session), json!(id.get())],
+        );
+        assert_eq!(got, want);
+    }
+
+    /// `session` dropped its connection: for each of `ids` (in any order) on_unregister /
+    /// on_unsubscribe, then on_delete; then the session's on_leave.
+    async fn dropped(self, w: &mut MetaPeer, session: u64, ids: &[Id]) {
+        let mut seen = Vec::new();
+        for _ in ids {
+            let (t1, a1) = w.event().await;
+            let (t2, a2) = w.event().await;
+            let unjoin = self.topic(&format!("un{}", self.join));
+            assert_eq!((t1, t2), (unjoin, self.topic("delete")), "{a1:?} {a2:?}");
+            assert_eq!(a1, a2, "the same session and {}", self.name);
+            assert_eq!(a1[0], session, "{a1:?}");
+            seen.push(a1[1].as_u64().unwrap_or_else(|| panic!("an id: {a1:?}")));
+        }
+        assert_eq!(sort(seen), sort(ids.iter().map(|i| i.get()).collect()));
+        let (topic, args) = w.event().await;
+        assert_eq!(topic, "wamp.session.on_leave", "{args:?}");
+        assert_eq!(args[0], session, "{args:?}");
+    }
+}
+
+/// Starts a Python watcher of all ten meta events (`py`).
+async fn watch_everything(python: &Path, url: &str, py: Serializer) -> MetaPeer {
+    let mut w = MetaPeer::start(python, url, py, &["watch"]).await;
+    let lines = w.until_ready().await;
+    let watching = lines
+        .iter()
+        .find_map(|l| l.get("watching"))
+        .unwrap_or_else(|| panic!("no watching line: {lines:#?}"));
+    assert_eq!(
+        watching.as_object().map(|o| o.len()),
+        Some(10),
+        "{lines:#?}"
+    );
+    w
+}
+
+/// A Python watcher of all ten meta events (`py`): a raw callee registers an exact, a
+/// prefix and a shared procedure, our client joins the shared one and leaves it; then the
+/// raw callee drops its connection: each registration's on_unregister, on_delete, then
+/// its on_leave.
+async fn watcher_sees_registrations(py: Serializer) {
+    let Some(python) = python(TEST) else { return };
+    let router = TestRouter::start().await;
+    let mut w = watch_everything(&python, router.url(), py).await;
+    let (mut callee, welcome) = RawPeer::join(router.url(), REALM, other(py)).await;
+    let c = welcome.session.get();
+    assert_eq!(w.event().await.0, "wamp.session.on_join");
+
+    let add = callee.register("com.example.meta.add", Dict::new()).await;
+    let details = REGISTRATIONS.created(&mut w, c, add).await;
+    assert_registration(&details, add, "com.example.meta.add", "exact", "single");
+    let prefix = callee
+        .register("com.example.meta.", dict([("match", "prefix".into())]))
+        .await;
+    let details = REGISTRATIONS.created(&mut w, c, prefix).await;
+    assert_registration(&details, prefix, "com.example.meta.", "prefix", "single");
+    let rr = dict([("invoke", "roundrobin".into())]);
+    let shared = callee.register("com.example.meta.shared", rr).await;
+    let details = REGISTRATIONS.created(&mut w, c, shared).await;
+    let uri = "com.example.meta.shared";
+    assert_registration(&details, shared, uri, "exact", "roundrobin");
+
+    // A second callee of the shared procedure: on_register only; unregistering, only
+    // on_unregister (the registration stays).
+    let second = rust_client(router.url(), py).await;
+    let s = second.session_id().get();
+    assert_eq!(w.event().await.0, "wamp.session.on_join");
+    let reg = timeout(
+        WAIT,
+        second
+            .register(uri, noop)
+            .invoke(InvokePolicy::RoundRobin)
+            .into_future(),
+    )
+    .await
+    .expect("register in time")
+    .expect("register the shared procedure");
+    assert_eq!(reg.id(), shared, "the same registration");
+    REGISTRATIONS.joined(&mut w, s, shared).await;
+    timeout(WAIT, reg.unregister())
+        .await
+        .expect("unregister in time")
+        .expect("unregister");
+    REGISTRATIONS.quit(&mut w, s, shared).await;
+    let authid = second.authid().map(str::to_owned);
+    leave(second).await;
+    w.expect_event("session.on_leave", json!([s, authid, "anonymous"]))
+        .await;
+
+    drop(callee);
+    REGISTRATIONS
+        .dropped(&mut w, c, &[add, prefix, shared])
+        .await;
+    assert_eq!(w.command_and_finish("leave").await, vec![left_normally()]);
+}
+
+#[tokio::test]
+async fn a_python_watcher_json_sees_registration_events_in_order() {
+    watcher_sees_registrations(Serializer::Json).await;
+}
+
+#[tokio::test]
+async fn a_python_watcher_msgpack_sees_registration_events_in_order() {
+    watcher_sees_registrations(Serializer::MsgPack).await;
+}
+
+/// The same for subscriptions: a raw subscriber's exact and wildcard subscriptions, our
+/// client subscribing to the exact one too and unsubscribing, the raw one dropping.
+async fn watcher_sees_subscriptions(py: Serializer) {
+    let Some(python) = python(TEST) else { return };
+    let router = TestRouter::start().await;
+    let mut w = watch_everything(&python, router.url(), py).await;
+    let (mut raw, welcome) = RawPeer::join(router.url(), REALM, py).await;
+    let r = welcome.session.get();
+    assert_eq!(w.event().await.0, "wamp.session.on_join");
+
+    let tick = raw.subscribe("com.example.meta.tick", Dict::new()).await;
+    let details = SUBSCRIPTIONS.created(&mut w, r, tick).await;
+    assert_subscription(&details, tick, "com.example.meta.tick", "exact");
+    let wildcard = dict([("match", "wildcard".into())]);
+    let wild = raw.subscribe("com.example..tick", wildcard).await;
+    let details = SUBSCRIPTIONS.created(&mut w, r, wild).await;
+    assert_subscription(&details, wild, "com.example..tick", "wildcard");
+
+    let second = rust_client(router.url(), other(py)).await;
+    let s = second.session_id().get();
+    assert_eq!(w.event().await.0, "wamp.session.on_join");
+    let sub = timeout(
+        WAIT,
+        second.subscribe("com.example.meta.tick").into_future(),
+    )
+    .await
+    .expect("subscribe in time")
+    .expect("subscribe");
+    assert_eq!(sub.id(), tick, "the same subscription");
+    SUBSCRIPTIONS.joined(&mut w, s, tick).await;
+    timeout(WAIT, sub.unsubscribe())
+        .await
+        .expect("unsubscribe in time")
+        .expect("unsubscribe");
+    SUBSCRIPTIONS.quit(&mut w, s, tick).await;
+    leave(second).await;
+    assert_eq!(w.event().await.0, "wamp.session.on_leave");
+
+    drop(raw);
+    SUBSCRIPTIONS.dropped(&mut w, r, &[tick, wild]).await;
+    assert_eq!(w.command_and_finish("leave").await, vec![left_normally()]);
+}
+
+#[tokio::test]
+async fn a_python_watcher_json_sees_subscription_events_in_order() {
+    watcher_sees_subscriptions(Serializer::Json).await;
+}
+
+#[tokio::test]
+async fn a_python_watcher_msgpack_sees_subscription_events_in_order() {
+    watcher_sees_subscriptions(Serializer::MsgPack).await;
+}
+
+// --- queries --------------------------------------------------------------------------------
+
+/// A Python caller (`py`) asks the meta procedures about what our clients registered and
+/// subscribed; then, after a Rust unsubscribe and unregister, asks again.
+async fn python_caller_queries(py: Serializer) {
+    let Some(python) = python(TEST) else { return };
+    let router = TestRouter::start().await;
+    let callee = rust_client(router.url(), Serializer::Json).await;
+    let a = rust_client(router.url(), Serializer::Json).await;
+    let b = rust_client(router.url(), Serializer::MsgPack).await;
+    let register = |proc_: &'static str, policy: &'static str| {
+        let builder = callee.register(proc_, noop);
+        let builder = match policy {
+            "prefix" => builder.prefix(),
+            "wildcard" => builder.wildcard(),
+            _ => builder,
+        };
+        async move {
+            timeout(WAIT, builder.into_future())
+                .await
+                .expect("register in time")
+                .unwrap_or_else(|e| panic!("register {proc_}: {e:?}"))
+        }
+    };
+    let add = register("com.example.meta.q.add", "exact").await;
+    let pfx = register("com.example.meta.q.", "prefix").await;
+    let wild = register("com.example..mul", "wildcard").await;
+    let subscribe = |c: &Client, topic: &'static str, prefix: bool| {
+        let builder = c.subscribe(topic);
+        let builder = if prefix { builder.prefix() } else { builder };
+        async move {
+            timeout(WAIT, builder.into_future())
+                .await
+                .expect("subscribe in time")
+                .unwrap_or_else(|e| panic!("subscribe {topic}: {e:?}"))
+        }
+    };
+    let tick_a = subscribe(&a, "com.example.meta.q.tick", false).await;
+    let tick_b = subscribe(&b, "com.example.meta.q.tick", false).await;
+    let under = subscribe(&b, "com.example.meta.q.", true).await;
+    let tick = tick_a.id();
+    assert_eq!(tick_b.id(), tick);
+
+    let (c, ai, bi) = (
+        callee.session_id().get(),
+        a.session_id().get(),
+        b.session_id().get(),
+    );
+    let (add_id, pfx_id, wild_id) = (add.id().get(), pfx.id().get(), wild.id().get());
+    let (tick_id, under_id) = (tick.get(), under.id().get());
+    let prefix = json!({"match": "prefix"});
+    let spec = json!([
+        {"call": "wamp.session.count"},
+        {"call": "wamp.session.list"},
+        {"call": "wamp.session.count", "args": [["anonymous"]]},
+        {"call": "wamp.session.list", "args": [["nobody"]]},
+        {"call": "wamp.session.get", "args": [b.session_id().get()]},
+        {"call": "wamp.session.get", "args": [1]},
+        {"call": "wamp.registration.list"},
+        {"call": "wamp.registration.lookup", "args": ["com.example.meta.q.add"]},
+        {"call": "wamp.registration.lookup", "args": ["com.example.meta.q.", prefix]},
+        {"call": "wamp.registration.lookup", "args": ["com.example.meta.q."]},
+        {"call": "wamp.registration.match", "args": ["com.example.meta.q.add"]},
+        {"call": "wamp.registration.match", "args": ["com.example.meta.q.sub"]},
+        {"call": "wamp.registration.match", "args": ["com.example.x.mul"]},
+        {"call": "wamp.registration.match", "args": ["org.none"]},
+        {"call": "wamp.registration.get", "args": [add_id]},
+        {"call": "wamp.registration.get", "args": [wild_id]},
+        {"call": "wamp.registration.list_callees", "args": [add_id]},
+        {"call": "wamp.registration.count_callees", "args": [pfx_id]},
+        {"call": "wamp.registration.get", "args": [1]},
+        {"call": "wamp.subscription.list"},
+        {"call": "wamp.subscription.lookup", "args": ["com.example.meta.q.tick"]},
+        {"call": "wamp.subscription.lookup", "args": ["com.example.meta.q.", prefix]},
+        {"call": "wamp.subscription.match", "args": ["com.example.meta.q.tick"]},
+        {"call": "wamp.subscription.match", "args": ["org.none"]},
+        {"call": "wamp.subscription.get", "args": [tick_id]},
+        {"call": "wamp.subscription.list_subscribers", "args": [tick_id]},
+        {"call": "wamp.subscription.count_subscribers", "args": [tick_id]},
+        {"call": "wamp.subscription.count_subscribers", "args": [under_id]},
+        {"call": "wamp.subscription.get", "args": [1]},
+        {"call": "wamp.subscription.list_subscribers", "args": ["x"]},
+    ])
+    .to_string();
+    let mut q = MetaPeer::start(&python, router.url(), py, &["call", &spec]).await;
+    let me = q.session;
+    let got = results(&q.until_ready().await);
+    let procs: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+    let want_procs: Vec<String> = serde_json::from_str::<Vec<Json>>(&spec)
+        .unwrap()
+        .iter()
+        .map(|i| i["call"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(procs, want_procs, "one line per call, in order");
+    let v: Vec<&Json> = got.iter().map(|(_, v)| v).collect();
+
+    assert_eq!(v[0], &json!(4), "session.count");
+    assert_eq!(sorted(v[1]), sort(vec![me, c, ai, bi]), "session.list");
+    assert_eq!(v[2], &json!(4), "session.count [anonymous]");
+    assert_eq!(v[3], &json!([]), "session.list [nobody]");
+    assert_describes(v[4], bi, Some(&b), Serializer::MsgPack);
+    assert_eq!(v[5], &json!({"error": "wamp.error.no_such_session"}));
+    assert_eq!(
+        v[6],
+        &json!({"exact": [add_id], "prefix": [pfx_id], "wildcard": [wild_id]}),
+        "registration.list"
+    );
+    assert_eq!(v[7], &json!(add_id), "lookup exact");
+    assert_eq!(v[8], &json!(pfx_id), "lookup prefix");
+    assert_eq!(v[9], &Json::Null, "lookup of the prefix URI as exact");
+    assert_eq!(v[10], &json!(add_id), "match: exact first");
+    assert_eq!(v[11], &json!(pfx_id), "match: the prefix");
+    assert_eq!(v[12], &json!(wild_id), "match: the wildcard");
+    assert_eq!(v[13], &Json::Null, "match: nothing");
+    assert_registration(v[14], add.id(), "com.example.meta.q.add", "exact", "single");
+    assert_registration(v[15], wild.id(), "com.example..mul", "wildcard", "single");
+    assert_eq!(v[16], &json!([c]), "list_callees");
+    assert_eq!(v[17], &json!(1), "count_callees");
+    assert_eq!(v[18], &json!({"error": "wamp.error.no_such_registration"}));
+    assert_eq!(
+        v[19],
+        &json!({"exact": [tick_id], "prefix": [under_id], "wildcard": []}),
+        "subscription.list"
+    );
+    assert_eq!(v[20], &json!(tick_id), "subscription.lookup exact");
+    assert_eq!(v[21], &json!(under_id), "subscription.lookup prefix");
+    assert_eq!(sorted(v[22]), sort(vec![tick_id, under_id]), "match");
+    assert_eq!(v[23], &Json::Null, "subscription.match: nothing");
+    assert_subscription(v[24], tick, "com.example.meta.q.tick", "exact");
+    assert_eq!(sorted(v[25]), sort(vec![ai, bi]), "list_subscribers");
+    assert_eq!(v[26], &json!(2), "count_subscribers");
+    assert_eq!(v[27], &json!(1), "count_subscribers of the prefix");
+    assert_eq!(v[28], &json!({"error": "wamp.error.no_such_subscription"}));
+    assert_eq!(v[29], &json!({"error": "wamp.error.invalid_argument"}));
+
+    // Our side changes; the Python caller asks again (a `call` command).
+    timeout(WAIT, tick_b.unsubscribe())
+        .await
+        .expect("unsubscribe in time")
+        .expect("unsubscribe");
+    timeout(WAIT, add.unregister())
+        .await
+        .expect("unregister in time")
+        .expect("unregister");
+    let again = json!([
+        {"call": "wamp.subscription.list_subscribers", "args": [tick_id]},
+        {"call": "wamp.registration.lookup", "args": ["com.example.meta.q.add"]},
+        {"call": "wamp.registration.match", "args": ["com.example.meta.q.add"]},
+        {"call": "wamp.registration.get", "args": [add_id]},
+        {"call": "wamp.session.count", "args": [null]},
+    ]);
+    q.peer.write_line(&format!("call {again}")).await;
+    let got = results(&q.until_ready().await);
+    let want = [
+        ("wamp.subscription.list_subscribers", json!([ai])),
+        ("wamp.registration.lookup", Json::Null),
+        ("wamp.registration.match", json!(pfx_id)),
+        (
+            "wamp.registration.get",
+            json!({"error": "wamp.error.no_such_registration"}),
+        ),
+        ("wamp.session.count", json!(4)),
+    ]
+    .map(|(p, v)| (p.to_owned(), v));
+    assert_eq!(got, want);
+
+    assert_eq!(q.command_and_finish("leave").await, vec![left_normally()]);
+    drop((tick_a, under, pfx, wild));
+    for client in [callee, a, b] {
+        leave(client).await;
+    }
+}
+
+#[tokio::test]
+async fn a_python_caller_json_queries_what_rust_registered_and_subscribed() {
+    python_caller_queries(Serializer::Json).await;
+}
+
+#[tokio::test]
+async fn a_python_caller_msgpack_queries_what_rust_registered_and_subscribed() {
+    python_caller_queries(Serializer::MsgPack).await;
+}
+
+#[tokio::test]
+async fn a_python_caller_cbor_queries_what_rust_registered_and_subscribed() {
+    python_caller_queries(Serializer::Cbor).await;
+}
+
+// --- kills -----------------------------------------------------------------------------------
+
+/// A Rust admin kills a Python session (with a reason and a message, then one without):
+/// autobahn's onLeave reports the router's GOODBYE; a raw Rust watcher sees its on_leave.
+#[tokio::test]
+async fn a_rust_admin_kills_python_sessions() {
+    let Some(python) = python(TEST) else { return };
+    let router = TestRouter::start().await;
+    let (mut watcher, _) = RawPeer::join(router.url(), REALM, Serializer::Json).await;
+    let on_leave = watcher
+        .subscribe("wamp.session.on_leave", Dict::new())
+        .await;
+    let admin = rust_client(router.url(), Serializer::MsgPack).await;
+
+    for (py, reason, message) in [
+        (Serializer::Json, Some("com.example.kicked"), Some("bye")),
+        (Serializer::MsgPack, None, None),
+    ] {
+        let mut victim = MetaPeer::start(&python, router.url(), py, &["idle"]).await;
+        assert_eq!(victim.until_ready().await, Vec::<Json>::new());
+        let mut kill = admin.call("wamp.session.kill").arg(victim.session);
+        if let Some(r) = reason {
+            kill = kill.kwarg("reason", r);
+        }
+        if let Some(m) = message {
+            kill = kill.kwarg("message", m);
+        }
+        let r = timeout(WAIT, kill)
+            .await
+            .expect("kill answered in time")
+            .expect("kill succeeds");
+        assert_eq!(r.args, vec![Value::Null], "kill's result");
+        let left = json!({"left": {
+            "reason": reason.unwrap_or("wamp.close.killed"),
+            "message": message,
+        }});
+        assert_eq!(victim.peer.line().await, left, "autobahn's CloseDetails");
+
+        let (sub, args, _) = raw_event(&mut watcher).await;
+        assert_eq!(sub, on_leave);
+        let authid = victim.joined["authid"].as_str().expect("an authid");
+        let want = vec![
+            Value::from(victim.session),
+            Value::from(authid),
+            Value::from("anonymous"),
+        ];
+        assert_eq!(args, want, "on_leave of the killed session");
+        assert_eq!(victim.peer.succeed().await, Vec::<Json>::new());
+    }
+    leave(admin).await;
+}
+
+/// A Python session kills our client (which gets the GOODBYE with reason and message); it is
+/// refused for an unknown session, and for a reason that is not a URI (its own session,
+/// which stays joined).
+#[tokio::test]
+async fn a_python_session_kills_a_rust_session() {
+    let Some(python) = python(TEST) else { return };
+    let router = TestRouter::start().await;
+    let victim = rust_client(router.url(), Serializer::Json).await;
+    let id = victim.session_id().get().to_string();
+    let mode = ["kill", &id, "com.example.kicked", "bye"];
+    let mut killer = MetaPeer::start(&python, router.url(), Serializer::MsgPack, &mode).await;
+    let lines = killer.until_ready().await;
+    assert_eq!(lines, vec![json!({"killed": victim.session_id().get()})]);
+    let closed = timeout(WAIT, victim.closed())
+        .await
+        .expect("our client is closed in time");
+    assert_eq!(closed.kind, CloseKind::RouterGoodbye, "{closed}");
+    assert_eq!(closed.reason, "com.example.kicked", "{closed}");
+    assert_eq!(closed.message.as_deref(), Some("bye"), "{closed}");
+
+    let unknown = json!([
+        {"call": "wamp.session.kill", "args": [1]},
+        {"call": "wamp.session.kill", "args": [killer.session], "kwargs": {"reason": "not a uri!"}},
+    ]);
+    killer.peer.write_line(&format!("call {unknown}")).await;
+    let got = results(&killer.until_ready().await);
+    let want = [
+        (
+            "wamp.session.kill",
+            json!({"error": "wamp.error.no_such_session"}),
+        ),
+        (
+            "wamp.session.kill",
+            json!({"error": "wamp.error.invalid_uri"}),
+        ),
+    ]
+    .map(|(p, v)| (p.to_owned(), v));
+    assert_eq!(got, want);
+    assert_eq!(
+        killer.command_and_finish("leave").await,
+        vec![left_normally()]
+    );
+}
+
+// --- testaments ------------------------------------------------------------------------------
+
+const GONE: &str = "com.example.meta.gone";
+const LOST: &str = "com.example.meta.lost";
+
+/// How the Python session with testaments ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    /// It leaves (GOODBYE).
+    Leave,
+    /// It drops its transport.
+    Drop,
+    /// A Rust admin kills it.
+    Killed,
+}
+
+/// A Python session (`py`) adds testaments: a destroyed one it then flushes, a destroyed
+/// one with bytes, a detached one, and a destroyed one whose publish options exclude our
+/// raw subscriber; then ends by `end`. The raw subscriber receives what `end` publishes,
+/// in order, before the session's on_leave.
+async fn testaments(py: Serializer, end: End) {
+    let Some(python) = python(TEST) else { return };
+    let router = TestRouter::start().await;
+    let (mut watcher, w) = RawPeer::join(router.url(), REALM, other(py)).await;
+    let gone = watcher.subscribe(GONE, Dict::new()).await;
+    let lost = watcher.subscribe(LOST, Dict::new()).await;
+    let on_leave = watcher
+        .subscribe("wamp.session.on_leave", Dict::new())
+        .await;
+    // Leaves only after the watcher saw the Python session's on_leave (an admin's own
+    // on_leave has no order with it).
+    let admin = rust_client(router.url(), py).await;
+
+    let spec = json!([
+        {"topic": GONE, "args": ["flushed"]},
+        {"flush": "destroyed"},
+        {"flush": "detached"},
+        {"topic": GONE, "args": ["gone", {"$bytes": "0001ff"}], "kwargs": {"b": {"$bytes": "6869"}}},
+        {"topic": LOST, "args": ["lost"], "scope": "detached"},
+        {"topic": GONE, "args": ["excluded"], "publish_options": {"exclude": [w.session.get()]}},
+        {"topic": LOST, "args": ["flushed too"], "scope": "detached"},
+        {"topic": LOST, "args": ["lost last"], "kwargs": {}, "scope": "detached"},
+    ]);
+    let mut dying =
+        MetaPeer::start(&python, router.url(), py, &["testament", &spec.to_string()]).await;
+    let lines = dying.until_ready().await;
+    let want = vec![
+        json!({"added": GONE}),
+        json!({"flushed": 1}),
+        json!({"flushed": 0}),
+        json!({"added": GONE}),
+        json!({"added": LOST}),
+        json!({"added": GONE}),
+        json!({"added": LOST}),
+        json!({"added": LOST}),
+    ];
+    assert_eq!(lines, want);
+    // Flush the detached ones again, but keep the last: flush, then add it anew.
+    let again = json!([
+        {"call": "wamp.session.flush_testaments", "kwargs": {"scope": "detached"}},
+        {"call": "wamp.session.add_testament", "args": [LOST, ["lost"]], "kwargs": {"scope": "detached"}},
+        {"call": "wamp.session.add_testament", "args": [LOST, "not a list"]},
+    ]);
+    dying.peer.write_line(&format!("call {again}")).await;
+    let got = results(&dying.until_ready().await);
+    let want = [
+        ("wamp.session.flush_testaments", json!(3)),
+        ("wamp.session.add_testament", Json::Null),
+        (
+            "wamp.session.add_testament",
+            json!({"error": "wamp.error.invalid_argument"}),
+        ),
+    ]
+    .map(|(p, v)| (p.to_owned(), v));
+    assert_eq!(got, want);
+
+    let session = dying.session;
+    let lines = match end {
+        End::Leave => dying.command_and_finish("leave").await,
+        End::Drop => dying.command_and_finish("drop").await,
+        End::Killed => {
+            timeout(WAIT, admin.call("wamp.session.kill").arg(session))
+                .await
+                .expect("kill answered in time")
+                .expect("kill succeeds");
+            dying.peer.succeed().await
+        }
+    };
+    let want = match end {
+        End::Leave => vec![left_normally()],
+        End::Drop => vec![
+            json!({"dropped": true}),
+            json!({"left": {
+                "reason": "wamp.close.transport_lost",
+                "message": format!("WAMP transport was lost without closing the session {session} before"),
+            }}),
+        ],
+        End::Killed => vec![json!({"left": {"reason": "wamp.close.killed", "message": null}})],
+    };
+    assert_eq!(lines, want, "{end:?}");
+
+    // Lost: the detached testament first; always the destroyed one (bytes intact); never
+    // the flushed or excluded ones; then on_leave.
+    if end == End::Drop {
+        let (sub, args, kwargs) = raw_event(&mut watcher).await;
+        assert_eq!(
+            (sub, args, kwargs),
+            (lost, vec![Value::from("lost")], Dict::new())
+        );
+    }
+    let (sub, args, kwargs) = raw_event(&mut watcher).await;
+    assert_eq!(sub, gone, "{args:?}");
+    assert_eq!(
+        args,
+        vec![Value::from("gone"), Value::Bytes(vec![0, 1, 0xff])]
+    );
+    assert_eq!(kwargs, dict([("b", Value::Bytes(b"hi".to_vec()))]));
+    let (sub, args, _) = raw_event(&mut watcher).await;
+    assert_eq!(sub, on_leave, "{args:?}");
+    assert_eq!(args.first(), Some(&Value::from(session)));
+    leave(admin).await;
+}
+
+#[tokio::test]
+async fn a_python_session_json_leaving_publishes_its_destroyed_testaments() {
+    testaments(Serializer::Json, End::Leave).await;
+}
+
+#[tokio::test]
+async fn a_python_session_msgpack_leaving_publishes_its_destroyed_testaments() {
+    testaments(Serializer::MsgPack, End::Leave).await;
+}
+
+#[tokio::test]
+async fn a_python_session_json_dropping_its_transport_publishes_detached_then_destroyed() {
+    testaments(Serializer::Json, End::Drop).await;
+}
+
+#[tokio::test]
+async fn a_python_session_msgpack_dropping_its_transport_publishes_detached_then_destroyed() {
+    testaments(Serializer::MsgPack, End::Drop).await;
+}
+
+#[tokio::test]
+async fn a_python_session_cbor_dropping_its_transport_publishes_detached_then_destroyed() {
+    testaments(Serializer::Cbor, End::Drop).await;
+}
+
+#[tokio::test]
+async fn a_killed_python_session_publishes_its_destroyed_testaments() {
+    testaments(Serializer::Json, End::Killed).await;
+}
