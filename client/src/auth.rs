@@ -116,6 +116,8 @@ pub(crate) enum Method {
     Ticket(String),
     WampCra(String),
     Cryptosign(CryptosignKey),
+    /// The TLS client certificate (its credential is in the TLS options).
+    Tls,
 }
 
 impl Method {
@@ -126,6 +128,7 @@ impl Method {
             Method::Ticket(_) => "ticket",
             Method::WampCra(_) => wampcra::AUTHMETHOD,
             Method::Cryptosign(_) => cryptosign::AUTHMETHOD,
+            Method::Tls => "tls",
         }
     }
 }
@@ -137,6 +140,7 @@ impl fmt::Debug for Method {
             Method::Ticket(_) => f.write_str("Ticket(<redacted>)"),
             Method::WampCra(_) => f.write_str("WampCra(<redacted>)"),
             Method::Cryptosign(k) => f.debug_tuple("Cryptosign").field(k).finish(),
+            Method::Tls => f.write_str("Tls"),
         }
     }
 }
@@ -216,6 +220,11 @@ impl Auth {
             Some(Method::Ticket(t)) => Ok(t.clone()),
             Some(Method::WampCra(secret)) => answer_wampcra(secret, extra).await,
             Some(Method::Cryptosign(key)) => answer_cryptosign(key, extra),
+            Some(Method::Tls) => Err(Unanswered::Refused(
+                "the tls method is proven by the client certificate in the TLS handshake, \
+                 not by answering a CHALLENGE"
+                    .into(),
+            )),
             Some(Method::Anonymous) => unreachable!("anonymous is filtered out above"),
         }
     }
@@ -478,6 +487,11 @@ mod tests {
             a.answer(&challenge("ticket", Dict::new())).await,
             Ok("t".into())
         );
+        // The certificate proves `tls` in the TLS handshake; a CHALLENGE for it is refused.
+        let a = auth([Method::Tls, Method::Anonymous]);
+        assert_eq!(a.method_names(), ["tls", "anonymous"]);
+        let r = a.answer(&challenge("tls", Dict::new())).await;
+        assert!(matches!(r, Err(Unanswered::Refused(_))), "{r:?}");
     }
 
     #[test]

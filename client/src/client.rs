@@ -18,6 +18,7 @@ use crate::error::{CallError, ConnectError, LeaveError, TransportError};
 use crate::publish::{PublishBuilder, PUBLISHER_FEATURES};
 use crate::register::{Invocation, RegisterBuilder, CALLEE_FEATURES};
 use crate::subscribe::{SubscribeBuilder, SUBSCRIBER_FEATURES};
+use crate::tls::TlsOptions;
 use crate::transport::{self, BoxTransport, Incoming};
 
 /// The `agent` announced in HELLO.
@@ -133,8 +134,8 @@ impl Client {
     /// preferred, json accepted; RawSocket: msgpack).
     ///
     /// `url` is `ws://host:port/path` (WebSocket), `rs://host:port` or `tcp://host:port`
-    /// (RawSocket over TCP), or `unix:///path/to/socket` (RawSocket over a Unix domain
-    /// socket).
+    /// (RawSocket over TCP), `unix:///path/to/socket` (RawSocket over a Unix domain socket),
+    /// or, over TLS, `wss://host:port/path` and `rss://host:port` (alias `tcps://`).
     pub async fn connect(url: &str, realm: &str) -> Result<Client, ConnectError> {
         Client::builder(url).realm(realm).connect().await
     }
@@ -149,6 +150,8 @@ impl Client {
             leave_timeout: DEFAULT_LEAVE_TIMEOUT,
             event_buffer: DEFAULT_EVENT_BUFFER,
             auth: Auth::default(),
+            tls: TlsOptions::default(),
+            keepalive: None,
         }
     }
 
@@ -324,6 +327,10 @@ impl Client {
 /// called ([`ClientBuilder::anonymous`] adds anonymous as a fallback); the router uses the
 /// first one it allows. With none of them the client joins anonymously. `Debug` never shows
 /// a ticket, a secret or a private key.
+///
+/// TLS (`wss://`, `rss://`): [`ClientBuilder::tls_root_certificates_pem`],
+/// [`ClientBuilder::tls_default_roots`] and [`ClientBuilder::tls_client_certificate`] (which
+/// also offers the `tls` method).
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     url: String,
@@ -332,7 +339,9 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     leave_timeout: Duration,
     event_buffer: usize,
-    auth: Auth,
+    pub(crate) auth: Auth,
+    pub(crate) tls: TlsOptions,
+    keepalive: Option<Duration>,
 }
 
 impl ClientBuilder {
@@ -384,6 +393,19 @@ impl ClientBuilder {
     /// what happens when it is full.
     pub fn event_buffer(mut self, capacity: usize) -> Self {
         self.event_buffer = capacity.max(1);
+        self
+    }
+
+    /// Pings a quiet router every `interval` (a WebSocket ping, a RawSocket PING) and ends
+    /// the session when the router sends nothing at all for `interval` after a ping: the
+    /// session closes with [`CloseKind::TransportLost`] (`wamp.close.transport_lost`) and
+    /// pending requests fail as on any disconnect. Anything the router sends counts as a
+    /// sign of life, so a busy session is never pinged; a dead router is noticed within
+    /// about three intervals. Choose `interval` well above the round trip under load.
+    /// Default: off (the client still answers the router's pings either way). A zero
+    /// interval turns it off.
+    pub fn keepalive(mut self, interval: Duration) -> Self {
+        self.keepalive = Some(interval).filter(|i| !i.is_zero());
         self
     }
 
@@ -466,6 +488,7 @@ impl ClientBuilder {
                 cmd_rx,
                 closed_tx,
                 self.leave_timeout,
+                self.keepalive,
             )
             .run(),
         );
@@ -487,7 +510,8 @@ impl ClientBuilder {
         &self,
         realm: &str,
     ) -> Result<(BoxTransport, Serializer, (Id, Dict)), ConnectError> {
-        let (mut transport, serializer) = transport::open(&self.url, &self.serializers).await?;
+        let (mut transport, serializer) =
+            transport::open(&self.url, &self.serializers, &self.tls).await?;
         let mut details = hello_details();
         self.auth.add_to_hello(&mut details);
         let hello = Message::from(Hello {
@@ -719,7 +743,7 @@ mod tests {
         assert!(matches!(e, Err(ConnectError::NoRealm)));
         for url in [
             "ftp://127.0.0.1:1/ws",
-            "wss://127.0.0.1:1/ws",
+            "rss://127.0.0.1",
             "not a url",
             "ws://",
             "rs://127.0.0.1",

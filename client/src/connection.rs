@@ -6,7 +6,8 @@
 //! `try_send` (a full queue drops the event, see [`crate::Subscription`]), invocations to
 //! spawned tasks. Writes go through an outbox; while it is above [`OUTBOX_HIGH_WATER`] the
 //! task stops taking new commands (so senders wait) but keeps reading, so a router that
-//! pushes while we push cannot deadlock us.
+//! pushes while we push cannot deadlock us. With a keep-alive interval set, the task pings a
+//! quiet router and ends the session (transport lost) when a ping goes unanswered.
 
 mod commands;
 mod inbound;
@@ -188,12 +189,54 @@ enum Wake {
     Reply(HandlerReply),
     WriteFailed(TransportError),
     LeaveTimeout,
+    /// A keep-alive ping went unanswered: nothing arrived for a whole interval after it.
+    KeepAliveLost(Duration),
 }
 
 /// How the session ended, and whether the socket still deserves a clean close.
 struct End {
     reason: CloseReason,
     graceful: bool,
+}
+
+/// The client's own keep-alive ([`ClientBuilder::keepalive`](crate::ClientBuilder::keepalive)):
+/// each `interval` without anything from the router, a ping; another interval without
+/// anything, the router is gone.
+struct KeepAlive {
+    interval: Duration,
+    tick: Pin<Box<Sleep>>,
+    /// A ping was sent (or is due) and nothing arrived since.
+    pinged: bool,
+    /// A ping waits to be written.
+    due: bool,
+}
+
+impl KeepAlive {
+    fn new(interval: Duration) -> KeepAlive {
+        KeepAlive {
+            interval,
+            tick: Box::pin(tokio::time::sleep(interval)),
+            pinged: false,
+            due: false,
+        }
+    }
+
+    /// Runs the ticks that are due; `Ready` when the router stayed silent after a ping.
+    fn poll(&mut self, transport: &mut BoxTransport, cx: &mut Context<'_>) -> Poll<()> {
+        while self.tick.as_mut().poll(cx).is_ready() {
+            if transport.take_activity() {
+                self.pinged = false;
+            } else if self.pinged {
+                return Poll::Ready(());
+            } else {
+                self.pinged = true;
+                self.due = true;
+            }
+            let next = tokio::time::Instant::now() + self.interval;
+            self.tick.as_mut().reset(next);
+        }
+        Poll::Pending
+    }
 }
 
 /// The connection task's state.
@@ -219,6 +262,7 @@ pub(crate) struct Connection {
     state: State,
     closed_tx: watch::Sender<Option<CloseReason>>,
     leave_timeout: Duration,
+    keepalive: Option<KeepAlive>,
 }
 
 impl Connection {
@@ -228,6 +272,7 @@ impl Connection {
         cmd_rx: mpsc::Receiver<Command>,
         closed_tx: watch::Sender<Option<CloseReason>>,
         leave_timeout: Duration,
+        keepalive: Option<Duration>,
     ) -> Connection {
         let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
         Connection {
@@ -250,6 +295,7 @@ impl Connection {
             state: State::Established,
             closed_tx,
             leave_timeout,
+            keepalive: keepalive.map(KeepAlive::new),
         }
     }
 
@@ -277,6 +323,12 @@ impl Connection {
                     graceful: false,
                 }),
                 Wake::LeaveTimeout => Some(self.leave_timed_out()),
+                Wake::KeepAliveLost(interval) => Some(End {
+                    reason: CloseReason::transport_lost(Some(format!(
+                        "the router answered no keep-alive ping within {interval:?}"
+                    ))),
+                    graceful: false,
+                }),
             };
             if let Some(end) = end {
                 break end;
@@ -286,6 +338,11 @@ impl Connection {
     }
 
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        if let Some(k) = &mut self.keepalive {
+            if k.poll(&mut self.transport, cx).is_ready() {
+                return Poll::Ready(Wake::KeepAliveLost(k.interval));
+            }
+        }
         if let Err(e) = self.poll_write(cx) {
             return Poll::Ready(Wake::WriteFailed(e));
         }
@@ -320,6 +377,14 @@ impl Connection {
 
     /// Moves the outbox into the socket and flushes, as far as the socket allows.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<(), TransportError> {
+        if let Some(k) = self.keepalive.as_mut().filter(|k| k.due) {
+            if let Poll::Ready(ready) = self.transport.poll_ready(cx) {
+                ready?;
+                self.transport.start_ping()?;
+                k.due = false;
+                self.needs_flush = true;
+            }
+        }
         while !self.outbox.is_empty() {
             match self.transport.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {

@@ -12,8 +12,8 @@ use crate::client::CloseReason;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The URL is not a usable `ws://`, `rs://`, `tcp://` or `unix://` URL (TLS is not
-    /// supported yet).
+    /// The URL is not a usable `ws://`, `wss://`, `rs://`, `tcp://`, `rss://`, `tcps://`
+    /// or `unix://` URL.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL as given.
@@ -26,9 +26,19 @@ pub enum ConnectError {
     NoRealm,
     /// The connection could not be opened, or failed before the session was established
     /// (e.g. connection refused, no such Unix socket, reset, or a message over the router's
-    /// RawSocket length limit).
+    /// RawSocket length limit). A failed TLS handshake is one too, its message naming the
+    /// host and the cause, e.g. `TLS handshake with localhost failed: invalid peer
+    /// certificate: UnknownIssuer` (a certificate no trusted CA signed) or `...: certificate
+    /// not valid for name "127.0.0.1"; ...` (a certificate for another host).
     #[error("connection failed: {0}")]
     Transport(#[source] TransportError),
+    /// The TLS options cannot be used: PEM given to
+    /// [`ClientBuilder::tls_root_certificates_pem`](crate::ClientBuilder::tls_root_certificates_pem)
+    /// or [`ClientBuilder::tls_client_certificate`](crate::ClientBuilder::tls_client_certificate)
+    /// that holds no usable certificate or key, or no trusted root at all. Checked when a
+    /// `wss://` or `rss://` URL is connected.
+    #[error("invalid TLS configuration: {0}")]
+    TlsConfig(String),
     /// The server answered the WebSocket opening handshake with something other than an
     /// upgrade (e.g. HTTP 404), or broke the WebSocket protocol.
     #[error("WebSocket handshake failed: {0}")]
@@ -135,6 +145,14 @@ impl TransportError {
     pub(crate) fn io(e: &io::Error) -> TransportError {
         TransportError {
             message: e.to_string(),
+            io_kind: Some(e.kind()),
+        }
+    }
+
+    /// An I/O error described by `message`, keeping its kind.
+    pub(crate) fn io_with_message(e: &io::Error, message: String) -> TransportError {
+        TransportError {
+            message,
             io_kind: Some(e.kind()),
         }
     }

@@ -1,5 +1,5 @@
 //! Async WAMP v2 client (Basic Profile) for Rust services, on tokio, over WebSocket or
-//! RawSocket.
+//! RawSocket, either one plain or over TLS.
 //!
 //! A [`Client`] is a cheap, cloneable handle to one background task that owns the socket.
 //! Every request builder is `IntoFuture`, so the common case is one `.await`:
@@ -45,6 +45,43 @@
 //! accepts messages of up to 16 MiB and sends none longer than the router announced (a
 //! request that would be longer fails alone, e.g. with [`CallError::InvalidPayload`]).
 //! Connection failures are [`ConnectError`]s, with a [`TransportError`] for I/O.
+//!
+//! # TLS
+//! `wss://host:port/path` is WebSocket and `rss://host:port` (alias `tcps://`) RawSocket,
+//! each over TLS (rustls; TLS 1.2 and 1.3). The router's certificate must be valid for the
+//! URL's host (a DNS name, or an IP address in its IP SANs) and chain to a trusted root:
+//! Mozilla's roots, which this crate ships (the `webpki-roots` crate, default feature
+//! `webpki-roots`), plus any CA given to [`ClientBuilder::tls_root_certificates_pem`];
+//! [`ClientBuilder::tls_default_roots`]`(false)` trusts only the latter. For mutual TLS,
+//! [`ClientBuilder::tls_client_certificate`] sends a client certificate and offers the
+//! `tls` authmethod: a router that maps the certificate to a user logs the client in without
+//! a CHALLENGE.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let ca = std::fs::read("/etc/wamp/ca.pem")?;
+//! let device = wamp_client::Client::builder("rss://router.example.com:8443")
+//!     .realm("realm1")
+//!     .tls_root_certificates_pem(&ca)
+//!     .tls_client_certificate(std::fs::read("device.pem")?, std::fs::read("device.key")?)
+//!     .connect()
+//!     .await?;
+//! assert_eq!(device.authmethod(), Some("tls"));
+//! # Ok(()) }
+//! ```
+//!
+//! A certificate that is not trusted or not for the host, like any failed TLS handshake, is
+//! [`ConnectError::Transport`] with a message such as `TLS handshake with localhost failed:
+//! invalid peer certificate: UnknownIssuer`; PEM that holds no usable certificate or key is
+//! [`ConnectError::TlsConfig`]. Certificates and keys are given as PEM bytes: no TLS
+//! library type is part of this API.
+//!
+//! # Keep-alive
+//! The client answers the router's pings (WebSocket pings, RawSocket PINGs) on every
+//! transport. [`ClientBuilder::keepalive`] makes it ping a quiet router too, and end the
+//! session (kind [`CloseKind::TransportLost`]) when the router sends nothing for an
+//! interval after a ping, so a dead router or a silently dropped connection is noticed
+//! within about three intervals instead of at the next request. Off by default.
 //!
 //! # Authentication
 //! [`Client::connect`] joins anonymously. To authenticate, give the builder an authid and
@@ -96,8 +133,10 @@
 //! (malformed, WAMP-CRA iterations over [`MAX_WAMPCRA_ITERATIONS`], channel binding) is
 //! [`ConnectError::ChallengeRefused`], and a CHALLENGE for a method not offered, or a second
 //! one, [`ConnectError::Protocol`]. Tickets and secrets travel in the clear on `ws://` and
-//! `rs://`: use them on trusted networks (TLS is not implemented yet); cryptosign and WAMP-CRA
-//! never send the secret. `Debug` output never shows a credential.
+//! `rs://`: use them over `wss://` or `rss://`, or on trusted networks; cryptosign and
+//! WAMP-CRA never send the secret. A client certificate
+//! ([`ClientBuilder::tls_client_certificate`]) offers the `tls` method. `Debug` output never
+//! shows a credential or a key.
 //!
 //! # Payloads
 //! Arguments are [`Value`]s: builders take `.arg(v)`, `.args([..])`, `.kwarg(k, v)` and
@@ -138,8 +177,8 @@
 //! [`Invocation::cancelled`].
 //!
 //! # Not yet implemented
-//! Reconnecting (a closed client stays closed), TLS (`wss://`, RawSocket over TLS, and so
-//! cryptosign channel binding), SCRAM, router authentication (cryptosign
+//! Reconnecting (a closed client stays closed), cryptosign channel binding (`tls-unique`),
+//! loading the operating system's certificate store, SCRAM, router authentication (cryptosign
 //! `authextra.challenge`), multi-round authentication (one CHALLENGE is answered), call
 //! rerouting, and callee-side timeouts (`forward_timeout`). Raw `.option(key, value)` setters
 //! on the builders pass options through to routers that support more.
@@ -156,6 +195,7 @@ mod payload;
 mod publish;
 mod register;
 mod subscribe;
+mod tls;
 mod transport;
 
 pub use auth::{CryptosignKey, MAX_WAMPCRA_ITERATIONS};

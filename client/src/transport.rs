@@ -1,5 +1,6 @@
-//! The transports under a session: WebSocket (`ws://`) and RawSocket over TCP (`rs://`,
-//! `tcp://`) or a Unix domain socket (`unix://`).
+//! The transports under a session: WebSocket (`ws://`, over TLS `wss://`) and RawSocket over
+//! TCP (`rs://`, `tcp://`; over TLS `rss://`, `tcps://`) or a Unix domain socket
+//! (`unix://`).
 //!
 //! A [`Transport`] carries whole WAMP messages: encoded frames out, decoded messages in. The
 //! connection task drives it through the `poll_*` methods (so that it can read, write and
@@ -11,9 +12,11 @@ mod websocket;
 use std::future::poll_fn;
 use std::task::{Context, Poll};
 
+use tokio::net::TcpStream;
 use wamp_proto::{DecodeError, Encoded, Message, Serializer};
 
 use crate::error::{ConnectError, TransportError};
+use crate::tls::{self, TlsOptions};
 
 /// One WAMP connection: sends encoded messages, receives decoded ones.
 ///
@@ -39,6 +42,13 @@ pub(crate) trait Transport: Send + 'static {
 
     /// The longest message the peer accepts, in octets.
     fn max_message_len(&self) -> usize;
+
+    /// Buffers a keep-alive ping (a WebSocket ping, a RawSocket PING), like
+    /// [`Transport::start_send`]: after `poll_ready`, written out by `poll_flush`.
+    fn start_ping(&mut self) -> Result<(), TransportError>;
+
+    /// Whether anything (a message, a ping, a pong) arrived since the last call.
+    fn take_activity(&mut self) -> bool;
 }
 
 /// What a transport received.
@@ -82,24 +92,27 @@ pub(crate) type BoxTransport = Box<dyn Transport>;
 /// Where a URL points.
 #[derive(Debug, PartialEq)]
 enum Endpoint<'a> {
-    /// `ws://...`: the whole URL goes to the WebSocket client.
-    WebSocket,
-    /// `rs://host:port` or `tcp://host:port`.
-    Tcp(&'a str),
+    /// `ws://...` or `wss://...`: the whole URL goes to the WebSocket client.
+    WebSocket { tls: bool },
+    /// `rs://host:port` or `tcp://host:port`; over TLS `rss://` or `tcps://`.
+    Tcp { addr: &'a str, tls: bool },
     /// `unix:///path/to/socket`.
     Unix(&'a str),
 }
 
 /// Parses the scheme and, for RawSocket, the address.
 fn endpoint(url: &str) -> Result<Endpoint<'_>, String> {
-    const SCHEMES: &str = "the scheme must be ws://, rs://, tcp:// or unix://";
+    const SCHEMES: &str =
+        "the scheme must be ws://, wss://, rs://, tcp://, rss://, tcps:// or unix://";
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(SCHEMES.into());
     };
-    match scheme.to_ascii_lowercase().as_str() {
-        "ws" => Ok(Endpoint::WebSocket),
-        "wss" | "rss" | "tcps" => Err(format!("{scheme}:// (TLS) is not supported yet")),
-        "rs" | "tcp" => {
+    let scheme_lower = scheme.to_ascii_lowercase();
+    match scheme_lower.as_str() {
+        "ws" | "wss" => Ok(Endpoint::WebSocket {
+            tls: scheme_lower == "wss",
+        }),
+        "rs" | "tcp" | "rss" | "tcps" => {
             let addr = rest.strip_suffix('/').unwrap_or(rest);
             let port = addr.rsplit_once(':').map(|(_, p)| p);
             if addr.contains(['/', '?', '#', '@']) {
@@ -110,7 +123,8 @@ fn endpoint(url: &str) -> Result<Endpoint<'_>, String> {
                     "a {scheme}:// URL needs a port (e.g. {scheme}://127.0.0.1:8081)"
                 ))
             } else {
-                Ok(Endpoint::Tcp(addr))
+                let tls = matches!(scheme_lower.as_str(), "rss" | "tcps");
+                Ok(Endpoint::Tcp { addr, tls })
             }
         }
         "unix" if rest.starts_with('/') && rest.len() > 1 => Ok(Endpoint::Unix(rest)),
@@ -119,11 +133,22 @@ fn endpoint(url: &str) -> Result<Endpoint<'_>, String> {
     }
 }
 
-/// Opens the connection `url` names and agrees on a serializer from `preferred` (WebSocket:
-/// the router picks from the offer; RawSocket: the first one is the only one offered).
+/// A TCP connection to `addr` (`host:port`), without Nagle's delay: the connection task
+/// batches its writes itself.
+async fn tcp(addr: impl tokio::net::ToSocketAddrs) -> Result<TcpStream, ConnectError> {
+    let transport = |e: std::io::Error| ConnectError::Transport(e.into());
+    let stream = TcpStream::connect(addr).await.map_err(transport)?;
+    stream.set_nodelay(true).map_err(transport)?;
+    Ok(stream)
+}
+
+/// Opens the connection `url` names (with TLS as `options` say, for `wss://` and `rss://`)
+/// and agrees on a serializer from `preferred` (WebSocket: the router picks from the offer;
+/// RawSocket: the first one is the only one offered).
 pub(crate) async fn open(
     url: &str,
     preferred: &[Serializer],
+    options: &TlsOptions,
 ) -> Result<(BoxTransport, Serializer), ConnectError> {
     let invalid_url = |reason: String| ConnectError::InvalidUrl {
         url: url.to_owned(),
@@ -131,18 +156,17 @@ pub(crate) async fn open(
     };
     let serializer = preferred.first().copied().unwrap_or(Serializer::MsgPack);
     match endpoint(url).map_err(invalid_url)? {
-        Endpoint::WebSocket => {
-            let (ws, serializer) = websocket::connect(url, preferred).await?;
-            Ok((Box::new(ws), serializer))
+        Endpoint::WebSocket { tls } => {
+            websocket::connect(url, preferred, tls.then_some(options)).await
         }
-        Endpoint::Tcp(addr) => {
-            let stream = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| ConnectError::Transport(e.into()))?;
-            // The connection task batches its writes itself; do not delay the last one.
-            stream
-                .set_nodelay(true)
-                .map_err(|e| ConnectError::Transport(e.into()))?;
+        Endpoint::Tcp { addr, tls: false } => {
+            let rs = rawsocket::RawSocket::connect(tcp(addr).await?, serializer).await?;
+            Ok((Box::new(rs), serializer))
+        }
+        Endpoint::Tcp { addr, tls: true } => {
+            let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+            let name = tls::server_name(host).map_err(invalid_url)?;
+            let stream = tls::handshake(tcp(addr).await?, name, host, options).await?;
             let rs = rawsocket::RawSocket::connect(stream, serializer).await?;
             Ok((Box::new(rs), serializer))
         }
@@ -167,16 +191,24 @@ mod tests {
 
     #[test]
     fn urls_name_their_transport() {
-        assert_eq!(endpoint("ws://127.0.0.1:8080/ws"), Ok(Endpoint::WebSocket));
+        let ws = |tls| Ok(Endpoint::WebSocket { tls });
+        let tcp = |addr, tls| Ok(Endpoint::Tcp { addr, tls });
+        assert_eq!(endpoint("ws://127.0.0.1:8080/ws"), ws(false));
+        assert_eq!(endpoint("WSS://localhost/ws"), ws(true));
         assert_eq!(
             endpoint("rs://127.0.0.1:8081"),
-            Ok(Endpoint::Tcp("127.0.0.1:8081"))
+            tcp("127.0.0.1:8081", false)
         );
         assert_eq!(
             endpoint("tcp://localhost:8081/"),
-            Ok(Endpoint::Tcp("localhost:8081"))
+            tcp("localhost:8081", false)
         );
-        assert_eq!(endpoint("RS://[::1]:9"), Ok(Endpoint::Tcp("[::1]:9")));
+        assert_eq!(endpoint("RS://[::1]:9"), tcp("[::1]:9", false));
+        assert_eq!(
+            endpoint("rss://localhost:8443"),
+            tcp("localhost:8443", true)
+        );
+        assert_eq!(endpoint("tcps://[::1]:9/"), tcp("[::1]:9", true));
         assert_eq!(
             endpoint("unix:///run/wamp.sock"),
             Ok(Endpoint::Unix("/run/wamp.sock"))
@@ -188,8 +220,8 @@ mod tests {
             "tcp://host:port",
             "unix://relative.sock",
             "unix://",
-            "wss://x/ws",
-            "rss://x:1",
+            "rss://x",
+            "tcps://x:1/path",
             "http://x/ws",
             "127.0.0.1:8081",
         ] {

@@ -95,6 +95,8 @@ pub(crate) struct RawSocket<S> {
     /// Octets to write are `wbuf[wpos..]`.
     wbuf: Vec<u8>,
     wpos: usize,
+    /// Octets arrived since [`Transport::take_activity`] last looked.
+    active: bool,
 }
 
 impl<S> RawSocket<S>
@@ -128,6 +130,7 @@ where
             rend: 0,
             wbuf: Vec::new(),
             wpos: 0,
+            active: false,
         })
     }
 
@@ -266,6 +269,7 @@ where
                                 });
                             }
                             self.rend += n;
+                            self.active = true;
                             continue;
                         }
                         Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
@@ -290,7 +294,7 @@ where
                     push_frame(&mut self.wbuf, PONG, &self.rbuf[payload]);
                     self.consume(HEADER + len);
                 }
-                // PONG: we send no pings, so there is nothing to match it with.
+                // PONG: the answer to a keep-alive PING; that it arrived is all that counts.
                 _ => self.consume(HEADER + len),
             }
         }
@@ -345,6 +349,15 @@ where
 
     fn max_message_len(&self) -> usize {
         self.max_out
+    }
+
+    fn start_ping(&mut self) -> Result<(), TransportError> {
+        push_frame(&mut self.wbuf, PING, b"");
+        Ok(())
+    }
+
+    fn take_activity(&mut self) -> bool {
+        std::mem::take(&mut self.active)
     }
 }
 
@@ -466,6 +479,34 @@ mod tests {
         let mut want = Vec::new();
         push_frame(&mut want, MESSAGE, json.as_bytes());
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn keepalive_pings_go_out_and_anything_received_is_activity() {
+        let (mut rs, mut router) = pair(Serializer::Json).await;
+        assert!(!rs.take_activity());
+        rs.start_ping().unwrap();
+        let mut ping = [0; 4];
+        let (flushed, read) = tokio::join!(
+            std::future::poll_fn(|cx| rs.poll_flush(cx)),
+            router.read_exact(&mut ping)
+        );
+        flushed.unwrap();
+        read.unwrap();
+        assert_eq!(ping, [PING, 0, 0, 0]);
+        let json = Serializer::Json
+            .encode(&Message::from(Hello {
+                realm: Uri::new("realm1"),
+                details: Dict::new(),
+            }))
+            .unwrap();
+        let mut frames = Vec::new();
+        push_frame(&mut frames, PONG, b"");
+        push_frame(&mut frames, MESSAGE, json.as_bytes());
+        let (_, got) = tokio::join!(router.write_all(&frames), rs.recv());
+        assert!(matches!(got, Some(Ok(Incoming::Message(Ok(_))))), "{got:?}");
+        assert!(rs.take_activity(), "the PONG and the message arrived");
+        assert!(!rs.take_activity(), "taken");
     }
 
     #[tokio::test]

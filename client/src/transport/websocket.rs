@@ -1,34 +1,39 @@
-//! The WebSocket transport (`ws://`), on tokio-tungstenite.
+//! The WebSocket transport (`ws://`, and `wss://` over our own TLS handshake), on
+//! tokio-tungstenite.
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use futures_util::{Sink, Stream};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 use wamp_proto::{Encoded, Serializer};
 
-use super::{Incoming, Transport};
+use super::{tcp, BoxTransport, Incoming, Transport};
 use crate::error::{ConnectError, TransportError};
+use crate::tls::{self, TlsOptions};
 
-type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A joined WebSocket and the serializer its subprotocol selected.
-pub(crate) struct WebSocket {
-    ws: WsStream,
+/// A joined WebSocket over `S` (TCP, or TLS over TCP) and the serializer its subprotocol
+/// selected.
+pub(crate) struct WebSocket<S> {
+    ws: WebSocketStream<S>,
     serializer: Serializer,
+    /// Something arrived since [`Transport::take_activity`] last looked.
+    active: bool,
 }
 
-/// Opens the WebSocket at `url`, offering `offered` as subprotocols in this order.
+/// Opens the WebSocket at `url` (over TLS with `tls`, for `wss://`), offering `offered` as
+/// subprotocols in this order.
 pub(crate) async fn connect(
     url: &str,
     offered: &[Serializer],
-) -> Result<(WebSocket, Serializer), ConnectError> {
-    let names: Vec<&'static str> = offered.iter().map(|s| s.subprotocol()).collect();
+    tls: Option<&TlsOptions>,
+) -> Result<(BoxTransport, Serializer), ConnectError> {
     let invalid_url = |reason: String| ConnectError::InvalidUrl {
         url: url.to_owned(),
         reason,
@@ -36,32 +41,80 @@ pub(crate) async fn connect(
     let mut request = url
         .into_client_request()
         .map_err(|e| invalid_url(e.to_string()))?;
-    if request.uri().scheme_str() != Some("ws") {
-        return Err(invalid_url("the scheme must be ws://".into()));
+    let secure = tls.is_some();
+    let scheme = if secure { "wss" } else { "ws" };
+    if request.uri().scheme_str() != Some(scheme) {
+        return Err(invalid_url(format!("the scheme must be {scheme}://")));
     }
+    let names: Vec<&'static str> = offered.iter().map(|s| s.subprotocol()).collect();
     let protocols =
         HeaderValue::from_str(&names.join(", ")).map_err(|e| invalid_url(e.to_string()))?;
     request
         .headers_mut()
         .insert(header::SEC_WEBSOCKET_PROTOCOL, protocols);
-
-    let (ws, response) = match tokio_tungstenite::connect_async(request).await {
-        Ok(ok) => ok,
-        Err(tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(_))) => {
-            return Err(ConnectError::NoSerializer { offered: names })
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| invalid_url("no host".into()))?
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    match tls {
+        None => {
+            let stream = tcp((bare_host, port)).await?;
+            let (ws, serializer) = upgrade(url, request, stream, offered).await?;
+            Ok((Box::new(ws), serializer))
         }
-        Err(tungstenite::Error::Url(e)) => return Err(invalid_url(e.to_string())),
-        Err(tungstenite::Error::Io(e)) => return Err(ConnectError::Transport(e.into())),
-        Err(e) => return Err(ConnectError::WebSocket(transport_error(e))),
-    };
+        Some(options) => {
+            let name = tls::server_name(&host).map_err(invalid_url)?;
+            let stream = tcp((bare_host, port)).await?;
+            let stream = tls::handshake(stream, name, &host, options).await?;
+            let (ws, serializer) = upgrade(url, request, stream, offered).await?;
+            Ok((Box::new(ws), serializer))
+        }
+    }
+}
+
+/// The WebSocket opening handshake over `stream`.
+async fn upgrade<S>(
+    url: &str,
+    request: Request,
+    stream: S,
+    offered: &[Serializer],
+) -> Result<(WebSocket<S>, Serializer), ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let names = || offered.iter().map(|s| s.subprotocol()).collect();
+    let (ws, response) =
+        match tokio_tungstenite::client_async_with_config(request, stream, None).await {
+            Ok(ok) => ok,
+            Err(tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(_))) => {
+                return Err(ConnectError::NoSerializer { offered: names() })
+            }
+            Err(tungstenite::Error::Url(e)) => {
+                return Err(ConnectError::InvalidUrl {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(tungstenite::Error::Io(e)) => return Err(ConnectError::Transport(e.into())),
+            Err(e) => return Err(ConnectError::WebSocket(transport_error(e))),
+        };
     let serializer = response
         .headers()
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| Serializer::from_subprotocol(v.trim()))
         .filter(|s| offered.contains(s))
-        .ok_or(ConnectError::NoSerializer { offered: names })?;
-    Ok((WebSocket { ws, serializer }, serializer))
+        .ok_or_else(|| ConnectError::NoSerializer { offered: names() })?;
+    let ws = WebSocket {
+        ws,
+        serializer,
+        active: false,
+    };
+    Ok((ws, serializer))
 }
 
 /// Our error for tungstenite's, keeping the I/O error kind.
@@ -80,14 +133,21 @@ fn ws_message(frame: Encoded) -> WsMessage {
     }
 }
 
-impl Transport for WebSocket {
+impl<S> Transport for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     fn poll_recv(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Incoming, TransportError>>> {
         loop {
+            let next = ready!(Pin::new(&mut self.ws).poll_next(cx));
+            if matches!(next, Some(Ok(_))) {
+                self.active = true;
+            }
             let incoming =
-                match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                match next {
                     Some(Ok(WsMessage::Text(t))) => {
                         Incoming::Message(self.serializer.decode(t.as_bytes()))
                     }
@@ -95,7 +155,7 @@ impl Transport for WebSocket {
                     Some(Ok(WsMessage::Close(frame))) => Incoming::Closed(frame.map(|f| {
                         format!("WebSocket closed by the router ({}) {}", f.code, f.reason)
                     })),
-                    // Ping and pong: tungstenite answers pings itself.
+                    // Ping and pong: tungstenite answers pings itself; both count as activity.
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Poll::Ready(Some(Err(transport_error(e)))),
                     None => return Poll::Ready(None),
@@ -130,6 +190,16 @@ impl Transport for WebSocket {
 
     fn max_message_len(&self) -> usize {
         usize::MAX
+    }
+
+    fn start_ping(&mut self) -> Result<(), TransportError> {
+        Pin::new(&mut self.ws)
+            .start_send(WsMessage::Ping(Default::default()))
+            .map_err(transport_error)
+    }
+
+    fn take_activity(&mut self) -> bool {
+        std::mem::take(&mut self.active)
     }
 }
 
