@@ -1,31 +1,47 @@
-//! A minimal WAMP client connection for load generation: WebSocket + `wamp_proto` codecs.
+//! A minimal WAMP client connection for load generation: WebSocket (`ws://`) or RawSocket
+//! over TCP (`rs://`, alias `tcp://`) or a Unix domain socket (`unix:///path`), with the
+//! `wamp_proto` codecs.
 //!
-//! One task owns one [`Conn`]: it reads and writes through the same `WebSocketStream`.
-//! Writes are `feed`-ed and flushed once per batch of work, so a burst of replies costs one
-//! `write` syscall.
+//! One task owns one [`Conn`]: it reads and writes through the same stream. Writes are
+//! `feed`-ed and flushed once per batch of work, so a burst of replies costs one `write`
+//! syscall (the RawSocket side, [`crate::rawsocket`], buffers the same way).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri as HttpUri};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 use wamp_proto::message::{Goodbye, Hello};
 use wamp_proto::options::dict;
 use wamp_proto::{Dict, Encoded, Id, Message, Payload, Serializer, Uri, Value};
 
-/// Where and how to connect: a loopback WebSocket URL, a realm and a serializer.
+use crate::rawsocket::{RawSocket, Stream};
+
+/// Where and how to connect: a loopback URL, a realm and a serializer.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     pub(crate) url: String,
-    pub(crate) addr: SocketAddr,
+    endpoint: Endpoint,
     pub(crate) realm: String,
     pub(crate) serializer: Serializer,
+}
+
+/// The transport and address of a [`Target`].
+#[derive(Debug, Clone)]
+enum Endpoint {
+    /// `ws://HOST:PORT/PATH`: WebSocket.
+    WebSocket(SocketAddr),
+    /// `rs://HOST:PORT` or `tcp://HOST:PORT`: RawSocket over TCP.
+    RawTcp(SocketAddr),
+    /// `unix:///PATH`: RawSocket over a Unix domain socket.
+    RawUnix(PathBuf),
 }
 
 /// Bytes of the read buffer of each client connection.
@@ -38,45 +54,38 @@ pub(crate) enum BufSize {
 }
 
 impl Target {
-    /// Resolves `url`'s host; only loopback addresses are accepted.
+    /// Parses `url` (`ws://`, `rs://`, `tcp://` or `unix://`); a host must be a loopback
+    /// address.
     pub(crate) fn new(url: &str, realm: &str, serializer: Serializer) -> anyhow::Result<Target> {
-        let req = url
-            .into_client_request()
-            .with_context(|| format!("invalid WebSocket URL `{url}`"))?;
-        let uri = req.uri();
-        if uri.scheme_str() != Some("ws") {
-            bail!("only ws:// URLs are supported (got `{url}`)");
-        }
-        let host = uri
-            .host()
-            .ok_or_else(|| anyhow!("URL `{url}` has no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(80);
-        let addrs: Vec<SocketAddr> = (host, port)
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve `{host}`"))?
-            .collect();
-        let addr = addrs
-            .iter()
-            .copied()
-            .find(|a| a.ip().is_loopback())
-            .ok_or_else(|| {
-                anyhow!("`{host}` is not a loopback address: wamp-bench only targets this machine (127.0.0.0/8, ::1)")
-            })?;
+        let endpoint = match url.split_once("://") {
+            Some(("rs" | "tcp", _)) => Endpoint::RawTcp(raw_tcp_addr(url)?),
+            Some(("unix", path)) if !path.is_empty() => Endpoint::RawUnix(PathBuf::from(path)),
+            Some(("unix", _)) => bail!("URL `{url}` has no socket path (unix:///PATH)"),
+            _ => Endpoint::WebSocket(ws_addr(url)?),
+        };
         Ok(Target {
             url: url.to_owned(),
-            addr,
+            endpoint,
             realm: realm.to_owned(),
             serializer,
         })
     }
 
+    /// The transport's name in the JSON line.
+    pub(crate) fn transport(&self) -> &'static str {
+        match self.endpoint {
+            Endpoint::WebSocket(_) => "websocket",
+            Endpoint::RawTcp(_) => "rawsocket-tcp",
+            Endpoint::RawUnix(_) => "rawsocket-unix",
+        }
+    }
+
     /// The local address to bind for the `n`-th connection: with many connections to one
     /// IPv4 loopback port, spread them over 127.0.0.1, .2, ... so no source address runs out
     /// of ephemeral ports (about 28,000 each).
-    fn source_for(&self, n: usize) -> Option<SocketAddr> {
+    fn source_for(addr: SocketAddr, n: usize) -> Option<SocketAddr> {
         const PER_SOURCE: usize = 25_000;
-        match self.addr.ip() {
+        match addr.ip() {
             IpAddr::V4(_) if n >= PER_SOURCE => {
                 let k = u8::try_from(1 + n / PER_SOURCE).unwrap_or(u8::MAX);
                 Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, k)), 0))
@@ -84,12 +93,83 @@ impl Target {
             _ => None,
         }
     }
+
+    /// Opens the `n`-th TCP connection of this run to `addr` (no Nagle).
+    async fn tcp(addr: SocketAddr, n: usize) -> anyhow::Result<TcpStream> {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .context("socket")?;
+        if let Some(src) = Target::source_for(addr, n) {
+            socket.bind(src).with_context(|| format!("bind {src}"))?;
+        }
+        let stream = socket
+            .connect(addr)
+            .await
+            .with_context(|| format!("connect {addr}"))?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// The address of a `ws://` URL.
+fn ws_addr(url: &str) -> anyhow::Result<SocketAddr> {
+    let req = url
+        .into_client_request()
+        .with_context(|| format!("invalid WebSocket URL `{url}`"))?;
+    let uri = req.uri();
+    if uri.scheme_str() != Some("ws") {
+        bail!("only ws://, rs://, tcp:// and unix:// URLs are supported (got `{url}`)");
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow!("URL `{url}` has no host"))?;
+    loopback(host, uri.port_u16().unwrap_or(80))
+}
+
+/// The address of an `rs://HOST:PORT` (or `tcp://`) URL: a port is required, a path is not
+/// allowed.
+fn raw_tcp_addr(url: &str) -> anyhow::Result<SocketAddr> {
+    let uri: HttpUri = url
+        .parse()
+        .with_context(|| format!("invalid RawSocket URL `{url}`"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        bail!("a RawSocket URL has no path (got `{url}`; rs://HOST:PORT)");
+    }
+    let (Some(host), Some(port)) = (uri.host(), uri.port_u16()) else {
+        bail!("URL `{url}` needs a host and a port (rs://HOST:PORT)");
+    };
+    loopback(host, port)
+}
+
+/// Resolves `host`; only loopback addresses are accepted.
+fn loopback(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve `{host}`"))?
+        .collect();
+    addrs
+        .iter()
+        .copied()
+        .find(|a| a.ip().is_loopback())
+        .ok_or_else(|| {
+            anyhow!("`{host}` is not a loopback address: wamp-bench only targets this machine (127.0.0.0/8, ::1)")
+        })
+}
+
+/// The stream of one connection.
+#[derive(Debug)]
+enum Link {
+    Ws(WebSocketStream<TcpStream>),
+    Raw(RawSocket<Stream>),
 }
 
 /// One joined WAMP session.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    ws: WebSocketStream<TcpStream>,
+    link: Link,
     ser: Serializer,
     /// The session id from WELCOME.
     pub(crate) session: Id,
@@ -109,7 +189,8 @@ fn client_roles() -> Value {
 
 impl Conn {
     /// Connects (the `n`-th connection of this run), performs the WebSocket handshake with
-    /// the serializer's subprotocol, sends HELLO and waits for WELCOME.
+    /// the serializer's subprotocol or the RawSocket handshake with its code, sends HELLO
+    /// and waits for WELCOME.
     pub(crate) async fn connect(
         t: &Target,
         n: usize,
@@ -122,37 +203,34 @@ impl Conn {
     }
 
     async fn connect_inner(t: &Target, n: usize, buf: BufSize) -> anyhow::Result<Conn> {
-        let socket = match t.addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4(),
-            SocketAddr::V6(_) => TcpSocket::new_v6(),
-        }
-        .context("socket")?;
-        if let Some(src) = t.source_for(n) {
-            socket.bind(src).with_context(|| format!("bind {src}"))?;
-        }
-        let stream = socket
-            .connect(t.addr)
-            .await
-            .with_context(|| format!("connect {}", t.addr))?;
-        stream.set_nodelay(true)?;
-        let mut req = t.url.as_str().into_client_request()?;
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static(t.serializer.subprotocol()),
-        );
         let read_buf = match buf {
             BufSize::Busy => 64 * 1024,
             BufSize::Small => 4096,
         };
-        let config = WebSocketConfig::default()
-            .read_buffer_size(read_buf)
-            .max_message_size(Some(64 << 20))
-            .max_frame_size(Some(64 << 20));
-        let (ws, _resp) = tokio_tungstenite::client_async_with_config(req, stream, Some(config))
-            .await
-            .context("WebSocket handshake")?;
+        let link = match &t.endpoint {
+            Endpoint::WebSocket(addr) => Link::Ws(Conn::websocket(t, *addr, n, read_buf).await?),
+            Endpoint::RawTcp(addr) => Link::Raw(
+                RawSocket::handshake(
+                    Stream::Tcp(Target::tcp(*addr, n).await?),
+                    t.serializer,
+                    read_buf,
+                )
+                .await
+                .context("RawSocket handshake")?,
+            ),
+            Endpoint::RawUnix(path) => {
+                let stream = UnixStream::connect(path)
+                    .await
+                    .with_context(|| format!("connect {}", path.display()))?;
+                Link::Raw(
+                    RawSocket::handshake(Stream::Unix(stream), t.serializer, read_buf)
+                        .await
+                        .context("RawSocket handshake")?,
+                )
+            }
+        };
         let mut c = Conn {
-            ws,
+            link,
             ser: t.serializer,
             session: Id::new(1).unwrap_or_else(|| unreachable!()),
             next_request: 0,
@@ -174,6 +252,29 @@ impl Conn {
             Some(m) => bail!("expected WELCOME, got {}", m.name()),
             None => bail!("connection closed before WELCOME"),
         }
+    }
+
+    /// The WebSocket handshake with the serializer's subprotocol.
+    async fn websocket(
+        t: &Target,
+        addr: SocketAddr,
+        n: usize,
+        read_buf: usize,
+    ) -> anyhow::Result<WebSocketStream<TcpStream>> {
+        let stream = Target::tcp(addr, n).await?;
+        let mut req = t.url.as_str().into_client_request()?;
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(t.serializer.subprotocol()),
+        );
+        let config = WebSocketConfig::default()
+            .read_buffer_size(read_buf)
+            .max_message_size(Some(64 << 20))
+            .max_frame_size(Some(64 << 20));
+        let (ws, _resp) = tokio_tungstenite::client_async_with_config(req, stream, Some(config))
+            .await
+            .context("WebSocket handshake")?;
+        Ok(ws)
     }
 
     /// Sends a SUBSCRIBE or REGISTER built around a fresh request id and waits for its
@@ -203,17 +304,26 @@ impl Conn {
 
     /// Encodes and buffers a message (no flush).
     pub(crate) async fn feed(&mut self, msg: &Message) -> anyhow::Result<()> {
-        let frame = match self.ser.encode(msg)? {
-            Encoded::Text(s) => WsMessage::Text(s.into()),
-            Encoded::Binary(b) => WsMessage::Binary(b.into()),
-        };
-        self.ws.feed(frame).await?;
+        let encoded = self.ser.encode(msg)?;
+        match &mut self.link {
+            Link::Ws(ws) => {
+                let frame = match encoded {
+                    Encoded::Text(s) => WsMessage::Text(s.into()),
+                    Encoded::Binary(b) => WsMessage::Binary(b.into()),
+                };
+                ws.feed(frame).await?;
+            }
+            Link::Raw(rs) => rs.feed(encoded.as_bytes()).await?,
+        }
         Ok(())
     }
 
     /// Writes everything buffered.
     pub(crate) async fn flush(&mut self) -> anyhow::Result<()> {
-        self.ws.flush().await?;
+        match &mut self.link {
+            Link::Ws(ws) => ws.flush().await?,
+            Link::Raw(rs) => rs.flush().await?,
+        }
         Ok(())
     }
 
@@ -238,11 +348,29 @@ impl Conn {
         }
     }
 
+    /// A RawSocket read: a message's bytes, or `None` when the router closed.
+    fn decode_raw(&self, item: anyhow::Result<Option<Bytes>>) -> Decoded {
+        match item {
+            Ok(Some(b)) => Decoded::Msg(self.ser.decode_shared(&b)),
+            Ok(None) => Decoded::Closed,
+            Err(e) => Decoded::Err(e),
+        }
+    }
+
     /// The next WAMP message; `None` when the connection closed.
     pub(crate) async fn recv(&mut self) -> anyhow::Result<Option<Message>> {
         loop {
-            let item = self.ws.next().await;
-            match self.decode(item) {
+            let decoded = match &mut self.link {
+                Link::Ws(ws) => {
+                    let item = ws.next().await;
+                    self.decode(item)
+                }
+                Link::Raw(rs) => {
+                    let item = rs.next().await;
+                    self.decode_raw(item)
+                }
+            };
+            match decoded {
                 Decoded::Msg(m) => return Ok(Some(m?)),
                 Decoded::Closed => return Ok(None),
                 Decoded::Skip => continue,
@@ -254,8 +382,17 @@ impl Conn {
     /// A message that is already readable without waiting, if any.
     pub(crate) fn try_recv(&mut self) -> Option<anyhow::Result<Option<Message>>> {
         loop {
-            let item = self.ws.next().now_or_never()?;
-            match self.decode(item) {
+            let decoded = match &mut self.link {
+                Link::Ws(ws) => {
+                    let item = ws.next().now_or_never()?;
+                    self.decode(item)
+                }
+                Link::Raw(rs) => {
+                    let item = rs.next().now_or_never()?;
+                    self.decode_raw(item)
+                }
+            };
+            match decoded {
                 Decoded::Msg(m) => return Some(m.map(Some).map_err(Into::into)),
                 Decoded::Closed => return Some(Ok(None)),
                 Decoded::Skip => continue,
@@ -280,7 +417,10 @@ impl Conn {
                     break;
                 }
             }
-            self.ws.close(None).await?;
+            match &mut self.link {
+                Link::Ws(ws) => ws.close(None).await?,
+                Link::Raw(rs) => rs.shutdown().await?,
+            }
             anyhow::Ok(())
         })
         .await;

@@ -1,4 +1,5 @@
-//! wamp-bench: a WAMP load generator that measures any WAMP router over WebSocket.
+//! wamp-bench: a WAMP load generator that measures any WAMP router over WebSocket or
+//! RawSocket (TCP or Unix socket).
 //!
 //! Every scenario prints a short human summary on stderr and exactly one JSON line on stdout
 //! with all its figures, so `wamp-bench ... >> runs.jsonl` collects results and
@@ -11,6 +12,7 @@ mod conn;
 mod floor;
 mod procfs;
 mod pubsub;
+mod rawsocket;
 mod report;
 mod rpc;
 mod sessions;
@@ -26,7 +28,8 @@ use crate::conn::Target;
 use crate::procfs::Watched;
 use crate::stats::Ctx;
 
-/// A WAMP v2 load generator (WebSocket, json or msgpack) for any router on this machine.
+/// A WAMP v2 load generator (WebSocket or RawSocket, json or msgpack) for any router on this
+/// machine.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
@@ -39,7 +42,9 @@ struct Cli {
 /// Options every scenario takes.
 #[derive(Debug, Args)]
 struct CommonArgs {
-    /// Router WebSocket URL (loopback only).
+    /// Router URL: `ws://HOST:PORT/PATH` (WebSocket), `rs://HOST:PORT` or `tcp://HOST:PORT`
+    /// (RawSocket over TCP), `unix:///PATH` (RawSocket over a Unix socket). Hosts must be
+    /// loopback addresses.
     #[arg(long, global = true, default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
     /// Realm to join.

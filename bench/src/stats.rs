@@ -109,6 +109,7 @@ impl Ctx {
         m.insert("tag".into(), json!(self.tag));
         m.insert("label".into(), json!(self.label));
         m.insert("url".into(), self.target.url.clone().into());
+        m.insert("transport".into(), self.target.transport().into());
         m.insert("realm".into(), self.target.realm.clone().into());
         m.insert("serializer".into(), self.target.serializer.name().into());
         m.insert("router_pids".into(), json!(self.watched.pids()));
