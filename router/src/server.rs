@@ -443,7 +443,7 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             let framing = WebSocketFraming::new(t.max_message_size, a.serializer.is_binary());
             let info = TransportInfo {
                 kind: "websocket",
-                peer,
+                peer: Arc::from(peer),
                 max_frame: usize::MAX,
                 ip,
                 auth_methods: slot.endpoint.auth_methods.clone(),
@@ -495,7 +495,7 @@ async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Some(Ok(a)) => {
             let info = TransportInfo {
                 kind: "rawsocket",
-                peer,
+                peer: Arc::from(peer),
                 max_frame: a.peer_max,
                 ip,
                 auth_methods: slot.endpoint.auth_methods.clone(),

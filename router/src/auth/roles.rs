@@ -87,7 +87,6 @@ impl Grant {
 /// One role's compiled permissions.
 #[derive(Debug)]
 pub(crate) struct Role {
-    pub(crate) name: Arc<str>,
     /// A role that may do everything (the realm has no roles, or the built-in `trusted`).
     everything: Option<Grant>,
     exact: HashMap<Box<str>, Grant>,
@@ -95,9 +94,8 @@ pub(crate) struct Role {
 }
 
 impl Role {
-    fn everything(name: &str, grant: Grant) -> Role {
+    fn everything(grant: Grant) -> Role {
         Role {
-            name: name.into(),
             everything: Some(grant),
             exact: HashMap::new(),
             patterns: PatternIndex::default(),
@@ -117,7 +115,6 @@ impl Role {
             }
         }
         Role {
-            name: config.name.as_str().into(),
             everything: None,
             exact,
             patterns: PatternIndex::build(patterns),
@@ -142,6 +139,9 @@ pub(crate) struct Roles {
     by_name: HashMap<Box<str>, Arc<Role>>,
     /// No roles configured: every role may do everything.
     open: bool,
+    /// What a role nobody defined gets (everything in an open realm, else nothing), shared
+    /// by all its sessions: one allocation per realm, not per session.
+    undefined: Arc<Role>,
 }
 
 impl Roles {
@@ -154,14 +154,16 @@ impl Roles {
         // Built in: `trusted` may do everything, and its calls and publications are disclosed.
         by_name.insert(
             crate::config::TRUSTED_ROLE.into(),
-            Arc::new(Role::everything(
-                crate::config::TRUSTED_ROLE,
-                Grant(Grant::ALL.0 | DISCLOSE_CALLER | DISCLOSE_PUBLISHER),
-            )),
+            Arc::new(Role::everything(Grant(
+                Grant::ALL.0 | DISCLOSE_CALLER | DISCLOSE_PUBLISHER,
+            ))),
         );
+        let open = realm.roles.is_empty();
+        let other = if open { Grant::ALL } else { Grant::default() };
         Roles {
             by_name,
-            open: realm.roles.is_empty(),
+            open,
+            undefined: Arc::new(Role::everything(other)),
         }
     }
 
@@ -172,15 +174,10 @@ impl Roles {
 
     /// The compiled role `name` (a role nobody defined may do nothing).
     pub(crate) fn role(&self, name: &str) -> Arc<Role> {
-        if let Some(r) = self.by_name.get(name) {
-            return r.clone();
+        match self.by_name.get(name) {
+            Some(r) => r.clone(),
+            None => self.undefined.clone(),
         }
-        let grant = if self.open {
-            Grant::ALL
-        } else {
-            Grant::default()
-        };
-        Arc::new(Role::everything(name, grant))
     }
 }
 

@@ -70,8 +70,8 @@ pub(crate) enum Deadline {
 pub(crate) struct TransportInfo {
     /// `websocket` or `rawsocket`.
     pub(crate) kind: &'static str,
-    /// The peer: `tcp:ADDR` or `unix`.
-    pub(crate) peer: String,
+    /// The peer: `tcp:ADDR` or `unix` (shared with the session's meta description).
+    pub(crate) peer: Arc<str>,
     /// The longest frame the peer accepts.
     pub(crate) max_frame: usize,
     /// The peer's IP address (none for a Unix socket), for slowing down its failed logins.
@@ -462,7 +462,8 @@ fn authorized(j: &Joined, msg: &Message) -> Result<Grant, Option<Refusal>> {
     if grant.allows(action) {
         return Ok(grant);
     }
-    warn!(session = %j.handle.id(), realm = %j.realm.name, authrole = %j.role.name, action = action.as_str(), %uri, "not authorized");
+    let authrole = &j.handle.shared().authrole;
+    warn!(session = %j.handle.id(), realm = %j.realm.name, %authrole, action = action.as_str(), %uri, "not authorized");
     let acknowledged = match msg {
         Message::Publish(m) => {
             wamp_proto::options::bool_opt(&m.options, "acknowledge", false).unwrap_or(false)
@@ -471,7 +472,7 @@ fn authorized(j: &Joined, msg: &Message) -> Result<Grant, Option<Refusal>> {
     };
     let refusal = Refusal::new(
         uris::NOT_AUTHORIZED,
-        format!("role `{}` may not {} `{uri}`", j.role.name, action.as_str()),
+        format!("role `{authrole}` may not {} `{uri}`", action.as_str()),
     );
     Err(acknowledged.then_some(refusal))
 }

@@ -140,7 +140,7 @@ fn ask(core: &SessionCore, p: &PendingJoin, q: Question) -> Verifying {
         "transport".into(),
         Value::Dict(dict([
             ("type", core.transport.kind.into()),
-            ("peer", core.transport.peer.as_str().into()),
+            ("peer", (&*core.transport.peer).into()),
         ])),
     );
     Box::pin(async move {
@@ -235,7 +235,7 @@ fn welcome(
                 authprovider: identity.authprovider,
                 authextra: identity.authextra.clone(),
                 transport: core.transport.kind,
-                peer: Arc::from(core.transport.peer.as_str()),
+                peer: core.transport.peer.clone(),
             },
         ),
     );
