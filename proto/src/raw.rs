@@ -105,8 +105,9 @@ fn shape_error(ser: Serializer, why: &str) -> DecodeError {
 }
 
 /// What decoding JSON into values refuses but merely finding a value's end accepts: numbers
-/// beyond the `f64` range and unpaired UTF-16 surrogate escapes. `text` is one JSON value
-/// whose syntax was already checked.
+/// beyond the `f64` range, unpaired UTF-16 surrogate escapes and nesting deeper than
+/// [`MAX_NESTING`] (serde_json skips a raw value without a recursion limit). `text` is one
+/// JSON value, an element of the message array, whose syntax was already checked.
 pub(crate) fn check_json_values(text: &[u8]) -> Result<(), &'static str> {
     const SURROGATE: &str = "unpaired surrogate in a \\u escape";
     let hex4 = |at: usize| -> Result<u32, &'static str> {
@@ -115,8 +116,21 @@ pub(crate) fn check_json_values(text: &[u8]) -> Result<(), &'static str> {
         u32::from_str_radix(h, 16).map_err(|_| SURROGATE)
     };
     let mut i = 0;
+    // The message array holds the value.
+    let mut depth = 1;
     while let Some(&c) = text.get(i) {
         match c {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err("nesting too deep");
+                }
+                i += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
             b'"' => {
                 i += 1;
                 loop {
@@ -333,8 +347,11 @@ fn is_map_marker(m: u8) -> bool {
     matches!(m, 0x80..=0x8f | 0xde | 0xdf)
 }
 
-/// Nesting limit, as for the ordinary decoder.
-const MAX_DEPTH: usize = 128;
+/// How many lists and dicts a message may nest in one another, its own array included: what
+/// the ordinary decoders let through (serde_json's recursion limit and rmp-serde's
+/// `set_max_depth` of 128 both refuse the 128th container). `depth` in the skip functions
+/// counts the containers around a value, so a container at depth `MAX_NESTING` is refused.
+pub(crate) const MAX_NESTING: usize = 127;
 
 /// Why [`skip`] refused the bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -373,12 +390,10 @@ fn uint(b: &[u8], at: usize) -> Option<(u64, usize)> {
 /// Skips one MessagePack value starting at `at`, returning where it ends.
 ///
 /// Accepts exactly what decodes into a [`Value`]: no `ext` types, map keys are strings,
-/// strings are UTF-8, nesting at most 128 deep. Never panics; every length is bounds-checked
-/// against the input before it is trusted.
+/// strings are UTF-8, at most [`MAX_NESTING`] containers deep (`depth`: the containers
+/// around the value at `at`). Never panics; every length is bounds-checked against the input
+/// before it is trusted.
 pub(crate) fn skip(b: &[u8], at: usize, depth: usize) -> Result<usize, Malformed> {
-    if depth > MAX_DEPTH {
-        return Err(Malformed);
-    }
     let m = *b.get(at).ok_or(Malformed)?;
     let next = at + 1;
     let blob = |len_bytes: usize, utf8: bool| -> Result<usize, Malformed> {
@@ -409,6 +424,9 @@ pub(crate) fn skip(b: &[u8], at: usize, depth: usize) -> Result<usize, Malformed
         0xcb => fixed(b, next, 8),
         0xcc..=0xcf => fixed(b, next, 1 << (m - 0xcc)),
         0xd0..=0xd3 => fixed(b, next, 1 << (m - 0xd0)),
+        0x90..=0x9f | 0xdc | 0xdd | 0x80..=0x8f | 0xde | 0xdf if depth >= MAX_NESTING => {
+            Err(Malformed)
+        }
         0x90..=0x9f | 0xdc | 0xdd => {
             let (len, mut at) = array_header(b, at).ok_or(Malformed)?;
             if len > b.len() - at {
@@ -513,6 +531,26 @@ mod tests {
             let decoded = serde_json::from_str::<Value>(text);
             assert_eq!(decoded.is_ok(), ok, "serde_json disagrees on {text}");
         }
+    }
+
+    #[test]
+    fn json_check_counts_nesting_from_the_message_array() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(
+            check_json_values(nested(MAX_NESTING - 1).as_bytes()),
+            Ok(())
+        );
+        let deep = nested(MAX_NESTING);
+        assert_eq!(check_json_values(deep.as_bytes()), Err("nesting too deep"));
+        let dicts = format!(
+            "{}1{}",
+            r#"{"k":"#.repeat(MAX_NESTING),
+            "}".repeat(MAX_NESTING)
+        );
+        assert_eq!(check_json_values(dicts.as_bytes()), Err("nesting too deep"));
+        // Brackets inside strings are text.
+        let text = format!(r#"["{}\"{}"]"#, "[".repeat(500), "{".repeat(500));
+        assert_eq!(check_json_values(text.as_bytes()), Ok(()));
     }
 
     #[test]

@@ -1142,3 +1142,45 @@ fn cbor_payload_passes_through_and_transcodes() {
         assert_eq!(back.as_bytes(), &frame[..], "{to:?} -> cbor");
     }
 }
+
+/// Every serializer, with either decoder, takes the same nesting: 127 lists and dicts in one
+/// another, the message array included (the limit of serde_json and rmp-serde), so what one
+/// accepts the others can carry. Found by the `decode_cbor` fuzz target (CBOR took one level
+/// more, which a msgpack peer then could not decode); the same run showed msgpack's and JSON's
+/// `decode_shared` taking payloads one level (msgpack) or any number of levels (JSON) deeper
+/// than `decode`.
+#[test]
+fn every_serializer_and_decoder_has_the_same_nesting_limit() {
+    let nested = |d: usize| (0..d).fold(Value::Null, |v, _| Value::List(vec![v]));
+    let kw = |d: usize| Dict::from([("k".to_owned(), nested(d))]);
+    for d in 120..=130 {
+        let shapes: [Message; 3] = [
+            yield_with(vec![nested(d)]),
+            Yield {
+                request: Id::new(1).unwrap(),
+                options: kw(d),
+                payload: Payload::default(),
+            }
+            .into(),
+            Yield {
+                request: Id::new(1).unwrap(),
+                options: Dict::new(),
+                payload: Payload::new(Some(vec![]), Some(kw(d))),
+            }
+            .into(),
+        ];
+        for (shape, m) in shapes.iter().enumerate() {
+            for ser in Serializer::ALL {
+                let enc = ser.encode(m).unwrap();
+                let accepted = ser.decode(enc.as_bytes()).is_ok();
+                // message array + (args list | options dict | kwargs dict) + d lists
+                assert_eq!(accepted, d <= 125, "{ser:?}, shape {shape}, depth {d}");
+                assert_shared_agrees(ser, enc.as_bytes())
+                    .unwrap_or_else(|e| panic!("{ser:?}, shape {shape}, depth {d}: {e}"));
+            }
+        }
+    }
+    // A JSON payload far deeper than the limit is refused by decode_shared too.
+    let deep = format!("[70,1,{{}},{}{}]", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(Serializer::Json.decode_shared(&Bytes::from(deep)).is_err());
+}

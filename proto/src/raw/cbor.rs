@@ -7,9 +7,10 @@
 //! precision floats, all with definite lengths. Everything else is refused, by the ordinary
 //! decoder and by the router's pass-through alike (both run [`skip`]): indefinite-length items,
 //! tags (bignums, dates, ...), `undefined` and the other simple values, the reserved additional
-//! information values 28-30, a stray break, and nesting deeper than 128.
+//! information values 28-30, a stray break, and more than 127 arrays and maps nested in one
+//! another (the message array included), the limit of the JSON and MessagePack decoders.
 
-use super::MAX_DEPTH;
+use super::MAX_NESTING;
 
 /// Why [`skip`] refused the bytes (the text ends up in ABORT's `Details.message`).
 pub(crate) type Malformed = &'static str;
@@ -67,13 +68,14 @@ pub(crate) fn is_map_marker(first: u8) -> bool {
 
 /// Skips one CBOR data item starting at `at`, returning where it ends.
 ///
-/// Accepts exactly what decodes into a [`crate::Value`] under the rules of this module. Never
-/// panics; every length is bounds-checked against the input before it is trusted.
+/// Accepts exactly what decodes into a [`crate::Value`] under the rules of this module, at
+/// most [`MAX_NESTING`] containers deep (`depth`: the containers around the item at `at`).
+/// Never panics; every length is bounds-checked against the input before it is trusted.
 pub(crate) fn skip(b: &[u8], at: usize, depth: usize) -> Result<usize, Malformed> {
-    if depth > MAX_DEPTH {
+    let (major, arg, next) = head(b, at)?;
+    if matches!(major, 4 | 5) && depth >= MAX_NESTING {
         return Err("CBOR nesting too deep");
     }
-    let (major, arg, next) = head(b, at)?;
     let blob = |utf8: bool| -> Result<usize, Malformed> {
         let len = usize::try_from(arg).map_err(|_| TRUNCATED)?;
         let end = next.checked_add(len).ok_or(TRUNCATED)?;
@@ -226,10 +228,10 @@ mod tests {
 
     #[test]
     fn bounds_nesting() {
-        let mut ok = vec![0x81; MAX_DEPTH];
+        let mut ok = vec![0x81; MAX_NESTING];
         ok.push(0xf6);
         assert_eq!(skip(&ok, 0, 0), Ok(ok.len()));
-        let mut deep = vec![0x81; MAX_DEPTH + 1];
+        let mut deep = vec![0x81; MAX_NESTING + 1];
         deep.push(0xf6);
         assert_eq!(skip(&deep, 0, 0), Err("CBOR nesting too deep"));
         let mut deep = vec![0x81; 100_000];
