@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri as HttpUri};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
-use wamp_proto::message::{Goodbye, Hello};
+use wamp_proto::message::{Authenticate, Goodbye, Hello};
 use wamp_proto::options::dict;
 use wamp_proto::{Dict, Encoded, Id, Message, Payload, Serializer, Uri, Value};
 
@@ -31,6 +31,72 @@ pub(crate) struct Target {
     endpoint: Endpoint,
     pub(crate) realm: String,
     pub(crate) serializer: Serializer,
+    /// How sessions authenticate (anonymous when `None`).
+    pub(crate) auth: Option<Auth>,
+}
+
+/// Credentials every session of a run uses (`--authid` with `--ticket`, `--wampcra-secret`
+/// or `--cryptosign-seed`), to measure the join rate per authentication method.
+#[derive(Debug, Clone)]
+pub(crate) struct Auth {
+    pub(crate) authid: Option<String>,
+    pub(crate) method: AuthMethod,
+}
+
+/// One authentication method and its secret.
+#[derive(Clone)]
+pub(crate) enum AuthMethod {
+    Ticket(String),
+    WampCra(String),
+    Cryptosign(wamp_auth::cryptosign::SigningKey),
+}
+
+impl std::fmt::Debug for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl AuthMethod {
+    fn name(&self) -> &'static str {
+        match self {
+            AuthMethod::Ticket(_) => "ticket",
+            AuthMethod::WampCra(_) => "wampcra",
+            AuthMethod::Cryptosign(_) => "cryptosign",
+        }
+    }
+
+    /// The AUTHENTICATE signature for a CHALLENGE's `extra`.
+    fn sign(&self, extra: &Dict) -> anyhow::Result<String> {
+        let text = |k: &str| extra.get(k).and_then(Value::as_str);
+        Ok(match self {
+            AuthMethod::Ticket(t) => t.clone(),
+            AuthMethod::WampCra(secret) => {
+                let challenge =
+                    text("challenge").ok_or_else(|| anyhow!("CHALLENGE without challenge"))?;
+                let salting = match (
+                    text("salt"),
+                    extra.get("iterations").and_then(Value::as_u64),
+                    extra.get("keylen").and_then(Value::as_u64),
+                ) {
+                    (Some(salt), Some(i), Some(k)) => Some(wamp_auth::wampcra::Salting {
+                        salt,
+                        iterations: u32::try_from(i)?,
+                        keylen: usize::try_from(k)?,
+                    }),
+                    _ => None,
+                };
+                let key = wamp_auth::wampcra::key(secret, salting).map_err(|e| anyhow!("{e}"))?;
+                wamp_auth::wampcra::sign(&key, challenge)
+            }
+            AuthMethod::Cryptosign(key) => {
+                let challenge =
+                    text("challenge").ok_or_else(|| anyhow!("CHALLENGE without challenge"))?;
+                key.sign_challenge(challenge, None)
+                    .map_err(|e| anyhow!("{e}"))?
+            }
+        })
+    }
 }
 
 /// The transport and address of a [`Target`].
@@ -68,6 +134,7 @@ impl Target {
             endpoint,
             realm: realm.to_owned(),
             serializer,
+            auth: None,
         })
     }
 
@@ -235,15 +302,44 @@ impl Conn {
             session: Id::new(1).unwrap_or_else(|| unreachable!()),
             next_request: 0,
         };
+        let mut details = dict([("roles", client_roles())]);
+        if let Some(a) = &t.auth {
+            details.insert(
+                "authmethods".into(),
+                Value::List(vec![a.method.name().into()]),
+            );
+            if let Some(id) = &a.authid {
+                details.insert("authid".into(), id.as_str().into());
+            }
+            if let AuthMethod::Cryptosign(k) = &a.method {
+                details.insert(
+                    "authextra".into(),
+                    Value::Dict(dict([("pubkey", k.public_key_hex().into())])),
+                );
+            }
+        }
         c.send(
             &Hello {
                 realm: Uri::new(&t.realm),
-                details: dict([("roles", client_roles())]),
+                details,
             }
             .into(),
         )
         .await?;
-        match c.recv().await? {
+        let mut answer = c.recv().await?;
+        if let (Some(Message::Challenge(ch)), Some(a)) = (&answer, &t.auth) {
+            let signature = a.method.sign(&ch.extra)?;
+            c.send(
+                &Authenticate {
+                    signature,
+                    extra: Dict::new(),
+                }
+                .into(),
+            )
+            .await?;
+            answer = c.recv().await?;
+        }
+        match answer {
             Some(Message::Welcome(w)) => {
                 c.session = w.session;
                 Ok(c)

@@ -73,6 +73,18 @@ struct CommonArgs {
     /// Worker threads of the load generator (default: one per CPU).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Authenticate every session as this authid (with one of the secrets below).
+    #[arg(long, global = true)]
+    authid: Option<String>,
+    /// Authenticate with this ticket (method `ticket`).
+    #[arg(long, global = true)]
+    ticket: Option<String>,
+    /// Authenticate with this WAMP-CRA secret (method `wampcra`, salted if the router says).
+    #[arg(long, global = true)]
+    wampcra_secret: Option<String>,
+    /// Authenticate with this Ed25519 seed, 64 hex characters (method `cryptosign`).
+    #[arg(long, global = true)]
+    cryptosign_seed: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,7 +131,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if !(c.connect_timeout > 0.0 && c.connect_timeout <= 600.0) {
         bail!("--connect-timeout must be in (0, 600] seconds");
     }
-    let target = Target::new(&c.url, &c.realm, c.serializer)?;
+    let mut target = Target::new(&c.url, &c.realm, c.serializer)?;
+    let method = match (&c.ticket, &c.wampcra_secret, &c.cryptosign_seed) {
+        (Some(t), None, None) => Some(conn::AuthMethod::Ticket(t.clone())),
+        (None, Some(s), None) => Some(conn::AuthMethod::WampCra(s.clone())),
+        (None, None, Some(seed)) => Some(conn::AuthMethod::Cryptosign(
+            wamp_auth::cryptosign::SigningKey::from_hex(seed)
+                .map_err(|e| anyhow::anyhow!("--cryptosign-seed: {e}"))?,
+        )),
+        (None, None, None) => None,
+        _ => anyhow::bail!("give at most one of --ticket, --wampcra-secret, --cryptosign-seed"),
+    };
+    target.auth = method.map(|method| conn::Auth {
+        authid: c.authid.clone(),
+        method,
+    });
     let watched = Watched::new(c.router_pid.clone());
     if !watched.is_empty() {
         watched.check()?;
