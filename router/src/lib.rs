@@ -41,6 +41,7 @@ mod realm;
 mod server;
 mod session;
 mod shared;
+mod shed;
 mod transport;
 
 pub use config::{Config, ConfigError};

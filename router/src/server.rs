@@ -121,6 +121,7 @@ impl Server {
             .map(|r| (r.name.clone(), Arc::new(Realm::new(r))))
             .collect();
         let shared = Arc::new(RouterShared::new(realms, config.router.clone()));
+        shared.tracker.spawn(crate::shed::run(shared.clone()));
         let mut server = Server {
             shared,
             addrs: Vec::new(),

@@ -13,6 +13,7 @@ use wamp_proto::Id;
 use crate::auth::internal::InternalCaller;
 use crate::auth::penalty::Penalties;
 use crate::config::RouterOptions;
+use crate::peer::OutboundBudget;
 use crate::realm::Realm;
 
 /// Hashed-ticket checks (argon2id: tens of ms of CPU each) running at once.
@@ -25,6 +26,8 @@ pub(crate) struct RouterShared {
     /// Every live session id, router-wide, to keep ids unique.
     pub(crate) session_ids: DashMap<Id, ()>,
     pub(crate) options: RouterOptions,
+    /// What sessions' outbound queues may hold, each and together.
+    pub(crate) outbound: Arc<OutboundBudget>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     /// Authentication failures per peer address.
@@ -43,11 +46,13 @@ impl RouterShared {
         let session_ids = DashMap::new();
         let internal_id = Id::random();
         session_ids.insert(internal_id, ());
+        let outbound = Arc::new(OutboundBudget::new(&options.outbound));
         RouterShared {
             realms,
             session_ids,
             options,
-            internal: InternalCaller::start(internal_id, shutdown.clone()),
+            internal: InternalCaller::start(internal_id, outbound.clone(), shutdown.clone()),
+            outbound,
             shutdown,
             tracker: TaskTracker::new(),
             penalties: Penalties::default(),

@@ -261,6 +261,25 @@ impl RawPeer {
             .expect("router sent a valid message"))
     }
 
+    /// Waits as long as it takes for the next WAMP message, or how the connection ended.
+    pub async fn next_message(&mut self) -> Result<Message, Closed> {
+        loop {
+            return match self.ws.next().await {
+                Some(Ok(WsMessage::Text(t))) => Ok(self.decode(t.as_bytes())),
+                Some(Ok(WsMessage::Binary(b))) => Ok(self.decode(&b)),
+                Some(Ok(WsMessage::Close(f))) => Err(Closed::CloseFrame(f.map(|f| f.code.into()))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => Err(Closed::Dropped),
+            };
+        }
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Message {
+        self.serializer
+            .decode(bytes)
+            .expect("router sent a valid message")
+    }
+
     /// Receives the bytes of the next WAMP message as they came over the wire.
     pub async fn recv_bytes(&mut self) -> Vec<u8> {
         match self.try_recv_bytes().await {

@@ -16,7 +16,7 @@ use wamp_proto::{uris, Dict, Id, Message, Payload, Serializer, Uri, UriCheck, Va
 
 use crate::dealer::{self, Dealer};
 use crate::error::Refusal;
-use crate::peer::{Outbox, PeerFeatures, SessionHandle, SessionInfo};
+use crate::peer::{OutboundBudget, Outbox, PeerFeatures, SessionHandle, SessionInfo};
 
 /// The router's internal caller.
 #[derive(Debug)]
@@ -29,8 +29,12 @@ pub(crate) struct InternalCaller {
 impl InternalCaller {
     /// A caller with session id `id` (authrole `trusted`), and the task reading its answers
     /// until `shutdown`.
-    pub(crate) fn start(id: Id, shutdown: CancellationToken) -> Arc<InternalCaller> {
-        let outbox = Arc::new(Outbox::new(4096));
+    pub(crate) fn start(
+        id: Id,
+        budget: Arc<OutboundBudget>,
+        shutdown: CancellationToken,
+    ) -> Arc<InternalCaller> {
+        let outbox = Arc::new(Outbox::new(budget));
         let handle = SessionHandle::new(
             id,
             Serializer::MsgPack,
@@ -147,11 +151,10 @@ async fn read_answers(
     shutdown: CancellationToken,
 ) {
     let mut frames = VecDeque::new();
-    let mut done = 0;
     loop {
         let more = std::future::poll_fn(|cx| {
-            outbox.take(&mut frames, std::mem::take(&mut done));
-            if !frames.is_empty() || !outbox.park(cx.waker(), 0) {
+            outbox.take(&mut frames);
+            if !frames.is_empty() || !outbox.park(cx.waker()) {
                 return std::task::Poll::Ready(());
             }
             std::task::Poll::Pending
@@ -160,7 +163,6 @@ async fn read_answers(
             () = shutdown.cancelled() => return,
             () = more => {}
         }
-        done = frames.len();
         for frame in frames.drain(..) {
             let request = match Serializer::MsgPack.decode(&frame) {
                 Ok(m @ Message::Result(_)) | Ok(m @ Message::Error(_)) => m,

@@ -68,9 +68,11 @@ struct ConfigFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouterOptions {
-    /// Messages a session's outbound queue holds before the session is closed as a slow
-    /// consumer. The routing path never waits on a full queue.
-    pub outbound_queue: usize,
+    /// What a session's outbound queue may hold (`[router.outbound]`).
+    pub outbound: OutboundConfig,
+    /// Replaced by `[router.outbound]`; kept only to say so.
+    #[doc(hidden)]
+    pub outbound_queue: Option<usize>,
     /// Milliseconds to wait for a client's GOODBYE reply during shutdown.
     pub goodbye_timeout_ms: u64,
     /// Milliseconds a connection may take to finish the WebSocket handshake and send HELLO.
@@ -79,10 +81,48 @@ pub struct RouterOptions {
     pub max_sessions: usize,
 }
 
+/// What a session's outbound queue may hold, and what happens to a session that falls
+/// behind (`[router.outbound]`). The routing path never waits on a queue.
+///
+/// A session over its soft bound (`soft_messages` or `soft_bytes`) is closed only when its
+/// connection then writes nothing for `stall_timeout_ms`; one whose backlog reaches a hard
+/// cap (`max_messages` or `max_bytes`) is closed at once. When the queues of all sessions
+/// together hold `total_max_bytes`, the sessions with the largest backlogs are closed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Queued messages above which a session must keep draining its queue.
+    pub soft_messages: usize,
+    /// Queued bytes above which a session must keep draining its queue.
+    pub soft_bytes: usize,
+    /// Milliseconds a session over its soft bound may write nothing before it is closed.
+    pub stall_timeout_ms: u64,
+    /// Queued messages at which a session is closed at once.
+    pub max_messages: usize,
+    /// Queued bytes at which a session is closed at once (at most 4 GiB - 1).
+    pub max_bytes: usize,
+    /// Queued bytes across all sessions at which the largest backlogs are closed (0: no cap).
+    pub total_max_bytes: u64,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            soft_messages: 65_536,
+            soft_bytes: 16 << 20,
+            stall_timeout_ms: 10_000,
+            max_messages: 1 << 20,
+            max_bytes: 128 << 20,
+            total_max_bytes: 1 << 30,
+        }
+    }
+}
+
 impl Default for RouterOptions {
     fn default() -> Self {
         RouterOptions {
-            outbound_queue: 4096,
+            outbound: OutboundConfig::default(),
+            outbound_queue: None,
             max_sessions: 100_000,
             goodbye_timeout_ms: 2000,
             handshake_timeout_ms: 10_000,
@@ -214,12 +254,36 @@ impl Config {
             key,
             message,
         };
-        if self.router.outbound_queue == 0 {
+        if self.router.outbound_queue.is_some() {
             return Err(err(
                 "router.outbound_queue".into(),
                 "outbound_queue",
-                "must be at least 1".into(),
+                "replaced by [router.outbound]: soft_messages, soft_bytes, stall_timeout_ms, \
+                 max_messages, max_bytes, total_max_bytes (see config/router.toml)"
+                    .into(),
             ));
+        }
+        let o = &self.router.outbound;
+        let bounds = [
+            ("soft_messages", o.soft_messages, 1, o.max_messages),
+            ("soft_bytes", o.soft_bytes, 1, o.max_bytes),
+            ("max_messages", o.max_messages, 1, u32::MAX as usize),
+            ("max_bytes", o.max_bytes, 1, u32::MAX as usize),
+            (
+                "stall_timeout_ms",
+                o.stall_timeout_ms as usize,
+                1,
+                3_600_000,
+            ),
+        ];
+        for (key, value, min, max) in bounds {
+            if !(min..=max).contains(&value) {
+                return Err(err(
+                    format!("router.outbound.{key}"),
+                    key,
+                    format!("must be between {min} and {max}"),
+                ));
+            }
         }
         if self.realms.is_empty() {
             return Err(err(

@@ -118,8 +118,8 @@ impl SessionHandle {
         &self.0
     }
 
-    /// Queues an already-encoded frame without waiting. A full queue marks the session as a
-    /// slow consumer and drops it; a frame longer than the peer accepts is dropped and logged.
+    /// Queues an already-encoded frame without waiting. A backlog at its hard cap marks the
+    /// session as a slow consumer and drops it; a frame longer than the peer accepts is dropped and logged.
     /// Returns whether the frame was queued.
     pub(crate) fn send_frame(&self, frame: Bytes) -> bool {
         self.push(frame).is_ok()
@@ -142,8 +142,11 @@ impl SessionHandle {
         }
         match self.0.outbox.push(frame) {
             Ok(()) => Ok(()),
-            Err(Refused::Full) => {
-                self.kill("slow consumer: outbound queue full");
+            Err(Refused::OverCap) => {
+                let backlog = self.backlog();
+                if self.kill("slow consumer: outbound backlog at its cap") {
+                    warn!(session = %self.0.id, messages = backlog.messages, bytes = backlog.bytes, "slow consumer: outbound backlog at its cap; closing session");
+                }
                 Err(NotSent::Closed)
             }
             Err(Refused::Closed) => Err(NotSent::Closed),
@@ -191,11 +194,15 @@ impl SessionHandle {
         self.0.outbox.end();
     }
 
-    /// Asks the session's connection to drop, recording why (first reason wins).
-    pub(crate) fn kill(&self, reason: &'static str) {
-        if self.0.outbox.kill(reason) {
-            warn!(session = %self.0.id, reason, "closing session");
-        }
+    /// Asks the session's connection to drop, recording why (first reason wins): true for
+    /// the first reason (the caller logs it).
+    pub(crate) fn kill(&self, reason: &'static str) -> bool {
+        self.0.outbox.kill(reason)
+    }
+
+    /// What its outbound queue holds (messages and bytes, including frames being written).
+    pub(crate) fn backlog(&self) -> crate::peer::Backlog {
+        self.0.outbox.backlog()
     }
 
     /// Why the session was killed, if it was.

@@ -5,11 +5,13 @@
 //! call records (`calls`) are session state the handle carries; the dealer's `call` and
 //! `answer` modules are the lifecycle that changes them.
 
+mod budget;
 pub(crate) mod calls;
 mod features;
 mod handle;
 mod outbox;
 
+pub(crate) use budget::{Backlog, OutboundBudget};
 pub(crate) use calls::{OutgoingCall, PendingInvocation};
 pub(crate) use features::PeerFeatures;
 pub(crate) use handle::{lock, NotSent, SessionHandle, SessionInfo};

@@ -2,11 +2,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
 use wamp_proto::{EncodeError, Encoded, Message, Serializer};
+
+use super::budget::{Backlog, OutboundBudget};
 
 /// Encodes a message into a frame payload for `ser` (the framing knows the frame type).
 pub(crate) fn encode_frame(ser: Serializer, msg: &Message) -> Result<Bytes, EncodeError> {
@@ -19,17 +21,20 @@ pub(crate) fn encode_frame(ser: Serializer, msg: &Message) -> Result<Bytes, Enco
 /// Why a frame was not queued.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// The queue holds `capacity` frames: the peer does not keep up.
-    Full,
+    /// The backlog is at a hard cap: the peer does not keep up.
+    OverCap,
     /// The connection is closing or was killed.
     Closed,
 }
 
-/// A session's outgoing frame payloads (all of the session's one data opcode), bounded.
+/// A session's outgoing frame payloads (all of the session's one data opcode), bounded in
+/// messages and bytes by the router's [`OutboundBudget`].
 ///
-/// Allocates nothing while empty. Senders never wait: a full queue is refused. The
-/// connection takes the whole queue at once and leaves its waker here whenever it waits:
-/// [`Outbox::kill`] always wakes it, a new frame only when it was parked with nothing to write.
+/// Allocates nothing while empty. Senders never wait: past a hard cap a frame is refused.
+/// The connection takes the whole queue at once (frames taken count against the bounds
+/// until the next take, which means they were written) and leaves its waker here whenever
+/// it waits: [`Outbox::kill`] always wakes it, a new frame only when it was parked with
+/// nothing to write.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     inner: Mutex<Inner>,
@@ -38,14 +43,16 @@ pub(crate) struct Outbox {
     /// The session was ended by someone else (a GOODBYE is queued): the connection waits for
     /// the reply, then closes.
     ending: AtomicBool,
-    capacity: usize,
+    budget: Arc<OutboundBudget>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Bytes>,
-    /// Frames the connection took and has not written yet; they count against the bound.
-    taken: usize,
+    /// Bytes in `queue`.
+    queued_bytes: u32,
+    /// Frames (and their bytes) the connection took and has not written yet.
+    taken: Backlog,
     waker: Option<Waker>,
     /// The connection has nothing to write: the next frame must wake it.
     parked: bool,
@@ -55,13 +62,29 @@ struct Inner {
     closed: bool,
 }
 
+impl Inner {
+    fn backlog(&self) -> Backlog {
+        Backlog {
+            messages: self.taken.messages.saturating_add(self.queue.len() as u32),
+            bytes: self.taken.bytes.saturating_add(self.queued_bytes),
+        }
+    }
+
+    fn set_waker(&mut self, waker: &Waker) {
+        match &self.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.waker = Some(waker.clone()),
+        }
+    }
+}
+
 impl Outbox {
-    pub(crate) fn new(capacity: usize) -> Outbox {
+    pub(crate) fn new(budget: Arc<OutboundBudget>) -> Outbox {
         Outbox {
             inner: Mutex::default(),
             killed: AtomicBool::new(false),
             ending: AtomicBool::new(false),
-            capacity: capacity.max(1),
+            budget,
         }
     }
 
@@ -76,7 +99,8 @@ impl Outbox {
         g.closed = true;
         let inner = Inner {
             queue: std::mem::take(&mut g.queue),
-            taken: g.taken,
+            queued_bytes: std::mem::take(&mut g.queued_bytes),
+            taken: std::mem::take(&mut g.taken),
             waker: g.waker.take(),
             parked: std::mem::take(&mut g.parked),
             killed: None,
@@ -87,7 +111,7 @@ impl Outbox {
             inner: Mutex::new(inner),
             killed: AtomicBool::new(false),
             ending: AtomicBool::new(false),
-            capacity: old.capacity,
+            budget: old.budget.clone(),
         }
     }
 
@@ -97,11 +121,23 @@ impl Outbox {
         if g.closed || g.killed.is_some() {
             return Err(Refused::Closed);
         }
-        if g.queue.len() + g.taken >= self.capacity {
-            return Err(Refused::Full);
+        let before = g.backlog();
+        if self.budget.over_cap(before, frame.len()) {
+            return Err(Refused::OverCap);
         }
+        // Under the cap, so the sums fit in a u32 (caps are u32).
+        let len = frame.len() as u32;
+        g.queued_bytes += len;
         g.queue.push_back(frame);
-        let waker = if std::mem::take(&mut g.parked) {
+        self.budget.moved(before.bytes, before.bytes + len);
+        // A parked connection has nothing to write; one waiting for its socket is woken
+        // when its backlog crosses the soft bound, to start watching its progress.
+        let after = Backlog {
+            messages: before.messages + 1,
+            bytes: before.bytes + len,
+        };
+        let crossed = || !self.budget.over_soft(before) && self.budget.over_soft(after);
+        let waker = if std::mem::take(&mut g.parked) || crossed() {
             g.waker.clone()
         } else {
             None
@@ -113,6 +149,16 @@ impl Outbox {
         Ok(())
     }
 
+    /// What is queued or being written.
+    pub(crate) fn backlog(&self) -> Backlog {
+        self.lock().backlog()
+    }
+
+    /// Whether the backlog is over the soft bound: the connection must keep draining it.
+    pub(crate) fn over_soft_bound(&self) -> bool {
+        self.budget.over_soft(self.lock().backlog())
+    }
+
     /// Marks the session for dropping and wakes its connection; true for the first reason.
     pub(crate) fn kill(&self, reason: &'static str) -> bool {
         let mut g = self.lock();
@@ -121,6 +167,12 @@ impl Outbox {
         }
         g.killed = Some(reason);
         self.killed.store(true, Ordering::Release);
+        // Nothing queued will be written any more: it no longer counts (the frame being
+        // written, if any, is the connection's until it closes).
+        self.budget.moved(g.backlog().bytes, 0);
+        g.queue = VecDeque::new();
+        g.queued_bytes = 0;
+        g.taken = Backlog::default();
         let waker = g.waker.clone();
         drop(g);
         if let Some(w) = waker {
@@ -158,21 +210,28 @@ impl Outbox {
         self.lock().closed = true;
     }
 
-    /// Connection side: reports `written` taken frames as gone and moves everything queued
-    /// into the empty `into` (the two buffers swap, so steady traffic allocates nothing).
-    pub(crate) fn take(&self, into: &mut VecDeque<Bytes>, written: usize) {
+    /// Connection side, everything taken before written: moves everything queued into the
+    /// empty `into` (the two buffers swap, so steady traffic allocates nothing).
+    pub(crate) fn take(&self, into: &mut VecDeque<Bytes>) {
         debug_assert!(into.is_empty());
         let mut g = self.lock();
-        g.taken = g.taken.saturating_sub(written) + g.queue.len();
+        let before = g.backlog().bytes;
+        g.taken = Backlog {
+            messages: g.queue.len() as u32,
+            bytes: std::mem::take(&mut g.queued_bytes),
+        };
         std::mem::swap(&mut g.queue, into);
+        self.budget.moved(before, g.taken.bytes);
     }
 
-    /// Connection side, with nothing left to write: parks `waker` (woken by the next frame)
-    /// and frees the queue's buffer. False if frames arrived meanwhile or the session was
-    /// killed: then the connection must go on instead of waiting.
-    pub(crate) fn park(&self, waker: &Waker, written: usize) -> bool {
+    /// Connection side, everything taken written and nothing left to write: parks `waker`
+    /// (woken by the next frame) and frees the queue's buffer. False if frames arrived
+    /// meanwhile or the session was killed: then the connection must go on instead of waiting.
+    pub(crate) fn park(&self, waker: &Waker) -> bool {
         let mut g = self.lock();
-        g.taken = g.taken.saturating_sub(written);
+        let before = g.backlog().bytes;
+        g.taken = Backlog::default();
+        self.budget.moved(before, g.queued_bytes);
         if !g.queue.is_empty() || g.killed.is_some() {
             return false;
         }
@@ -197,20 +256,18 @@ impl Outbox {
     }
 }
 
-impl Inner {
-    fn set_waker(&mut self, waker: &Waker) {
-        match &self.waker {
-            Some(w) if w.will_wake(waker) => {}
-            _ => self.waker = Some(waker.clone()),
-        }
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let g = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.budget.moved(g.backlog().bytes, 0);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OutboundConfig;
     use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
     use std::task::Wake;
 
     struct Count(AtomicUsize);
@@ -220,18 +277,29 @@ mod tests {
         }
     }
 
+    fn outbox(max_messages: usize, max_bytes: usize) -> Outbox {
+        Outbox::new(Arc::new(OutboundBudget::new(&OutboundConfig {
+            soft_messages: 1,
+            soft_bytes: 1,
+            max_messages,
+            max_bytes,
+            total_max_bytes: 1 << 40,
+            ..OutboundConfig::default()
+        })))
+    }
+
     #[test]
-    fn bounded_including_frames_being_written() {
-        let q = Outbox::new(2);
+    fn bounded_in_messages_including_frames_being_written() {
+        let q = outbox(2, 1000);
         assert_eq!(q.push(Bytes::from_static(b"a")), Ok(()));
         let mut local = VecDeque::new();
-        q.take(&mut local, 0);
+        q.take(&mut local);
         assert_eq!(local.len(), 1);
         assert_eq!(q.push(Bytes::from_static(b"b")), Ok(()));
-        assert_eq!(q.push(Bytes::from_static(b"c")), Err(Refused::Full));
+        assert_eq!(q.push(Bytes::from_static(b"c")), Err(Refused::OverCap));
         local.clear();
         let mut next = VecDeque::new();
-        q.take(&mut next, 1);
+        q.take(&mut next);
         assert_eq!(next.len(), 1);
         assert_eq!(q.push(Bytes::from_static(b"c")), Ok(()));
         q.close();
@@ -239,14 +307,50 @@ mod tests {
     }
 
     #[test]
+    fn bounded_in_bytes_and_the_router_total_follows() {
+        let q = outbox(1000, 300 << 10);
+        let frame = Bytes::from(vec![0u8; 100 << 10]);
+        for _ in 0..3 {
+            assert_eq!(q.push(frame.clone()), Ok(()));
+        }
+        assert_eq!(q.push(Bytes::from_static(b"x")), Err(Refused::OverCap));
+        assert_eq!(
+            q.backlog(),
+            Backlog {
+                messages: 3,
+                bytes: 300 << 10
+            }
+        );
+        assert!(q.over_soft_bound());
+        assert_eq!(q.budget.total_bytes(), 256 << 10, "whole 64 KiB units");
+        let mut local = VecDeque::new();
+        q.take(&mut local);
+        assert_eq!(q.backlog().bytes, 300 << 10, "taken frames still count");
+        local.clear();
+        let waker = Waker::noop();
+        assert!(q.park(waker));
+        assert_eq!(q.backlog(), Backlog::default());
+        assert_eq!(q.budget.total_bytes(), 0);
+        q.push(frame).unwrap();
+        let budget = q.budget.clone();
+        drop(q);
+        assert_eq!(
+            budget.total_bytes(),
+            0,
+            "a dropped outbox gives its bytes back"
+        );
+    }
+
+    #[test]
     fn a_successor_keeps_what_is_queued_and_the_predecessor_takes_nothing_more() {
-        let q = Outbox::new(4);
+        let q = outbox(4, 1000);
         q.push(Bytes::from_static(b"goodbye")).unwrap();
         let next = Outbox::succeed(&q);
         assert_eq!(q.push(Bytes::from_static(b"late")), Err(Refused::Closed));
+        assert_eq!(q.backlog(), Backlog::default());
         next.push(Bytes::from_static(b"welcome")).unwrap();
         let mut local = VecDeque::new();
-        next.take(&mut local, 0);
+        next.take(&mut local);
         assert_eq!(local, [&b"goodbye"[..], &b"welcome"[..]]);
     }
 
@@ -254,25 +358,25 @@ mod tests {
     fn parked_waker_is_woken_once_by_a_push_and_by_kill() {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
-        let q = Outbox::new(8);
-        assert!(q.park(&waker, 0));
+        let q = outbox(8, 1000);
+        assert!(q.park(&waker));
         q.push(Bytes::from_static(b"a")).unwrap();
         q.push(Bytes::from_static(b"b")).unwrap();
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(!q.park(&waker, 0), "frames are waiting");
+        assert!(!q.park(&waker), "frames are waiting");
         let mut local = VecDeque::new();
-        q.take(&mut local, 0);
+        q.take(&mut local);
         assert!(q.watch(&waker));
         q.push(Bytes::from_static(b"c")).unwrap();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "not parked: no wake");
         let mut local = VecDeque::new();
-        q.take(&mut local, 2);
-        assert!(q.park(&waker, 1));
+        q.take(&mut local);
+        assert!(q.park(&waker));
         assert!(q.kill("test"));
         assert!(!q.kill("again"));
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
         assert_eq!(q.kill_reason(), Some("test"));
-        assert!(!q.park(&waker, 0), "killed");
+        assert!(!q.park(&waker), "killed");
         assert!(!q.watch(&waker), "killed");
         assert_eq!(q.push(Bytes::from_static(b"d")), Err(Refused::Closed));
     }

@@ -127,7 +127,7 @@ impl SessionCore {
     ) -> SessionCore {
         SessionCore {
             serializer,
-            outbox: Arc::new(Outbox::new(router.options.outbound_queue)),
+            outbox: Arc::new(Outbox::new(router.outbound.clone())),
             transport,
             router,
             state: State::AwaitHello,
@@ -218,8 +218,9 @@ impl SessionCore {
         }
         match encode_frame(self.serializer, msg) {
             Ok(f) => {
-                if self.outbox.push(f) == Err(Refused::Full) {
-                    self.outbox.kill("slow consumer: outbound queue full");
+                if self.outbox.push(f) == Err(Refused::OverCap) {
+                    self.outbox
+                        .kill("slow consumer: outbound backlog at its cap");
                 }
             }
             Err(e) => warn!(cause = %e, "cannot encode reply"),

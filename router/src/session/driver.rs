@@ -16,7 +16,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{debug, warn};
 use wamp_proto::Serializer;
 
-use super::core::{Deadline, Flow, SessionCore, TransportInfo};
+use super::core::{Deadline, Flow, KeepAlive, SessionCore, TransportInfo};
 use super::CloseReason;
 use crate::shared::RouterShared;
 use crate::transport::connection::{Connection, ReadEnd};
@@ -45,13 +45,24 @@ enum Armed {
     Core(Deadline),
     /// An established session on a transport with keep-alive: ping a silent peer.
     KeepAlive,
+    /// The socket is full and the backlog over its soft bound: it must keep draining.
+    Stalled,
 }
 
-/// The driver's timer: the deadline the core asked for (or keep-alive), and its sleep.
+/// Looks per stall timeout at a stalled connection's progress: it is closed after writing
+/// nothing for between one timeout and one timeout plus a quarter.
+const STALL_LOOKS: u8 = 4;
+
+/// The driver's timer: the deadline the core asked for (or keep-alive, or the stall
+/// watch), and its sleep.
 struct Timer {
     armed: Armed,
     /// Keep-alive: a ping went out and nothing has arrived since.
     pinged: bool,
+    /// The connection waits for a full socket with its backlog over the soft bound.
+    stalled: bool,
+    /// Stall watch: looks in a row that saw nothing written.
+    idle_looks: u8,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -61,6 +72,8 @@ enum Fired {
     Deadline,
     /// The peer answered nothing to a keep-alive ping in time.
     Silent,
+    /// The peer read nothing of its backlog for the stall timeout.
+    Stalled,
 }
 
 /// Runs a connection whose transport handshake is done, until it closes.
@@ -81,6 +94,8 @@ where
     let mut timer = Timer {
         armed: Armed::Core(Deadline::None),
         pinged: false,
+        stalled: false,
+        idle_looks: 0,
         sleep: None,
     };
     let mut core = SessionCore::new(serializer, Arc::new(transport), router);
@@ -113,8 +128,9 @@ where
 
 impl Timer {
     /// What the timer should be armed for now.
-    fn wanted(core: &SessionCore) -> Armed {
+    fn wanted(&self, core: &SessionCore) -> Armed {
         match core.deadline() {
+            Deadline::None if self.stalled => Armed::Stalled,
             Deadline::None if !core.transport.keepalive.interval.is_zero() => Armed::KeepAlive,
             d => Armed::Core(d),
         }
@@ -122,7 +138,7 @@ impl Timer {
 
     /// Whether the timer must be re-armed (the core's state changed).
     fn stale(&self, core: &SessionCore) -> bool {
-        self.armed != Timer::wanted(core)
+        self.armed != self.wanted(core)
     }
 
     /// Arms the timer the core's state needs, if it changed, and runs keep-alive rounds;
@@ -137,12 +153,15 @@ impl Timer {
         S: AsyncRead + AsyncWrite + Unpin,
         F: Framing,
     {
-        let armed = Timer::wanted(core);
+        let armed = self.wanted(core);
         let keepalive = core.transport.keepalive;
+        let stall_look = core.router.outbound.stall_timeout / u32::from(STALL_LOOKS);
         if armed != self.armed {
             let options = &core.router.options;
             self.armed = armed;
             self.pinged = false;
+            self.idle_looks = 0;
+            conn.take_write_progress();
             self.sleep = match armed {
                 Armed::Core(Deadline::None) => None,
                 Armed::Core(Deadline::Hello) => {
@@ -152,6 +171,7 @@ impl Timer {
                     Some(Duration::from_millis(options.goodbye_timeout_ms))
                 }
                 Armed::KeepAlive => Some(keepalive.interval),
+                Armed::Stalled => Some(stall_look),
             }
             .map(|d| Box::pin(tokio::time::sleep(d)));
         }
@@ -160,22 +180,49 @@ impl Timer {
         };
         loop {
             ready!(sleep.as_mut().poll(cx));
-            if armed != Armed::KeepAlive {
-                return Poll::Ready(Fired::Deadline);
-            }
-            let next = if conn.take_activity() {
-                self.pinged = false;
-                keepalive.interval
-            } else if self.pinged {
+            let next = match armed {
+                Armed::Core(_) => return Poll::Ready(Fired::Deadline),
+                Armed::Stalled => {
+                    if conn.take_write_progress() {
+                        self.idle_looks = 0;
+                    } else {
+                        self.idle_looks += 1;
+                        if self.idle_looks >= STALL_LOOKS {
+                            return Poll::Ready(Fired::Stalled);
+                        }
+                    }
+                    Some(stall_look)
+                }
+                Armed::KeepAlive => keepalive_look(&mut self.pinged, conn, keepalive),
+            };
+            let Some(next) = next else {
                 return Poll::Ready(Fired::Silent);
-            } else {
-                conn.ping();
-                self.pinged = true;
-                keepalive.timeout
             };
             sleep.as_mut().reset(tokio::time::Instant::now() + next);
         }
     }
+}
+
+/// Keep-alive: when to look next, or `None` for a pinged peer that stayed silent.
+fn keepalive_look<S, F>(
+    pinged: &mut bool,
+    conn: &mut Connection<S, F>,
+    keepalive: KeepAlive,
+) -> Option<Duration>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Framing,
+{
+    Some(if conn.take_activity() {
+        *pinged = false;
+        keepalive.interval
+    } else if *pinged {
+        return None;
+    } else {
+        conn.ping();
+        *pinged = true;
+        keepalive.timeout
+    })
 }
 
 /// Reads and handles messages and writes the outbox until the connection should end.
@@ -210,6 +257,19 @@ where
         Poll::Ready(Fired::Silent) => {
             warn!(peer = %core.transport.peer, transport = F::NAME, session = ?core.session_id(), "no answer to keep-alive ping; closing connection");
             return Poll::Ready(End::Gone);
+        }
+        Poll::Ready(Fired::Stalled) => {
+            let backlog = core.outbox().backlog();
+            if core
+                .outbox()
+                .kill("slow consumer: read nothing of its backlog in time")
+            {
+                warn!(peer = %core.transport.peer, transport = F::NAME, session = ?core.session_id(), messages = backlog.messages, bytes = backlog.bytes, stall_timeout_ms = core.router.options.outbound.stall_timeout_ms, "slow consumer: read nothing of its backlog in time; closing session");
+            }
+            return Poll::Ready(End::Close {
+                reason: CloseReason::SlowConsumer,
+                wait: false,
+            });
         }
         Poll::Pending => {}
     }
@@ -268,7 +328,10 @@ where
                 if !std::ptr::eq(outbox, Arc::as_ptr(core.outbox())) {
                     continue;
                 }
-                // A state change (a new session after GOODBYE) may need its timer armed.
+                // A full socket with a backlog over the soft bound starts the stall watch.
+                timer.stalled = !flushed && core.outbox().over_soft_bound();
+                // A state change (a new session after GOODBYE, a stall) may need its timer
+                // armed.
                 if timer.stale(core) && timer.poll(core, conn, cx).is_ready() {
                     continue;
                 }

@@ -62,10 +62,10 @@ pub(crate) struct Connection<S, F> {
     control: Option<Box<Control>>,
     /// Bytes of the first frame (control first, if any) already written.
     offset: usize,
-    /// Queued frames fully written since the last report to the outbox.
-    written: usize,
     /// Bytes arrived since the keep-alive timer last looked.
     activity: bool,
+    /// Bytes were written since the stall timer last looked.
+    wrote: bool,
     /// A keep-alive ping is to be written.
     ping_due: bool,
 }
@@ -82,8 +82,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
             pongs: Vec::new(),
             control: None,
             offset: 0,
-            written: 0,
             activity: false,
+            wrote: false,
             ping_due: false,
         }
     }
@@ -91,6 +91,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
     /// Whether anything arrived since the last call (keep-alive).
     pub(crate) fn take_activity(&mut self) -> bool {
         std::mem::take(&mut self.activity)
+    }
+
+    /// Whether anything was written since the last call (a backlog is draining).
+    pub(crate) fn take_write_progress(&mut self) -> bool {
+        std::mem::take(&mut self.wrote)
     }
 
     /// Queues a keep-alive ping (written before the next queued frames).
@@ -163,7 +168,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
     ) -> Poll<io::Result<()>> {
         loop {
             if self.writing.is_empty() {
-                outbox.take(&mut self.writing, std::mem::take(&mut self.written));
+                outbox.take(&mut self.writing);
                 if self.writing.is_empty() && self.idle_control() {
                     return Poll::Ready(Ok(()));
                 }
@@ -184,7 +189,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
         if self.pongs.capacity() > 0 {
             self.pongs = Vec::new();
         }
-        outbox.park(cx.waker(), std::mem::take(&mut self.written))
+        outbox.park(cx.waker())
     }
 
     fn idle_control(&self) -> bool {
@@ -245,6 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
         if done == 0 {
             return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
+        self.wrote = true;
         // Retire what was written, frame by frame.
         loop {
             let len = match (&self.control, self.writing.front()) {
@@ -261,7 +267,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
             self.offset = 0;
             if self.control.take().is_none() {
                 self.writing.pop_front();
-                self.written += 1;
             }
         }
         Poll::Ready(Ok(()))
