@@ -37,7 +37,7 @@ impl Realm {
             users: Users::new(config),
             roles: Roles::new(config),
             sessions: DashMap::new(),
-            broker: Broker::new(&config.topics),
+            broker: Broker::new(&config.topics, config.pause_publishers),
             dealer: Dealer::new(crate::dealer::CallLimits {
                 per_caller: config.limits.max_calls_per_caller,
                 per_callee: config.limits.max_invocations_per_callee,

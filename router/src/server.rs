@@ -529,8 +529,8 @@ mod tests {
 
     /// An idle connection costs its task's allocation: keep the future small (it was 1.5 KiB
     /// with the handshake and close states inline; 448 bytes before authentication added the
-    /// pending-HELLO box and the failure delay, keep-alive its two flags and timer state, and
-    /// the meta API the testaments' box).
+    /// pending-HELLO box and the failure delay, keep-alive its two flags and timer state,
+    /// the meta API the testaments' box, `pause_publishers` the handle a publisher waits on).
     #[tokio::test]
     async fn connection_task_stays_small() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,6 +13,10 @@ use wamp_proto::{Dict, Id, Message, Payload, Serializer, Uri, Value};
 use wamp_tests::{Closed, RawPeer, TestRouter, WAIT};
 
 fn config(outbound: &str) -> String {
+    config_with(outbound, "")
+}
+
+fn config_with(outbound: &str, realm: &str) -> String {
     format!(
         r#"
 [router.outbound]
@@ -23,6 +27,7 @@ bind = "127.0.0.1:0"
 
 [[realm]]
 name = "realm1"
+{realm}
 "#
     )
 }
@@ -270,4 +275,47 @@ async fn the_router_wide_cap_closes_the_largest_backlog_first() {
         }
     }
     assert!(left.try_recv().is_err(), "only the largest was closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_publishers_holds_the_publisher_instead_of_dropping_a_slow_reader() {
+    // A 20 MiB burst against a 4 MiB hard cap: without pausing, the slow reader would be
+    // closed at its cap (as above). With `pause_publishers` the router stops reading the
+    // publisher while a subscriber is over its 1 MiB soft bound, so the slow reader gets
+    // everything; the stalled one is closed after the stall timeout, and then the
+    // publisher goes on.
+    let router = TestRouter::with_config(&config_with(
+        "soft_bytes = 1048576\nmax_bytes = 4194304\nstall_timeout_ms = 3000",
+        "pause_publishers = true",
+    ))
+    .await;
+    let mut left = leave_watcher(&router).await;
+    let (stalled, stalled_id) = subscriber(&router, &["com.burst"]).await;
+    let (fast, _) = subscriber(&router, &["com.burst"]).await;
+    let (slow, _) = subscriber(&router, &["com.burst"]).await;
+    let (mut publisher, _) = RawPeer::join(router.url(), "realm1", Serializer::MsgPack).await;
+    const N: u64 = 20_000;
+    let fast = tokio::spawn(read_events(fast, N, Duration::ZERO));
+    let slow = tokio::spawn(read_events(slow, N, Duration::from_millis(1)));
+    let blob = Value::Bytes(vec![3u8; 1024]);
+    for i in 0..N {
+        let r = publisher.request();
+        publisher.send(&event(r, "com.burst", i, &blob)).await;
+    }
+    still_served(&mut publisher).await;
+    let (_fast, fast_got) = fast.await.unwrap();
+    assert_eq!(fast_got, Ok(N), "the full-speed reader gets everything");
+    let (_slow, slow_got) = slow.await.unwrap();
+    assert_eq!(
+        slow_got,
+        Ok(N),
+        "the slow reader gets everything, under its cap"
+    );
+    let (gone, _) = tokio::time::timeout(WAIT, left.recv())
+        .await
+        .expect("the stalled session is closed")
+        .expect("watcher alive");
+    assert_eq!(gone, stalled_id, "only the stalled session leaves");
+    assert!(left.try_recv().is_err(), "nobody else left");
+    drop(stalled);
 }

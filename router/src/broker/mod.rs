@@ -31,7 +31,7 @@ pub(crate) use store::{rfc3339, StoredEvent, TopicPolicies};
 
 use crate::config::TopicPolicyConfig;
 use crate::peer::encode_frame;
-use crate::peer::{lock, SessionHandle};
+use crate::peer::{lock, Queued, SessionHandle};
 
 /// One subscription: a URI, how it matches, and its subscribers.
 #[derive(Debug)]
@@ -116,11 +116,24 @@ pub(crate) struct Broker {
     retained: DashMap<Uri, Arc<StoredEvent>>,
     topics: TopicPolicies,
     seq: AtomicU64,
+    /// Report a subscriber over its soft bound to the publisher (realm `pause_publishers`).
+    pause_publishers: bool,
+}
+
+/// What a PUBLISH reached.
+#[derive(Debug, Default)]
+pub(crate) struct Delivered {
+    /// EVENTs queued.
+    pub(crate) events: usize,
+    /// Under `pause_publishers`: a subscriber now over its soft bound, whose draining the
+    /// publisher must wait for.
+    pub(crate) over_bound: Option<SessionHandle>,
 }
 
 impl Broker {
-    pub(crate) fn new(topics: &[TopicPolicyConfig]) -> Broker {
+    pub(crate) fn new(topics: &[TopicPolicyConfig], pause_publishers: bool) -> Broker {
         Broker {
+            pause_publishers,
             exact: DashMap::new(),
             patterns: Patterns::default(),
             by_id: DashMap::new(),
@@ -287,8 +300,8 @@ impl Broker {
     }
 
     /// Delivers a publication to every matching subscription; stores it for retention and
-    /// history as configured. Returns how many EVENTs were queued.
-    pub(crate) fn publish(&self, p: Publication) -> usize {
+    /// history as configured.
+    pub(crate) fn publish(&self, p: Publication) -> Delivered {
         let Publication {
             topic,
             id,
@@ -316,10 +329,15 @@ impl Broker {
             details,
             payload,
         });
-        let mut delivered = 0;
+        let mut delivered = Delivered::default();
+        let to = Targets {
+            filter: &filter,
+            exclude: exclude_publisher,
+            pause: self.pause_publishers,
+        };
         let exact = self.exact.get(&topic).map(|s| s.clone());
         if let Some(sub) = exact {
-            delivered += deliver(&sub, &mut msg, &filter, exclude_publisher);
+            deliver(&sub, &mut msg, &to, &mut delivered);
         }
         if self.patterns.any.load(Ordering::Acquire) {
             // Collected under the read lock, delivered after it: no lock across a fan-out.
@@ -335,7 +353,7 @@ impl Broker {
                         .insert("topic".into(), Value::Str(topic.as_str().to_owned()));
                 }
                 for sub in matched.iter() {
-                    delivered += deliver(sub, &mut msg, &filter, exclude_publisher);
+                    deliver(sub, &mut msg, &to, &mut delivered);
                 }
             }
         }
@@ -390,16 +408,23 @@ impl Broker {
     }
 }
 
-/// Fans the EVENT in `msg` out to the subscribers of `sub`; returns how many got it.
-fn deliver(sub: &Subscription, msg: &mut Message, filter: &Filter, exclude: Option<Id>) -> usize {
+/// Who a publication goes to, besides the subscribers of its topic.
+struct Targets<'a> {
+    filter: &'a Filter,
+    exclude: Option<Id>,
+    /// Report the first subscriber over its soft bound.
+    pause: bool,
+}
+
+/// Fans the EVENT in `msg` out to the subscribers of `sub`, counting them in `delivered`.
+fn deliver(sub: &Subscription, msg: &mut Message, to: &Targets<'_>, delivered: &mut Delivered) {
     if let Message::Event(ev) = msg {
         ev.subscription = sub.id;
     }
     let members = sub.snapshot();
     let mut encoded: [Option<Bytes>; Serializer::COUNT] = Default::default();
-    let mut delivered = 0;
     for s in members.iter() {
-        if Some(s.id()) == exclude || !filter.allows(s) {
+        if Some(s.id()) == to.exclude || !to.filter.allows(s) {
             continue;
         }
         let slot = &mut encoded[s.serializer().index()];
@@ -413,11 +438,17 @@ fn deliver(sub: &Subscription, msg: &mut Message, filter: &Filter, exclude: Opti
                 }
             },
         };
-        if s.send_frame(frame) {
-            delivered += 1;
+        match s.send_frame(frame) {
+            Queued::No => {}
+            Queued::Yes => delivered.events += 1,
+            Queued::OverBound => {
+                delivered.events += 1;
+                if to.pause && delivered.over_bound.is_none() {
+                    delivered.over_bound = Some(s.clone());
+                }
+            }
         }
     }
-    delivered
 }
 
 /// The broker features announced in WELCOME: only those that really work.

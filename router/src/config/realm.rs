@@ -43,6 +43,11 @@ pub struct RealmConfig {
     /// their events); default on. With roles, it is authorized like any URI.
     #[serde(default = "yes")]
     pub meta_api: bool,
+    /// While a subscriber's outbound queue is over its soft bound, stop reading from the
+    /// publishers that feed it (until it drains, or is closed for making no progress):
+    /// completeness over the publishers' speed. Default false: publishers are never slowed.
+    #[serde(default)]
+    pub pause_publishers: bool,
     /// Per-realm and per-session limits; each, when hit, is refused with
     /// `wamp.error.limit_exceeded` and a message naming it.
     #[serde(default)]

@@ -61,6 +61,17 @@ pub(crate) enum NotSent {
     Closed,
 }
 
+/// What became of a frame handed to [`SessionHandle::send_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queued {
+    /// Not queued (see [`NotSent`]; logged where it matters).
+    No,
+    /// Queued.
+    Yes,
+    /// Queued, and the session's backlog is over its soft bound.
+    OverBound,
+}
+
 /// A cheap, cloneable reference to a session (an `Arc`).
 #[derive(Clone)]
 pub(crate) struct SessionHandle(Arc<SessionShared>);
@@ -120,12 +131,21 @@ impl SessionHandle {
 
     /// Queues an already-encoded frame without waiting. A backlog at its hard cap marks the
     /// session as a slow consumer and drops it; a frame longer than the peer accepts is dropped and logged.
-    /// Returns whether the frame was queued.
-    pub(crate) fn send_frame(&self, frame: Bytes) -> bool {
-        self.push(frame).is_ok()
+    pub(crate) fn send_frame(&self, frame: Bytes) -> Queued {
+        match self.push(frame) {
+            Ok(false) => Queued::Yes,
+            Ok(true) => Queued::OverBound,
+            Err(_) => Queued::No,
+        }
     }
 
-    fn push(&self, frame: Bytes) -> Result<(), NotSent> {
+    /// A publisher paused for this session: see [`Outbox::hold_publisher`].
+    pub(crate) fn hold_publisher(&self, waker: &std::task::Waker) -> bool {
+        self.0.outbox.hold_publisher(waker)
+    }
+
+    /// Queues a frame; `Ok(true)` when the backlog is now over the soft bound.
+    fn push(&self, frame: Bytes) -> Result<bool, NotSent> {
         if self
             .0
             .said_goodbye
@@ -141,7 +161,7 @@ impl SessionHandle {
             });
         }
         match self.0.outbox.push(frame) {
-            Ok(()) => Ok(()),
+            Ok(over) => Ok(over),
             Err(Refused::OverCap) => {
                 let backlog = self.backlog();
                 if self.kill("slow consumer: outbound backlog at its cap") {
@@ -156,7 +176,7 @@ impl SessionHandle {
     /// Encodes `msg` for this session's serializer and queues it, saying why it was not.
     pub(crate) fn try_send(&self, msg: &Message) -> Result<(), NotSent> {
         match encode_frame(self.0.serializer, msg) {
-            Ok(frame) => self.push(frame),
+            Ok(frame) => self.push(frame).map(|_| ()),
             Err(e) => {
                 warn!(session = %self.0.id, cause = %e, message = msg.name(), "cannot encode outbound message; dropped");
                 Err(NotSent::Unencodable)

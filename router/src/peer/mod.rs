@@ -14,5 +14,5 @@ mod outbox;
 pub(crate) use budget::{Backlog, OutboundBudget};
 pub(crate) use calls::{OutgoingCall, PendingInvocation};
 pub(crate) use features::PeerFeatures;
-pub(crate) use handle::{lock, NotSent, SessionHandle, SessionInfo};
+pub(crate) use handle::{lock, NotSent, Queued, SessionHandle, SessionInfo};
 pub(crate) use outbox::{encode_frame, Outbox, Refused};

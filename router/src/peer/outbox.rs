@@ -46,6 +46,11 @@ pub(crate) struct Outbox {
     budget: Arc<OutboundBudget>,
 }
 
+/// Wakers of paused publishers: boxed, so the many outboxes that never have any pay 8
+/// bytes for them, not a `Vec`'s 24.
+#[allow(clippy::box_collection)]
+type Waiting = Box<Vec<Waker>>;
+
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Bytes>,
@@ -58,6 +63,8 @@ struct Inner {
     parked: bool,
     /// Why the session was killed (first reason wins).
     killed: Option<&'static str>,
+    /// Publishers paused until the backlog is under the soft bound.
+    publishers: Option<Waiting>,
     /// No more frames are accepted.
     closed: bool,
 }
@@ -105,6 +112,7 @@ impl Outbox {
             parked: std::mem::take(&mut g.parked),
             killed: None,
             closed: false,
+            publishers: g.publishers.take(),
         };
         drop(g);
         Outbox {
@@ -115,8 +123,9 @@ impl Outbox {
         }
     }
 
-    /// Queues a frame payload without waiting.
-    pub(crate) fn push(&self, frame: Bytes) -> Result<(), Refused> {
+    /// Queues a frame payload without waiting; `Ok(true)` when the backlog is now over the
+    /// soft bound.
+    pub(crate) fn push(&self, frame: Bytes) -> Result<bool, Refused> {
         let mut g = self.lock();
         if g.closed || g.killed.is_some() {
             return Err(Refused::Closed);
@@ -136,8 +145,8 @@ impl Outbox {
             messages: before.messages + 1,
             bytes: before.bytes + len,
         };
-        let crossed = || !self.budget.over_soft(before) && self.budget.over_soft(after);
-        let waker = if std::mem::take(&mut g.parked) || crossed() {
+        let over = self.budget.over_soft(after);
+        let waker = if std::mem::take(&mut g.parked) || (over && !self.budget.over_soft(before)) {
             g.waker.clone()
         } else {
             None
@@ -146,7 +155,22 @@ impl Outbox {
         if let Some(w) = waker {
             w.wake();
         }
-        Ok(())
+        Ok(over)
+    }
+
+    /// A publisher paused for this session (realm `pause_publishers`): true while the
+    /// backlog is over the soft bound, leaving `waker` to be woken once it drains below it
+    /// or the session is closed; false when the publisher may go on.
+    pub(crate) fn hold_publisher(&self, waker: &Waker) -> bool {
+        let mut g = self.lock();
+        if g.killed.is_some() || g.closed || !self.budget.over_soft(g.backlog()) {
+            return false;
+        }
+        let waiting = g.publishers.get_or_insert_with(Box::default);
+        if !waiting.iter().any(|w| w.will_wake(waker)) {
+            waiting.push(waker.clone());
+        }
+        true
     }
 
     /// What is queued or being written.
@@ -174,10 +198,12 @@ impl Outbox {
         g.queued_bytes = 0;
         g.taken = Backlog::default();
         let waker = g.waker.clone();
+        let publishers = g.publishers.take();
         drop(g);
         if let Some(w) = waker {
             w.wake();
         }
+        wake_all(publishers);
         true
     }
 
@@ -207,7 +233,11 @@ impl Outbox {
 
     /// Accepts no more frames (what is queued can still be taken).
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        let mut g = self.lock();
+        g.closed = true;
+        let publishers = g.publishers.take();
+        drop(g);
+        wake_all(publishers);
     }
 
     /// Connection side, everything taken before written: moves everything queued into the
@@ -222,6 +252,18 @@ impl Outbox {
         };
         std::mem::swap(&mut g.queue, into);
         self.budget.moved(before, g.taken.bytes);
+        let publishers = self.drained(&mut g);
+        drop(g);
+        wake_all(publishers);
+    }
+
+    /// The paused publishers to wake, if the backlog is now under the soft bound.
+    fn drained(&self, g: &mut Inner) -> Option<Waiting> {
+        if g.publishers.is_some() && !self.budget.over_soft(g.backlog()) {
+            g.publishers.take()
+        } else {
+            None
+        }
     }
 
     /// Connection side, everything taken written and nothing left to write: parks `waker`
@@ -232,15 +274,18 @@ impl Outbox {
         let before = g.backlog().bytes;
         g.taken = Backlog::default();
         self.budget.moved(before, g.queued_bytes);
-        if !g.queue.is_empty() || g.killed.is_some() {
-            return false;
+        let publishers = self.drained(&mut g);
+        let parked = g.queue.is_empty() && g.killed.is_none();
+        if parked {
+            if g.queue.capacity() > 0 {
+                g.queue = VecDeque::new();
+            }
+            g.set_waker(waker);
+            g.parked = true;
         }
-        if g.queue.capacity() > 0 {
-            g.queue = VecDeque::new();
-        }
-        g.set_waker(waker);
-        g.parked = true;
-        true
+        drop(g);
+        wake_all(publishers);
+        parked
     }
 
     /// Connection side, waiting for the socket with frames still to write: leaves `waker`
@@ -260,6 +305,13 @@ impl Drop for Outbox {
     fn drop(&mut self) {
         let g = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         self.budget.moved(g.backlog().bytes, 0);
+        wake_all(g.publishers.take());
+    }
+}
+
+fn wake_all(wakers: Option<Waiting>) {
+    for w in wakers.into_iter().flat_map(|w| w.into_iter()) {
+        w.wake();
     }
 }
 
@@ -279,8 +331,8 @@ mod tests {
 
     fn outbox(max_messages: usize, max_bytes: usize) -> Outbox {
         Outbox::new(Arc::new(OutboundBudget::new(&OutboundConfig {
-            soft_messages: 1,
-            soft_bytes: 1,
+            soft_messages: max_messages,
+            soft_bytes: max_bytes / 2,
             max_messages,
             max_bytes,
             total_max_bytes: 1 << 40,
@@ -291,17 +343,17 @@ mod tests {
     #[test]
     fn bounded_in_messages_including_frames_being_written() {
         let q = outbox(2, 1000);
-        assert_eq!(q.push(Bytes::from_static(b"a")), Ok(()));
+        assert!(q.push(Bytes::from_static(b"a")).is_ok());
         let mut local = VecDeque::new();
         q.take(&mut local);
         assert_eq!(local.len(), 1);
-        assert_eq!(q.push(Bytes::from_static(b"b")), Ok(()));
+        assert!(q.push(Bytes::from_static(b"b")).is_ok());
         assert_eq!(q.push(Bytes::from_static(b"c")), Err(Refused::OverCap));
         local.clear();
         let mut next = VecDeque::new();
         q.take(&mut next);
         assert_eq!(next.len(), 1);
-        assert_eq!(q.push(Bytes::from_static(b"c")), Ok(()));
+        assert!(q.push(Bytes::from_static(b"c")).is_ok());
         q.close();
         assert_eq!(q.push(Bytes::from_static(b"d")), Err(Refused::Closed));
     }
@@ -311,7 +363,7 @@ mod tests {
         let q = outbox(1000, 300 << 10);
         let frame = Bytes::from(vec![0u8; 100 << 10]);
         for _ in 0..3 {
-            assert_eq!(q.push(frame.clone()), Ok(()));
+            assert!(q.push(frame.clone()).is_ok());
         }
         assert_eq!(q.push(Bytes::from_static(b"x")), Err(Refused::OverCap));
         assert_eq!(
@@ -352,6 +404,56 @@ mod tests {
         let mut local = VecDeque::new();
         next.take(&mut local);
         assert_eq!(local, [&b"goodbye"[..], &b"welcome"[..]]);
+    }
+
+    #[test]
+    fn crossing_the_soft_bound_wakes_the_connection_and_holds_publishers_until_it_drains() {
+        let connection = Arc::new(Count(AtomicUsize::new(0)));
+        let publisher = Arc::new(Count(AtomicUsize::new(0)));
+        let (conn_waker, pub_waker) = (
+            Waker::from(connection.clone()),
+            Waker::from(publisher.clone()),
+        );
+        let q = outbox(100, 1000);
+        assert!(!q.hold_publisher(&pub_waker), "under the bound: go on");
+        let mut writing = VecDeque::new();
+        q.take(&mut writing);
+        assert!(q.watch(&conn_waker), "the socket is full");
+        assert_eq!(q.push(Bytes::from(vec![0u8; 400])), Ok(false));
+        assert_eq!(connection.0.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            q.push(Bytes::from(vec![0u8; 200])),
+            Ok(true),
+            "over 500 bytes"
+        );
+        assert_eq!(
+            connection.0.load(Ordering::SeqCst),
+            1,
+            "woken to watch for a stall"
+        );
+        assert_eq!(q.push(Bytes::from(vec![0u8; 10])), Ok(true));
+        assert_eq!(connection.0.load(Ordering::SeqCst), 1, "once per crossing");
+        assert!(q.hold_publisher(&pub_waker));
+        assert!(q.hold_publisher(&pub_waker), "registered once");
+        q.take(&mut writing);
+        assert_eq!(publisher.0.load(Ordering::SeqCst), 0, "still being written");
+        writing.clear();
+        assert!(q.park(&conn_waker));
+        assert_eq!(
+            publisher.0.load(Ordering::SeqCst),
+            1,
+            "drained: the publisher goes on"
+        );
+        assert!(!q.hold_publisher(&pub_waker));
+        q.push(Bytes::from(vec![0u8; 600])).unwrap();
+        assert!(q.hold_publisher(&pub_waker));
+        q.kill("stalled");
+        assert_eq!(
+            publisher.0.load(Ordering::SeqCst),
+            2,
+            "a closed subscriber frees it too"
+        );
+        assert!(!q.hold_publisher(&pub_waker));
     }
 
     #[test]

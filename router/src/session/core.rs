@@ -102,6 +102,9 @@ pub(crate) struct Joined {
     /// What to publish when the session goes away (allocated on first use: most sessions
     /// have none, and every byte here is in each connection's task).
     pub(crate) testaments: Option<Box<meta::Testaments>>,
+    /// Realm `pause_publishers`: a subscriber this session's last PUBLISH left over its
+    /// soft bound; nothing more is read from this session until it drains.
+    pub(crate) paused_by: Option<SessionHandle>,
 }
 
 /// One transport's session state machine.
@@ -154,6 +157,27 @@ impl SessionCore {
             State::Established => Deadline::None,
             State::Closing => Deadline::Goodbye,
         }
+    }
+
+    /// Whether reading must wait for a subscriber to drain its backlog (realm
+    /// `pause_publishers`); if so, `waker` is woken when it has, or is closed.
+    pub(crate) fn publisher_paused(&mut self, waker: &std::task::Waker) -> bool {
+        let Some(j) = &mut self.joined else {
+            return false;
+        };
+        match &j.paused_by {
+            Some(s) if s.hold_publisher(waker) => true,
+            Some(_) => {
+                j.paused_by = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the session is a paused publisher (see [`SessionCore::publisher_paused`]).
+    pub(crate) fn is_paused(&self) -> bool {
+        self.joined.as_ref().is_some_and(|j| j.paused_by.is_some())
     }
 
     pub(crate) fn session_id(&self) -> Option<Id> {

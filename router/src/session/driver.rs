@@ -193,6 +193,11 @@ impl Timer {
                     }
                     Some(stall_look)
                 }
+                // A paused publisher's replies wait unread: it is not silent.
+                Armed::KeepAlive if core.is_paused() => {
+                    self.pinged = false;
+                    Some(keepalive.interval)
+                }
                 Armed::KeepAlive => keepalive_look(&mut self.pinged, conn, keepalive),
             };
             let Some(next) = next else {
@@ -299,10 +304,16 @@ where
         };
         let outbox = Arc::as_ptr(core.outbox());
         let mut flow = Flow::Continue;
-        let read = conn.poll_read(cx, |bytes| {
-            flow = core.on_frame(&bytes);
-            flow == Flow::Continue
-        });
+        // A publisher paused for a subscriber's backlog (realm `pause_publishers`) reads
+        // nothing until it drains; its own outbox is still written.
+        let read = if core.publisher_paused(cx.waker()) {
+            Poll::Pending
+        } else {
+            conn.poll_read(cx, |bytes| {
+                flow = core.on_frame(&bytes);
+                flow == Flow::Continue
+            })
+        };
         match read {
             Poll::Ready(None) => {}
             Poll::Ready(Some(ReadEnd::Stopped)) => {

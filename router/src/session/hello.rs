@@ -280,6 +280,7 @@ fn welcome(
         subscriptions: HashSet::new(),
         registrations: HashSet::new(),
         testaments: None,
+        paused_by: None,
     })
 }
 

@@ -77,7 +77,7 @@ pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), 
             .into(),
         );
     }
-    j.realm.broker.publish(Publication {
+    let delivered = j.realm.broker.publish(Publication {
         topic: m.topic,
         id: publication,
         payload: m.payload,
@@ -86,6 +86,9 @@ pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), 
         filter: o.filter,
         retain: o.retain,
     });
+    if delivered.over_bound.is_some() {
+        j.paused_by = delivered.over_bound;
+    }
     Ok(())
 }
 
