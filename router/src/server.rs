@@ -174,6 +174,14 @@ impl Server {
         Ok(server)
     }
 
+    /// Every metric, in the Prometheus / OpenMetrics text format (what `GET /metrics`
+    /// answers): sessions by realm and transport, messages and bytes in and out by type,
+    /// outbound queues, slow-consumer closes, refusals by URI (limits hit), authentication
+    /// failures, and a call latency histogram.
+    pub fn metrics(&self) -> String {
+        crate::metrics::render(&self.shared)
+    }
+
     /// Re-reads every TLS transport's certificate, key and CA files (on SIGHUP). Open
     /// connections keep theirs; a transport whose files fail to load keeps the old ones (the
     /// first such error is returned, each is logged).

@@ -13,6 +13,7 @@ use wamp_proto::Id;
 use crate::auth::internal::InternalCaller;
 use crate::auth::penalty::Penalties;
 use crate::config::RouterOptions;
+use crate::counters::Metrics;
 use crate::peer::OutboundBudget;
 use crate::realm::Realm;
 
@@ -28,6 +29,8 @@ pub(crate) struct RouterShared {
     pub(crate) options: RouterOptions,
     /// What sessions' outbound queues may hold, each and together.
     pub(crate) outbound: Arc<OutboundBudget>,
+    /// What the router counts (the same as `outbound.metrics`).
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     /// Authentication failures per peer address.
@@ -46,13 +49,15 @@ impl RouterShared {
         let session_ids = DashMap::new();
         let internal_id = Id::random();
         session_ids.insert(internal_id, ());
-        let outbound = Arc::new(OutboundBudget::new(&options.outbound));
+        let metrics = Arc::new(Metrics::default());
+        let outbound = Arc::new(OutboundBudget::new(&options.outbound, metrics.clone()));
         RouterShared {
             realms,
             session_ids,
             options,
             internal: InternalCaller::start(internal_id, outbound.clone(), shutdown.clone()),
             outbound,
+            metrics,
             shutdown,
             tracker: TaskTracker::new(),
             penalties: Penalties::default(),

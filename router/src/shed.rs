@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
+use crate::counters::SlowClose;
 use crate::peer::SessionHandle;
 use crate::shared::RouterShared;
 
@@ -43,6 +44,7 @@ pub(crate) async fn run(shared: Arc<RouterShared>) {
                 break;
             }
             if session.kill("router overloaded: closing the largest outbound backlogs") {
+                shared.metrics.slow_close(SlowClose::RouterCap);
                 warn!(session = %session.id(), bytes, total, cap, "router-wide outbound queue cap reached; closing the session with the largest backlog");
             }
             left = left.saturating_sub(u64::from(bytes));

@@ -60,6 +60,7 @@ pub(crate) fn on_yield(me: &SessionHandle, m: Yield) -> Result<(), Refusal> {
         return progressive_yield(me, m);
     }
     if let Some(p) = take_invocation(me, m.request, "YIELD")? {
+        record_latency(me, &p);
         let sent = p.caller.try_send(
             &CallResult {
                 request: p.caller_request,
@@ -81,6 +82,13 @@ pub(crate) fn on_yield(me: &SessionHandle, m: Yield) -> Result<(), Refusal> {
         }
     }
     Ok(())
+}
+
+/// Counts a sampled call's latency (callee `me` answered it).
+fn record_latency(me: &SessionHandle, p: &PendingInvocation) {
+    if let Some(started) = p.started {
+        me.metrics().call_latency(started.elapsed());
+    }
 }
 
 /// A progressive result: forwarded only if the caller asked; the call stays open.
@@ -123,6 +131,7 @@ pub(crate) fn on_error(me: &SessionHandle, m: Error) -> Result<(), Refusal> {
         )));
     }
     if let Some(p) = take_invocation(me, m.request, "ERROR")? {
+        record_latency(me, &p);
         p.caller.send(
             &Error {
                 request_type: code::CALL,

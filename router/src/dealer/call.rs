@@ -167,10 +167,13 @@ fn new_call(
             interrupted: false,
             timeout: None,
             timer: None,
+            started: crate::counters::sampled(m.request.get()).then(std::time::Instant::now),
         };
         let d = Duration::from_millis(o.timeout_ms);
-        // A timeout too large for the clock is no timeout.
-        if let Some(deadline) = Instant::now().checked_add(d).filter(|_| o.timeout_ms > 0) {
+        // The clock is read only for a call with a timeout; one too large for the clock is
+        // no timeout.
+        let deadline = (o.timeout_ms > 0).then(|| Instant::now().checked_add(d));
+        if let Some(deadline) = deadline.flatten() {
             pending.timeout = Some((d, deadline));
             // Spawned under the lock: the timer cannot look for the entry before it exists.
             pending.timer = Some(spawn_timer(target.clone(), id, deadline));

@@ -4,11 +4,13 @@
 //! boundary, so a fan-out does not touch one shared counter per subscriber per event.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
 use crate::config::OutboundConfig;
+use crate::counters::Metrics;
 
 /// Bytes per unit of the router-wide total.
 const UNIT_SHIFT: u32 = 16;
@@ -27,6 +29,8 @@ pub(crate) struct OutboundBudget {
     total_units: AtomicU64,
     /// Woken when the total reaches its cap.
     pub(crate) over_total: Notify,
+    /// The router's counters (reached from every outbox, so sessions hold no pointer more).
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// A queue's size: messages and bytes.
@@ -38,7 +42,7 @@ pub(crate) struct Backlog {
 
 impl OutboundBudget {
     /// The budget for `config` (validated: every bound fits in a `u32`).
-    pub(crate) fn new(config: &OutboundConfig) -> OutboundBudget {
+    pub(crate) fn new(config: &OutboundConfig, metrics: Arc<Metrics>) -> OutboundBudget {
         let u32_of = |v: usize| u32::try_from(v).unwrap_or(u32::MAX).max(1);
         OutboundBudget {
             soft_messages: u32_of(config.soft_messages),
@@ -49,6 +53,7 @@ impl OutboundBudget {
             total_max_units: config.total_max_bytes.div_ceil(1 << UNIT_SHIFT),
             total_units: AtomicU64::new(0),
             over_total: Notify::new(),
+            metrics,
         }
     }
 
@@ -96,10 +101,13 @@ mod tests {
 
     #[test]
     fn the_total_moves_by_whole_units_and_signals_its_cap() {
-        let b = OutboundBudget::new(&OutboundConfig {
-            total_max_bytes: 3 << UNIT_SHIFT,
-            ..OutboundConfig::default()
-        });
+        let b = OutboundBudget::new(
+            &OutboundConfig {
+                total_max_bytes: 3 << UNIT_SHIFT,
+                ..OutboundConfig::default()
+            },
+            Arc::default(),
+        );
         b.moved(0, 100);
         assert_eq!(b.total_bytes(), 0, "under one unit");
         b.moved(100, (2 << UNIT_SHIFT) + 5);
@@ -116,13 +124,16 @@ mod tests {
 
     #[test]
     fn soft_bound_and_hard_cap() {
-        let b = OutboundBudget::new(&OutboundConfig {
-            soft_messages: 2,
-            soft_bytes: 100,
-            max_messages: 4,
-            max_bytes: 200,
-            ..OutboundConfig::default()
-        });
+        let b = OutboundBudget::new(
+            &OutboundConfig {
+                soft_messages: 2,
+                soft_bytes: 100,
+                max_messages: 4,
+                max_bytes: 200,
+                ..OutboundConfig::default()
+            },
+            Arc::default(),
+        );
         let q = |messages, bytes| Backlog { messages, bytes };
         assert!(!b.over_soft(q(2, 100)));
         assert!(b.over_soft(q(3, 10)));

@@ -30,6 +30,9 @@ pub(crate) struct PendingInvocation {
     pub(crate) timeout: Option<(Duration, Instant)>,
     /// The timer task; aborted when this entry is dropped, so it never outlives the call.
     pub(crate) timer: Option<AbortHandle>,
+    /// When the CALL arrived, for the one call in [`crate::counters::LATENCY_SAMPLE`]
+    /// whose latency is measured.
+    pub(crate) started: Option<std::time::Instant>,
 }
 
 impl Drop for PendingInvocation {

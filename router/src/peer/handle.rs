@@ -10,6 +10,7 @@ use wamp_proto::{Id, Message, SequentialIds, Serializer};
 use super::calls::{Calls, Invocations};
 use super::features::PeerFeatures;
 use super::outbox::{encode_frame, Outbox, Refused};
+use crate::counters::{message_code, SlowClose};
 
 /// The shared part of a session.
 pub(crate) struct SessionShared {
@@ -160,11 +161,17 @@ impl SessionHandle {
                 max: self.0.max_frame,
             });
         }
+        let metrics = &self.0.outbox.budget().metrics;
+        let (code, len) = (message_code(self.0.serializer, &frame), frame.len());
         match self.0.outbox.push(frame) {
-            Ok(over) => Ok(over),
+            Ok(over) => {
+                metrics.sent_frame(code, len);
+                Ok(over)
+            }
             Err(Refused::OverCap) => {
                 let backlog = self.backlog();
                 if self.kill("slow consumer: outbound backlog at its cap") {
+                    metrics.slow_close(SlowClose::Cap);
                     warn!(session = %self.0.id, messages = backlog.messages, bytes = backlog.bytes, "slow consumer: outbound backlog at its cap; closing session");
                 }
                 Err(NotSent::Closed)
@@ -218,6 +225,11 @@ impl SessionHandle {
     /// the first reason (the caller logs it).
     pub(crate) fn kill(&self, reason: &'static str) -> bool {
         self.0.outbox.kill(reason)
+    }
+
+    /// The router's counters.
+    pub(crate) fn metrics(&self) -> &crate::counters::Metrics {
+        &self.0.outbox.budget().metrics
     }
 
     /// What its outbound queue holds (messages and bytes, including frames being written).

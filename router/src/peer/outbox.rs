@@ -173,6 +173,11 @@ impl Outbox {
         true
     }
 
+    /// The bounds (and counters) this outbox shares with every other of its router.
+    pub(crate) fn budget(&self) -> &OutboundBudget {
+        &self.budget
+    }
+
     /// What is queued or being written.
     pub(crate) fn backlog(&self) -> Backlog {
         self.lock().backlog()
@@ -330,14 +335,17 @@ mod tests {
     }
 
     fn outbox(max_messages: usize, max_bytes: usize) -> Outbox {
-        Outbox::new(Arc::new(OutboundBudget::new(&OutboundConfig {
-            soft_messages: max_messages,
-            soft_bytes: max_bytes / 2,
-            max_messages,
-            max_bytes,
-            total_max_bytes: 1 << 40,
-            ..OutboundConfig::default()
-        })))
+        Outbox::new(Arc::new(OutboundBudget::new(
+            &OutboundConfig {
+                soft_messages: max_messages,
+                soft_bytes: max_bytes / 2,
+                max_messages,
+                max_bytes,
+                total_max_bytes: 1 << 40,
+                ..OutboundConfig::default()
+            },
+            Arc::default(),
+        )))
     }
 
     #[test]

@@ -187,7 +187,10 @@ impl SessionCore {
     /// Decodes and handles one WAMP message.
     pub(crate) fn on_frame(&mut self, bytes: &Bytes) -> Flow {
         match self.serializer.decode_shared(bytes) {
-            Ok(msg) => self.on_message(msg),
+            Ok(msg) => {
+                self.router.metrics.received(msg.code(), bytes.len());
+                self.on_message(msg)
+            }
             Err(e) => self.protocol_violation(&e.to_string()),
         }
     }
@@ -242,6 +245,7 @@ impl SessionCore {
         }
         match encode_frame(self.serializer, msg) {
             Ok(f) => {
+                self.router.metrics.sent(self.serializer, &f);
                 if self.outbox.push(f) == Err(Refused::OverCap) {
                     self.outbox
                         .kill("slow consumer: outbound backlog at its cap");
@@ -323,6 +327,7 @@ impl SessionCore {
     }
 
     fn authentication_failed(&mut self, refusal: Refusal) -> Flow {
+        self.router.metrics.auth_failure();
         let delay = self.router.penalties.fail(self.transport.ip);
         self.close_delay_ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
         self.refuse_join(refusal)
@@ -339,6 +344,7 @@ impl SessionCore {
         if refusal.is_violation() {
             return self.protocol_violation(&refusal.message);
         }
+        self.router.metrics.refused(refusal.uri);
         self.send(&refusal.to_abort());
         Flow::Close(CloseReason::Normal)
     }
@@ -353,6 +359,7 @@ impl SessionCore {
             Ok(g) => g,
             Err(refusal) => {
                 if let (Some(r), Some((kind, id))) = (refusal, request) {
+                    self.router.metrics.refused(r.uri);
                     j.handle.send(&r.to_error(kind, id));
                 }
                 return Flow::Continue;
@@ -408,6 +415,7 @@ impl SessionCore {
             Err(r) if r.is_violation() => self.protocol_violation(&r.message),
             Err(r) => {
                 if let Some((kind, id)) = request {
+                    self.router.metrics.refused(r.uri);
                     j.handle.send(&r.to_error(kind, id));
                 }
                 Flow::Continue

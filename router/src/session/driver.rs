@@ -269,6 +269,9 @@ where
                 .outbox()
                 .kill("slow consumer: read nothing of its backlog in time")
             {
+                core.router
+                    .metrics
+                    .slow_close(crate::counters::SlowClose::Stalled);
                 warn!(peer = %core.transport.peer, transport = F::NAME, session = ?core.session_id(), messages = backlog.messages, bytes = backlog.bytes, stall_timeout_ms = core.router.options.outbound.stall_timeout_ms, "slow consumer: read nothing of its backlog in time; closing session");
             }
             return Poll::Ready(End::Close {
