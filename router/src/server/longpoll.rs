@@ -15,7 +15,7 @@ use crate::config::TransportConfig;
 use crate::session::{driver, KeepAlive, TransportInfo};
 use crate::shared::RouterShared;
 use crate::transport::connection::Connection;
-use crate::transport::http::{self, Client, Routes};
+use crate::transport::http::{self, Client, Routes, Timeouts};
 use crate::transport::longpoll::{LongPoll, Options, SessionTask, Starter};
 use crate::transport::rawsocket::RawSocketFraming;
 
@@ -47,7 +47,10 @@ where
         routes,
         Arc::new(plain.client),
         router.shutdown.clone(),
-        Duration::from_millis(router.options.handshake_timeout_ms),
+        Timeouts {
+            header: Duration::from_millis(router.options.handshake_timeout_ms),
+            goodbye: Duration::from_millis(router.options.goodbye_timeout_ms),
+        },
     )
     .await;
     drop(plain.slot);

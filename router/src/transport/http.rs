@@ -85,31 +85,49 @@ pub(crate) fn reply(status: StatusCode, body: Bytes) -> Reply {
     r
 }
 
+/// Timeouts of a plain-HTTP connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// For a request head to arrive.
+    pub(crate) header: Duration,
+    /// At shutdown: how long long-poll sessions may take to answer GOODBYE (over these
+    /// connections) before the connection stops serving.
+    pub(crate) goodbye: Duration,
+}
+
 /// Serves plain-HTTP requests on `io` until the client closes, a request head is not read
-/// within `header_timeout`, or shutdown (requests in flight are answered first). `head` holds
-/// the bytes the WebSocket handshake already read.
+/// in time, or shutdown (once the long-poll sessions have left or `goodbye` passed;
+/// requests in flight are answered first). `head` holds the bytes the WebSocket handshake
+/// already read.
 pub(crate) async fn serve<S>(
     io: S,
     head: Vec<u8>,
     routes: Arc<Routes>,
     client: Arc<Client>,
     shutdown: CancellationToken,
-    header_timeout: Duration,
+    timeouts: Timeouts,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = client.label.clone();
+    let longpoll = routes.longpoll.clone();
+    let stop = async {
+        shutdown.cancelled().await;
+        if let Some(lp) = &longpoll {
+            let _ = tokio::time::timeout(timeouts.goodbye, lp.drained()).await;
+        }
+    };
     let service = service_fn(move |req| {
         let (routes, client) = (routes.clone(), client.clone());
         async move { Ok::<_, Infallible>(dispatch(req, &routes, &client).await) }
     });
     let mut conn = pin!(http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(timeouts.header)
         .serve_connection(TokioIo::new(Rewind::new(head, io)), service));
     let done = tokio::select! {
         r = conn.as_mut() => r,
-        () = shutdown.cancelled() => {
+        () = stop => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }

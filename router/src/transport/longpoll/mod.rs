@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -26,6 +27,7 @@ use hyper::{Method, Request, StatusCode};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
 use tokio::io::DuplexStream;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
@@ -67,6 +69,8 @@ pub(crate) struct LongPoll {
     base: String,
     start: Starter,
     transports: Registry,
+    /// Sessions running on these transports.
+    live: Arc<watch::Sender<usize>>,
 }
 
 /// The open transports by id.
@@ -92,6 +96,7 @@ impl LongPoll {
             options,
             start,
             transports: Registry::default(),
+            live: Arc::new(watch::Sender::new(0)),
         }
     }
 
@@ -102,6 +107,11 @@ impl LongPoll {
             return Some(rest);
         }
         rest.strip_prefix('/')
+    }
+
+    /// Resolves once no session runs on these transports.
+    pub(crate) async fn drained(&self) {
+        let _ = self.live.subscribe().wait_for(|n| *n == 0).await;
     }
 
     fn pipe(&self, id: &str) -> Option<Arc<Pipe>> {
@@ -278,6 +288,9 @@ impl LongPoll {
             t.insert(id.clone(), pipe.clone());
         }
         info!(peer = %client.label, protocol = %codec.name(), "long-poll transport opened");
+        self.live.send_modify(|n| *n += 1);
+        let live = self.live.clone();
+        let session = Box::pin(session.map(move |()| live.send_modify(|n| *n -= 1)));
         self.options.tracker.spawn(watch(
             session,
             pipe,
