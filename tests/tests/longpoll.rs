@@ -319,3 +319,45 @@ async fn plain_http_on_the_websocket_port() {
     let ws = rust_client(router.url(), Serializer::Json).await;
     ws.subscribe("com.x").await.expect("subscribe");
 }
+
+/// `wamp.2.msgpack.batched`: each message behind its 4-byte length, both ways.
+#[tokio::test]
+async fn batched_msgpack_round_trip() {
+    use wamp_proto::Serializer as Ser;
+    let (_router, addr) = router().await;
+    let lp = LongPollPeer::open(addr, "/lp", &["wamp.2.msgpack.batched"]).await;
+    assert_eq!(lp.protocol, "wamp.2.msgpack.batched");
+    let hello = Ser::MsgPack
+        .encode(&wamp_tests::hello("realm1"))
+        .expect("encode");
+    let mut body = (hello.as_bytes().len() as u32).to_be_bytes().to_vec();
+    body.extend_from_slice(hello.as_bytes());
+    assert_eq!(lp.post("send", &body).await.status, 204);
+    let answer = lp.receive().await;
+    let (len, msg) = answer.split_at(4);
+    assert_eq!(
+        u32::from_be_bytes(len.try_into().unwrap()) as usize,
+        msg.len()
+    );
+    let welcome = Ser::MsgPack.decode(msg).expect("a msgpack message");
+    assert!(
+        matches!(welcome, wamp_proto::Message::Welcome(_)),
+        "{welcome:?}"
+    );
+}
+
+/// A transport the router closed (a protocol violation: SUBSCRIBE before HELLO): its last
+/// message (ABORT) is still received, then the id answers 410 until it is closed, and 404
+/// after. (After GOODBYE the transport stays open for a new HELLO, as on WebSocket.)
+#[tokio::test]
+async fn an_ended_session_answers_gone_until_closed() {
+    let (_router, addr) = router().await;
+    let lp = LongPollPeer::open(addr, "/lp", &["wamp.2.json"]).await;
+    lp.send(&json!([32, 1, {}, "com.early"])).await;
+    let abort = lp.recv_json().await;
+    assert_eq!(abort[0], 3, "ABORT: {abort}");
+    assert_eq!(lp.post("receive", b"").await.status, 410);
+    assert_eq!(lp.post("send", b"[1, \"realm1\", {}]").await.status, 410);
+    assert_eq!(lp.post("close", b"").await.status, 204);
+    assert_eq!(lp.post("receive", b"").await.status, 404);
+}

@@ -129,12 +129,16 @@ impl LongPoll {
         req: Request<Incoming>,
         client: &Client,
     ) -> Reply {
-        let path = req.uri().path().to_owned();
+        // Logged without the transport id: it is the session's credential.
+        let path = match rest.split_once('/') {
+            Some((_, op)) => format!("{}/<id>/{op}", self.base),
+            None => req.uri().path().to_owned(),
+        };
         let cors = match self.cors(req.headers()) {
             Ok(cors) => cors,
             Err(refused) => return refused.reply(client, &path),
         };
-        let mut answer = match self.answer(rest, req, client).await {
+        let mut answer = match self.answer(rest, req, client, &path).await {
             Ok(r) => r,
             Err(refused) => refused.reply(client, &path),
         };
@@ -152,6 +156,7 @@ impl LongPoll {
         rest: &str,
         req: Request<Incoming>,
         client: &Client,
+        path: &str,
     ) -> Result<Reply, Refused> {
         if req.method() == Method::OPTIONS {
             // A CORS preflight (autobahn-js posts application/json with credentials).
@@ -180,7 +185,7 @@ impl LongPoll {
                 let pipe = self.pipe(id).ok_or_else(|| {
                     Refused::new(
                         StatusCode::NOT_FOUND,
-                        format!("no long-poll transport `{id}`"),
+                        "no such long-poll transport (never opened, closed or expired)",
                     )
                 })?;
                 (Some((id, pipe)), op)
@@ -197,7 +202,7 @@ impl LongPoll {
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("long-poll `{op}` takes POST"),
             )
-            .reply(client, req.uri().path());
+            .reply(client, path);
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
             return Ok(r);

@@ -4,7 +4,7 @@
 //! expiry) shuts the pipe, so the session leaves as if its connection had closed.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ pub(crate) struct Pipe {
     receiving: AtomicUsize,
     /// Cancelled by `close`.
     closed: CancellationToken,
+    /// The session closed its end (seen by a `receive`).
+    ended: AtomicBool,
 }
 
 /// Counts a `receive` in progress; refreshes `last_seen` when it ends, however it ends.
@@ -77,6 +79,7 @@ impl Pipe {
             last_seen: Mutex::new(Instant::now()),
             receiving: AtomicUsize::new(0),
             closed: CancellationToken::new(),
+            ended: AtomicBool::new(false),
         }
     }
 
@@ -96,6 +99,9 @@ impl Pipe {
     /// for that long is refused with 503).
     pub(crate) async fn send(&self, messages: &[Bytes], timeout: Duration) -> Result<(), Refused> {
         self.touch();
+        if self.ended.load(Ordering::Relaxed) {
+            return Err(gone());
+        }
         let framing = RawSocketFraming::new(usize::MAX);
         let write = async {
             let mut input = self.input.lock().await;
@@ -151,6 +157,10 @@ impl Pipe {
             };
             if n == 0 {
                 out.ended = true;
+                // The router closed the connection: close ours too, as a client would (the
+                // driver waits for that).
+                self.ended.store(true, Ordering::Relaxed);
+                let _ = self.input.lock().await.shutdown().await;
                 continue;
             }
             let Output {
