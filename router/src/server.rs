@@ -1,6 +1,8 @@
 //! The server: listeners (TCP, Unix sockets), accept loops, transport handshakes, and
 //! graceful shutdown.
 
+mod longpoll;
+
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -22,10 +24,11 @@ use crate::realm::Realm;
 use crate::session::{driver, KeepAlive, TransportInfo};
 use crate::shared::RouterShared;
 use crate::transport::connection::Connection;
+use crate::transport::http::{Client, Routes};
 use crate::transport::rawsocket::{self, RawSocketFraming};
 use crate::transport::tls::Tls;
 use crate::transport::websocket::frames::WebSocketFraming;
-use crate::transport::websocket::{self, Refusal};
+use crate::transport::websocket::{self, Handshake, Refusal};
 
 /// A running router: bound listeners and their connections.
 ///
@@ -50,6 +53,8 @@ struct Endpoint {
     auth_methods: Option<Arc<[AuthMethod]>>,
     /// TLS, when the transport has it.
     tls: Option<Tls>,
+    /// The plain-HTTP routes of a WebSocket transport.
+    http: Option<Arc<Routes>>,
 }
 
 impl Endpoint {
@@ -62,14 +67,15 @@ impl Endpoint {
     }
 
     /// The endpoint of `config`, with its TLS files loaded (an error names the file).
-    fn new(config: TransportConfig) -> io::Result<Endpoint> {
+    fn new(config: TransportConfig, shared: &Arc<RouterShared>) -> io::Result<Arc<Endpoint>> {
         let tls = config.tls().map(Tls::load).transpose()?;
-        Ok(Endpoint {
+        Ok(Arc::new_cyclic(|me| Endpoint {
             auth_methods: config.auth_methods().map(Arc::from),
+            http: longpoll::routes(&config, me, shared),
             config,
             open: AtomicUsize::new(0),
             tls,
-        })
+        }))
     }
 }
 
@@ -131,7 +137,7 @@ impl Server {
         };
         for t in config.transports {
             // TLS files first: a bad one stops the start before anything listens.
-            let endpoint = Arc::new(Endpoint::new(t)?);
+            let endpoint = Endpoint::new(t, &server.shared)?;
             let t = &endpoint.config;
             let (listener, url) = match t.listen() {
                 Listen::Tcp(bind) => {
@@ -391,9 +397,15 @@ where
         TransportConfig::WebSocket(_) => Either::Left(
             Box::pin(websocket_handshake(stream, peer, slot, shared.clone())).then(
                 move |accepted| match accepted {
-                    Some((conn, serializer, info, slot)) => Either::Left(
-                        driver::run(conn, serializer, info, router).map(move |()| drop(slot)),
-                    ),
+                    Some(Upgrade::Session((conn, serializer, info, slot))) => {
+                        Either::Left(Either::Left(
+                            driver::run(conn, serializer, info, router).map(move |()| drop(slot)),
+                        ))
+                    }
+                    // Boxed: the HTTP server's state stays out of every WebSocket task.
+                    Some(Upgrade::Plain(plain)) => Either::Left(Either::Right(Box::pin(
+                        longpoll::serve_plain(plain, router),
+                    ))),
                     None => Either::Right(std::future::ready(())),
                 },
             ),
@@ -419,6 +431,14 @@ type Handshaken<S, F> = (
     Slot,
 );
 
+/// What a WebSocket port's first request leads to.
+enum Upgrade<S> {
+    /// A WebSocket session.
+    Session(Handshaken<S, WebSocketFraming>),
+    /// Plain HTTP (long-poll, 426, 404).
+    Plain(longpoll::Plain<S>),
+}
+
 /// Runs `handshake`, bounded by `handshake_timeout_ms` and by shutdown.
 async fn bounded<T>(shared: &RouterShared, handshake: impl Future<Output = T>) -> Option<T> {
     let limit = Duration::from_millis(shared.options.handshake_timeout_ms);
@@ -437,7 +457,7 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }: Peer,
     slot: Slot,
     shared: Arc<RouterShared>,
-) -> Option<Handshaken<S, WebSocketFraming>> {
+) -> Option<Upgrade<S>> {
     let TransportConfig::WebSocket(t) = &slot.endpoint.config else {
         return None;
     };
@@ -448,7 +468,17 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         return None;
     }
     match bounded(&shared, websocket::accept(&mut stream, t)).await {
-        Some(Ok(a)) => {
+        Some(Ok(Handshake::Plain(head))) => Some(Upgrade::Plain(longpoll::Plain {
+            stream,
+            head,
+            client: Client {
+                label: Arc::from(peer),
+                ip,
+                client_cn,
+            },
+            slot,
+        })),
+        Some(Ok(Handshake::Upgraded(a))) => {
             let framing = WebSocketFraming::new(t.max_message_size, a.serializer.is_binary());
             let info = TransportInfo {
                 kind: "websocket",
@@ -459,12 +489,12 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
                 client_cn,
                 keepalive: slot.endpoint.keepalive(),
             };
-            Some((
+            Some(Upgrade::Session((
                 Connection::new(stream, framing, a.early),
                 a.serializer,
                 info,
                 slot,
-            ))
+            )))
         }
         Some(Err(Refusal::Http(status, why))) => {
             warn!(%peer, status, reason = %why, "connection refused");
@@ -550,7 +580,7 @@ mod tests {
                 .await
                 .unwrap();
             let (stream, peer) = listener.accept().await.unwrap();
-            let endpoint = Arc::new(Endpoint::new(t).unwrap());
+            let endpoint = Endpoint::new(t, &shared).unwrap();
             let peer = Peer {
                 label: peer.to_string(),
                 ip: Some(peer.ip()),

@@ -21,6 +21,7 @@ use wamp_router::{Config, Server};
 
 pub mod auth;
 pub mod client;
+pub mod http;
 pub mod interop;
 pub mod interop_auth;
 pub mod payloads;

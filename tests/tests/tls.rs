@@ -323,3 +323,30 @@ async fn bad_tls_files_stop_the_start_naming_the_file() {
     assert!(e.to_string().contains("missing.pem"), "{e}");
     let _ = Path::new(&missing);
 }
+
+/// The long-poll transport rides the WebSocket port's TLS: `open` over HTTPS.
+#[tokio::test]
+async fn longpoll_over_https() {
+    let pki = Pki::new();
+    let tls = pki.tls_option("");
+    let router = TestRouter::with_config(&format!(
+        "[[transport]]\nbind = \"127.0.0.1:0\"\nlongpoll = {{ path = \"/lp\" }}\n{tls}\n\
+         [[realm]]\nname = \"realm1\"\n"
+    ))
+    .await;
+    let mut s = tls_stream(&pki, router.url(), None).await.expect("TLS");
+    let body = r#"{"protocols": ["wamp.2.json"]}"#;
+    let req = format!(
+        "POST /lp/open HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    // The router closes without close_notify after `Connection: close`; what was read counts.
+    let _ = timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .expect("answer in time");
+    let answer = wamp_tests::http::parse(&out).expect("an HTTP answer");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.json()["protocol"], "wamp.2.json");
+}

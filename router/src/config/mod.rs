@@ -18,8 +18,8 @@ pub use realm::{
     UserConfig, WampCraConfig,
 };
 pub use transport::{
-    AuthMethod, ClientCertificates, Listen, RawSocketTransport, TlsConfig, TransportConfig,
-    WebSocketTransport,
+    AuthMethod, ClientCertificates, Listen, LongPollConfig, RawSocketTransport, TlsConfig,
+    TransportConfig, WebSocketTransport,
 };
 use transport::{Locator, TransportFile};
 

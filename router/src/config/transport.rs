@@ -112,6 +112,32 @@ pub struct WebSocketTransport {
     pub keepalive_interval_ms: u64,
     /// Milliseconds a pinged peer has to send anything before it is closed.
     pub keepalive_timeout_ms: u64,
+    /// The HTTP long-poll transport on this port, if enabled.
+    pub longpoll: Option<LongPollConfig>,
+}
+
+/// The WAMP HTTP long-poll transport on a WebSocket transport's port
+/// (`longpoll = { path = "/lp" }`): `POST <path>/open`, then `<path>/<id>/send|receive|close`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongPollConfig {
+    /// The base path (must differ from the WebSocket path).
+    pub path: String,
+    /// Milliseconds an idle `receive` is held before it is answered empty (autobahn-js
+    /// gives up after 12 s).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// Milliseconds a transport may go unpolled before it is dropped (its session leaves).
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_ms: u64,
+}
+
+fn default_request_timeout() -> u64 {
+    9_000
+}
+
+fn default_session_timeout() -> u64 {
+    30_000
 }
 
 /// A RawSocket transport (`type = "rawsocket"`).
@@ -237,6 +263,7 @@ pub(super) struct TransportFile {
     tls: Option<TlsConfig>,
     keepalive_interval_ms: Option<u64>,
     keepalive_timeout_ms: Option<u64>,
+    longpoll: Option<LongPollConfig>,
 }
 
 /// Builds errors that name the file and the line of a key in one `[[transport]]` section.
@@ -401,6 +428,9 @@ impl TransportFile {
                 if !path.starts_with('/') {
                     return Err(at.at(i, "path", format!("`{path}` must start with `/`")));
                 }
+                if let Some(lp) = &self.longpoll {
+                    check_longpoll(lp, &path).map_err(|m| at.at(i, "longpoll", m))?;
+                }
                 TransportConfig::WebSocket(WebSocketTransport {
                     listen,
                     path,
@@ -412,9 +442,13 @@ impl TransportFile {
                     tls: self.tls,
                     keepalive_interval_ms,
                     keepalive_timeout_ms,
+                    longpoll: self.longpoll,
                 })
             }
             Kind::Rawsocket => {
+                if self.longpoll.is_some() {
+                    return Err(not_for("longpoll"));
+                }
                 if self.path.is_some() {
                     return Err(not_for("path"));
                 }
@@ -454,6 +488,28 @@ impl TransportFile {
             }
         })
     }
+}
+
+/// Checks a long-poll section against its WebSocket transport's path.
+fn check_longpoll(lp: &LongPollConfig, ws_path: &str) -> Result<(), String> {
+    let path = lp.path.trim_end_matches('/');
+    if !path.starts_with('/') || path.len() < 2 {
+        return Err(format!(
+            "long-poll path `{}` must start with `/` and not be `/`",
+            lp.path
+        ));
+    }
+    if path == ws_path.trim_end_matches('/') {
+        return Err(format!(
+            "long-poll path `{path}` is the WebSocket path; give it its own"
+        ));
+    }
+    if lp.request_timeout_ms == 0 || lp.session_timeout_ms <= lp.request_timeout_ms {
+        return Err(
+            "request_timeout_ms must be at least 1 and session_timeout_ms longer than it".into(),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -499,6 +555,42 @@ mod tests {
         );
         let e = err("[[transport]]\ntype = \"rawsocket\"\n");
         assert_eq!((e.key.as_str(), e.line), ("transport[0].bind", 1), "{e}");
+    }
+
+    #[test]
+    fn longpoll_options_are_checked() {
+        let c = Config::from_toml(
+            &format!(
+                "[[transport]]\nbind = \"127.0.0.1:0\"\nlongpoll = {{ path = \"/lp\" }}\n{REALM}"
+            ),
+            "f",
+        )
+        .unwrap();
+        let TransportConfig::WebSocket(w) = &c.transports[0] else {
+            panic!("websocket expected");
+        };
+        let lp = w.longpoll.as_ref().unwrap();
+        assert_eq!((lp.path.as_str(), lp.request_timeout_ms), ("/lp", 9_000));
+        for bad in [
+            "path = \"/ws\"",
+            "path = \"lp\"",
+            "path = \"/lp\", request_timeout_ms = 0",
+            "path = \"/lp\", session_timeout_ms = 1000",
+        ] {
+            let e = err(&format!(
+                "[[transport]]\nbind = \"127.0.0.1:0\"\nlongpoll = {{ {bad} }}\n"
+            ));
+            assert_eq!(
+                (e.key.as_str(), e.line),
+                ("transport[0].longpoll", 3),
+                "{e}"
+            );
+        }
+        let e =
+            err("[[transport]]\nbind = \"127.0.0.1:0\"\nlongpoll = { path = \"/lp\", x = 1 }\n");
+        assert!(e.message.contains('x'), "{e}");
+        let e = err("[[transport]]\ntype = \"rawsocket\"\nbind = \"127.0.0.1:0\"\nlongpoll = { path = \"/lp\" }\n");
+        assert_eq!(e.key, "transport[0].longpoll", "{e}");
     }
 
     #[test]

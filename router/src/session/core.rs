@@ -68,7 +68,7 @@ pub(crate) enum Deadline {
 /// What the connection tells the session about its transport (logs, and later the meta API).
 #[derive(Debug)]
 pub(crate) struct TransportInfo {
-    /// `websocket` or `rawsocket`.
+    /// `websocket`, `rawsocket` or `longpoll`.
     pub(crate) kind: &'static str,
     /// The peer: `tcp:ADDR` or `unix` (shared with the session's meta description).
     pub(crate) peer: Arc<str>,

@@ -4,11 +4,14 @@
 //! - [`connection`]: one connection's reads and vectored writes, generic over the stream
 //!   (TCP, Unix socket, TLS later) and the framing.
 //! - [`websocket`]: the HTTP upgrade (on any stream) and RFC 6455 framing.
+//! - [`http`]: plain-HTTP routes on the WebSocket port (hyper), [`longpoll`] among them.
 //! - [`rawsocket`]: the WAMP RawSocket handshake and length-prefixed framing.
 //! - [`tls`]: rustls on top of any stream, under either framing.
 
 pub(crate) mod connection;
 pub(crate) mod framing;
+pub(crate) mod http;
+pub(crate) mod longpoll;
 pub(crate) mod rawsocket;
 pub(crate) mod tls;
 pub(crate) mod websocket;

@@ -5,6 +5,9 @@
 //     node peer.js --url ws://127.0.0.1:PORT/ws --realm realm1 --serializer json|msgpack
 //                  [--timeout SECS] MODE [mode args]
 //
+// An http:// or https:// URL (the long-poll base, e.g. http://127.0.0.1:PORT/lp) makes the
+// peer use autobahn's `longpoll` transport (JSON only) over the `xhr2` XMLHttpRequest.
+//
 // Modes:
 //     callee PROC              register PROC (echo) and PROC.fail (raises), print
 //                              {"ready": true}, serve until the router closes the
@@ -162,6 +165,17 @@ function wampJsonReviver(_key, value) {
   return value;
 }
 
+// autobahn's longpoll transport calls JSON.stringify/JSON.parse itself, without the
+// serializer's replacer/reviver: give Buffers the WAMP JSON form, and parse with the reviver.
+function useLongPoll() {
+  global.XMLHttpRequest = require('xhr2');
+  Buffer.prototype.toJSON = function toJSON() {
+    return '\u0000' + this.toString('base64');
+  };
+  const parse = JSON.parse;
+  JSON.parse = (text, reviver) => parse(text, reviver || wampJsonReviver);
+}
+
 function makeSerializer(name) {
   const s = autobahn.serializer;
   if (name === 'json') return new s.JSONSerializer(wampJsonReplacer, wampJsonReviver);
@@ -261,8 +275,15 @@ function run(opts) {
     let closedNow;
     const state = { closed: new Promise((r) => (closedNow = r)) };
 
+    const longpoll = /^https?:/.test(opts.url);
+    if (longpoll && opts.serializer !== 'json') {
+      reject(new PeerFailure('the long-poll transport speaks JSON only'));
+      return;
+    }
+    if (longpoll) useLongPoll();
     const connection = new autobahn.Connection({
       url: opts.url,
+      ...(longpoll ? { transports: [{ type: 'longpoll', url: opts.url }] } : {}),
       realm: opts.realm,
       serializers: [serializer], // offers exactly wamp.2.<ser>
       use_es6_promises: true,

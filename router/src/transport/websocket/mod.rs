@@ -36,6 +36,16 @@ pub(crate) struct Accepted {
     pub(crate) early: Vec<u8>,
 }
 
+/// What a connection's first request turned out to be.
+#[derive(Debug)]
+pub(crate) enum Handshake {
+    /// A WebSocket upgrade, answered with 101.
+    Upgraded(Accepted),
+    /// A request for another path: every byte read so far, for the plain-HTTP server
+    /// (`transport::http`), which answers it (404 if it has no such route).
+    Plain(Vec<u8>),
+}
+
 /// A refused request: status, reason text, extra header lines.
 struct HttpError {
     status: u16,
@@ -51,19 +61,21 @@ fn refuse(status: u16, why: impl Into<String>) -> HttpError {
     }
 }
 
-/// Performs the WebSocket handshake on `io`, selecting the WAMP serializer. A refused
-/// request gets its HTTP answer before `Err`.
+/// Performs the WebSocket handshake on `io`, selecting the WAMP serializer, or hands a
+/// request for another path over as [`Handshake::Plain`]. A refused request gets its HTTP
+/// answer before `Err`.
 pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     t: &WebSocketTransport,
-) -> Result<Accepted, Refusal> {
+) -> Result<Handshake, Refusal> {
     let (mut head, end) = read_head(io).await?;
     let checked = match end {
-        Some(end) => check_request(&head[..end], t).map(|(ser, key)| (ser, key, end)),
+        Some(end) => check_request(&head[..end], t).map(|c| c.map(|(ser, key)| (ser, key, end))),
         None => Err(refuse(431, "request head too large")),
     };
     match checked {
-        Ok((serializer, key, end)) => {
+        Ok(None) => Ok(Handshake::Plain(head)),
+        Ok(Some((serializer, key, end))) => {
             let reply = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Accept: {key}\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
@@ -71,7 +83,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             );
             write_all(io, reply.as_bytes()).await?;
             let early = head.split_off(end);
-            Ok(Accepted { serializer, early })
+            Ok(Handshake::Upgraded(Accepted { serializer, early }))
         }
         Err(e) => {
             let reply = format!(
@@ -166,9 +178,12 @@ fn header<'h>(headers: &'h [httparse::Header<'_>], name: &str) -> Option<&'h [u8
         .map(|h| h.value)
 }
 
-/// Checks the request (RFC 6455 4.2.1, then path, Origin and subprotocol): the serializer
-/// picked and the `Sec-WebSocket-Accept` value.
-fn check_request(head: &[u8], t: &WebSocketTransport) -> Result<(Serializer, String), HttpError> {
+/// Checks the request (path, then RFC 6455 4.2.1, Origin and subprotocol): the serializer
+/// picked and the `Sec-WebSocket-Accept` value, or `None` for a request to another path.
+fn check_request(
+    head: &[u8],
+    t: &WebSocketTransport,
+) -> Result<Option<(Serializer, String)>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(head) {
@@ -176,6 +191,11 @@ fn check_request(head: &[u8], t: &WebSocketTransport) -> Result<(Serializer, Str
         Ok(httparse::Status::Partial) => return Err(refuse(400, "incomplete request head")),
         Err(httparse::Error::TooManyHeaders) => return Err(refuse(431, "too many headers")),
         Err(e) => return Err(refuse(400, format!("malformed HTTP request: {e}"))),
+    }
+    let path = req.path.unwrap_or("");
+    let path = path.split('?').next().unwrap_or(path);
+    if path != t.path {
+        return Ok(None);
     }
     if req.method != Some("GET") {
         return Err(HttpError {
@@ -186,16 +206,20 @@ fn check_request(head: &[u8], t: &WebSocketTransport) -> Result<(Serializer, Str
     if req.version != Some(1) {
         return Err(refuse(400, "a WebSocket upgrade needs HTTP/1.1"));
     }
-    let path = req.path.unwrap_or("");
-    let path = path.split('?').next().unwrap_or(path);
-    if path != t.path {
-        return Err(refuse(404, format!("no WAMP endpoint at `{path}`")));
-    }
     let h = req.headers;
-    if !has_token(h, "upgrade", "websocket") || !has_token(h, "connection", "upgrade") {
+    if !has_token(h, "upgrade", "websocket") {
+        return Err(HttpError {
+            extra: "Upgrade: websocket\r\n",
+            ..refuse(
+                426,
+                "this is a WebSocket endpoint (Upgrade: websocket is required)",
+            )
+        });
+    }
+    if !has_token(h, "connection", "upgrade") {
         return Err(refuse(
             400,
-            "not a WebSocket upgrade (Upgrade: websocket and Connection: Upgrade are required)",
+            "not a WebSocket upgrade (Connection: Upgrade is required)",
         ));
     }
     if header(h, "sec-websocket-version").map(<[u8]>::trim_ascii) != Some(b"13") {
@@ -237,7 +261,7 @@ fn check_request(head: &[u8], t: &WebSocketTransport) -> Result<(Serializer, Str
                 ),
             )
         })?;
-    Ok((serializer, derive_accept_key(key)))
+    Ok(Some((serializer, derive_accept_key(key))))
 }
 
 /// Whether `key` is the base64 form of 16 bytes (24 characters ending in `==`).
