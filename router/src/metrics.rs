@@ -17,6 +17,9 @@ use crate::counters::shards::{Shard, CODES, LATENCY_BOUNDS_US};
 use crate::counters::{sum, Metrics, SlowClose};
 use crate::shared::RouterShared;
 
+/// The content type of [`render`]'s text.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// Every metric of the router, as text.
 pub(crate) fn render(shared: &RouterShared) -> String {
     let mut registry = Registry::with_prefix("wamp");

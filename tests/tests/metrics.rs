@@ -7,6 +7,7 @@ use wamp_proto::message::{Call, Yield};
 use wamp_proto::uris;
 use wamp_proto::{Dict, Message, Payload, Serializer, Uri};
 use wamp_tests::auth::auth_hello;
+use wamp_tests::http::request;
 use wamp_tests::rawsocket::RsPeer;
 use wamp_tests::{RawPeer, TestRouter};
 
@@ -163,4 +164,50 @@ async fn metrics_count_sessions_messages_refusals_auth_failures_and_latency() {
         None,
         "no rawsocket session left"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_are_served_over_http_where_enabled() {
+    let router = TestRouter::with_config(
+        r#"
+[[transport]]
+bind = "127.0.0.1:0"
+metrics = true
+health = true
+
+[[transport]]
+bind = "127.0.0.1:0"
+
+[[realm]]
+name = "realm1"
+"#,
+    )
+    .await;
+    let addrs = router.server().local_addrs().to_vec();
+    let (_peer, _) = RawPeer::join(router.url(), "realm1", Serializer::Json).await;
+    let m = request(addrs[0], "GET", "/metrics", &[], b"").await;
+    assert_eq!(m.status, 200, "{m:?}");
+    assert!(m
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/openmetrics-text")));
+    let text = String::from_utf8(m.body).expect("UTF-8");
+    expect(
+        &text,
+        r#"wamp_sessions{realm="realm1",transport="websocket"}"#,
+        1.0,
+    );
+    expect(&text, r#"wamp_messages_received_total{type="HELLO"}"#, 1.0);
+    let h = request(addrs[0], "GET", "/health", &[], b"").await;
+    assert_eq!(h.status, 200, "{h:?}");
+    assert_eq!(h.json()["status"], "ok");
+    assert_eq!(h.json()["sessions"], 1);
+    let post = request(addrs[0], "POST", "/metrics", &[], b"x").await;
+    assert_eq!(post.status, 405, "{post:?}");
+    // Not enabled on the second transport: nothing there.
+    for path in ["/metrics", "/health"] {
+        let r = request(addrs[1], "GET", path, &[], b"").await;
+        assert_eq!(r.status, 404, "{path}: {r:?}");
+    }
+    // The router still routes after all that.
+    let (_other, _) = RawPeer::join(router.url(), "realm1", Serializer::MsgPack).await;
 }

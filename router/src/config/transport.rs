@@ -114,6 +114,10 @@ pub struct WebSocketTransport {
     pub keepalive_timeout_ms: u64,
     /// The HTTP long-poll transport on this port, if enabled.
     pub longpoll: Option<LongPollConfig>,
+    /// `GET /metrics` on this port: the Prometheus / OpenMetrics text.
+    pub metrics: bool,
+    /// `GET /health` on this port: 200 while serving, 503 once shutting down.
+    pub health: bool,
 }
 
 /// The WAMP HTTP long-poll transport on a WebSocket transport's port
@@ -264,6 +268,8 @@ pub(super) struct TransportFile {
     keepalive_interval_ms: Option<u64>,
     keepalive_timeout_ms: Option<u64>,
     longpoll: Option<LongPollConfig>,
+    metrics: Option<bool>,
+    health: Option<bool>,
 }
 
 /// Builds errors that name the file and the line of a key in one `[[transport]]` section.
@@ -443,9 +449,17 @@ impl TransportFile {
                     keepalive_interval_ms,
                     keepalive_timeout_ms,
                     longpoll: self.longpoll,
+                    metrics: self.metrics.unwrap_or(false),
+                    health: self.health.unwrap_or(false),
                 })
             }
             Kind::Rawsocket => {
+                if self.metrics.is_some() {
+                    return Err(not_for("metrics"));
+                }
+                if self.health.is_some() {
+                    return Err(not_for("health"));
+                }
                 if self.longpoll.is_some() {
                     return Err(not_for("longpoll"));
                 }

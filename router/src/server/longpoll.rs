@@ -6,16 +6,18 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use hyper::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tracing::warn;
 use wamp_proto::Serializer;
 
 use super::{Endpoint, Slot};
 use crate::config::TransportConfig;
+use crate::metrics;
 use crate::session::{driver, KeepAlive, TransportInfo};
 use crate::shared::RouterShared;
 use crate::transport::connection::Connection;
-use crate::transport::http::{self, Client, Routes, Timeouts};
+use crate::transport::http::{self, Client, Probe, Routes, Timeouts};
 use crate::transport::longpoll::{LongPoll, Options, SessionTask, Starter};
 use crate::transport::rawsocket::RawSocketFraming;
 
@@ -80,10 +82,36 @@ pub(super) fn routes(
             starter(endpoint.clone(), shared.clone(), max_message),
         ))
     });
+    let router = Arc::downgrade(shared);
+    let metrics = t.metrics.then(|| {
+        let router = router.clone();
+        Probe(Box::new(move || match router.upgrade() {
+            Some(r) => (StatusCode::OK, metrics::CONTENT_TYPE, metrics::render(&r)),
+            None => gone(),
+        }))
+    });
+    let health = t.health.then(|| {
+        Probe(Box::new(move || match router.upgrade() {
+            Some(r) if !r.shutdown.is_cancelled() => {
+                let sessions: usize = r.realms.values().map(|r| r.sessions.len()).sum();
+                let body = format!("{{\"status\":\"ok\",\"sessions\":{sessions}}}\n");
+                (StatusCode::OK, "application/json", body)
+            }
+            _ => gone(),
+        }))
+    });
     Some(Arc::new(Routes {
         ws_path: t.path.clone(),
         longpoll,
+        metrics,
+        health,
     }))
+}
+
+/// `/health` (and `/metrics`) while the router shuts down.
+fn gone() -> (StatusCode, &'static str, String) {
+    let body = "{\"status\":\"shutting down\"}\n".to_owned();
+    (StatusCode::SERVICE_UNAVAILABLE, "application/json", body)
 }
 
 /// Starts a long-poll transport's session, if its WebSocket transport has room for one

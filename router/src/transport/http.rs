@@ -49,6 +49,21 @@ pub(crate) struct Routes {
     pub(crate) ws_path: String,
     /// The long-poll transport, if enabled.
     pub(crate) longpoll: Option<Arc<LongPoll>>,
+    /// `GET /metrics`, if enabled.
+    pub(crate) metrics: Option<Probe>,
+    /// `GET /health`, if enabled.
+    pub(crate) health: Option<Probe>,
+}
+
+/// A read-only route's answer, made when it is asked for: status, content type, body.
+pub(crate) struct Probe(
+    pub(crate) Box<dyn Fn() -> (StatusCode, &'static str, String) + Send + Sync>,
+);
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Probe")
+    }
 }
 
 /// A request refused with `status`: the reason is logged and sent as a text body.
@@ -145,6 +160,25 @@ async fn dispatch(req: Request<Incoming>, routes: &Routes, client: &Client) -> R
             let rest = rest.to_owned();
             return lp.handle(&rest, req, client).await;
         }
+    }
+    let probe = match path.as_str() {
+        "/metrics" => routes.metrics.as_ref(),
+        "/health" => routes.health.as_ref(),
+        _ => None,
+    };
+    if let Some(Probe(answer)) = probe {
+        if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+            let mut r = Refused::new(StatusCode::METHOD_NOT_ALLOWED, "only GET is served here")
+                .reply(client, &path);
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let (status, content_type, body) = answer();
+        let mut r = reply(status, Bytes::from(body));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        return r;
     }
     if path == routes.ws_path {
         let mut r = Refused::new(
