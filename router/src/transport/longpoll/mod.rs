@@ -278,12 +278,18 @@ impl LongPoll {
         })?;
         let codec =
             Codec::negotiate(&request.protocols, &self.options.serializers).ok_or_else(|| {
+                let offered: Vec<&String> = request.protocols.iter().take(8).collect();
                 bad(format!(
-                    "no common protocol (offered: {:?}; spoken here: {:?})",
-                    request.protocols,
+                    "no common protocol (offered: {offered:?}; spoken here: {:?})",
                     Codec::names(&self.options.serializers)
                 ))
             })?;
+        if self.options.shutdown.is_cancelled() {
+            return Err(Refused::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the router is shutting down",
+            ));
+        }
         let (near, far) = tokio::io::duplex(PIPE_BUFFER);
         let session = (self.start)(far, codec.serializer, client)
             .ok_or_else(|| Refused::new(StatusCode::SERVICE_UNAVAILABLE, "too many connections"))?;
