@@ -31,6 +31,7 @@ pub mod config;
 
 mod auth;
 mod broker;
+mod check;
 mod close;
 mod dealer;
 mod error;
@@ -38,11 +39,13 @@ mod meta;
 pub(crate) mod patterns;
 mod peer;
 mod realm;
+mod reload;
 mod server;
 mod session;
 mod shared;
 mod transport;
 
+pub use check::check_config_file;
 pub use config::{Config, ConfigError};
 
 /// The argon2id PHC hash of `ticket`, for a user's `ticket = "..."` in the configuration
@@ -50,6 +53,7 @@ pub use config::{Config, ConfigError};
 pub fn hash_ticket(ticket: &str) -> Option<String> {
     wamp_auth::ticket::hash(ticket).ok()
 }
+pub use reload::ReloadReport;
 pub use server::Server;
 
 /// Internals exposed for `router/benches` only: not an API, no stability promise.

@@ -23,7 +23,7 @@ const DEFAULT_MIN_CLIENT_MAX: usize = 4096;
 const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 
 /// One listening transport (`[[transport]]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TransportConfig {
     /// WebSocket (RFC 6455) with WAMP subprotocols, over TCP.
@@ -90,7 +90,7 @@ pub enum Listen {
 }
 
 /// A WebSocket transport (`type = "websocket"`, the default).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebSocketTransport {
     /// Where it listens.
     pub listen: Listen,
@@ -115,7 +115,7 @@ pub struct WebSocketTransport {
 }
 
 /// A RawSocket transport (`type = "rawsocket"`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawSocketTransport {
     /// Where it listens.
     pub listen: Listen,
@@ -182,7 +182,7 @@ impl AuthMethod {
 }
 
 /// TLS on a transport (`tls = { certificate = "...", key = "..." }`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The certificate chain (PEM), leaf first.
@@ -290,7 +290,7 @@ impl Locator<'_> {
         header
     }
 
-    fn at(&self, index: usize, key: &str, message: String) -> ConfigError {
+    pub(super) fn at(&self, index: usize, key: &str, message: String) -> ConfigError {
         let line = self.transport_line(index, key);
         self.error(format!("transport[{index}].{key}"), line, message)
     }

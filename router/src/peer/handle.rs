@@ -194,7 +194,7 @@ impl SessionHandle {
     /// Asks the session's connection to drop, recording why (first reason wins).
     pub(crate) fn kill(&self, reason: &'static str) {
         if self.0.outbox.kill(reason) {
-            warn!(session = %self.0.id, reason, "closing session");
+            warn!(session = %self.0.id, authid = %self.0.authid, reason, "closing session");
         }
     }
 
