@@ -77,8 +77,8 @@ fn main() -> ExitCode {
     match run(config, cli.config.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Through the log, so a JSON log stays all JSON.
             tracing::error!("{e:#}");
-            eprintln!("wamp-router: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -193,7 +193,10 @@ impl Signals {
                     tracing::info!("SIGHUP: reloading");
                     // Failures are logged by both; the router keeps serving either way, and
                     // a refused file leaves the TLS files alone too.
-                    let refused = path.is_some_and(|p| server.reload_file(p).is_err());
+                    // Off this worker's other tasks: new WAMP-CRA keys take PBKDF2 rounds.
+                    let refused = path.is_some_and(|p| {
+                        tokio::task::block_in_place(|| server.reload_file(p).is_err())
+                    });
                     if !refused {
                         let _ = server.reload_tls();
                     }
