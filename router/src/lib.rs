@@ -22,6 +22,9 @@
 //! - `auth`: authentication methods (HELLO → CHALLENGE → AUTHENTICATE) and the compiled
 //!   per-role permissions every CALL, REGISTER, PUBLISH and SUBSCRIBE is checked against.
 //! - `meta`: the meta API (the router's own procedures and events in each realm).
+//! - `check`: what a start would check of a file, without listening
+//!   ([`check_config_file`]); `reload`: a new configuration put in force in a running
+//!   router ([`Server::reload`], [`ReloadReport`]).
 //! - `error`: the one routing-refusal type, mapped to ERROR or ABORT in one place.
 //!
 //! Module dependencies point one way: `server` → `session` → `broker`/`dealer` → `peer`.

@@ -74,11 +74,14 @@ impl Realm {
     pub(crate) fn replace_auth(&self, config: &RealmConfig) {
         // Built outside the locks: WAMP-CRA keys take PBKDF2 rounds.
         let users = Arc::new(Users::new(config));
+        // Roles first: a new user's new role exists by the time the user can log in.
+        {
+            let mut current = self.roles.write().unwrap_or_else(|e| e.into_inner());
+            let epoch = self.roles_epoch.load(Ordering::Relaxed).wrapping_add(1);
+            *current = Arc::new(Roles::new(config, epoch));
+            // Published after the roles: a session that sees the new epoch finds them.
+            self.roles_epoch.store(epoch, Ordering::Release);
+        }
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;
-        let mut current = self.roles.write().unwrap_or_else(|e| e.into_inner());
-        let epoch = self.roles_epoch.load(Ordering::Relaxed).wrapping_add(1);
-        *current = Arc::new(Roles::new(config, epoch));
-        // Published after the roles: a session that sees the new epoch finds the new roles.
-        self.roles_epoch.store(epoch, Ordering::Release);
     }
 }

@@ -332,3 +332,39 @@ async fn changes_that_need_a_restart_are_reported_and_kept_as_they_were() {
     assert_eq!(again.restart_needed.len(), 3, "{again:?}");
     router.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_authentication_under_way_when_its_realm_or_role_goes_is_refused() {
+    let router = TestRouter::with_config(&before()).await;
+    let url = router.url().to_owned();
+    let challenged = |authid: &'static str| {
+        let url = url.clone();
+        async move {
+            let hello = wamp_tests::auth::auth_hello("app", &["ticket"], Some(authid), None);
+            let (p, first) = RawPeer::greet(&url, &hello).await;
+            assert!(matches!(first, Message::Challenge(_)), "{first:?}");
+            p
+        }
+    };
+    // bob's role goes (and bob with it): his CHALLENGE was sent under the old users.
+    let mut bob = challenged("bob").await;
+    let no_temp = format!(
+        "{TRANSPORT}{}{}{}",
+        realm("stays"),
+        realm("goes"),
+        app_realm(WORKER_ALL, "", false)
+    );
+    assert_eq!(router.server().reload(parse(&no_temp)).sessions_closed, 0);
+    let answer = bob.authenticate("b").await;
+    assert_abort(&answer, uris::NO_SUCH_ROLE);
+
+    // The whole realm goes while alice is being authenticated.
+    let mut alice = challenged("alice").await;
+    let no_app = format!("{TRANSPORT}{}{}", realm("stays"), realm("goes"));
+    let report = router.server().reload(parse(&no_app));
+    assert_eq!(report.realms_removed, ["app"], "{report:?}");
+    let answer = alice.authenticate("a").await;
+    assert_abort(&answer, uris::NO_SUCH_REALM);
+    assert_eq!(router.server().session_count(), 0);
+    router.shutdown().await;
+}
