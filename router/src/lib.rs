@@ -22,6 +22,9 @@
 //! - `auth`: authentication methods (HELLO → CHALLENGE → AUTHENTICATE) and the compiled
 //!   per-role permissions every CALL, REGISTER, PUBLISH and SUBSCRIBE is checked against.
 //! - `meta`: the meta API (the router's own procedures and events in each realm).
+//! - `check`: what a start would check of a file, without listening
+//!   ([`check_config_file`]); `reload`: a new configuration put in force in a running
+//!   router ([`Server::reload`], [`ReloadReport`]).
 //! - `error`: the one routing-refusal type, mapped to ERROR or ABORT in one place.
 //!
 //! Module dependencies point one way: `server` → `session` → `broker`/`dealer` → `peer`.
@@ -31,6 +34,7 @@ pub mod config;
 
 mod auth;
 mod broker;
+mod check;
 mod close;
 mod counters;
 mod dealer;
@@ -40,12 +44,14 @@ mod metrics;
 pub(crate) mod patterns;
 mod peer;
 mod realm;
+mod reload;
 mod server;
 mod session;
 mod shared;
 mod shed;
 mod transport;
 
+pub use check::check_config_file;
 pub use config::{Config, ConfigError};
 
 /// The argon2id PHC hash of `ticket`, for a user's `ticket = "..."` in the configuration
@@ -53,6 +59,7 @@ pub use config::{Config, ConfigError};
 pub fn hash_ticket(ticket: &str) -> Option<String> {
     wamp_auth::ticket::hash(ticket).ok()
 }
+pub use reload::ReloadReport;
 pub use server::Server;
 
 /// Internals exposed for `router/benches` only: not an API, no stability promise.

@@ -53,10 +53,10 @@ impl Snapshot {
         let m: &Metrics = &shared.metrics;
         let mut sessions = BTreeMap::new();
         let mut largest = 0u32;
-        for (name, realm) in &shared.realms {
+        for realm in shared.realms() {
             for s in realm.sessions.iter() {
                 *sessions
-                    .entry((name.clone(), s.shared().info.transport))
+                    .entry((realm.name.clone(), s.shared().info.transport))
                     .or_default() += 1;
                 largest = largest.max(s.backlog().bytes);
             }

@@ -6,9 +6,9 @@ mod longpoll;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::Either;
@@ -18,9 +18,11 @@ use tokio::net::{TcpListener, UnixListener};
 use tracing::{info, warn};
 
 use crate::config::{
-    AuthMethod, Config, Listen, RawSocketTransport, TransportConfig, WebSocketTransport,
+    AuthMethod, Config, ConfigError, Listen, RawSocketTransport, TransportConfig,
+    WebSocketTransport,
 };
 use crate::realm::Realm;
+use crate::reload::{self, ReloadReport};
 use crate::session::{driver, KeepAlive, TransportInfo};
 use crate::shared::RouterShared;
 use crate::transport::connection::Connection;
@@ -41,6 +43,8 @@ pub struct Server {
     /// Unix socket files to remove at shutdown.
     socket_files: Vec<PathBuf>,
     endpoints: Vec<Arc<Endpoint>>,
+    /// The configuration in force (a reload replaces what it can of it).
+    config: Mutex<Config>,
 }
 
 /// One transport, ready to serve connections.
@@ -134,6 +138,7 @@ impl Server {
             urls: Vec::new(),
             socket_files: Vec::new(),
             endpoints: Vec::new(),
+            config: Mutex::new(config.clone()),
         };
         for t in config.transports {
             // TLS files first: a bad one stops the start before anything listens.
@@ -208,6 +213,33 @@ impl Server {
         first.map_or(Ok(()), Err)
     }
 
+    /// Puts `config` in force where a running router can: realms added and removed (the
+    /// sessions of a removed realm get GOODBYE `wamp.close.close_realm`), users, roles and
+    /// permissions replaced (the next authentication and every session's next action use
+    /// the new ones; sessions whose role was removed get GOODBYE `wamp.close.killed`). Other
+    /// sessions keep running. Changes that need a restart are reported and logged; the old
+    /// values stay in force. TLS files are reloaded by [`Server::reload_tls`].
+    pub fn reload(&self, config: Config) -> ReloadReport {
+        let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        let (report, effective) = reload::apply(&self.shared, &current, &config);
+        *current = effective;
+        reload::log(&report);
+        report
+    }
+
+    /// Checks the file at `path` like [`crate::check_config_file`] and, if it is good, puts
+    /// it in force with [`Server::reload`]. A bad file is refused (and logged): the current
+    /// configuration stays in force.
+    pub fn reload_file(&self, path: &Path) -> Result<ReloadReport, ConfigError> {
+        match crate::check_config_file(path) {
+            Ok(config) => Ok(self.reload(config)),
+            Err(e) => {
+                warn!(error = %e, "configuration reload refused; the current configuration stays in force");
+                Err(e)
+            }
+        }
+    }
+
     /// The bound address of each TCP transport, in configuration order.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
@@ -226,7 +258,7 @@ impl Server {
 
     /// How many sessions are joined, over all realms.
     pub fn session_count(&self) -> usize {
-        self.shared.realms.values().map(|r| r.sessions.len()).sum()
+        self.shared.realms().iter().map(|r| r.sessions.len()).sum()
     }
 
     /// Stops accepting, sends every session GOODBYE `wamp.close.system_shutdown`, waits for

@@ -2,7 +2,7 @@
 //! and the shutdown signal.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 use tokio::sync::Semaphore;
@@ -23,7 +23,8 @@ const AUTH_CHECKS: usize = 4;
 /// State shared by every connection of a router.
 #[derive(Debug)]
 pub(crate) struct RouterShared {
-    pub(crate) realms: HashMap<String, Arc<Realm>>,
+    /// The realms by name (a configuration reload adds and removes some).
+    realms: RwLock<HashMap<String, Arc<Realm>>>,
     /// Every live session id, router-wide, to keep ids unique.
     pub(crate) session_ids: DashMap<Id, ()>,
     pub(crate) options: RouterOptions,
@@ -52,7 +53,7 @@ impl RouterShared {
         let metrics = Arc::new(Metrics::default());
         let outbound = Arc::new(OutboundBudget::new(&options.outbound, metrics.clone()));
         RouterShared {
-            realms,
+            realms: RwLock::new(realms),
             session_ids,
             options,
             internal: InternalCaller::start(internal_id, outbound.clone(), shutdown.clone()),
@@ -63,6 +64,35 @@ impl RouterShared {
             penalties: Penalties::default(),
             auth_checks: Arc::new(Semaphore::new(AUTH_CHECKS)),
         }
+    }
+
+    /// The realm called `name`, if there is one.
+    pub(crate) fn realm(&self, name: &str) -> Option<Arc<Realm>> {
+        self.read_realms().get(name).cloned()
+    }
+
+    /// Whether `realm` is still one of the router's (a reload may have removed it).
+    pub(crate) fn has_realm(&self, realm: &Arc<Realm>) -> bool {
+        self.read_realms()
+            .get(&realm.name)
+            .is_some_and(|r| Arc::ptr_eq(r, realm))
+    }
+
+    /// Every realm, at this moment.
+    pub(crate) fn realms(&self) -> Vec<Arc<Realm>> {
+        self.read_realms().values().cloned().collect()
+    }
+
+    /// Changes the realm table: `f` adds and removes realms.
+    pub(crate) fn change_realms<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, Arc<Realm>>) -> T,
+    ) -> T {
+        f(&mut self.realms.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn read_realms(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Realm>>> {
+        self.realms.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A fresh, unique, random session id.

@@ -26,8 +26,8 @@ pub(crate) async fn run(shared: Arc<RouterShared>) {
             continue;
         }
         let mut largest: Vec<(u32, SessionHandle)> = shared
-            .realms
-            .values()
+            .realms()
+            .iter()
             .flat_map(|r| {
                 r.sessions
                     .iter()

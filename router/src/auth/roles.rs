@@ -87,6 +87,8 @@ impl Grant {
 /// One role's compiled permissions.
 #[derive(Debug)]
 pub(crate) struct Role {
+    /// The epoch of the realm's roles this was compiled in (see `Realm::roles_epoch`).
+    epoch: u32,
     /// A role that may do everything (the realm has no roles, or the built-in `trusted`).
     everything: Option<Grant>,
     exact: HashMap<Box<str>, Grant>,
@@ -94,15 +96,16 @@ pub(crate) struct Role {
 }
 
 impl Role {
-    fn everything(grant: Grant) -> Role {
+    fn everything(grant: Grant, epoch: u32) -> Role {
         Role {
+            epoch,
             everything: Some(grant),
             exact: HashMap::new(),
             patterns: PatternIndex::default(),
         }
     }
 
-    fn compile(config: &RoleConfig) -> Role {
+    fn compile(config: &RoleConfig, epoch: u32) -> Role {
         let mut exact = HashMap::new();
         let mut patterns = Vec::new();
         for p in &config.permissions {
@@ -115,10 +118,16 @@ impl Role {
             }
         }
         Role {
+            epoch,
             everything: None,
             exact,
             patterns: PatternIndex::build(patterns),
         }
+    }
+
+    /// The epoch of the roles this role belongs to.
+    pub(crate) fn epoch(&self) -> u32 {
+        self.epoch
     }
 
     /// What this role may do with `uri` (nothing if no rule matches).
@@ -145,25 +154,27 @@ pub(crate) struct Roles {
 }
 
 impl Roles {
-    pub(crate) fn new(realm: &RealmConfig) -> Roles {
+    /// The realm's roles, compiled; `epoch` tells them from those of other reloads.
+    pub(crate) fn new(realm: &RealmConfig, epoch: u32) -> Roles {
         let mut by_name: HashMap<Box<str>, Arc<Role>> = realm
             .roles
             .iter()
-            .map(|r| (r.name.as_str().into(), Arc::new(Role::compile(r))))
+            .map(|r| (r.name.as_str().into(), Arc::new(Role::compile(r, epoch))))
             .collect();
         // Built in: `trusted` may do everything, and its calls and publications are disclosed.
         by_name.insert(
             crate::config::TRUSTED_ROLE.into(),
-            Arc::new(Role::everything(Grant(
-                Grant::ALL.0 | DISCLOSE_CALLER | DISCLOSE_PUBLISHER,
-            ))),
+            Arc::new(Role::everything(
+                Grant(Grant::ALL.0 | DISCLOSE_CALLER | DISCLOSE_PUBLISHER),
+                epoch,
+            )),
         );
         let open = realm.roles.is_empty();
         let other = if open { Grant::ALL } else { Grant::default() };
         Roles {
             by_name,
             open,
-            undefined: Arc::new(Role::everything(other)),
+            undefined: Arc::new(Role::everything(other, epoch)),
         }
     }
 
@@ -192,7 +203,7 @@ mod tests {
              [[realm.role]]\nname = \"app\"\n{rules}"
         );
         let c = Config::from_toml(&text, "t").unwrap();
-        Roles::new(&c.realms[0])
+        Roles::new(&c.realms[0], 0)
     }
 
     #[test]
@@ -225,7 +236,7 @@ mod tests {
     #[test]
     fn a_realm_without_roles_allows_everything() {
         let c = Config::embedded();
-        let r = Roles::new(&c.realms[0]);
+        let r = Roles::new(&c.realms[0], 0);
         assert_eq!(r.role("anonymous").grant("com.x"), Grant::ALL);
     }
 }

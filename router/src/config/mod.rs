@@ -9,9 +9,11 @@ use serde::Deserialize;
 use thiserror::Error;
 use wamp_proto::{MatchPolicy, Serializer, UriCheck};
 
+mod log;
 mod realm;
 mod transport;
 
+pub use log::{LogFormat, LogOptions};
 pub(crate) use realm::TRUSTED_ROLE;
 pub use realm::{
     AuthenticatorConfig, LimitsConfig, PermissionConfig, RealmConfig, RoleConfig, Secret,
@@ -42,10 +44,12 @@ pub struct ConfigError {
 }
 
 /// The whole router configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Router-wide limits and timeouts.
     pub router: RouterOptions,
+    /// Log format and level (`[log]`).
+    pub log: LogOptions,
     /// The listening transports.
     pub transports: Vec<TransportConfig>,
     /// The realms clients may join.
@@ -58,6 +62,8 @@ pub struct Config {
 struct ConfigFile {
     #[serde(default)]
     router: RouterOptions,
+    #[serde(default)]
+    log: LogOptions,
     #[serde(default, rename = "transport")]
     transports: Vec<TransportFile>,
     #[serde(default, rename = "realm")]
@@ -65,7 +71,7 @@ struct ConfigFile {
 }
 
 /// Router-wide options (`[router]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouterOptions {
     /// What a session's outbound queue may hold (`[router.outbound]`).
@@ -148,7 +154,7 @@ impl<'de> Deserialize<'de> for SerializerName {
 }
 
 /// Retention and history for the topics matching a URI (`[[realm.topic]]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopicPolicyConfig {
     /// The topic URI or pattern.
@@ -201,6 +207,11 @@ impl Config {
 
     /// Reads and validates a configuration file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::read(path).map(|(config, _)| config)
+    }
+
+    /// [`Config::from_file`], also returning the file's text (to locate later errors in it).
+    pub(crate) fn read(path: &Path) -> Result<(Config, String), ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: name.clone(),
@@ -208,7 +219,7 @@ impl Config {
             key: String::new(),
             message: format!("cannot read file: {e}"),
         })?;
-        Config::from_toml(&text, &name)
+        Config::from_toml(&text, &name).map(|c| (c, text))
     }
 
     /// Parses and validates a configuration from TOML text; `file` names it in errors.
@@ -240,6 +251,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let mut config = Config {
             router: file_config.router,
+            log: file_config.log,
             transports,
             realms: file_config.realms,
         };
@@ -284,6 +296,9 @@ impl Config {
                     format!("must be between {min} and {max}"),
                 ));
             }
+        }
+        if let Some(level) = &self.log.level {
+            log::check_level(level).map_err(|m| err("log.level".into(), "level", m))?;
         }
         if self.realms.is_empty() {
             return Err(err(
@@ -334,6 +349,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// An error about `key` of the `index`-th `[[transport]]` of `text` (named `file`), at the
+/// line where that section writes the key.
+pub(crate) fn transport_error(
+    text: &str,
+    file: &str,
+    index: usize,
+    key: &str,
+    message: String,
+) -> ConfigError {
+    Locator { text, file }.at(index, key, message)
 }
 
 /// The 1-based line of byte offset `pos` in `text`.
@@ -394,6 +421,23 @@ mod tests {
         let e = Config::from_toml(text, "f.toml").unwrap_err();
         assert_eq!(e.key, "transport[0].serializers[1]", "{e}");
         assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn log_section() {
+        let base = "[[transport]]\nbind = \"127.0.0.1:1\"\n[[realm]]\nname = \"r1\"\n";
+        assert_eq!(
+            Config::from_toml(base, "f").unwrap().log,
+            LogOptions::default()
+        );
+        let json = format!("{base}[log]\nformat = \"json\"\nlevel = \"warn,wamp_router=debug\"\n");
+        let c = Config::from_toml(&json, "f").unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.log.level.as_deref(), Some("warn,wamp_router=debug"));
+        let e = Config::from_toml(&format!("{base}[log]\nformat = \"xml\"\n"), "f").unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("log.format", 6), "{e}");
+        let e = Config::from_toml(&format!("{base}[log]\nlevel = \"r1=loud\"\n"), "f").unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("log.level", 6), "{e}");
     }
 
     #[test]

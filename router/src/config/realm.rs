@@ -11,7 +11,7 @@ use wamp_proto::{MatchPolicy, UriCheck};
 use super::{ConfigError, MatchName, TopicPolicyConfig};
 
 /// One realm (`[[realm]]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealmConfig {
     /// The realm name (a URI).
@@ -55,7 +55,7 @@ pub struct RealmConfig {
 }
 
 /// `[realm.limits]`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Sessions joined to this realm at once (ABORT on HELLO).
@@ -99,7 +99,7 @@ impl RealmConfig {
 }
 
 /// A secret in the configuration: inline text, an environment variable, or a file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Secret {
     /// The secret itself (a ticket may also be an argon2id or PBKDF2 PHC hash).
@@ -153,7 +153,7 @@ impl Secret {
 
 /// One user (`[[realm.user]]`): an authid, its role, and the credentials of each method it
 /// may use.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// The authid clients send in HELLO.
@@ -175,7 +175,7 @@ pub struct UserConfig {
 }
 
 /// WAMP-CRA credentials: the secret and, for the salted form, salt, iterations and key length.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WampCraConfig {
     /// The shared secret.
@@ -194,7 +194,7 @@ pub struct WampCraConfig {
 /// A dynamic authenticator (`[realm.authenticator]`): a procedure, registered by a session
 /// of role `trusted`, called as `procedure(realm, authid, details)` with `details.ticket`; it
 /// answers a role, or `{role, authid?, extra?}`, or an ERROR that refuses the session.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthenticatorConfig {
     /// The procedure's URI.
@@ -209,7 +209,7 @@ fn authenticator_timeout() -> u64 {
 }
 
 /// One role (`[[realm.role]]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleConfig {
     /// The role name (`authrole`).
@@ -220,7 +220,7 @@ pub struct RoleConfig {
 }
 
 /// One rule (`[[realm.role.permission]]`): the actions allowed on matching URIs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionConfig {
     /// The URI or pattern.

@@ -23,7 +23,7 @@ const DEFAULT_MIN_CLIENT_MAX: usize = 4096;
 const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 
 /// One listening transport (`[[transport]]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TransportConfig {
     /// WebSocket (RFC 6455) with WAMP subprotocols, over TCP.
@@ -90,7 +90,7 @@ pub enum Listen {
 }
 
 /// A WebSocket transport (`type = "websocket"`, the default).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebSocketTransport {
     /// Where it listens.
     pub listen: Listen,
@@ -122,7 +122,7 @@ pub struct WebSocketTransport {
 
 /// The WAMP HTTP long-poll transport on a WebSocket transport's port
 /// (`longpoll = { path = "/lp" }`): `POST <path>/open`, then `<path>/<id>/send|receive|close`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LongPollConfig {
     /// The base path (must differ from the WebSocket path).
@@ -145,7 +145,7 @@ fn default_session_timeout() -> u64 {
 }
 
 /// A RawSocket transport (`type = "rawsocket"`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawSocketTransport {
     /// Where it listens.
     pub listen: Listen,
@@ -212,7 +212,7 @@ impl AuthMethod {
 }
 
 /// TLS on a transport (`tls = { certificate = "...", key = "..." }`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The certificate chain (PEM), leaf first.
@@ -323,7 +323,7 @@ impl Locator<'_> {
         header
     }
 
-    fn at(&self, index: usize, key: &str, message: String) -> ConfigError {
+    pub(super) fn at(&self, index: usize, key: &str, message: String) -> ConfigError {
         let line = self.transport_line(index, key);
         self.error(format!("transport[{index}].{key}"), line, message)
     }

@@ -93,7 +93,7 @@ pub(super) fn routes(
     let health = t.health.then(|| {
         Probe(Box::new(move || match router.upgrade() {
             Some(r) if !r.shutdown.is_cancelled() => {
-                let sessions: usize = r.realms.values().map(|r| r.sessions.len()).sum();
+                let sessions: usize = r.realms().iter().map(|r| r.sessions.len()).sum();
                 let body = format!("{{\"status\":\"ok\",\"sessions\":{sessions}}}\n");
                 (StatusCode::OK, "application/json", body)
             }

@@ -107,6 +107,16 @@ pub(crate) struct Joined {
     pub(crate) paused_by: Option<SessionHandle>,
 }
 
+impl Joined {
+    /// Re-reads the session's role if a reload replaced the realm's roles since: one plain
+    /// atomic load per action otherwise (no per-session state: the role knows its epoch).
+    fn refresh_role(&mut self) {
+        if self.role.epoch() != self.realm.roles_epoch() {
+            self.role = self.realm.roles().role(&self.handle.shared().authrole);
+        }
+    }
+}
+
 /// One transport's session state machine.
 pub(crate) struct SessionCore {
     pub(super) serializer: Serializer,
@@ -257,7 +267,10 @@ impl SessionCore {
 
     /// Answers a protocol violation with ABORT; the transport then closes.
     pub(super) fn protocol_violation(&mut self, why: &str) -> Flow {
-        warn!(peer = %self.transport.peer, session = ?self.session_id(), why, "protocol violation; aborting session");
+        let j = self.joined.as_ref();
+        let realm = j.map(|j| j.realm.name.as_str());
+        let authid = j.map(|j| &*j.handle.shared().authid);
+        warn!(peer = %self.transport.peer, session = ?self.session_id(), realm, authid, why, "protocol violation; aborting session");
         self.send(&Refusal::violation(why).to_abort());
         Flow::Close(CloseReason::ProtocolViolation)
     }
@@ -355,6 +368,7 @@ impl SessionCore {
         };
         let request = request_of(&msg);
         // Authorization: one check per action, before any routing.
+        j.refresh_role();
         let grant = match authorized(j, &msg) {
             Ok(g) => g,
             Err(refusal) => {
@@ -378,7 +392,7 @@ impl SessionCore {
                 return Flow::Continue;
             }
             Message::Abort(a) => {
-                info!(session = %j.handle.id(), reason = %a.reason, "client aborted session");
+                info!(session = %j.handle.id(), realm = %j.realm.name, authid = %j.handle.shared().authid, reason = %a.reason, "client aborted session");
                 return Flow::Close(CloseReason::Normal);
             }
             Message::Publish(m) => pubsub::publish(j, m, grant.disclose_publisher()),
@@ -466,9 +480,12 @@ impl SessionCore {
         dealer::answer::forget_pending_calls(&j.handle);
         self.router.session_ids.remove(&id);
         meta::events::left(realm, &j.handle);
+        let authid = &*j.handle.shared().authid;
         match j.handle.kill_reason() {
-            Some(reason) => info!(session = %id, realm = %realm.name, reason, "session left"),
-            None => info!(session = %id, realm = %realm.name, "session left"),
+            Some(reason) => {
+                info!(session = %id, realm = %realm.name, authid, reason, "session left")
+            }
+            None => info!(session = %id, realm = %realm.name, authid, "session left"),
         }
     }
 }
@@ -495,8 +512,8 @@ fn authorized(j: &Joined, msg: &Message) -> Result<Grant, Option<Refusal>> {
     if grant.allows(action) {
         return Ok(grant);
     }
-    let authrole = &j.handle.shared().authrole;
-    warn!(session = %j.handle.id(), realm = %j.realm.name, %authrole, action = action.as_str(), %uri, "not authorized");
+    let (authid, authrole) = (&j.handle.shared().authid, &j.handle.shared().authrole);
+    warn!(session = %j.handle.id(), realm = %j.realm.name, %authid, %authrole, action = action.as_str(), %uri, "not authorized");
     let acknowledged = match msg {
         Message::Publish(m) => {
             wamp_proto::options::bool_opt(&m.options, "acknowledge", false).unwrap_or(false)

@@ -43,7 +43,7 @@ pub(super) enum Greeted {
 pub(super) fn hello(core: &SessionCore, hello: Hello) -> Result<Greeted, Refusal> {
     check_roles(&hello.details).map_err(Refusal::violation)?;
     let peer = &core.transport.peer;
-    let Some(realm) = core.router.realms.get(hello.realm.as_str()).cloned() else {
+    let Some(realm) = core.router.realm(hello.realm.as_str()) else {
         warn!(%peer, realm = %hello.realm, "HELLO for unknown realm; refused");
         return Err(Refusal::new(
             uris::NO_SUCH_REALM,
@@ -64,7 +64,7 @@ pub(super) fn hello(core: &SessionCore, hello: Hello) -> Result<Greeted, Refusal
         return Err(limit(realm.limits.max_sessions, "realm"));
     }
     let id = core.router.new_session_id();
-    let started = realm.users.start(
+    let started = realm.users().start(
         &hello.details,
         core.transport.auth_methods.as_deref(),
         core.transport.client_cn.as_deref(),
@@ -114,7 +114,7 @@ pub(super) fn authenticate(
     };
     match p
         .realm
-        .users
+        .users()
         .finish(auth, m.signature, &core.router.auth_checks)
     {
         Verdict::Now(result) => done(core, *p, result).map(Authenticated::Joined),
@@ -175,7 +175,7 @@ fn ask(core: &SessionCore, p: &PendingJoin, q: Question) -> Verifying {
         answer
             .materialize()
             .map_err(|e| Refusal::new(uris::AUTHENTICATION_FAILED, e.to_string()))?;
-        crate::auth::principal(&q.authid, answer, |role| realm.roles.exists(role))
+        crate::auth::principal(&q.authid, answer, |role| realm.roles().exists(role))
     })
 }
 
@@ -240,6 +240,25 @@ fn welcome(
         ),
     );
     realm.sessions.insert(id, handle.clone());
+    // After the insert: a reload that removes the realm or the role now either is seen here
+    // or sees this session (and closes it).
+    let roles = realm.roles();
+    let gone = if !core.router.has_realm(&realm) {
+        Some((uris::NO_SUCH_REALM, "realm"))
+    } else if !roles.exists(&authrole) {
+        Some((uris::NO_SUCH_ROLE, "role"))
+    } else {
+        None
+    };
+    if let Some((uri, what)) = gone {
+        realm.sessions.remove(&id);
+        core.router.session_ids.remove(&id);
+        warn!(peer = %core.transport.peer, realm = %realm.name, %authid, %authrole, "the {what} was removed by a reload during authentication; refused");
+        return Err(Refusal::new(
+            uri,
+            format!("the {what} was removed from the router's configuration"),
+        ));
+    }
     let mut details = dict([
         ("realm", realm.name.as_str().into()),
         ("authid", (*authid).into()),
@@ -275,7 +294,7 @@ fn welcome(
     crate::meta::events::joined(&realm, &handle);
     Ok(Joined {
         handle,
-        role: realm.roles.role(&authrole),
+        role: roles.role(&authrole),
         realm,
         subscriptions: HashSet::new(),
         registrations: HashSet::new(),

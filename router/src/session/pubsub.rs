@@ -123,7 +123,7 @@ pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
     }
     let max = j.realm.limits.max_subscriptions_per_session;
     if j.subscriptions.len() >= max {
-        warn!(session = %me.id(), max, "subscriptions limit reached");
+        warn!(session = %me.id(), realm = %j.realm.name, authid = %me.shared().authid, max, "subscriptions limit reached");
         return Err(Refusal::new(
             LIMIT_EXCEEDED,
             format!("at most {max} subscriptions per session (max_subscriptions_per_session)"),

@@ -185,6 +185,27 @@ fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, value, &b[head + len..]))
 }
 
+/// PEM files for tests: a self-signed `localhost` certificate, its key, and another key.
+#[cfg(test)]
+pub(crate) fn test_files(dir: &Path) -> [PathBuf; 3] {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let files = [
+        ("cert.pem", cert.pem()),
+        ("key.pem", key.serialize_pem()),
+        ("other.pem", other.serialize_pem()),
+    ];
+    files.map(|(name, pem)| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,18 +234,7 @@ mod tests {
     fn bad_files_are_named() {
         let dir = std::env::temp_dir().join(format!("wamp-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let other = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let cert_file = dir.join("cert.pem");
-        let key_file = dir.join("key.pem");
-        let other_file = dir.join("other.pem");
-        std::fs::write(&cert_file, cert.pem()).unwrap();
-        std::fs::write(&key_file, key.serialize_pem()).unwrap();
-        std::fs::write(&other_file, other.serialize_pem()).unwrap();
+        let [cert_file, key_file, other_file] = test_files(&dir);
         let files = |c: &Path, k: &Path| TlsConfig {
             certificate: c.to_owned(),
             key: k.to_owned(),
