@@ -315,7 +315,7 @@ async fn changes_that_need_a_restart_are_reported_and_kept_as_they_were() {
     let url = router.url().to_owned();
     let (_first, _) = RawPeer::join(&url, "stays", Serializer::Json).await;
     let after = format!(
-        "[[transport]]\nbind = \"127.0.0.1:0\"\npath = \"/wamp\"\n{}[realm.limits]\nmax_sessions = 5\n[router]\noutbound_queue = 10\n",
+        "[[transport]]\nbind = \"127.0.0.1:0\"\npath = \"/wamp\"\n{}[realm.limits]\nmax_sessions = 5\n[router]\nmax_sessions = 10\n",
         realm("stays")
     );
     let report: ReloadReport = router.server().reload(parse(&after));
