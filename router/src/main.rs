@@ -153,7 +153,11 @@ fn run(config: Config, path: Option<&Path>) -> anyhow::Result<()> {
         Ok(n) => tracing::info!(limit = n, "open files limit"),
         Err(e) => tracing::warn!(cause = %e, "cannot raise the open files limit"),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.router.worker_threads > 0 {
+        runtime.worker_threads(config.router.worker_threads);
+    }
+    let runtime = runtime
         .enable_all()
         .build()
         .context("starting the async runtime")?;

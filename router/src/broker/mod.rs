@@ -22,7 +22,7 @@ use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tracing::warn;
-use wamp_proto::message::Event;
+use wamp_proto::message::{code, Event};
 use wamp_proto::uri::matches;
 use wamp_proto::{Dict, Id, MatchPolicy, Message, Payload, Serializer, Uri, Value};
 
@@ -423,6 +423,8 @@ fn deliver(sub: &Subscription, msg: &mut Message, to: &Targets<'_>, delivered: &
     }
     let members = sub.snapshot();
     let mut encoded: [Option<Bytes>; Serializer::COUNT] = Default::default();
+    // Counted once per fan-out, not per subscriber.
+    let (mut events, mut bytes) = (0, 0);
     for s in members.iter() {
         if Some(s.id()) == to.exclude || !to.filter.allows(s) {
             continue;
@@ -438,17 +440,23 @@ fn deliver(sub: &Subscription, msg: &mut Message, to: &Targets<'_>, delivered: &
                 }
             },
         };
+        let len = frame.len();
         match s.send_frame(frame) {
-            Queued::No => {}
-            Queued::Yes => delivered.events += 1,
+            Queued::No => continue,
+            Queued::Yes => {}
             Queued::OverBound => {
-                delivered.events += 1;
                 if to.pause && delivered.over_bound.is_none() {
                     delivered.over_bound = Some(s.clone());
                 }
             }
         }
+        events += 1;
+        bytes += len;
     }
+    if let Some(s) = members.first() {
+        s.metrics().sent_many(code::EVENT, events, bytes);
+    }
+    delivered.events += events;
 }
 
 /// The broker features announced in WELCOME: only those that really work.

@@ -85,6 +85,9 @@ pub struct RouterOptions {
     pub handshake_timeout_ms: u64,
     /// Sessions joined at once, router-wide; more get ABORT `wamp.error.limit_exceeded`.
     pub max_sessions: usize,
+    /// Worker threads of the `wamp-router` binary's runtime; 0 (the default): one per CPU.
+    /// Embedders run the router on their own runtime.
+    pub worker_threads: usize,
 }
 
 /// What a session's outbound queue may hold, and what happens to a session that falls
@@ -129,6 +132,7 @@ impl Default for RouterOptions {
         RouterOptions {
             outbound: OutboundConfig::default(),
             outbound_queue: None,
+            worker_threads: 0,
             max_sessions: 100_000,
             goodbye_timeout_ms: 2000,
             handshake_timeout_ms: 10_000,
@@ -296,6 +300,13 @@ impl Config {
                     format!("must be between {min} and {max}"),
                 ));
             }
+        }
+        if self.router.worker_threads > 1024 {
+            return Err(err(
+                "router.worker_threads".into(),
+                "worker_threads",
+                "must be between 0 (one per CPU) and 1024".into(),
+            ));
         }
         if let Some(level) = &self.log.level {
             log::check_level(level).map_err(|m| err("log.level".into(), "level", m))?;

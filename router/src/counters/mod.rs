@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use wamp_proto::Serializer;
-
 use shards::{bump, Shard, CODES, LATENCY_BOUNDS_US, SHARDS};
 
 pub(crate) use shards::sum;
@@ -82,9 +80,13 @@ impl Metrics {
         bump(&s.bytes_received, len as u64);
     }
 
-    /// A frame was queued for a peer speaking `serializer`.
-    pub(crate) fn sent(&self, serializer: Serializer, frame: &[u8]) {
-        self.sent_frame(message_code(serializer, frame), frame.len());
+    /// `n` messages of type `code`, `len` bytes in all, were queued for peers.
+    pub(crate) fn sent_many(&self, code: u64, n: usize, len: usize) {
+        if n > 0 {
+            let s = self.shard();
+            bump(&s.sent[code_slot(code)], n as u64);
+            bump(&s.bytes_sent, len as u64);
+        }
     }
 
     /// A message of type `code` and `len` bytes was queued for a peer.
@@ -136,95 +138,9 @@ fn code_slot(code: u64) -> usize {
         .unwrap_or(0)
 }
 
-/// The WAMP message code at the start of an encoded message (0 if it cannot be told):
-/// the first element of the message's array, read from its first bytes.
-pub(crate) fn message_code(serializer: Serializer, frame: &[u8]) -> u64 {
-    match serializer {
-        Serializer::Json => {
-            let mut digits = frame.iter().skip(1).skip_while(|b| b.is_ascii_whitespace());
-            let mut code = 0u64;
-            let mut any = false;
-            for b in digits.by_ref().take(3) {
-                if !b.is_ascii_digit() {
-                    break;
-                }
-                any = true;
-                code = code * 10 + u64::from(b - b'0');
-            }
-            if frame.first() == Some(&b'[') && any {
-                code
-            } else {
-                0
-            }
-        }
-        Serializer::MsgPack => {
-            let at = match frame.first() {
-                Some(0x90..=0x9f) => 1,
-                Some(0xdc) => 3,
-                Some(0xdd) => 5,
-                _ => return 0,
-            };
-            match frame.get(at) {
-                Some(c @ 0..=0x7f) => u64::from(*c),
-                Some(0xcc) => frame.get(at + 1).map_or(0, |c| u64::from(*c)),
-                _ => 0,
-            }
-        }
-        Serializer::Cbor => {
-            let at = match frame.first() {
-                Some(0x80..=0x97) | Some(0x9f) => 1,
-                Some(0x98) => 2,
-                Some(0x99) => 3,
-                Some(0x9a) => 5,
-                _ => return 0,
-            };
-            match frame.get(at) {
-                Some(c @ 0..=0x17) => u64::from(*c),
-                Some(0x18) => frame.get(at + 1).map_or(0, |c| u64::from(*c)),
-                _ => 0,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wamp_proto::message::{Event, Publish};
-    use wamp_proto::{Dict, Id, Message, Payload, Uri};
-
-    #[test]
-    fn the_code_is_read_from_the_first_bytes_for_every_serializer() {
-        let id = Id::new(7).unwrap();
-        let event: Message = Event {
-            subscription: id,
-            publication: id,
-            details: Dict::new(),
-            payload: Payload::args(vec![1u64.into()]),
-        }
-        .into();
-        let publish: Message = Publish {
-            request: id,
-            options: Dict::new(),
-            topic: Uri::new("a.b"),
-            payload: Payload::default(),
-        }
-        .into();
-        for ser in [Serializer::Json, Serializer::MsgPack, Serializer::Cbor] {
-            for msg in [&event, &publish] {
-                let frame = crate::peer::encode_frame(ser, msg).unwrap();
-                assert_eq!(
-                    message_code(ser, &frame),
-                    msg.code(),
-                    "{ser:?} {}",
-                    msg.name()
-                );
-            }
-            assert_eq!(message_code(ser, b""), 0);
-            assert_eq!(message_code(ser, b"\xff\xff"), 0);
-        }
-        assert_eq!(message_code(Serializer::Json, b"[ 70, 1]"), 70);
-    }
 
     #[test]
     fn counts_add_up_over_threads() {

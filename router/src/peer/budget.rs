@@ -69,6 +69,7 @@ impl OutboundBudget {
     }
 
     /// Records that a queue went from `before` to `after` bytes.
+    #[inline]
     pub(crate) fn moved(&self, before: u32, after: u32) {
         let (b, a) = (
             u64::from(before >> UNIT_SHIFT),

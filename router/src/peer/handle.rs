@@ -10,7 +10,7 @@ use wamp_proto::{Id, Message, SequentialIds, Serializer};
 use super::calls::{Calls, Invocations};
 use super::features::PeerFeatures;
 use super::outbox::{encode_frame, Outbox, Refused};
-use crate::counters::{message_code, SlowClose};
+use crate::counters::SlowClose;
 
 /// The shared part of a session.
 pub(crate) struct SessionShared {
@@ -132,8 +132,9 @@ impl SessionHandle {
 
     /// Queues an already-encoded frame without waiting. A backlog at its hard cap marks the
     /// session as a slow consumer and drops it; a frame longer than the peer accepts is dropped and logged.
+    /// Not counted in the metrics: the caller counts what it sends (a fan-out counts once).
     pub(crate) fn send_frame(&self, frame: Bytes) -> Queued {
-        match self.push(frame) {
+        match self.push(frame, None) {
             Ok(false) => Queued::Yes,
             Ok(true) => Queued::OverBound,
             Err(_) => Queued::No,
@@ -145,8 +146,9 @@ impl SessionHandle {
         self.0.outbox.hold_publisher(waker)
     }
 
-    /// Queues a frame; `Ok(true)` when the backlog is now over the soft bound.
-    fn push(&self, frame: Bytes) -> Result<bool, NotSent> {
+    /// Queues a frame (counting a message of type `code` in the metrics, if given);
+    /// `Ok(true)` when the backlog is now over the soft bound.
+    fn push(&self, frame: Bytes, code: Option<u64>) -> Result<bool, NotSent> {
         if self
             .0
             .said_goodbye
@@ -162,10 +164,12 @@ impl SessionHandle {
             });
         }
         let metrics = &self.0.outbox.budget().metrics;
-        let (code, len) = (message_code(self.0.serializer, &frame), frame.len());
+        let len = frame.len();
         match self.0.outbox.push(frame) {
             Ok(over) => {
-                metrics.sent_frame(code, len);
+                if let Some(code) = code {
+                    metrics.sent_frame(code, len);
+                }
                 Ok(over)
             }
             Err(Refused::OverCap) => {
@@ -183,7 +187,7 @@ impl SessionHandle {
     /// Encodes `msg` for this session's serializer and queues it, saying why it was not.
     pub(crate) fn try_send(&self, msg: &Message) -> Result<(), NotSent> {
         match encode_frame(self.0.serializer, msg) {
-            Ok(frame) => self.push(frame).map(|_| ()),
+            Ok(frame) => self.push(frame, Some(msg.code())).map(|_| ()),
             Err(e) => {
                 warn!(session = %self.0.id, cause = %e, message = msg.name(), "cannot encode outbound message; dropped");
                 Err(NotSent::Unencodable)

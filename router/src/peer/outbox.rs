@@ -70,10 +70,12 @@ struct Inner {
 }
 
 impl Inner {
+    /// Queued plus taken: never more than the hard cap (checked at every push), which fits
+    /// in a `u32`.
     fn backlog(&self) -> Backlog {
         Backlog {
-            messages: self.taken.messages.saturating_add(self.queue.len() as u32),
-            bytes: self.taken.bytes.saturating_add(self.queued_bytes),
+            messages: self.taken.messages.wrapping_add(self.queue.len() as u32),
+            bytes: self.taken.bytes.wrapping_add(self.queued_bytes),
         }
     }
 
@@ -131,26 +133,28 @@ impl Outbox {
             return Err(Refused::Closed);
         }
         let before = g.backlog();
-        if self.budget.over_cap(before, frame.len()) {
+        let len = frame.len();
+        let b = &*self.budget;
+        // The common case, under the soft bound after this frame, takes two comparisons.
+        let under = before.messages < b.soft_messages
+            && before.bytes as usize + len <= b.soft_bytes as usize;
+        if !under && b.over_cap(before, len) {
             return Err(Refused::OverCap);
         }
         // Under the cap, so the sums fit in a u32 (caps are u32).
-        let len = frame.len() as u32;
+        let len = len as u32;
         g.queued_bytes += len;
         g.queue.push_back(frame);
-        self.budget.moved(before.bytes, before.bytes + len);
+        b.moved(before.bytes, before.bytes + len);
         // A parked connection has nothing to write; one waiting for its socket is woken
         // when its backlog crosses the soft bound, to start watching its progress.
-        let after = Backlog {
-            messages: before.messages + 1,
-            bytes: before.bytes + len,
-        };
-        let over = self.budget.over_soft(after);
-        let waker = if std::mem::take(&mut g.parked) || (over && !self.budget.over_soft(before)) {
+        let crossed = !under && !b.over_soft(before);
+        let waker = if std::mem::take(&mut g.parked) || crossed {
             g.waker.clone()
         } else {
             None
         };
+        let over = !under;
         drop(g);
         if let Some(w) = waker {
             w.wake();

@@ -255,7 +255,7 @@ impl SessionCore {
         }
         match encode_frame(self.serializer, msg) {
             Ok(f) => {
-                self.router.metrics.sent(self.serializer, &f);
+                self.router.metrics.sent_frame(msg.code(), f.len());
                 if self.outbox.push(f) == Err(Refused::OverCap) {
                     self.outbox
                         .kill("slow consumer: outbound backlog at its cap");
