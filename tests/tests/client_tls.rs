@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use wamp_client::{
-    CallError, Client, ClientBuilder, CloseKind, ConnectError, Invocation, Serializer, Value,
+    CallError, Client, ClientBuilder, CloseKind, ConnectError, Invocation, ReconnectPolicy,
+    Serializer, Value,
 };
 use wamp_tests::rawsocket::TempDir;
 use wamp_tests::{TestRouter, WAIT};
@@ -308,7 +309,12 @@ async fn our_keepalive_notices_a_router_gone_silent_and_fails_pending_calls() {
         let proxy = freezing_proxy(format!("127.0.0.1:{port}"), frozen.clone()).await;
         let via_proxy = url.replace(&format!(":{port}"), &format!(":{proxy}"));
         let interval = Duration::from_millis(100);
-        let client = join(trusting(&via_proxy, &ca).keepalive(interval)).await;
+        let client = join(
+            trusting(&via_proxy, &ca)
+                .keepalive(interval)
+                .reconnect(ReconnectPolicy::never()),
+        )
+        .await;
         // Pings answered: the idle session stays through several intervals.
         let idle = timeout(8 * interval, client.closed()).await;
         assert!(
@@ -350,7 +356,12 @@ async fn the_routers_pings_are_answered_and_ours_too() {
     let clients = [
         join(trusting(&wss, &ca)).await,
         join(trusting(&rss, &ca).serializer(Serializer::Json)).await,
-        join(trusting(&quiet_rss, &ca).keepalive(Duration::from_millis(100))).await,
+        join(
+            trusting(&quiet_rss, &ca)
+                .keepalive(Duration::from_millis(100))
+                .reconnect(ReconnectPolicy::never()),
+        )
+        .await,
     ];
     assert_eq!(r.router.server().session_count(), 2);
     let window = Duration::from_millis(800);
