@@ -391,8 +391,8 @@ impl Connection {
             if !self.may_reconnect(&end) {
                 return self.finish(end).await;
             }
+            self.disconnect(&end.reason);
             self.close_transport(end.graceful).await;
-            self.disconnect();
             match self.redial(end.reason).await {
                 Ok(joined) => self.resume(joined),
                 Err(end) => return self.finish(end).await,

@@ -163,7 +163,9 @@
 //!   registration and subscription is restored;
 //! - a registration the new session refuses (e.g. another callee took the procedure) is
 //!   logged and resolves [`Registration::revoked`] with the router's error URI; a refused
-//!   subscription's stream ends.
+//!   subscription's stream ends; a subscription made with
+//!   [`SubscribeBuilder::get_retained`] receives the retained event again, covering what
+//!   was published meanwhile.
 //!
 //! The first [`ClientBuilder::connect`] is not retried: its failure is returned at once.
 //! Short-lived programs opt out with `.reconnect(ReconnectPolicy::never())`.

@@ -406,9 +406,10 @@ impl IntoFuture for RegisterBuilder {
 
 /// A registered procedure.
 ///
-/// Dropping the handle keeps the procedure registered (until the session ends); call
-/// [`Registration::unregister`] to remove it. While the handle exists it keeps the session
-/// open. The router may also revoke it (another callee's `force_reregister`):
+/// Dropping the handle keeps the procedure registered (until the client closes; a
+/// reconnect registers it again with the same handler); call [`Registration::unregister`]
+/// to remove it. While the handle exists it keeps the client open. The router may also
+/// revoke it (another callee's `force_reregister`), or a reconnect fail to restore it:
 /// [`Registration::revoked`] tells.
 #[derive(Debug)]
 pub struct Registration {

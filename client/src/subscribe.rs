@@ -227,8 +227,10 @@ impl IntoFuture for SubscribeBuilder {
     }
 }
 
-/// An active subscription: a [`Stream`] of [`Event`]s that ends when the session ends (or the
-/// router revokes the subscription).
+/// An active subscription: a [`Stream`] of [`Event`]s that ends when the client closes (or
+/// the router revokes the subscription, or a reconnect cannot restore it). Across a
+/// reconnect the stream goes on: the client subscribes again, and events published while it
+/// was away are missed.
 ///
 /// Events wait in a bounded queue (see [`ClientBuilder::event_buffer`]). **Slow subscriber
 /// policy:** when the queue is full, the connection task drops the new event rather than

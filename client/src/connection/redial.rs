@@ -40,7 +40,11 @@ impl Connection {
     /// After a lost connection: fails every request in flight with `ConnectionLost` (an
     /// unregister or unsubscribe in flight succeeds: the session that held it is gone) and
     /// keeps the registrations and subscriptions to restore.
-    pub(super) fn disconnect(&mut self) {
+    pub(super) fn disconnect(&mut self, lost: &CloseReason) {
+        self.set_state(ConnectionState::Disconnected {
+            next_attempt: 1,
+            reason: lost.to_string(),
+        });
         for (_, p) in self.pending.drain() {
             match p {
                 Pending::Call { sink, .. } => sink.finish(Err(CallError::ConnectionLost)),
@@ -86,8 +90,6 @@ impl Connection {
         let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
         self.reply_tx = reply_tx;
         self.reply_rx = reply_rx;
-        self.outbox.clear();
-        self.needs_flush = false;
     }
 
     /// Dials until a session is joined, waiting as the policy says between attempts and
@@ -102,7 +104,7 @@ impl Connection {
                 tracing::warn!(attempts = attempt - 1, "giving up reconnecting");
                 return Err(self.gave_up(last));
             }
-            self.state_tx.send_replace(ConnectionState::Disconnected {
+            self.set_state(ConnectionState::Disconnected {
                 next_attempt: attempt,
                 reason: last.to_string(),
             });
@@ -110,8 +112,7 @@ impl Connection {
             if let Err(stop) = self.serve_offline(tokio::time::sleep(delay)).await {
                 return Err(self.stopped(stop, last));
             }
-            self.state_tx
-                .send_replace(ConnectionState::Reconnecting { attempt });
+            self.set_state(ConnectionState::Reconnecting { attempt });
             let dialer = self.dialer.clone();
             match self.serve_offline(async move { dialer.dial().await }).await {
                 Ok(Ok(joined)) => {
@@ -209,6 +210,9 @@ impl Connection {
         self.transport = joined.transport;
         self.serializer = joined.serializer;
         self.ids = SequentialIds::new();
+        // What the old socket could not take (`close_transport` flushed the rest).
+        self.outbox.clear();
+        self.needs_flush = false;
         self.read_first = true;
         self.state = State::Established;
         self.keepalive = self.keepalive_interval.map(KeepAlive::new);
@@ -247,8 +251,16 @@ impl Connection {
 
     fn announce_connected(&self) {
         let session = *self.session_tx.borrow();
-        self.state_tx
-            .send_replace(ConnectionState::Connected { session });
+        self.set_state(ConnectionState::Connected { session });
+    }
+
+    /// Publishes a new state to the watchers (nothing when it is the same).
+    pub(super) fn set_state(&self, state: ConnectionState) {
+        self.state_tx.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
     }
 
     // ----- what the session holds -----
