@@ -251,22 +251,34 @@ cryptosign_keys = ["{}"]
 "#,
         key.public_key_hex()
     );
-    let config = config(port, &users);
+    // RawSocket too: the dialer keeps the transport of the URL.
+    let rs_port = free_port();
+    let config = format!(
+        "[[transport]]\ntype = \"rawsocket\"\nbind = \"127.0.0.1:{rs_port}\"\n{}",
+        config(port, &users)
+    );
     let router = TestRouter::with_config(&config).await;
-    let url = router.url().to_owned();
-    let b = || Client::builder(&url).realm(REALM).reconnect(quick());
+    let [rs, ws] = router.server().urls() else {
+        panic!("two transports: {:?}", router.server().urls())
+    };
+    assert!(
+        rs.starts_with("rs://") && ws.starts_with("ws://"),
+        "{rs} {ws}"
+    );
+    let (rs, url) = (rs.clone(), ws.clone());
+    let b = |url: &str| Client::builder(url).realm(REALM).reconnect(quick());
     let clients = [
         (
             "joe",
             "ticket",
-            join(b().authid("joe").ticket("secret1")).await,
+            join(b(&url).authid("joe").ticket("secret1")).await,
         ),
         (
             "peter",
             "wampcra",
-            join(b().authid("peter").wampcra("secret2")).await,
+            join(b(&url).authid("peter").wampcra("secret2")).await,
         ),
-        ("dev", "cryptosign", join(b().cryptosign(key)).await),
+        ("dev", "cryptosign", join(b(&rs).cryptosign(key)).await),
     ];
     let mut regs = Vec::new();
     for (authid, _, c) in &clients {
