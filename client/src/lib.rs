@@ -78,10 +78,11 @@
 //!
 //! # Keep-alive
 //! The client answers the router's pings (WebSocket pings, RawSocket PINGs) on every
-//! transport. [`ClientBuilder::keepalive`] makes it ping a quiet router too, and end the
-//! session (kind [`CloseKind::TransportLost`]) when the router sends nothing for an
-//! interval after a ping, so a dead router or a silently dropped connection is noticed
-//! within about three intervals instead of at the next request. Off by default.
+//! transport. [`ClientBuilder::keepalive`] makes it ping a quiet router too, and treat the
+//! connection as lost (kind [`CloseKind::TransportLost`]; then it reconnects, see below)
+//! when the router sends nothing for an interval after a ping, so a dead router or a
+//! silently dropped connection is noticed within about three intervals instead of at the
+//! next request. Off by default.
 //!
 //! # Authentication
 //! [`Client::connect`] joins anonymously. To authenticate, give the builder an authid and
