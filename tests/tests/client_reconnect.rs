@@ -11,7 +11,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use wamp_client::{
     uris, CallError, Client, ClientBuilder, CloseKind, ConnectionState, CryptosignKey, Id,
-    Invocation, LeaveError, PublishError, ReconnectPolicy, StateWatcher, Value,
+    Invocation, LeaveError, PublishError, ReconnectPolicy, RegisterError, StateWatcher,
+    SubscribeError, Value,
 };
 use wamp_tests::{within, TestRouter};
 
@@ -142,6 +143,17 @@ async fn registrations_and_subscriptions_survive_a_router_restart() {
     let mut ticks = within("subscribe", service.subscribe("com.svc.tick"))
         .await
         .expect("subscribe");
+    let gone = within(
+        "register",
+        service.register("com.svc.gone", |_: Invocation| async {
+            Ok::<_, CallError>(())
+        }),
+    )
+    .await
+    .expect("register gone");
+    let dropped = within("subscribe", service.subscribe("com.svc.dropped"))
+        .await
+        .expect("subscribe");
 
     let before = other(&url).await;
     let r = within("call", before.call("com.svc.echo").arg("a"))
@@ -182,6 +194,25 @@ async fn registrations_and_subscriptions_survive_a_router_restart() {
     assert_eq!(e, Err(CallError::NotConnected));
     let e = within("publish", service.publish("com.svc.tick").arg(0)).await;
     assert_eq!(e, Err(PublishError::NotConnected));
+    let e = within("publish", service.publish("com.svc.tick").acknowledge()).await;
+    assert_eq!(e, Err(PublishError::NotConnected));
+    let e = within(
+        "register",
+        service.register("com.svc.new", |_: Invocation| async {
+            Ok::<_, CallError>(())
+        }),
+    )
+    .await;
+    assert_eq!(e.err(), Some(RegisterError::NotConnected));
+    let e = within("subscribe", service.subscribe("com.svc.new")).await;
+    assert_eq!(e.err(), Some(SubscribeError::NotConnected));
+    // Unregistering and unsubscribing succeed: those are not restored.
+    within("unregister", gone.unregister())
+        .await
+        .expect("unregister offline");
+    within("unsubscribe", dropped.unsubscribe())
+        .await
+        .expect("unsubscribe offline");
 
     let router = TestRouter::with_config(&config).await;
     assert_eq!(router.url(), url, "the same port again");
@@ -214,6 +245,20 @@ async fn registrations_and_subscriptions_survive_a_router_restart() {
     assert_eq!(event.publication, publication);
     assert_eq!(event.args, vec![Value::from(7)]);
     assert_eq!(event.subscription, ticks.id());
+
+    let e = within("call", after.call("com.svc.gone"))
+        .await
+        .expect_err("not restored");
+    assert_eq!(e.uri(), Some(uris::NO_SUCH_PROCEDURE));
+    let r = within(
+        "lookup",
+        after
+            .call("wamp.subscription.lookup")
+            .arg("com.svc.dropped"),
+    )
+    .await
+    .expect("lookup");
+    assert_eq!(r.args.first(), Some(&Value::Null), "not restored: {r:?}");
 
     // The handles act on the new session.
     within("unregister", echo.unregister())
