@@ -166,7 +166,9 @@
 //!   logged and resolves [`Registration::revoked`] with the router's error URI; a refused
 //!   subscription's stream ends; a subscription made with
 //!   [`SubscribeBuilder::get_retained`] receives the retained event again, covering what
-//!   was published meanwhile.
+//!   was published meanwhile. After a silent loss (noticed by the keep-alive) the router
+//!   may still hold the old session for a while, and refuse a single-callee registration
+//!   with `wamp.error.procedure_already_exists` that way.
 //!
 //! The first [`ClientBuilder::connect`] is not retried: its failure is returned at once.
 //! Short-lived programs opt out with `.reconnect(ReconnectPolicy::never())`.

@@ -24,6 +24,7 @@ pub mod client;
 pub mod interop;
 pub mod interop_auth;
 pub mod payloads;
+pub mod proxy;
 pub mod rawsocket;
 
 /// How long a test waits for something that should happen (never a synchronisation sleep:

@@ -14,6 +14,7 @@ use wamp_client::{
     Invocation, LeaveError, PublishError, ReconnectPolicy, RegisterError, StateWatcher,
     SubscribeError, Value,
 };
+use wamp_tests::proxy::SilentProxy;
 use wamp_tests::{within, TestRouter};
 
 const REALM: &str = "realm1";
@@ -455,6 +456,65 @@ async fn a_client_that_opts_out_closes_at_the_first_loss() {
     assert_eq!(e, Err(CallError::ConnectionClosed));
     assert_eq!(client.state(), ConnectionState::Closed);
     router.shutdown().await;
+}
+
+/// A connection gone silent (the router host died, say) is noticed by the keep-alive and
+/// reconnected. The router still holds the silent session, so a registration of a single
+/// callee cannot be restored yet: that is reported on its handle, not lost silently.
+#[tokio::test]
+async fn a_silent_connection_is_noticed_by_the_keepalive_and_reconnected() {
+    let router = TestRouter::with_config(&config(0, "")).await;
+    let target = router.server().local_addrs()[0].to_string();
+    let proxy = SilentProxy::start(target.clone()).await;
+    let via_proxy = router
+        .url()
+        .replace(&target, &format!("127.0.0.1:{}", proxy.port()));
+    let service = join(
+        Client::builder(&via_proxy)
+            .realm(REALM)
+            .keepalive(Duration::from_millis(100))
+            .reconnect(quick()),
+    )
+    .await;
+    let single = within(
+        "register",
+        service.register("com.ka.single", |_: Invocation| async {
+            Ok::<_, CallError>(())
+        }),
+    )
+    .await
+    .expect("register");
+    let mut events = within("subscribe", service.subscribe("com.ka.tick"))
+        .await
+        .expect("subscribe");
+    let old = service.session_id();
+
+    proxy.silence_open();
+    reconnected(&service, old).await;
+    let why = within("revoked", single.revoked()).await;
+    assert_eq!(why.as_deref(), Some(uris::PROCEDURE_ALREADY_EXISTS));
+    let publisher = other(router.url()).await;
+    within(
+        "publish",
+        publisher.publish("com.ka.tick").arg(1).acknowledge(),
+    )
+    .await
+    .expect("publish");
+    let e = within("event", events.next())
+        .await
+        .expect("the stream goes on");
+    assert_eq!(e.args, vec![Value::from(1)]);
+    let me = within(
+        "call",
+        service
+            .call("wamp.session.get")
+            .arg(service.session_id().get()),
+    )
+    .await
+    .expect("calls work on the new session");
+    assert!(me.args[0].as_dict().is_some(), "{me:?}");
+    leave(publisher).await;
+    leave(service).await;
 }
 
 /// A client whose router on `port` went away, and a watcher of its state.
