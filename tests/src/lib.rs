@@ -26,6 +26,7 @@ pub mod interop_auth;
 pub mod payloads;
 pub mod proxy;
 pub mod rawsocket;
+pub mod reconnect;
 
 /// How long a test waits for something that should happen (never a synchronisation sleep:
 /// only the upper bound of a wait that normally ends at once).
