@@ -327,6 +327,8 @@ pub(crate) struct Connection {
     stash: Stash,
     /// Restoring requests not answered yet; new commands wait until they are.
     restoring: usize,
+    /// Reconnect attempts since the client was last connected with everything restored.
+    attempts: u32,
     invocations: HashMap<Id, ActiveInvocation>,
     ended_streams: VecDeque<Id>,
     state: State,
@@ -369,6 +371,7 @@ impl Connection {
             reg_keys: HashMap::new(),
             stash: Stash::default(),
             restoring: 0,
+            attempts: 0,
             invocations: HashMap::new(),
             ended_streams: VecDeque::new(),
             state: State::Established,

@@ -209,3 +209,59 @@ async fn the_new_session_gets_the_same_requests_and_refusals_are_reported() {
     };
     assert_eq!(y.payload.args, Some(vec![Value::from("hi")]));
 }
+
+/// Joins a fresh connection anonymously as `session` (the default builder offers anonymous).
+async fn anonymous_join(l: &tokio::net::TcpListener, session: u64) -> Peer {
+    let mut p = accept(l, Some("wamp.2.json")).await;
+    let Message::Hello(_) = p.recv().await else {
+        panic!("expected HELLO")
+    };
+    p.send(Welcome {
+        session: id(session),
+        details: Dict::new(),
+    })
+    .await;
+    p
+}
+
+#[tokio::test]
+async fn sessions_dropped_before_they_are_restored_count_as_failed_attempts() {
+    let (l, url) = listen().await;
+    // Waits of 50 and 200 ms before attempts 1 and 2; no third attempt.
+    let policy = ReconnectPolicy::default()
+        .initial_delay(Duration::from_millis(50))
+        .multiplier(4.0)
+        .jitter(0.0)
+        .max_attempts(2);
+    let connect = Client::builder(&url)
+        .realm("realm1")
+        .reconnect(policy)
+        .connect();
+    let (mut p, client) = tokio::join!(anonymous_join(&l, 1), connect);
+    let client = client.unwrap();
+    let (_reg, _) = register(&client, &mut p, "com.x", 5).await;
+
+    // The router takes each new session and drops it before answering the REGISTER.
+    let mut dropped = Vec::new();
+    drop(p);
+    for (session, attempt) in [(2, 1), (3, 2)] {
+        let mut p = anonymous_join(&l, session).await;
+        let Message::Register(_) = p.recv().await else {
+            panic!("expected the restoring REGISTER")
+        };
+        dropped.push(std::time::Instant::now());
+        assert_eq!(client.state(), ConnectionState::Reconnecting { attempt });
+    }
+    let gap = dropped[1] - dropped[0];
+    assert!(
+        gap >= Duration::from_millis(200),
+        "the second wait grew: {gap:?}"
+    );
+    let closed = tokio::time::timeout(WAIT, client.closed()).await.unwrap();
+    assert_eq!(
+        closed.kind,
+        wamp_client::CloseKind::TransportLost,
+        "{closed}"
+    );
+    assert_eq!(client.state(), ConnectionState::Closed);
+}

@@ -42,7 +42,7 @@ impl Connection {
     /// keeps the registrations and subscriptions to restore.
     pub(super) fn disconnect(&mut self, lost: &CloseReason) {
         self.set_state(ConnectionState::Disconnected {
-            next_attempt: 1,
+            next_attempt: self.attempts + 1,
             reason: lost.to_string(),
         });
         for (_, p) in self.pending.drain() {
@@ -94,12 +94,14 @@ impl Connection {
 
     /// Dials until a session is joined, waiting as the policy says between attempts and
     /// answering requests meanwhile. `Err` when the client closes instead: it left, every
-    /// handle is gone, or the attempts ran out.
+    /// handle is gone, or the attempts ran out. Attempts count from the last time the client
+    /// was connected with everything restored, so a router that drops every new session
+    /// early is not redialed ever faster.
     pub(super) async fn redial(&mut self, lost: CloseReason) -> Result<Joined, End> {
         tracing::warn!(reason = %lost, "connection lost; reconnecting");
         let mut last = lost;
-        let mut attempt = 1;
         loop {
+            let attempt = self.attempts.saturating_add(1);
             if !self.reconnect.allows(attempt) {
                 tracing::warn!(attempts = attempt - 1, "giving up reconnecting");
                 return Err(self.gave_up(last));
@@ -112,6 +114,7 @@ impl Connection {
             if let Err(stop) = self.serve_offline(tokio::time::sleep(delay)).await {
                 return Err(self.stopped(stop, last));
             }
+            self.attempts = attempt;
             self.set_state(ConnectionState::Reconnecting { attempt });
             let dialer = self.dialer.clone();
             match self.serve_offline(async move { dialer.dial().await }).await {
@@ -122,7 +125,6 @@ impl Connection {
                 Ok(Err(e)) => {
                     tracing::warn!(attempt, error = %e, "reconnect attempt failed");
                     last = CloseReason::transport_lost(Some(e.to_string()));
-                    attempt += 1;
                 }
                 Err(stop) => return Err(self.stopped(stop, last)),
             }
@@ -249,7 +251,8 @@ impl Connection {
         }
     }
 
-    fn announce_connected(&self) {
+    fn announce_connected(&mut self) {
+        self.attempts = 0;
         let session = *self.session_tx.borrow();
         self.set_state(ConnectionState::Connected { session });
     }
