@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
-use wamp_client::{Client, CryptosignKey, MatchPolicy, Serializer};
+use wamp_client::{Client, CryptosignKey, MatchPolicy, ReconnectPolicy, Serializer};
 
 use crate::fail::{Code, Fail, Outcome};
 
@@ -218,7 +218,10 @@ impl Ctx {
     /// Connects and joins as the global options say; SIGINT meanwhile gives up (exit 5).
     pub(crate) async fn connect(&self) -> Outcome<Client> {
         let g = &self.global;
-        let mut b = Client::builder(&g.url).realm(&g.realm);
+        // A command-line tool reports a lost router (exit 2) instead of waiting for it.
+        let mut b = Client::builder(&g.url)
+            .realm(&g.realm)
+            .reconnect(ReconnectPolicy::never());
         if let Some(s) = g.serializer {
             b = b.serializer(match s {
                 SerializerArg::Json => Serializer::Json,

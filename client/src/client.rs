@@ -1,25 +1,22 @@
-//! The [`Client`] handle, its builder, and the opening handshake (HELLO/WELCOME).
+//! The [`Client`] handle and how sessions end ([`CloseReason`]).
 
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use wamp_proto::message::{Abort, Authenticate, Hello};
-use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Encoded, Id, Message, Serializer, Uri, Value};
 
-use crate::auth::{self, Auth, CryptosignKey, Method, Unanswered};
-use crate::call::{CallBuilder, CallResult, CALLER_FEATURES};
-use crate::connection::{self, Command};
-use crate::error::{CallError, ConnectError, LeaveError, TransportError};
-use crate::publish::{PublishBuilder, PUBLISHER_FEATURES};
-use crate::register::{Invocation, RegisterBuilder, CALLEE_FEATURES};
-use crate::subscribe::{SubscribeBuilder, SUBSCRIBER_FEATURES};
-use crate::tls::TlsOptions;
-use crate::transport::{self, BoxTransport, Incoming};
+use crate::builder::ClientBuilder;
+use crate::call::{CallBuilder, CallResult};
+use crate::connection::{self, Command, Settings};
+use crate::error::{CallError, ConnectError, LeaveError};
+use crate::handshake::{Dialer, Joined};
+use crate::publish::PublishBuilder;
+use crate::reconnect::{ConnectionState, StateWatcher};
+use crate::register::{Invocation, RegisterBuilder};
+use crate::subscribe::SubscribeBuilder;
 
 /// The `agent` announced in HELLO.
 pub const AGENT: &str = concat!("wamp-client-rs/", env!("CARGO_PKG_VERSION"));
@@ -28,8 +25,6 @@ pub const AGENT: &str = concat!("wamp-client-rs/", env!("CARGO_PKG_VERSION"));
 pub(crate) const COMMAND_QUEUE: usize = 256;
 /// Default capacity of each subscription's event queue.
 pub const DEFAULT_EVENT_BUFFER: usize = 256;
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A joined WAMP session: a cheap, cloneable handle to one background connection task.
 ///
@@ -38,8 +33,10 @@ const DEFAULT_LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// until the router or the network ends it ([`Client::closed`] tells how). When every handle
 /// is dropped, the task leaves with GOODBYE `wamp.close.normal`.
 ///
-/// Reconnecting is not implemented yet: once closed, a `Client` stays closed and every request
-/// fails with a `ConnectionClosed` error; connect a new one.
+/// When the connection is lost the task reconnects, rejoins and restores every registration
+/// and subscription (see [`ClientBuilder::reconnect`]; [`Client::state`] tells where it
+/// stands). Once closed, a `Client` stays closed and every request fails with a
+/// `ConnectionClosed` error.
 ///
 /// [`Subscription`]: crate::Subscription
 /// [`SubscriptionHandle`]: crate::SubscriptionHandle
@@ -51,11 +48,13 @@ pub struct Client {
 
 struct Inner {
     cmd: mpsc::Sender<Command>,
-    session: Id,
+    /// The current (or last) session's ID, kept up to date by the connection task.
+    session: watch::Receiver<Id>,
     realm: String,
     serializer: Serializer,
     welcome: Dict,
     closed: watch::Receiver<Option<CloseReason>>,
+    state: watch::Receiver<ConnectionState>,
     next_local: AtomicU64,
     event_buffer: usize,
 }
@@ -120,7 +119,7 @@ impl fmt::Display for CloseReason {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("session", &self.inner.session)
+            .field("session", &self.session_id())
             .field("realm", &self.inner.realm)
             .field("authid", &self.authid())
             .field("serializer", &self.inner.serializer)
@@ -142,22 +141,62 @@ impl Client {
 
     /// A builder for the connection options.
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
-        ClientBuilder {
-            url: url.into(),
-            realm: None,
-            serializers: Serializer::DEFAULT.to_vec(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            leave_timeout: DEFAULT_LEAVE_TIMEOUT,
-            event_buffer: DEFAULT_EVENT_BUFFER,
-            auth: Auth::default(),
-            tls: TlsOptions::default(),
-            keepalive: None,
+        ClientBuilder::new(url.into())
+    }
+
+    /// Spawns the connection task for a joined session.
+    pub(crate) fn start(
+        joined: Joined,
+        dialer: Dialer,
+        settings: Settings,
+        event_buffer: usize,
+    ) -> Client {
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (closed_tx, closed_rx) = watch::channel(None);
+        let (state_tx, state_rx) = watch::channel(ConnectionState::Connected {
+            session: joined.session,
+        });
+        let (session_tx, session) = watch::channel(joined.session);
+        tracing::debug!(session = %joined.session, realm = %dialer.realm,
+            serializer = joined.serializer.name(), "joined");
+        let inner = Inner {
+            cmd: cmd_tx,
+            session,
+            realm: dialer.realm.clone(),
+            serializer: joined.serializer,
+            welcome: joined.welcome.clone(),
+            closed: closed_rx,
+            state: state_rx,
+            next_local: AtomicU64::new(1),
+            event_buffer,
+        };
+        let links = connection::Links {
+            cmd_rx,
+            closed_tx,
+            state_tx,
+            session_tx,
+        };
+        tokio::spawn(connection::Connection::new(joined, dialer, links, settings).run());
+        Client {
+            inner: Arc::new(inner),
         }
     }
 
-    /// The session ID the router assigned in WELCOME.
+    /// The current session's ID: the one the router assigned in the last WELCOME (it
+    /// changes at each reconnect).
     pub fn session_id(&self) -> Id {
-        self.inner.session
+        *self.inner.session.borrow()
+    }
+
+    /// Where the connection stands: connected, disconnected, reconnecting, or closed.
+    pub fn state(&self) -> ConnectionState {
+        self.inner.state.borrow().clone()
+    }
+
+    /// A watcher of [`Client::state`], to wait for changes (e.g. to log them, or to wait
+    /// until a reconnect has restored everything).
+    pub fn state_watcher(&self) -> StateWatcher {
+        StateWatcher::new(self.inner.state.clone())
     }
 
     /// The realm joined.
@@ -170,7 +209,9 @@ impl Client {
         self.inner.serializer
     }
 
-    /// The `Details` of the router's WELCOME (roles, authid, authrole, ...).
+    /// The `Details` of the router's first WELCOME (roles, authid, authrole, ...). The
+    /// accessors below read it too: after a reconnect, an authenticated client has the same
+    /// identity (an anonymous one may get a new authid); only [`Client::session_id`] follows.
     pub fn welcome_details(&self) -> &Dict {
         &self.inner.welcome
     }
@@ -263,7 +304,8 @@ impl Client {
     /// Pending requests fail with `ConnectionClosed`. Returns the [`CloseReason`] (kind
     /// [`CloseKind::Left`]) once the router replied, also to concurrent or repeated calls;
     /// errs when the router did not reply in time ([`LeaveError::Timeout`]) or the session
-    /// had ended otherwise ([`LeaveError::Closed`]). Either way it is closed afterwards.
+    /// had ended otherwise ([`LeaveError::Closed`]; also when called while disconnected: it
+    /// stops reconnecting). Either way it is closed afterwards.
     pub async fn leave(&self) -> Result<CloseReason, LeaveError> {
         let (tx, rx) = oneshot::channel();
         let cmd = Command::Leave {
@@ -284,8 +326,10 @@ impl Client {
         }
     }
 
-    /// Resolves when the session has ended, with how it ended (e.g. the router's GOODBYE
-    /// `wamp.close.system_shutdown`), so a service can react.
+    /// Resolves when the client has closed for good, with how the last session ended (e.g.
+    /// the router's GOODBYE `wamp.close.system_shutdown` with reconnecting off), so a
+    /// service can react. A lost connection the client reconnects from does not resolve it:
+    /// watch [`Client::state`] for those.
     pub async fn closed(&self) -> CloseReason {
         let mut rx = self.inner.closed.clone();
         let reason = match rx.wait_for(Option::is_some).await {
@@ -295,12 +339,12 @@ impl Client {
         reason.unwrap_or_else(|| CloseReason::transport_lost(None))
     }
 
-    /// How the session ended, or `None` while it is open.
+    /// How the client closed, or `None` while it is open or reconnecting.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.inner.closed.borrow().clone()
     }
 
-    /// Whether the session has ended.
+    /// Whether the client has closed for good.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.borrow().is_some()
     }
@@ -318,325 +362,6 @@ impl Client {
     pub(crate) fn next_local_id(&self) -> u64 {
         self.inner.next_local.fetch_add(1, Ordering::Relaxed)
     }
-}
-
-/// Options for [`Client`]; finish with [`ClientBuilder::connect`].
-///
-/// Authentication: [`ClientBuilder::ticket`], [`ClientBuilder::wampcra`] and
-/// [`ClientBuilder::cryptosign`] each offer a method with its credential, in the order
-/// called ([`ClientBuilder::anonymous`] adds anonymous as a fallback); the router uses the
-/// first one it allows. With none of them the client joins anonymously. `Debug` never shows
-/// a ticket, a secret or a private key.
-///
-/// TLS (`wss://`, `rss://`): [`ClientBuilder::tls_root_certificates_pem`],
-/// [`ClientBuilder::tls_default_roots`] and [`ClientBuilder::tls_client_certificate`] (which
-/// also offers the `tls` method).
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    url: String,
-    realm: Option<String>,
-    serializers: Vec<Serializer>,
-    connect_timeout: Duration,
-    leave_timeout: Duration,
-    event_buffer: usize,
-    pub(crate) auth: Auth,
-    pub(crate) tls: TlsOptions,
-    keepalive: Option<Duration>,
-}
-
-impl ClientBuilder {
-    /// The realm to join (required).
-    pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        self.realm = Some(realm.into());
-        self
-    }
-
-    /// Offers only this serializer (default: msgpack, then json, as [`Serializer::DEFAULT`];
-    /// [`Serializer::Cbor`] only when asked for; RawSocket offers only the first).
-    pub fn serializer(mut self, serializer: Serializer) -> Self {
-        self.serializers = vec![serializer];
-        self
-    }
-
-    /// Offers these serializers, in order of preference (an empty list means the default).
-    /// RawSocket negotiates exactly one: it offers the first.
-    pub fn serializers(mut self, serializers: impl IntoIterator<Item = Serializer>) -> Self {
-        let mut list: Vec<Serializer> = Vec::new();
-        for s in serializers {
-            if !list.contains(&s) {
-                list.push(s);
-            }
-        }
-        self.serializers = if list.is_empty() {
-            Serializer::DEFAULT.to_vec()
-        } else {
-            list
-        };
-        self
-    }
-
-    /// Time allowed for connecting and the transport and WAMP handshakes together (default
-    /// 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Time [`Client::leave`] waits for the router's GOODBYE reply (default 5 s).
-    pub fn leave_timeout(mut self, timeout: Duration) -> Self {
-        self.leave_timeout = timeout;
-        self
-    }
-
-    /// Default capacity of each subscription's event queue (default
-    /// [`DEFAULT_EVENT_BUFFER`]; at least 1). See [`Subscription`](crate::Subscription) for
-    /// what happens when it is full.
-    pub fn event_buffer(mut self, capacity: usize) -> Self {
-        self.event_buffer = capacity.max(1);
-        self
-    }
-
-    /// Pings a quiet router every `interval` (a WebSocket ping, a RawSocket PING) and ends
-    /// the session when the router sends nothing at all for `interval` after a ping: the
-    /// session closes with [`CloseKind::TransportLost`] (`wamp.close.transport_lost`) and
-    /// pending requests fail as on any disconnect. Anything the router sends counts as a
-    /// sign of life, so a busy session is never pinged; a dead router is noticed within
-    /// about three intervals. Choose `interval` well above the round trip under load.
-    /// Default: off (the client still answers the router's pings either way). A zero
-    /// interval turns it off.
-    pub fn keepalive(mut self, interval: Duration) -> Self {
-        self.keepalive = Some(interval).filter(|i| !i.is_zero());
-        self
-    }
-
-    /// The authid to authenticate as (HELLO `authid`). Required for ticket and WAMP-CRA;
-    /// optional for cryptosign (the router finds the user by the public key); ignored by
-    /// routers for anonymous.
-    pub fn authid(mut self, authid: impl Into<String>) -> Self {
-        self.auth.authid = Some(authid.into());
-        self
-    }
-
-    /// The role asked for (HELLO `authrole`). Routers that assign the role from the user's
-    /// configuration, as wamp-router does, ignore it.
-    pub fn authrole(mut self, authrole: impl Into<String>) -> Self {
-        self.auth.authrole = Some(authrole.into());
-        self
-    }
-
-    /// Offers `ticket` authentication: the CHALLENGE is answered with `ticket` as is (send
-    /// it over a trusted network or TLS only). Needs [`ClientBuilder::authid`].
-    pub fn ticket(mut self, ticket: impl Into<String>) -> Self {
-        self.auth.offer(Method::Ticket(ticket.into()));
-        self
-    }
-
-    /// Offers `wampcra` (challenge-response) authentication with the shared `secret`: the
-    /// CHALLENGE is answered with its HMAC-SHA256, keyed with the secret, or, when the router
-    /// salts it, with the PBKDF2-derived key (at most
-    /// [`MAX_WAMPCRA_ITERATIONS`](crate::MAX_WAMPCRA_ITERATIONS)). Needs
-    /// [`ClientBuilder::authid`].
-    pub fn wampcra(mut self, secret: impl Into<String>) -> Self {
-        self.auth.offer(Method::WampCra(secret.into()));
-        self
-    }
-
-    /// Offers `cryptosign` (Ed25519) authentication with `key`: a [`CryptosignKey`], or its
-    /// 32-byte seed. HELLO carries the public key (`authextra.pubkey`); the CHALLENGE is
-    /// answered with its signature. [`ClientBuilder::authid`] is optional.
-    ///
-    /// ```no_run
-    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-    /// use wamp_client::{Client, CryptosignKey};
-    /// let key: CryptosignKey = std::env::var("WAMP_PRIVATE_KEY")?.parse()?; // 64 hex
-    /// let client = Client::builder("rs://127.0.0.1:8081")
-    ///     .realm("realm1")
-    ///     .cryptosign(key)
-    ///     .connect()
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn cryptosign(mut self, key: impl Into<CryptosignKey>) -> Self {
-        self.auth.offer(Method::Cryptosign(key.into()));
-        self
-    }
-
-    /// Also offers `anonymous`, after the methods configured so far (and before those
-    /// configured later): the router lets the client in anonymously when none of the
-    /// earlier methods fits (e.g. an unknown authid), if the realm allows anonymous.
-    /// Without credentials the client offers anonymous alone anyway.
-    pub fn anonymous(mut self) -> Self {
-        self.auth.offer(Method::Anonymous);
-        self
-    }
-
-    /// Opens the connection, joins the realm, and starts the connection task.
-    pub async fn connect(self) -> Result<Client, ConnectError> {
-        let realm = self.realm.clone().ok_or(ConnectError::NoRealm)?;
-        let timeout = self.connect_timeout;
-        let (transport, serializer, welcome) =
-            tokio::time::timeout(timeout, self.handshake(&realm))
-                .await
-                .map_err(|_| ConnectError::Timeout(timeout))??;
-        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (closed_tx, closed_rx) = watch::channel(None);
-        tracing::debug!(session = %welcome.0, %realm, serializer = serializer.name(), "joined");
-        tokio::spawn(
-            connection::Connection::new(
-                transport,
-                serializer,
-                cmd_rx,
-                closed_tx,
-                self.leave_timeout,
-                self.keepalive,
-            )
-            .run(),
-        );
-        Ok(Client {
-            inner: Arc::new(Inner {
-                cmd: cmd_tx,
-                session: welcome.0,
-                realm,
-                serializer,
-                welcome: welcome.1,
-                closed: closed_rx,
-                next_local: AtomicU64::new(1),
-                event_buffer: self.event_buffer,
-            }),
-        })
-    }
-
-    async fn handshake(
-        &self,
-        realm: &str,
-    ) -> Result<(BoxTransport, Serializer, (Id, Dict)), ConnectError> {
-        let (mut transport, serializer) =
-            transport::open(&self.url, &self.serializers, &self.tls).await?;
-        let mut details = hello_details();
-        self.auth.add_to_hello(&mut details);
-        let hello = Message::from(Hello {
-            realm: Uri::new(realm),
-            details,
-        });
-        send_handshake(&mut transport, serializer, &hello, "HELLO").await?;
-
-        // HELLO → WELCOME | ABORT | CHALLENGE → AUTHENTICATE → WELCOME | ABORT.
-        let mut challenged = false;
-        loop {
-            let msg = match transport.recv().await {
-                Some(Ok(Incoming::Message(m))) => {
-                    m.map_err(|e| ConnectError::Protocol(e.to_string()))?
-                }
-                Some(Ok(Incoming::Closed(_))) | None => return Err(ConnectError::Closed),
-                Some(Err(e)) => return Err(ConnectError::Transport(e)),
-            };
-            let c = match msg {
-                Message::Welcome(w) => return Ok((transport, serializer, (w.session, w.details))),
-                Message::Abort(a) => return Err(refused(&a)),
-                Message::Challenge(c) => c,
-                other => {
-                    return Err(ConnectError::Protocol(format!(
-                        "expected WELCOME, got {}",
-                        other.name()
-                    )))
-                }
-            };
-            if challenged {
-                let why = "a second CHALLENGE (this client answers one)".to_owned();
-                abort(&mut transport, serializer, uris::PROTOCOL_VIOLATION, &why).await;
-                return Err(ConnectError::Protocol(why));
-            }
-            challenged = true;
-            let signature = match self.auth.answer(&c).await {
-                Ok(s) => s,
-                Err(Unanswered::NotOffered(why)) => {
-                    abort(&mut transport, serializer, uris::PROTOCOL_VIOLATION, &why).await;
-                    return Err(ConnectError::Protocol(why));
-                }
-                Err(Unanswered::Refused(reason)) => {
-                    abort(&mut transport, serializer, CANNOT_AUTHENTICATE, &reason).await;
-                    return Err(ConnectError::ChallengeRefused {
-                        method: c.auth_method,
-                        reason,
-                    });
-                }
-            };
-            let authenticate = Message::from(Authenticate {
-                signature,
-                extra: Dict::new(),
-            });
-            tracing::debug!(authmethod = %c.auth_method, "answering CHALLENGE");
-            send_handshake(&mut transport, serializer, &authenticate, "AUTHENTICATE").await?;
-        }
-    }
-}
-
-/// The ABORT reason this client sends when it will not answer a CHALLENGE (autobahn's).
-const CANNOT_AUTHENTICATE: &str = "wamp.error.cannot_authenticate";
-
-/// Sends a handshake message (HELLO, AUTHENTICATE), checking the router's length limit.
-async fn send_handshake(
-    transport: &mut BoxTransport,
-    serializer: Serializer,
-    msg: &Message,
-    what: &str,
-) -> Result<(), ConnectError> {
-    let frame = encode(serializer, msg).map_err(ConnectError::Protocol)?;
-    let max = transport.max_message_len();
-    if frame.as_bytes().len() > max {
-        return Err(ConnectError::Transport(TransportError::new(format!(
-            "{what} is {} octets, over the router's maximum of {max}",
-            frame.as_bytes().len()
-        ))));
-    }
-    transport.send(frame).await.map_err(ConnectError::Transport)
-}
-
-/// Ends a handshake this client gives up: ABORT `reason` (best effort), then close.
-async fn abort(transport: &mut BoxTransport, serializer: Serializer, reason: &str, message: &str) {
-    let abort = Message::from(Abort {
-        details: dict([("message", message.into())]),
-        reason: Uri::new(reason),
-        payload: Default::default(),
-    });
-    if let Ok(frame) = encode(serializer, &abort) {
-        let _ = transport.send(frame).await;
-    }
-    let _ = transport.close().await;
-}
-
-/// The error for the router's ABORT during the handshake.
-fn refused(a: &Abort) -> ConnectError {
-    let reason = a.reason.to_string();
-    let message = detail_message(&a.details);
-    if auth::is_auth_failure(&reason) {
-        ConnectError::AuthenticationFailed { reason, message }
-    } else {
-        ConnectError::Aborted { reason, message }
-    }
-}
-
-/// HELLO.Details: the agent and the four client roles with the features this client
-/// implements (`true` flags under `roles.<role>.features`).
-pub(crate) fn hello_details() -> Dict {
-    let role = |features: &[&str]| {
-        let f = features
-            .iter()
-            .map(|f| ((*f).to_owned(), Value::Bool(true)));
-        Value::Dict(dict([("features", Value::Dict(f.collect()))]))
-    };
-    dict([
-        ("agent", AGENT.into()),
-        (
-            "roles",
-            Value::Dict(dict([
-                ("caller", role(CALLER_FEATURES)),
-                ("callee", role(CALLEE_FEATURES)),
-                ("publisher", role(PUBLISHER_FEATURES)),
-                ("subscriber", role(SUBSCRIBER_FEATURES)),
-            ])),
-        ),
-    ])
 }
 
 /// `Details.message` if it is a string.
@@ -657,59 +382,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hello_announces_roles_features_and_agent() {
-        let d = hello_details();
-        assert_eq!(d["agent"].as_str(), Some(AGENT));
-        assert!(AGENT.starts_with("wamp-client-rs/"));
-        let roles = d["roles"].as_dict().unwrap();
-        let features = |r: &str| roles[r].as_dict().unwrap()["features"].clone();
-        let flags = |names: &[&str]| {
-            Value::Dict(names.iter().map(|n| ((*n).into(), true.into())).collect())
-        };
-        assert_eq!(
-            features("caller"),
-            flags(&[
-                "progressive_call_results",
-                "call_canceling",
-                "call_timeout",
-                "caller_identification",
-                "progressive_call_invocations"
-            ])
-        );
-        assert_eq!(
-            features("callee"),
-            flags(&[
-                "progressive_call_results",
-                "call_canceling",
-                "pattern_based_registration",
-                "shared_registration",
-                "caller_identification",
-                "registration_revocation",
-                "progressive_call_invocations"
-            ])
-        );
-        assert_eq!(
-            features("publisher"),
-            flags(&[
-                "publisher_exclusion",
-                "publisher_identification",
-                "subscriber_blackwhite_listing"
-            ])
-        );
-        assert_eq!(
-            features("subscriber"),
-            flags(&[
-                "publisher_identification",
-                "pattern_based_subscription",
-                "event_retention",
-                "event_history",
-                "subscription_revocation"
-            ])
-        );
-        assert_eq!(roles.len(), 4);
-    }
-
-    #[test]
     fn handles_are_send_sync_clone() {
         fn send_sync<T: Send + Sync>() {}
         fn send<T: Send>() {}
@@ -721,36 +393,5 @@ mod tests {
         send::<crate::PublishBuilder>();
         send::<crate::RegisterBuilder>();
         let _ = <Client as Clone>::clone;
-    }
-
-    #[test]
-    fn builder_serializer_choice() {
-        let b = Client::builder("ws://x/ws");
-        assert_eq!(b.serializers, vec![Serializer::MsgPack, Serializer::Json]);
-        let b = b.serializer(Serializer::Json);
-        assert_eq!(b.serializers, vec![Serializer::Json]);
-        let b = b.serializers([Serializer::Json, Serializer::Json, Serializer::MsgPack]);
-        assert_eq!(b.serializers, vec![Serializer::Json, Serializer::MsgPack]);
-        let b = b.serializers([]);
-        assert_eq!(b.serializers, Serializer::DEFAULT.to_vec());
-        let b = b.serializer(Serializer::Cbor);
-        assert_eq!(b.serializers, vec![Serializer::Cbor]);
-    }
-
-    #[tokio::test]
-    async fn missing_realm_and_bad_url_fail_clearly() {
-        let e = Client::builder("ws://127.0.0.1:1/ws").connect().await;
-        assert!(matches!(e, Err(ConnectError::NoRealm)));
-        for url in [
-            "ftp://127.0.0.1:1/ws",
-            "rss://127.0.0.1",
-            "not a url",
-            "ws://",
-            "rs://127.0.0.1",
-            "unix://relative/path",
-        ] {
-            let e = Client::connect(url, "realm1").await;
-            assert!(matches!(e, Err(ConnectError::InvalidUrl { .. })), "{e:?}");
-        }
     }
 }

@@ -8,14 +8,19 @@
 //! task stops taking new commands (so senders wait) but keeps reading, so a router that
 //! pushes while we push cannot deadlock us. With a keep-alive interval set, the task pings a
 //! quiet router and ends the session (transport lost) when a ping goes unanswered.
+//!
+//! When the connection is lost and the [`ReconnectPolicy`] allows, the task keeps the
+//! registrations and subscriptions, dials again with backoff, and restores them on the new
+//! session (see `redial`).
 
 mod commands;
 mod inbound;
+mod redial;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,6 +35,8 @@ use crate::client::{encode, CloseKind, CloseReason};
 use crate::error::{
     CallError, LeaveError, PublishError, RegisterError, SubscribeError, TransportError,
 };
+use crate::handshake::{Dialer, Joined};
+use crate::reconnect::{ConnectionState, ReconnectPolicy};
 use crate::register::Invocation;
 use crate::subscribe::Event;
 use crate::transport::{BoxTransport, Incoming};
@@ -70,25 +77,22 @@ pub(crate) enum Command {
         forget: bool,
     },
     Register {
-        procedure: Uri,
-        options: Dict,
-        handler: Handler,
-        revoked: watch::Sender<Option<String>>,
-        reply: oneshot::Sender<Result<Id, RegisterError>>,
+        entry: RegEntry,
+        reply: oneshot::Sender<Result<(), RegisterError>>,
     },
+    /// Unregisters the registration made under the client-side `key`.
     Unregister {
-        registration: Id,
+        key: u64,
         reply: oneshot::Sender<Result<(), RegisterError>>,
     },
     Subscribe {
         topic: Uri,
         options: Dict,
         sink: EventSink,
-        reply: oneshot::Sender<Result<Id, SubscribeError>>,
+        reply: oneshot::Sender<Result<(), SubscribeError>>,
     },
     /// Removes one local subscription; UNSUBSCRIBE goes out when it was the last one.
     Unsubscribe {
-        subscription: Id,
         local: u64,
         reply: Option<oneshot::Sender<Result<(), SubscribeError>>>,
     },
@@ -109,6 +113,43 @@ pub(crate) struct EventSink {
     pub(crate) local: u64,
     pub(crate) tx: mpsc::Sender<Event>,
     pub(crate) dropped: Arc<AtomicU64>,
+    /// The router's current subscription ID, shown by the handles.
+    pub(crate) id: IdCell,
+}
+
+/// A router ID shared with a handle and updated when a reconnect changes it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IdCell(Arc<AtomicU64>);
+
+impl IdCell {
+    pub(crate) fn get(&self) -> Id {
+        Id::new(self.0.load(Ordering::Relaxed)).unwrap_or(UNSET_ID)
+    }
+
+    fn set(&self, id: Id) {
+        self.0.store(id.get(), Ordering::Relaxed);
+    }
+}
+
+/// What [`IdCell::get`] shows before the router's answer (no handle exists then).
+const UNSET_ID: Id = match Id::new(1) {
+    Some(id) => id,
+    None => panic!("1 is a valid ID"),
+};
+
+/// The connection task's settings, from the builder.
+pub(crate) struct Settings {
+    pub(crate) leave_timeout: Duration,
+    pub(crate) keepalive: Option<Duration>,
+    pub(crate) reconnect: ReconnectPolicy,
+}
+
+/// The channels between the task and the [`Client`](crate::Client) handles.
+pub(crate) struct Links {
+    pub(crate) cmd_rx: mpsc::Receiver<Command>,
+    pub(crate) closed_tx: watch::Sender<Option<CloseReason>>,
+    pub(crate) state_tx: watch::Sender<ConnectionState>,
+    pub(crate) session_tx: watch::Sender<Id>,
 }
 
 /// A handler's outcome, on its way back to be sent as YIELD or ERROR; or a progressive
@@ -130,11 +171,26 @@ impl HandlerReply {
     }
 }
 
-/// A registration of this session.
-struct RegEntry {
-    handler: Handler,
-    /// Told the reason when the router revokes the registration.
-    revoked: watch::Sender<Option<String>>,
+/// A registration of this client, with what it takes to register it again after a
+/// reconnect.
+pub(crate) struct RegEntry {
+    /// The client-side key of its [`Registration`](crate::Registration) handle.
+    pub(crate) key: u64,
+    pub(crate) procedure: Uri,
+    pub(crate) options: Dict,
+    pub(crate) handler: Handler,
+    /// Told the reason when the router revokes the registration (or a reconnect cannot
+    /// restore it).
+    pub(crate) revoked: watch::Sender<Option<String>>,
+    /// The router's current registration ID.
+    pub(crate) id: IdCell,
+}
+
+/// A router subscription and the local subscriptions sharing it.
+struct SubEntry {
+    topic: Uri,
+    options: Dict,
+    sinks: Vec<EventSink>,
 }
 
 /// An invocation whose handler is running.
@@ -156,20 +212,26 @@ enum Pending {
         sink: CallSink,
     },
     Register {
-        handler: Handler,
-        revoked: watch::Sender<Option<String>>,
-        reply: oneshot::Sender<Result<Id, RegisterError>>,
+        entry: RegEntry,
+        reply: oneshot::Sender<Result<(), RegisterError>>,
     },
     Unregister {
         registration: Id,
+        key: u64,
         reply: oneshot::Sender<Result<(), RegisterError>>,
     },
     Subscribe {
+        topic: Uri,
+        options: Dict,
         sink: EventSink,
-        reply: oneshot::Sender<Result<Id, SubscribeError>>,
+        reply: oneshot::Sender<Result<(), SubscribeError>>,
     },
     Unsubscribe(Option<oneshot::Sender<Result<(), SubscribeError>>>),
     Publish(oneshot::Sender<Result<Id, PublishError>>),
+    /// A registration being restored after a reconnect.
+    Reregister(RegEntry),
+    /// A subscription being restored after a reconnect.
+    Resubscribe(SubEntry),
 }
 
 enum State {
@@ -255,32 +317,47 @@ pub(crate) struct Connection {
     pending: HashMap<Id, Pending>,
     /// Request ID of each call waiting for its answer, by the caller's key.
     call_ids: HashMap<u64, Id>,
-    subscriptions: HashMap<Id, Vec<EventSink>>,
+    subscriptions: HashMap<Id, SubEntry>,
+    /// The router subscription of each local subscription, by its key.
+    local_subs: HashMap<u64, Id>,
     registrations: HashMap<Id, RegEntry>,
+    /// The router registration of each [`Registration`](crate::Registration), by its key.
+    reg_keys: HashMap<u64, Id>,
+    /// Registrations and subscriptions kept across a lost connection, to restore.
+    stash: Stash,
+    /// Restoring requests not answered yet; new commands wait until they are.
+    restoring: usize,
+    /// Reconnect attempts since the client was last connected with everything restored.
+    attempts: u32,
     invocations: HashMap<Id, ActiveInvocation>,
     ended_streams: VecDeque<Id>,
     state: State,
     closed_tx: watch::Sender<Option<CloseReason>>,
+    state_tx: watch::Sender<ConnectionState>,
+    session_tx: watch::Sender<Id>,
     leave_timeout: Duration,
     keepalive: Option<KeepAlive>,
+    keepalive_interval: Option<Duration>,
+    reconnect: ReconnectPolicy,
+    dialer: Arc<Dialer>,
+}
+
+/// What a lost connection leaves to restore.
+#[derive(Default)]
+struct Stash {
+    registrations: Vec<RegEntry>,
+    subscriptions: Vec<SubEntry>,
 }
 
 impl Connection {
-    pub(crate) fn new(
-        transport: BoxTransport,
-        serializer: Serializer,
-        cmd_rx: mpsc::Receiver<Command>,
-        closed_tx: watch::Sender<Option<CloseReason>>,
-        leave_timeout: Duration,
-        keepalive: Option<Duration>,
-    ) -> Connection {
+    pub(crate) fn new(joined: Joined, dialer: Dialer, links: Links, s: Settings) -> Connection {
         let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
         Connection {
-            max_message_len: transport.max_message_len(),
-            transport,
-            serializer,
+            max_message_len: joined.transport.max_message_len(),
+            transport: joined.transport,
+            serializer: joined.serializer,
             ids: SequentialIds::new(),
-            cmd_rx,
+            cmd_rx: links.cmd_rx,
             reply_tx,
             reply_rx,
             outbox: VecDeque::new(),
@@ -289,19 +366,46 @@ impl Connection {
             pending: HashMap::new(),
             call_ids: HashMap::new(),
             subscriptions: HashMap::new(),
+            local_subs: HashMap::new(),
             registrations: HashMap::new(),
+            reg_keys: HashMap::new(),
+            stash: Stash::default(),
+            restoring: 0,
+            attempts: 0,
             invocations: HashMap::new(),
             ended_streams: VecDeque::new(),
             state: State::Established,
-            closed_tx,
-            leave_timeout,
-            keepalive: keepalive.map(KeepAlive::new),
+            closed_tx: links.closed_tx,
+            state_tx: links.state_tx,
+            session_tx: links.session_tx,
+            leave_timeout: s.leave_timeout,
+            keepalive: s.keepalive.map(KeepAlive::new),
+            keepalive_interval: s.keepalive,
+            reconnect: s.reconnect,
+            dialer: Arc::new(dialer),
         }
     }
 
-    /// Runs the session until it ends, then fails what is pending and closes the socket.
+    /// Runs sessions until the client closes: after a lost connection, reconnects as the
+    /// policy allows; at the end fails what is pending and closes the socket.
     pub(crate) async fn run(mut self) {
-        let end = loop {
+        loop {
+            let end = self.run_session().await;
+            if !self.may_reconnect(&end) {
+                return self.finish(end).await;
+            }
+            self.disconnect(&end.reason);
+            self.close_transport(end.graceful).await;
+            match self.redial(end.reason).await {
+                Ok(joined) => self.resume(joined),
+                Err(end) => return self.finish(end).await,
+            }
+        }
+    }
+
+    /// Runs one session until it ends.
+    async fn run_session(&mut self) -> End {
+        loop {
             let wake = poll_fn(|cx| self.poll_wake(cx)).await;
             let end = match wake {
                 Wake::Frame(frame) => self.on_frame(frame),
@@ -331,10 +435,9 @@ impl Connection {
                 }),
             };
             if let Some(end) = end {
-                break end;
+                return end;
             }
-        };
-        self.finish(end).await;
+        }
     }
 
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
@@ -353,7 +456,10 @@ impl Connection {
                 return Poll::Ready(Wake::Frame(f));
             }
         }
-        if matches!(self.state, State::Established) && self.outbox.len() < OUTBOX_HIGH_WATER {
+        if matches!(self.state, State::Established)
+            && self.restoring == 0
+            && self.outbox.len() < OUTBOX_HIGH_WATER
+        {
             // `reply_rx` never yields `None`: this task holds a sender.
             if let Poll::Ready(Some(r)) = self.reply_rx.poll_recv(cx) {
                 return Poll::Ready(Wake::Reply(r));
@@ -429,11 +535,34 @@ impl Connection {
 
     // ----- the end -----
 
+    /// Flushes what is queued and closes the socket cleanly (bounded), if `graceful`.
+    async fn close_transport(&mut self, graceful: bool) {
+        if !graceful {
+            return;
+        }
+        let transport = &mut *self.transport;
+        let outbox = std::mem::take(&mut self.outbox);
+        let close = async move {
+            for m in outbox {
+                if transport.feed(m).await.is_err() {
+                    return;
+                }
+            }
+            if transport.close().await.is_err() {
+                return;
+            }
+            // Wait for the router's close frame (or EOF).
+            while let Some(Ok(_)) = transport.recv().await {}
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+    }
+
     async fn finish(mut self, end: End) {
         let End { reason, graceful } = end;
         tracing::debug!(%reason, "session ended");
         // Announce first, so a request failing below can already read the reason.
         self.closed_tx.send_replace(Some(reason.clone()));
+        self.state_tx.send_replace(ConnectionState::Closed);
         // Dropping the oneshots fails every pending request with `ConnectionClosed`, and
         // dropping the event senders ends every subscription stream.
         self.pending.clear();
@@ -441,6 +570,7 @@ impl Connection {
         self.subscriptions.clear();
         // Also resolves `Registration::revoked` (with `None`) and `Invocation::cancelled`.
         self.registrations.clear();
+        self.stash = Stash::default();
         self.invocations.clear();
         self.cmd_rx.close();
         while self.cmd_rx.try_recv().is_ok() {}
@@ -448,24 +578,7 @@ impl Connection {
             State::Leaving { waiters, .. } => waiters,
             State::Established => Vec::new(),
         };
-
-        if graceful {
-            let transport = &mut *self.transport;
-            let outbox = std::mem::take(&mut self.outbox);
-            let close = async move {
-                for m in outbox {
-                    if transport.feed(m).await.is_err() {
-                        return;
-                    }
-                }
-                if transport.close().await.is_err() {
-                    return;
-                }
-                // Wait for the router's close frame (or EOF).
-                while let Some(Ok(_)) = transport.recv().await {}
-            };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
-        }
+        self.close_transport(graceful).await;
 
         let result = match reason.kind {
             CloseKind::Left => Ok(reason),

@@ -195,6 +195,15 @@ pub enum CallError {
     /// The session ended before an answer arrived (or was already closed).
     #[error("the session is closed")]
     ConnectionClosed,
+    /// The connection dropped before the answer arrived; the client is reconnecting
+    /// ([`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)). The request may or
+    /// may not have taken effect: it is not retried.
+    #[error("the connection was lost before the answer arrived (reconnecting)")]
+    ConnectionLost,
+    /// The client is disconnected and reconnecting: nothing was sent, so retrying later is
+    /// safe ([`Client::state`](crate::Client::state) tells when it is back).
+    #[error("not connected (the client is reconnecting); nothing was sent")]
+    NotConnected,
     /// Arguments could not be encoded, or a payload could not be decoded into the wanted type.
     #[error("invalid payload: {0}")]
     InvalidPayload(String),
@@ -292,7 +301,8 @@ impl CallError {
     /// The error URI and payload sent when a handler returns this error.
     ///
     /// [`CallError::InvalidPayload`] becomes `wamp.error.invalid_argument` and
-    /// [`CallError::ConnectionClosed`] becomes `wamp.error.runtime_error`, each with the
+    /// [`CallError::ConnectionClosed`], [`CallError::ConnectionLost`] and
+    /// [`CallError::NotConnected`] become `wamp.error.runtime_error`, each with the
     /// error text as the only positional argument.
     pub fn to_wire(&self) -> (Uri, Payload) {
         match self {
@@ -304,7 +314,7 @@ impl CallError {
                 Uri::new(uris::INVALID_ARGUMENT),
                 Payload::args(vec![Value::Str(m.clone())]),
             ),
-            CallError::ConnectionClosed => (
+            CallError::ConnectionClosed | CallError::ConnectionLost | CallError::NotConnected => (
                 Uri::new(uris::RUNTIME_ERROR),
                 Payload::args(vec![Value::Str(self.to_string())]),
             ),
@@ -357,6 +367,15 @@ pub enum RegisterError {
     /// The session ended before an answer arrived (or was already closed).
     #[error("the session is closed")]
     ConnectionClosed,
+    /// The connection dropped before the answer arrived; the client is reconnecting
+    /// ([`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)). The request may or
+    /// may not have taken effect: it is not retried.
+    #[error("the connection was lost before the answer arrived (reconnecting)")]
+    ConnectionLost,
+    /// The client is disconnected and reconnecting: nothing was sent, so retrying later is
+    /// safe ([`Client::state`](crate::Client::state) tells when it is back).
+    #[error("not connected (the client is reconnecting); nothing was sent")]
+    NotConnected,
 }
 
 /// Why subscribing or unsubscribing failed.
@@ -369,6 +388,15 @@ pub enum SubscribeError {
     /// The session ended before an answer arrived (or was already closed).
     #[error("the session is closed")]
     ConnectionClosed,
+    /// The connection dropped before the answer arrived; the client is reconnecting
+    /// ([`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)). The request may or
+    /// may not have taken effect: it is not retried.
+    #[error("the connection was lost before the answer arrived (reconnecting)")]
+    ConnectionLost,
+    /// The client is disconnected and reconnecting: nothing was sent, so retrying later is
+    /// safe ([`Client::state`](crate::Client::state) tells when it is back).
+    #[error("not connected (the client is reconnecting); nothing was sent")]
+    NotConnected,
 }
 
 /// Why a publication failed.
@@ -381,6 +409,15 @@ pub enum PublishError {
     /// The session ended before the publication was queued or acknowledged.
     #[error("the session is closed")]
     ConnectionClosed,
+    /// The connection dropped before the answer arrived; the client is reconnecting
+    /// ([`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)). The request may or
+    /// may not have taken effect: it is not retried.
+    #[error("the connection was lost before the answer arrived (reconnecting)")]
+    ConnectionLost,
+    /// The client is disconnected and reconnecting: nothing was sent, so retrying later is
+    /// safe ([`Client::state`](crate::Client::state) tells when it is back).
+    #[error("not connected (the client is reconnecting); nothing was sent")]
+    NotConnected,
     /// The arguments could not be encoded.
     #[error("invalid payload: {0}")]
     InvalidPayload(String),

@@ -78,10 +78,11 @@
 //!
 //! # Keep-alive
 //! The client answers the router's pings (WebSocket pings, RawSocket PINGs) on every
-//! transport. [`ClientBuilder::keepalive`] makes it ping a quiet router too, and end the
-//! session (kind [`CloseKind::TransportLost`]) when the router sends nothing for an
-//! interval after a ping, so a dead router or a silently dropped connection is noticed
-//! within about three intervals instead of at the next request. Off by default.
+//! transport. [`ClientBuilder::keepalive`] makes it ping a quiet router too, and treat the
+//! connection as lost (kind [`CloseKind::TransportLost`]; then it reconnects, see below)
+//! when the router sends nothing for an interval after a ping, so a dead router or a
+//! silently dropped connection is noticed within about three intervals instead of at the
+//! next request. Off by default.
 //!
 //! # Authentication
 //! [`Client::connect`] joins anonymously. To authenticate, give the builder an authid and
@@ -147,11 +148,60 @@
 //! none, from the keyword arguments as a map; when both are empty, from `null`.
 //! `decode_args`/`decode_kwargs` read the whole list or map.
 //!
+//! # Reconnecting
+//! A lost connection (the socket dropped, a keep-alive went unanswered, or the router said
+//! GOODBYE `wamp.close.system_shutdown` because it is restarting) does not end the client:
+//! it dials again with exponential backoff and jitter ([`ReconnectPolicy`], on by default),
+//! joins the same realm with the same credentials, and registers and subscribes again
+//! everything still held, so [`Registration`] handlers and [`Subscription`] streams go on
+//! (their IDs may change; the handles show the current ones). Meanwhile:
+//! - requests in flight at the drop fail with `ConnectionLost` (e.g.
+//!   [`CallError::ConnectionLost`]): they may or may not have taken effect and are never
+//!   retried;
+//! - requests made while disconnected fail at once with `NotConnected` (nothing was sent);
+//! - [`Client::state`] / [`Client::state_watcher`] tell [`ConnectionState::Connected`],
+//!   `Disconnected`, `Reconnecting` or `Closed`; `Connected` comes back once every
+//!   registration and subscription is restored;
+//! - a registration the new session refuses (e.g. another callee took the procedure) is
+//!   logged and resolves [`Registration::revoked`] with the router's error URI; a refused
+//!   subscription's stream ends; a subscription made with
+//!   [`SubscribeBuilder::get_retained`] receives the retained event again, covering what
+//!   was published meanwhile. After a silent loss (noticed by the keep-alive) the router
+//!   may still hold the old session for a while, and refuse a single-callee registration
+//!   with `wamp.error.procedure_already_exists` that way.
+//!
+//! The first [`ClientBuilder::connect`] is not retried: its failure is returned at once.
+//! Short-lived programs opt out with `.reconnect(ReconnectPolicy::never())`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wamp_client::{Client, ConnectionState, ReconnectPolicy};
+//!
+//! # async fn demo() -> Result<(), wamp_client::Error> {
+//! let client = Client::builder("ws://127.0.0.1:8080/ws")
+//!     .realm("realm1")
+//!     .reconnect(ReconnectPolicy::default().max_delay(Duration::from_secs(10)))
+//!     .connect()
+//!     .await?;
+//! let mut state = client.state_watcher();
+//! tokio::spawn(async move {
+//!     loop {
+//!         match state.changed().await {
+//!             ConnectionState::Closed => break,
+//!             s => tracing::info!(?s, "wamp connection"),
+//!         }
+//!     }
+//! });
+//! # Ok(()) }
+//! ```
+//!
 //! # Session end
 //! [`Client::leave`] says GOODBYE and waits for the reply; the router may also end the
-//! session (GOODBYE, ABORT) or the connection may drop. Either way every pending request
-//! fails at once with a `ConnectionClosed` error, subscription streams end, and
-//! [`Client::closed`] resolves with a [`CloseReason`].
+//! session for good (another GOODBYE, e.g. the session was killed; an ABORT), the
+//! connection may be lost with reconnecting off ([`ReconnectPolicy::never`]), or the
+//! reconnect attempts may run out ([`ReconnectPolicy::max_attempts`]). Either way every
+//! pending request fails at once with a `ConnectionClosed` error, subscription streams end,
+//! and [`Client::closed`] resolves with a [`CloseReason`].
 //!
 //! # Advanced PubSub
 //! Publications can choose their receivers ([`PublishBuilder::exclude`], `eligible`, and
@@ -177,7 +227,7 @@
 //! [`Invocation::cancelled`].
 //!
 //! # Not yet implemented
-//! Reconnecting (a closed client stays closed), cryptosign channel binding (`tls-unique`),
+//! Retrying the first connect, cryptosign channel binding (`tls-unique`),
 //! loading the operating system's certificate store, SCRAM, router authentication (cryptosign
 //! `authextra.challenge`), multi-round authentication (one CHALLENGE is answered), call
 //! rerouting, and callee-side timeouts (`forward_timeout`). Raw `.option(key, value)` setters
@@ -186,31 +236,34 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod builder;
 mod call;
 mod client;
 mod connection;
 mod error;
+mod handshake;
 mod history;
 mod payload;
 mod publish;
+mod reconnect;
 mod register;
 mod subscribe;
 mod tls;
 mod transport;
 
 pub use auth::{CryptosignKey, MAX_WAMPCRA_ITERATIONS};
+pub use builder::ClientBuilder;
 pub use call::{
     CallBuilder, CallResult, CancelMode, ChunkedCall, PendingCall, ProgressiveCall, TypedCall,
 };
-pub use client::{
-    Client, ClientBuilder, CloseKind, CloseReason, AGENT, DEFAULT_EVENT_BUFFER, TRANSPORT_LOST,
-};
+pub use client::{Client, CloseKind, CloseReason, AGENT, DEFAULT_EVENT_BUFFER, TRANSPORT_LOST};
 pub use error::{
     CallError, ConnectError, Error, InvalidKey, LeaveError, PublishError, RegisterError, Rejection,
     SubscribeError, TransportError,
 };
 pub use history::HistoryEvent;
 pub use publish::{AcknowledgedPublish, PublishBuilder};
+pub use reconnect::{ConnectionState, ReconnectPolicy, StateWatcher};
 pub use register::{Invocation, InvokePolicy, RegisterBuilder, Registration};
 pub use subscribe::{Event, SubscribeBuilder, Subscription, SubscriptionHandle};
 pub use wamp_proto::{uris, Dict, Id, MatchPolicy, Serializer, Value};

@@ -10,6 +10,7 @@ use crate::client::Client;
 use crate::connection::Command;
 use crate::error::PublishError;
 use crate::payload::{payload_methods, PayloadBuf};
+use crate::reconnect::ConnectionState;
 
 /// A publication being prepared.
 ///
@@ -141,6 +142,13 @@ impl PublishBuilder {
         ack: Option<oneshot::Sender<Result<Id, PublishError>>>,
     ) -> Result<(), PublishError> {
         let payload = self.payload.build().map_err(PublishError::InvalidPayload)?;
+        if matches!(
+            self.client.state(),
+            ConnectionState::Disconnected { .. } | ConnectionState::Reconnecting { .. }
+        ) {
+            // Fire-and-forget would otherwise vanish silently.
+            return Err(PublishError::NotConnected);
+        }
         let cmd = Command::Publish {
             topic: self.topic,
             options: self.options,

@@ -14,7 +14,7 @@ use wamp_proto::{message, Dict, Id, MatchPolicy, Uri, Value};
 
 use crate::call::{CallResult, CancelMode};
 use crate::client::Client;
-use crate::connection::{Command, Handler, HandlerReply};
+use crate::connection::{Command, Handler, HandlerReply, IdCell, RegEntry};
 use crate::error::{CallError, RegisterError};
 use crate::payload;
 
@@ -370,19 +370,23 @@ impl RegisterBuilder {
     async fn run(self) -> Result<Registration, RegisterError> {
         let (reply, rx) = oneshot::channel();
         let (revoked_tx, revoked) = watch::channel(None);
-        let cmd = Command::Register {
+        let key = self.client.next_local_id();
+        let id = IdCell::default();
+        let entry = RegEntry {
+            key,
             procedure: self.procedure.clone(),
             options: self.options,
             handler: self.handler,
             revoked: revoked_tx,
-            reply,
+            id: id.clone(),
         };
         self.client
-            .send(cmd)
+            .send(Command::Register { entry, reply })
             .await
             .map_err(|()| RegisterError::ConnectionClosed)?;
-        let id = rx.await.unwrap_or(Err(RegisterError::ConnectionClosed))?;
+        rx.await.unwrap_or(Err(RegisterError::ConnectionClosed))?;
         Ok(Registration {
+            key,
             id,
             procedure: self.procedure.to_string(),
             cmd: self.client.command_sender(),
@@ -402,13 +406,15 @@ impl IntoFuture for RegisterBuilder {
 
 /// A registered procedure.
 ///
-/// Dropping the handle keeps the procedure registered (until the session ends); call
-/// [`Registration::unregister`] to remove it. While the handle exists it keeps the session
-/// open. The router may also revoke it (another callee's `force_reregister`):
+/// Dropping the handle keeps the procedure registered (until the client closes; a
+/// reconnect registers it again with the same handler); call [`Registration::unregister`]
+/// to remove it. While the handle exists it keeps the client open. The router may also
+/// revoke it (another callee's `force_reregister`), or a reconnect fail to restore it:
 /// [`Registration::revoked`] tells.
 #[derive(Debug)]
 pub struct Registration {
-    id: Id,
+    key: u64,
+    id: IdCell,
     procedure: String,
     cmd: mpsc::Sender<Command>,
     /// `Some(reason)` once revoked; closed when the session ends.
@@ -416,9 +422,9 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// The router's registration ID.
+    /// The router's registration ID (a new one after a reconnect restored it).
     pub fn id(&self) -> Id {
-        self.id
+        self.id.get()
     }
 
     /// The registered procedure URI (or pattern).
@@ -427,8 +433,11 @@ impl Registration {
     }
 
     /// Resolves when the router revokes this registration (UNREGISTERED with request 0),
-    /// with the reason it gave (e.g. `wamp.error.unregistered`, or empty); or with `None`
-    /// when the session ends first. No invocation reaches the handler after a revocation.
+    /// with the reason it gave (e.g. `wamp.error.unregistered`, or empty), or when a
+    /// reconnect could not restore it, with the router's error URI (e.g.
+    /// `wamp.error.procedure_already_exists`: another callee took the procedure meanwhile);
+    /// or with `None` when the client closes first. No invocation reaches the handler after
+    /// that.
     pub async fn revoked(&self) -> Option<String> {
         let mut rx = self.revoked.clone();
         let r = rx.wait_for(Option::is_some).await.ok()?;
@@ -449,7 +458,7 @@ impl Registration {
     pub async fn unregister(self) -> Result<(), RegisterError> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Unregister {
-            registration: self.id,
+            key: self.key,
             reply,
         };
         self.cmd

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use wamp_proto::{message, Dict, Id, MatchPolicy, Uri, Value};
 
 use crate::client::Client;
-use crate::connection::{Command, EventSink};
+use crate::connection::{Command, EventSink, IdCell};
 use crate::error::{CallError, SubscribeError};
 use crate::payload;
 
@@ -183,10 +183,12 @@ impl SubscribeBuilder {
         let (tx, rx) = mpsc::channel(self.buffer);
         let dropped = Arc::new(AtomicU64::new(0));
         let local = self.client.next_local_id();
+        let id = IdCell::default();
         let sink = EventSink {
             local,
             tx,
             dropped: dropped.clone(),
+            id: id.clone(),
         };
         let (reply, reply_rx) = oneshot::channel();
         let cmd = Command::Subscribe {
@@ -199,7 +201,7 @@ impl SubscribeBuilder {
             .send(cmd)
             .await
             .map_err(|()| SubscribeError::ConnectionClosed)?;
-        let id = reply_rx
+        reply_rx
             .await
             .unwrap_or(Err(SubscribeError::ConnectionClosed))?;
         Ok(Subscription {
@@ -225,8 +227,10 @@ impl IntoFuture for SubscribeBuilder {
     }
 }
 
-/// An active subscription: a [`Stream`] of [`Event`]s that ends when the session ends (or the
-/// router revokes the subscription).
+/// An active subscription: a [`Stream`] of [`Event`]s that ends when the client closes (or
+/// the router revokes the subscription, or a reconnect cannot restore it). Across a
+/// reconnect the stream goes on: the client subscribes again, and events published while it
+/// was away are missed.
 ///
 /// Events wait in a bounded queue (see [`ClientBuilder::event_buffer`]). **Slow subscriber
 /// policy:** when the queue is full, the connection task drops the new event rather than
@@ -248,9 +252,9 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The router's subscription ID.
+    /// The router's subscription ID (a new one after a reconnect restored it).
     pub fn id(&self) -> Id {
-        self.handle.id
+        self.handle.id.get()
     }
 
     /// The subscribed topic (or pattern).
@@ -308,7 +312,6 @@ impl Drop for Subscription {
             // Best effort: if the queue is full, the connection task notices the closed
             // event queue at the next event and unsubscribes then.
             let _ = self.handle.cmd.try_send(Command::Unsubscribe {
-                subscription: self.handle.id,
                 local: self.handle.local,
                 reply: None,
             });
@@ -319,16 +322,16 @@ impl Drop for Subscription {
 /// A subscription whose events go to a handler ([`Subscription::spawn_handler`]).
 #[derive(Debug, Clone)]
 pub struct SubscriptionHandle {
-    id: Id,
+    id: IdCell,
     local: u64,
     topic: Arc<str>,
     cmd: mpsc::Sender<Command>,
 }
 
 impl SubscriptionHandle {
-    /// The router's subscription ID.
+    /// The router's subscription ID (a new one after a reconnect restored it).
     pub fn id(&self) -> Id {
-        self.id
+        self.id.get()
     }
 
     /// The subscribed topic (or pattern).
@@ -344,7 +347,6 @@ impl SubscriptionHandle {
     async fn unsubscribe_ref(&self) -> Result<(), SubscribeError> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Unsubscribe {
-            subscription: self.id,
             local: self.local,
             reply: Some(reply),
         };

@@ -20,7 +20,7 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
 use crate::auth::Method;
-use crate::client::ClientBuilder;
+use crate::builder::ClientBuilder;
 use crate::error::{ConnectError, TransportError};
 
 /// The TLS options of a [`ClientBuilder`].

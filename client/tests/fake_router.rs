@@ -6,71 +6,19 @@
 
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
 use wamp_client::{
     CallError, Client, CloseKind, ConnectError, CryptosignKey, LeaveError, PublishError,
-    Serializer, Value,
+    ReconnectPolicy, Serializer, Value,
 };
 use wamp_proto::message::{Abort, Authenticate, Challenge, Goodbye, Result as ResultMsg, Welcome};
 use wamp_proto::options::dict;
-use wamp_proto::{uris, Dict, Encoded, Id, Message, Payload, Uri};
+use wamp_proto::{uris, Dict, Id, Message, Payload, Uri};
 
 use futures_util::{SinkExt, StreamExt};
 
-const WAIT: Duration = Duration::from_secs(5);
-
-struct Peer {
-    ws: WebSocketStream<TcpStream>,
-}
-
-impl Peer {
-    async fn recv(&mut self) -> Message {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("peer timed out")
-                .expect("socket closed")
-                .expect("socket error");
-            if let WsMessage::Text(t) = frame {
-                return Serializer::Json
-                    .decode(t.as_bytes())
-                    .expect("client sent garbage");
-            }
-        }
-    }
-
-    async fn send(&mut self, m: impl Into<Message>) {
-        let Encoded::Text(t) = Serializer::Json.encode(&m.into()).unwrap() else {
-            unreachable!()
-        };
-        self.ws.send(WsMessage::text(t)).await.unwrap();
-    }
-}
-
-async fn listen() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", l.local_addr().unwrap());
-    (l, url)
-}
-
-/// Accepts one WebSocket, selecting `protocol` (or none).
-async fn accept(l: &TcpListener, protocol: Option<&'static str>) -> Peer {
-    let (tcp, _) = l.accept().await.unwrap();
-    let cb = move |_req: &Request, mut resp: Response| {
-        if let Some(p) = protocol {
-            resp.headers_mut()
-                .insert(SEC_WEBSOCKET_PROTOCOL, p.parse().unwrap());
-        }
-        Ok(resp)
-    };
-    Peer {
-        ws: tokio_tungstenite::accept_hdr_async(tcp, cb).await.unwrap(),
-    }
-}
+mod fake;
+use fake::{accept, listen, Peer, WAIT};
 
 /// A client joined to a fake router speaking JSON.
 async fn joined(builder: impl FnOnce(&str) -> wamp_client::ClientBuilder) -> (Client, Peer) {
@@ -103,8 +51,11 @@ async fn joined(builder: impl FnOnce(&str) -> wamp_client::ClientBuilder) -> (Cl
     (client, peer)
 }
 
+/// These tests script how sessions end, so the client does not reconnect.
 fn default_builder(url: &str) -> wamp_client::ClientBuilder {
-    Client::builder(url).realm("realm1")
+    Client::builder(url)
+        .realm("realm1")
+        .reconnect(ReconnectPolicy::never())
 }
 
 #[tokio::test]

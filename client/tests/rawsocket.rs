@@ -10,7 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use wamp_client::{
-    CallError, Client, CloseKind, ConnectError, Invocation, PublishError, Serializer, Value,
+    CallError, Client, CloseKind, ConnectError, Invocation, PublishError, ReconnectPolicy,
+    Serializer, Value,
 };
 use wamp_proto::message::Result as ResultMsg;
 use wamp_proto::message::{
@@ -213,6 +214,7 @@ async fn joined(scheme: &str, serializer: Serializer, max_exp: u8) -> (Client, P
         p
     };
     let connect = Client::builder(&url)
+        .reconnect(ReconnectPolicy::never())
         .realm("realm1")
         .serializer(serializer)
         .connect();
@@ -275,6 +277,7 @@ async fn the_first_preferred_serializer_is_the_one_offered() {
             h
         };
         let connect = Client::builder(&url)
+            .reconnect(ReconnectPolicy::never())
             .realm("realm1")
             .serializers(preferred)
             .connect();
@@ -349,6 +352,7 @@ async fn connect_with_reply(reply: Option<&[u8]>, serializer: Serializer) -> Con
         }
     };
     let connect = Client::builder(&url)
+        .reconnect(ReconnectPolicy::never())
         .realm("realm1")
         .serializer(serializer)
         .connect();
@@ -464,6 +468,7 @@ async fn frames_split_across_many_small_writes_are_parsed() {
         p
     };
     let connect = Client::builder(&url)
+        .reconnect(ReconnectPolicy::never())
         .realm("realm1")
         .serializer(Serializer::Json)
         .connect();
@@ -576,6 +581,7 @@ async fn hello_over_the_routers_limit_fails_connect() {
         p.expect_closed().await;
     };
     let connect = Client::builder(&url)
+        .reconnect(ReconnectPolicy::never())
         .realm("realm1")
         .serializer(Serializer::Json)
         .connect();
@@ -634,7 +640,9 @@ async fn authenticate_over(
         }
         (hello.details, auth.signature, p)
     };
-    let connect = builder(Client::builder(&url).realm("realm1").serializer(serializer)).connect();
+    let connect = builder(Client::builder(&url).realm("realm1").serializer(serializer))
+        .reconnect(ReconnectPolicy::never())
+        .connect();
     let ((hello, signature, _p), r) = tokio::join!(router, connect);
     (hello, signature, r)
 }

@@ -25,11 +25,20 @@ pub mod http;
 pub mod interop;
 pub mod interop_auth;
 pub mod payloads;
+pub mod proxy;
 pub mod rawsocket;
+pub mod reconnect;
 
 /// How long a test waits for something that should happen (never a synchronisation sleep:
 /// only the upper bound of a wait that normally ends at once).
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Awaits `f`, failing the test if it takes longer than [`WAIT`].
+pub async fn within<F: std::future::IntoFuture>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within {WAIT:?}"))
+}
 
 /// A router running in-process on a free port.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 use wamp_client::{
     uris, CallError, CallResult, Client, CloseKind, ConnectError, Dict, Invocation, LeaveError,
-    PublishError, RegisterError, Registration, Serializer, SubscribeError, Value,
+    PublishError, ReconnectPolicy, RegisterError, Registration, Serializer, SubscribeError, Value,
 };
 use wamp_tests::{TestRouter, WAIT};
 
@@ -37,9 +37,11 @@ async fn within<F: IntoFuture>(what: &str, f: F) -> F::Output {
 async fn connect(url: &str, serializer: Serializer) -> Client {
     let c = within(
         "connect",
+        // These tests see sessions end: no reconnecting (tests/tests/client_reconnect.rs).
         Client::builder(url)
             .realm(REALM)
             .serializer(serializer)
+            .reconnect(ReconnectPolicy::never())
             .connect(),
     )
     .await

@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use wamp_client::{
-    uris, CallError, Client, Dict, Event, HistoryEvent, Id, MatchPolicy, PublishError, Serializer,
-    Subscription, Value,
+    uris, CallError, Client, Dict, Event, HistoryEvent, Id, MatchPolicy, PublishError,
+    ReconnectPolicy, Serializer, Subscription, Value,
 };
 use wamp_proto::message::Welcome;
 use wamp_proto::options::dict;
@@ -38,9 +38,11 @@ async fn within<F: IntoFuture>(what: &str, f: F) -> F::Output {
 async fn connect(url: &str, serializer: Serializer) -> Client {
     within(
         "connect",
+        // These tests see sessions end: no reconnecting (tests/tests/client_reconnect.rs).
         Client::builder(url)
             .realm(REALM)
             .serializer(serializer)
+            .reconnect(ReconnectPolicy::never())
             .connect(),
     )
     .await

@@ -3,17 +3,15 @@
 //! authmethod `tls`, and keep-alive pings both ways (the router's answered by the client, the
 //! client's own noticing a router that went silent).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use wamp_client::{
-    CallError, Client, ClientBuilder, CloseKind, ConnectError, Invocation, Serializer, Value,
+    CallError, Client, ClientBuilder, CloseKind, ConnectError, Invocation, ReconnectPolicy,
+    Serializer, Value,
 };
+use wamp_tests::proxy::SilentProxy;
 use wamp_tests::rawsocket::TempDir;
 use wamp_tests::{TestRouter, WAIT};
 
@@ -259,41 +257,6 @@ async fn a_client_certificate_logs_in_with_authmethod_tls() {
     }
 }
 
-/// A TCP proxy to `target` that forwards both ways until `frozen` is set; from then on it
-/// reads and drops everything, keeping the connections open (a router gone silent). Its
-/// port on 127.0.0.1.
-async fn freezing_proxy(target: String, frozen: Arc<AtomicBool>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(router) = TcpStream::connect(&target).await else {
-                return;
-            };
-            let (cr, cw) = client.into_split();
-            let (rr, rw) = router.into_split();
-            tokio::spawn(pump(cr, rw, frozen.clone()));
-            tokio::spawn(pump(rr, cw, frozen.clone()));
-        }
-    });
-    port
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    frozen: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    while let Ok(n @ 1..) = from.read(&mut buf).await {
-        if !frozen.load(Ordering::SeqCst) && to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-    // Held open: the proxy never closes the other side by itself.
-    std::future::pending::<()>().await;
-}
-
 #[tokio::test]
 async fn our_keepalive_notices_a_router_gone_silent_and_fails_pending_calls() {
     let ca = new_ca("test CA");
@@ -302,13 +265,17 @@ async fn our_keepalive_notices_a_router_gone_silent_and_fails_pending_calls() {
     let callee = join(trusting(&wss, &ca)).await;
     let _reg = echo_callee(&callee, "com.example.ka.echo").await;
     for url in [wss, rss] {
-        let frozen = Arc::new(AtomicBool::new(false));
         let port = url.split(':').nth(2).unwrap();
         let port = port.split('/').next().unwrap();
-        let proxy = freezing_proxy(format!("127.0.0.1:{port}"), frozen.clone()).await;
-        let via_proxy = url.replace(&format!(":{port}"), &format!(":{proxy}"));
+        let proxy = SilentProxy::start(format!("127.0.0.1:{port}")).await;
+        let via_proxy = url.replace(&format!(":{port}"), &format!(":{}", proxy.port()));
         let interval = Duration::from_millis(100);
-        let client = join(trusting(&via_proxy, &ca).keepalive(interval)).await;
+        let client = join(
+            trusting(&via_proxy, &ca)
+                .keepalive(interval)
+                .reconnect(ReconnectPolicy::never()),
+        )
+        .await;
         // Pings answered: the idle session stays through several intervals.
         let idle = timeout(8 * interval, client.closed()).await;
         assert!(
@@ -317,7 +284,7 @@ async fn our_keepalive_notices_a_router_gone_silent_and_fails_pending_calls() {
         );
         call_echo(&client, "com.example.ka.echo", &url).await;
 
-        frozen.store(true, Ordering::SeqCst);
+        proxy.silence_all();
         let started = Instant::now();
         let pending = async { client.call("com.example.ka.echo").arg("lost").await };
         let (reason, answer) = timeout(WAIT, async { tokio::join!(client.closed(), pending) })
@@ -350,7 +317,12 @@ async fn the_routers_pings_are_answered_and_ours_too() {
     let clients = [
         join(trusting(&wss, &ca)).await,
         join(trusting(&rss, &ca).serializer(Serializer::Json)).await,
-        join(trusting(&quiet_rss, &ca).keepalive(Duration::from_millis(100))).await,
+        join(
+            trusting(&quiet_rss, &ca)
+                .keepalive(Duration::from_millis(100))
+                .reconnect(ReconnectPolicy::never()),
+        )
+        .await,
     ];
     assert_eq!(r.router.server().session_count(), 2);
     let window = Duration::from_millis(800);

@@ -7,7 +7,7 @@ use wamp_proto::{uris, Dict, Id, Message, Payload, Uri};
 use super::{Command, Connection, End, Pending, State};
 use crate::call::CancelMode;
 use crate::client::{CloseKind, CloseReason};
-use crate::error::{CallError, LeaveError, PublishError, SubscribeError};
+use crate::error::{CallError, LeaveError, PublishError, RegisterError, Rejection, SubscribeError};
 
 impl Connection {
     pub(super) fn on_command(&mut self, cmd: Command) {
@@ -45,65 +45,51 @@ impl Connection {
                 mode,
                 forget,
             } => self.cancel_call(local, mode, forget),
-            Command::Register {
-                procedure,
-                options,
-                handler,
-                revoked,
-                reply,
-            } => self.request(
-                |request| {
-                    msg::Register {
-                        request,
-                        options,
-                        procedure,
-                    }
-                    .into()
-                },
-                Pending::Register {
-                    handler,
-                    revoked,
-                    reply,
-                },
-            ),
-            Command::Unregister {
-                registration,
-                reply,
-            } => self.request(
-                |request| {
+            Command::Register { entry, reply } => {
+                let m = register_message(&entry.procedure, &entry.options);
+                self.request(m, Pending::Register { entry, reply });
+            }
+            Command::Unregister { key, reply } => {
+                let Some(&registration) = self.reg_keys.get(&key) else {
+                    // Revoked, or not restored after a reconnect: the router has none.
+                    let r = Rejection::from_wire(
+                        &Uri::new(uris::NO_SUCH_REGISTRATION),
+                        Payload::default(),
+                    );
+                    let _ = reply.send(Err(RegisterError::Rejected(r)));
+                    return;
+                };
+                let m = move |request| {
                     msg::Unregister {
                         request,
                         registration,
                         options: None,
                     }
                     .into()
-                },
-                Pending::Unregister {
+                };
+                let pending = Pending::Unregister {
                     registration,
+                    key,
                     reply,
-                },
-            ),
+                };
+                self.request(m, pending);
+            }
             Command::Subscribe {
                 topic,
                 options,
                 sink,
                 reply,
-            } => self.request(
-                |request| {
-                    msg::Subscribe {
-                        request,
-                        options,
-                        topic,
-                    }
-                    .into()
-                },
-                Pending::Subscribe { sink, reply },
-            ),
-            Command::Unsubscribe {
-                subscription,
-                local,
-                reply,
-            } => self.unsubscribe_local(subscription, local, reply),
+            } => {
+                let m = subscribe_message(&topic, &options);
+                let pending = Pending::Subscribe {
+                    topic,
+                    options,
+                    sink,
+                    reply,
+                };
+                self.request(m, pending);
+            }
+            Command::Unsubscribe { local, reply } => self.unsubscribe_local(local, reply),
             Command::Publish {
                 topic,
                 options,
@@ -133,7 +119,7 @@ impl Connection {
     }
 
     /// Sends a request under a fresh id and remembers what waits for its reply.
-    fn request(&mut self, build: impl FnOnce(Id) -> Message, pending: Pending) {
+    pub(super) fn request(&mut self, build: impl FnOnce(Id) -> Message, pending: Pending) {
         let request = self.ids.next();
         if self.send_or_log(build(request)) {
             self.pending.insert(request, pending);
@@ -195,19 +181,22 @@ impl Connection {
 
     fn unsubscribe_local(
         &mut self,
-        subscription: Id,
         local: u64,
         reply: Option<oneshot::Sender<Result<(), SubscribeError>>>,
     ) {
-        let Some(sinks) = self.subscriptions.get_mut(&subscription) else {
+        let entry = self
+            .local_subs
+            .remove(&local)
+            .and_then(|id| Some(id).zip(self.subscriptions.get_mut(&id)));
+        let Some((subscription, entry)) = entry else {
             // Already gone (revoked, or the last local one was removed before).
             if let Some(r) = reply {
                 let _ = r.send(Ok(()));
             }
             return;
         };
-        sinks.retain(|s| s.local != local);
-        if !sinks.is_empty() {
+        entry.sinks.retain(|s| s.local != local);
+        if !entry.sinks.is_empty() {
             if let Some(r) = reply {
                 let _ = r.send(Ok(()));
             }
@@ -269,5 +258,31 @@ impl Connection {
             // The router is unresponsive: do not wait for a close handshake too.
             graceful: false,
         }
+    }
+}
+
+/// REGISTER for `procedure` (the first time, or again after a reconnect).
+pub(super) fn register_message(procedure: &Uri, options: &Dict) -> impl FnOnce(Id) -> Message {
+    let (procedure, options) = (procedure.clone(), options.clone());
+    move |request| {
+        msg::Register {
+            request,
+            options,
+            procedure,
+        }
+        .into()
+    }
+}
+
+/// SUBSCRIBE to `topic` (the first time, or again after a reconnect).
+pub(super) fn subscribe_message(topic: &Uri, options: &Dict) -> impl FnOnce(Id) -> Message {
+    let (topic, options) = (topic.clone(), options.clone());
+    move |request| {
+        msg::Subscribe {
+            request,
+            options,
+            topic,
+        }
+        .into()
     }
 }

@@ -8,7 +8,7 @@ use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Id, Message, Payload, Uri, Value};
 
 use super::ENDED_STREAMS;
-use super::{ActiveInvocation, Connection, End, HandlerReply, Pending, RegEntry, State};
+use super::{ActiveInvocation, Connection, End, HandlerReply, Pending, State, SubEntry};
 use crate::call::{CallResult, CancelMode};
 use crate::client::{detail_message, CloseKind, CloseReason};
 use crate::error::{
@@ -110,16 +110,18 @@ impl Connection {
             }
             Message::Error(e) => self.on_error(e),
             Message::Registered(r) => match self.pending.remove(&r.request) {
-                Some(Pending::Register {
-                    handler,
-                    revoked,
-                    reply,
-                }) => {
+                Some(Pending::Register { entry, reply }) => {
                     // Registered even if the caller stopped waiting: dropping the handle
                     // keeps a registration, as documented.
-                    self.registrations
-                        .insert(r.registration, RegEntry { handler, revoked });
-                    let _ = reply.send(Ok(r.registration));
+                    self.add_registration(r.registration, entry);
+                    let _ = reply.send(Ok(()));
+                    None
+                }
+                Some(Pending::Reregister(entry)) => {
+                    tracing::debug!(procedure = %entry.procedure, registration = %r.registration,
+                        "registration restored");
+                    self.add_registration(r.registration, entry);
+                    self.restored();
                     None
                 }
                 other => self.unexpected_reply("REGISTERED", r.request, other),
@@ -134,6 +136,7 @@ impl Connection {
                     if let Some(id) = id {
                         tracing::info!(registration = %id, "registration revoked by the router");
                         if let Some(entry) = self.registrations.remove(&id) {
+                            self.reg_keys.remove(&entry.key);
                             let reason = u.details.as_ref().and_then(|d| d.get("reason"));
                             let reason = reason.and_then(Value::as_str).unwrap_or_default();
                             entry.revoked.send_replace(Some(reason.to_owned()));
@@ -146,9 +149,11 @@ impl Connection {
                 match self.pending.remove(&request) {
                     Some(Pending::Unregister {
                         registration,
+                        key,
                         reply,
                     }) => {
                         self.registrations.remove(&registration);
+                        self.reg_keys.remove(&key);
                         let _ = reply.send(Ok(()));
                         None
                     }
@@ -156,16 +161,34 @@ impl Connection {
                 }
             }
             Message::Subscribed(s) => match self.pending.remove(&s.request) {
-                Some(Pending::Subscribe { sink, reply }) => {
-                    if reply.send(Ok(s.subscription)).is_ok() {
-                        self.subscriptions
-                            .entry(s.subscription)
-                            .or_default()
-                            .push(sink);
+                Some(Pending::Subscribe {
+                    topic,
+                    options,
+                    sink,
+                    reply,
+                }) => {
+                    sink.id.set(s.subscription);
+                    if reply.send(Ok(())).is_ok() {
+                        let entry = SubEntry {
+                            topic,
+                            options,
+                            sinks: vec![sink],
+                        };
+                        self.add_subscription(s.subscription, entry);
                     } else if !self.subscriptions.contains_key(&s.subscription) && !leaving {
                         // Nobody waits for it any more.
                         self.send_unsubscribe(s.subscription, None);
                     }
+                    None
+                }
+                Some(Pending::Resubscribe(entry)) => {
+                    tracing::debug!(topic = %entry.topic, subscription = %s.subscription,
+                        "subscription restored");
+                    for sink in &entry.sinks {
+                        sink.id.set(s.subscription);
+                    }
+                    self.add_subscription(s.subscription, entry);
+                    self.restored();
                     None
                 }
                 other => self.unexpected_reply("SUBSCRIBED", s.request, other),
@@ -179,7 +202,7 @@ impl Connection {
                     if let Some(id) = id {
                         tracing::info!(subscription = %id, "subscription revoked by the router");
                         // Dropping the senders ends the subscription streams.
-                        self.subscriptions.remove(&id);
+                        self.remove_subscription(id);
                     }
                     return None;
                 }
@@ -260,15 +283,29 @@ impl Connection {
                 let r = Rejection::from_wire(&e.error, e.payload);
                 let _ = reply.send(Err(RegisterError::Rejected(r)));
             }
+            (code::REGISTER, Pending::Reregister(entry)) => {
+                tracing::warn!(procedure = %entry.procedure, error = %e.error,
+                    "registration could not be restored after reconnecting");
+                entry.revoked.send_replace(Some(e.error.to_string()));
+                self.restored();
+            }
+            (code::SUBSCRIBE, Pending::Resubscribe(entry)) => {
+                // Dropping the sinks ends the streams.
+                tracing::warn!(topic = %entry.topic, error = %e.error,
+                    "subscription could not be restored after reconnecting; its stream ends");
+                self.restored();
+            }
             (
                 code::UNREGISTER,
                 Pending::Unregister {
                     registration,
+                    key,
                     reply,
                 },
             ) => {
                 if e.error.as_str() == uris::NO_SUCH_REGISTRATION {
                     self.registrations.remove(&registration);
+                    self.reg_keys.remove(&key);
                 }
                 let r = Rejection::from_wire(&e.error, e.payload);
                 let _ = reply.send(Err(RegisterError::Rejected(r)));
@@ -301,27 +338,33 @@ impl Connection {
     }
 
     fn on_event(&mut self, e: msg::Event) {
-        let Some(sinks) = self.subscriptions.get_mut(&e.subscription) else {
+        let Some(entry) = self.subscriptions.get_mut(&e.subscription) else {
             // A race with UNSUBSCRIBE.
             tracing::trace!(subscription = %e.subscription, "EVENT for an unknown subscription");
             return;
         };
         let subscription = e.subscription;
         let event = Event::from_message(e);
-        sinks.retain(|sink| match sink.tx.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let n = sink.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    tracing::warn!(%subscription, dropped = n,
+        let local_subs = &mut self.local_subs;
+        entry
+            .sinks
+            .retain(|sink| match sink.tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    let n = sink.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        tracing::warn!(%subscription, dropped = n,
                         "subscriber is not reading its events; dropping events");
+                    }
+                    true
                 }
-                true
-            }
-            // The Subscription was dropped.
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
-        if sinks.is_empty() {
+                // The Subscription was dropped.
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    local_subs.remove(&sink.local);
+                    false
+                }
+            });
+        if entry.sinks.is_empty() {
             self.subscriptions.remove(&subscription);
             self.send_unsubscribe(subscription, None);
         }
