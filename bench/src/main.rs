@@ -8,6 +8,7 @@
 //!
 //! Only loopback targets are accepted; every loop is bounded in count and time.
 
+mod burst;
 mod conn;
 mod floor;
 mod procfs;
@@ -96,6 +97,9 @@ enum Cmd {
     Pubsub(pubsub::PubsubArgs),
     /// One publisher, S subscribers, closed loop: events delivered per second.
     Fanout(pubsub::FanoutArgs),
+    /// One publisher's burst to a stalled, a slow and a full-speed subscriber: what each
+    /// got, when the stalled one was closed, the router's peak memory.
+    Burst(burst::BurstArgs),
     /// Open N idle joined sessions: join rate, router memory per session.
     Sessions(sessions::SessionsArgs),
     /// No router: a byte-copying relay on loopback, the lowest RPC round trip possible here.
@@ -178,6 +182,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Cmd::Pubsub(a) => pubsub::run(&ctx, a, "pubsub").await,
             Cmd::Fanout(a) => pubsub::run(&ctx, &a.to_pubsub(), "fanout").await,
             Cmd::Sessions(a) => sessions::run(&ctx, a).await,
+            Cmd::Burst(a) => burst::run(&ctx, a).await,
             Cmd::Report(_) | Cmd::Floor(_) => Ok(()),
         }
     });
