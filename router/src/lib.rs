@@ -41,9 +41,11 @@ mod realm;
 mod server;
 mod session;
 mod shared;
+mod stats;
 mod transport;
 
 pub use config::{Config, ConfigError};
+pub use stats::TableSizes;
 
 /// The argon2id PHC hash of `ticket`, for a user's `ticket = "..."` in the configuration
 /// (`None` only for a ticket too long to hash).

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wamp_proto::message::{Call, Hello, Register, Subscribe, Welcome};
+use wamp_proto::message::{Call, Hello, Invocation, Register, Subscribe, Welcome, Yield};
 use wamp_proto::options::dict;
 use wamp_proto::{Dict, Encoded, Id, Message, Payload, Serializer, Uri, Value};
 use wamp_router::{Config, Server};
@@ -228,6 +228,22 @@ impl RawPeer {
         )
         .await;
         request
+    }
+
+    /// Expects the next message to be an INVOCATION and answers it with a YIELD of
+    /// `payload`; returns the invocation.
+    pub async fn answer_invocation(&mut self, payload: Payload) -> Invocation {
+        let inv = match self.recv().await {
+            Message::Invocation(inv) => inv,
+            other => panic!("expected INVOCATION, got {other:?}"),
+        };
+        let answer = Yield {
+            request: inv.request,
+            options: Dict::new(),
+            payload,
+        };
+        self.send(&answer.into()).await;
+        inv
     }
 
     /// Sends a message with the negotiated serializer.
