@@ -21,6 +21,7 @@ use wamp_router::{Config, Server};
 
 pub mod auth;
 pub mod client;
+pub mod fuzz;
 pub mod interop;
 pub mod interop_auth;
 pub mod payloads;
@@ -43,6 +44,23 @@ pub const TEST_CONFIG: &str = r#"
 [[transport]]
 bind = "127.0.0.1:0"
 path = "/ws"
+serializers = ["json", "msgpack", "cbor"]
+
+[[realm]]
+name = "realm1"
+"#;
+
+/// A WebSocket transport (`urls()[0]`) and a RawSocket one (`urls()[1]`), both with every
+/// serializer, realm `realm1`.
+pub const BOTH_TRANSPORTS_CONFIG: &str = r#"
+[[transport]]
+bind = "127.0.0.1:0"
+path = "/ws"
+serializers = ["json", "msgpack", "cbor"]
+
+[[transport]]
+type = "rawsocket"
+bind = "127.0.0.1:0"
 serializers = ["json", "msgpack", "cbor"]
 
 [[realm]]
@@ -258,6 +276,14 @@ impl RawPeer {
     /// Sends a raw frame (for malformed input).
     pub async fn send_frame(&mut self, frame: WsMessage) {
         self.ws.send(frame).await.expect("send");
+    }
+
+    /// Sends a raw frame; false if the connection is gone (the router may close at any time).
+    pub async fn try_send_frame(&mut self, frame: WsMessage) -> bool {
+        tokio::time::timeout(WAIT, self.ws.send(frame))
+            .await
+            .expect("send in time")
+            .is_ok()
     }
 
     /// Receives the next WAMP message (bounded by [`WAIT`]); panics on close or timeout.

@@ -9,21 +9,6 @@ use wamp_proto::{uris, Dict, Id, Message, Payload, Serializer, Uri, Value};
 use wamp_tests::rawsocket::{eventually, RsPeer, MESSAGE};
 use wamp_tests::{RawPeer, TestRouter};
 
-const CONFIG: &str = r#"
-[[transport]]
-bind = "127.0.0.1:0"
-path = "/ws"
-serializers = ["json", "msgpack", "cbor"]
-
-[[transport]]
-type = "rawsocket"
-bind = "127.0.0.1:0"
-serializers = ["json", "msgpack", "cbor"]
-
-[[realm]]
-name = "realm1"
-"#;
-
 fn call() -> Message {
     Call {
         request: Id::new(1).expect("id"),
@@ -85,7 +70,7 @@ fn abort_text(a: &Abort) -> String {
 
 #[tokio::test]
 async fn bytes_after_the_message_are_a_protocol_violation() {
-    let router = TestRouter::with_config(CONFIG).await;
+    let router = TestRouter::with_config(wamp_tests::BOTH_TRANSPORTS_CONFIG).await;
     for ser in Serializer::ALL {
         let second = ser.encode(&call()).expect("encodes").as_bytes().to_vec();
         for tail in [one_value(ser), &second[..]] {
@@ -110,7 +95,7 @@ async fn bytes_after_the_message_are_a_protocol_violation() {
 
 #[tokio::test]
 async fn a_bad_msgpack_option_is_named_in_wamp_words() {
-    let router = TestRouter::with_config(CONFIG).await;
+    let router = TestRouter::with_config(wamp_tests::BOTH_TRANSPORTS_CONFIG).await;
     // [48, 1, {"k": <fixext1>}, "com.example.p"]
     let mut frame = vec![0x94, 48, 1, 0x81, 0xa1, b'k', 0xd4, 1, 2, 0xad];
     frame.extend_from_slice(b"com.example.p");
