@@ -54,6 +54,13 @@ pub fn hash_ticket(ticket: &str) -> Option<String> {
 }
 pub use server::Server;
 
+/// Internals exposed for `router/fuzz` and its seed-replay test only: not an API, no
+/// stability promise.
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::transport::fuzzing::{rawsocket_frames, rawsocket_handshake, websocket_frames};
+}
+
 /// Internals exposed for `router/benches` only: not an API, no stability promise.
 #[doc(hidden)]
 pub mod __bench {

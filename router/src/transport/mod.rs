@@ -6,9 +6,11 @@
 //! - [`websocket`]: the HTTP upgrade (on any stream) and RFC 6455 framing.
 //! - [`rawsocket`]: the WAMP RawSocket handshake and length-prefixed framing.
 //! - [`tls`]: rustls on top of any stream, under either framing.
+//! - [`fuzzing`]: the properties the cargo-fuzz targets check (`router/fuzz`).
 
 pub(crate) mod connection;
 pub(crate) mod framing;
+pub(crate) mod fuzzing;
 pub(crate) mod rawsocket;
 pub(crate) mod tls;
 pub(crate) mod websocket;
