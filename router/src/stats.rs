@@ -50,7 +50,8 @@ pub struct TableSizes {
     pub invocations_in_flight: usize,
     /// Call timeout timers armed.
     pub call_timers: usize,
-    /// Connections being served.
+    /// Tasks the router tracks: one per connection being served, plus its own (one for a
+    /// router with no client: compare with the count at start).
     pub connections: usize,
 }
 
