@@ -212,41 +212,48 @@ pub fn joined_message(rng: &mut Rng, next: &mut u64, own: &str) -> (Value, Expec
 
 /// A message that is a protocol violation on an established session.
 pub fn violation(rng: &mut Rng, r: u64) -> (Value, Expect) {
-    let m = match rng.below(12) {
-        // Router-only messages.
-        0 => list(vec![u(2), u(r), dict()]),
-        1 => list(vec![u(36), u(1), u(2), dict()]),
-        2 => list(vec![u(50), u(r), dict()]),
-        3 => list(vec![u(68), u(r), u(1), dict()]),
-        // Out of state: HELLO again.
-        4 => list(vec![u(1), Value::Str("realm1".into()), dict()]),
+    let s = |t: &str| Value::Str(t.into());
+    let m = match rng.below(10) {
+        // Router-only messages, every one of them.
+        0 => rng
+            .pick(&[
+                list(vec![u(2), u(r), dict()]),
+                list(vec![u(4), s("ticket"), dict()]),
+                list(vec![u(17), u(r), u(1)]),
+                list(vec![u(33), u(r), u(1)]),
+                list(vec![u(35), u(r)]),
+                list(vec![u(36), u(1), u(2), dict()]),
+                list(vec![u(50), u(r), dict()]),
+                list(vec![u(65), u(r), u(1)]),
+                list(vec![u(67), u(r)]),
+                list(vec![u(68), u(r), u(1), dict()]),
+                list(vec![u(69), u(r), dict()]),
+            ])
+            .clone(),
+        // Out of state: HELLO or AUTHENTICATE on an established session; a client ERROR
+        // for something other than an INVOCATION.
+        1 => list(vec![u(1), s("realm1"), dict()]),
+        2 => list(vec![u(5), s("signature"), dict()]),
+        3 => list(vec![u(8), u(48), u(r), dict(), s("com.x.error")]),
         // Wrong arities.
-        5 => list(vec![u(48), u(r)]),
-        6 => list(vec![
-            u(32),
-            u(r),
-            dict(),
-            Value::Str("a.b".into()),
-            dict(),
-            dict(),
-        ]),
+        4 => list(vec![u(48), u(r)]),
+        5 => list(vec![u(32), u(r), dict(), s("a.b"), dict(), dict()]),
         // Wrong types.
-        7 => list(vec![
-            u(48),
-            Value::Str("r".into()),
-            dict(),
-            Value::Str("a".into()),
-        ]),
-        8 => list(vec![u(64), u(r), list(vec![]), Value::Str("a".into())]),
+        6 => list(vec![u(48), s("r"), dict(), s("a")]),
+        7 => list(vec![u(64), u(r), list(vec![]), s("a")]),
         // Huge numbers: an id beyond 2^53, an unknown message type.
-        9 => list(vec![u(48), u(u64::MAX), dict(), Value::Str("a".into())]),
-        10 => list(vec![u(1 << 40)]),
+        8 => rng
+            .pick(&[
+                list(vec![u(48), u(u64::MAX), dict(), s("a")]),
+                list(vec![u(1 << 40)]),
+            ])
+            .clone(),
         // Deeper than the nesting limit.
         _ => list(vec![
             u(48),
             u(r),
             dict(),
-            Value::Str("fuzz.echo".into()),
+            s("fuzz.echo"),
             list(vec![nested(130 + rng.below(100))]),
         ]),
     };

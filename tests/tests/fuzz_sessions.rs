@@ -239,10 +239,20 @@ async fn fuzz_session(urls: Arc<Vec<String>>, seed: u64, counts: Arc<Counts>) {
     }
 }
 
-/// The well-behaved pair: a callee echoing `fuzz.echo`, and a caller calling it every 100 ms.
-async fn well_behaved(url: String, stop: Arc<AtomicBool>) -> (usize, Duration) {
-    let (mut callee, _) = RawPeer::join(&url, "realm1", Serializer::MsgPack).await;
+/// The well-behaved pair, joined: a callee that registered `fuzz.echo` (before any fuzzer
+/// can take the name), and a caller.
+async fn well_behaved_pair(url: &str) -> (RawPeer, RawPeer) {
+    let (mut callee, _) = RawPeer::join(url, "realm1", Serializer::MsgPack).await;
     callee.register("fuzz.echo", Dict::new()).await;
+    let (caller, _) = RawPeer::join(url, "realm1", Serializer::Json).await;
+    (callee, caller)
+}
+
+/// The callee echoes `fuzz.echo` while the caller calls it every 100 ms, until `stop`.
+async fn well_behaved(
+    (mut callee, mut caller): (RawPeer, RawPeer),
+    stop: Arc<AtomicBool>,
+) -> (usize, Duration) {
     let stop_callee = stop.clone();
     let echo = tokio::spawn(async move {
         while !stop_callee.load(Ordering::Relaxed) {
@@ -262,7 +272,6 @@ async fn well_behaved(url: String, stop: Arc<AtomicBool>) -> (usize, Duration) {
         }
         callee
     });
-    let (mut caller, _) = RawPeer::join(&url, "realm1", Serializer::Json).await;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let (mut calls, mut worst) = (0, Duration::ZERO);
     while !stop.load(Ordering::Relaxed) {
@@ -303,7 +312,8 @@ async fn random_and_mutated_sessions_never_break_the_router() {
     let base = router.server().table_sizes();
     let urls = Arc::new(router.server().urls().to_vec());
     let stop = Arc::new(AtomicBool::new(false));
-    let probe = tokio::spawn(well_behaved(urls[0].clone(), stop.clone()));
+    let pair = well_behaved_pair(&urls[0]).await;
+    let probe = tokio::spawn(well_behaved(pair, stop.clone()));
     let counts = Arc::new(Counts::default());
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut seeds = Rng::new(seed);
