@@ -1,10 +1,11 @@
 //! The serializers: `wamp.2.json`, `wamp.2.msgpack` and `wamp.2.cbor`.
 
 use bytes::Bytes;
-use serde::de::DeserializeSeed as _;
+use serde::de::{DeserializeSeed as _, IgnoredAny};
 use serde::Deserialize;
 
 use crate::error::{DecodeError, EncodeError};
+use crate::fields::Where;
 use crate::message::{MessageSeed, ReadMode, Spliced};
 use crate::raw::{cbor, cbor_layout, msgpack_layout, Layout, RawPayload};
 use crate::Message;
@@ -189,10 +190,12 @@ impl Serializer {
     pub fn decode_shared(self, frame: &Bytes) -> Result<Message, DecodeError> {
         match self {
             Serializer::Json => {
+                let at = Where::default();
                 let mut de = serde_json::Deserializer::from_slice(frame);
-                let msg = MessageSeed(ReadMode::JsonRaw(frame)).deserialize(&mut de)?;
-                de.end()?;
-                Ok(msg)
+                let read = MessageSeed(ReadMode::JsonRaw(frame), &at)
+                    .deserialize(&mut de)
+                    .and_then(|msg| de.end().map(|()| msg));
+                read.map_err(|e| self.error(&at, e))
             }
             Serializer::MsgPack => match msgpack_layout(frame) {
                 // A fixarray header for the header elements (at most 5).
@@ -205,6 +208,11 @@ impl Serializer {
                 None => self.decode(frame),
             },
         }
+    }
+
+    /// A decode error at `at`, from the decoder's own error `e`.
+    fn error(self, at: &Where, e: impl std::fmt::Display) -> DecodeError {
+        DecodeError::new(self, &at.describe(), &e.to_string())
     }
 
     /// Decodes the header of a binary message alone (a copy of its bytes under an array
@@ -236,19 +244,43 @@ impl Serializer {
     }
 
     /// Decodes one message from a frame's bytes. Never panics, whatever the input.
+    ///
+    /// The frame must hold exactly one message: bytes after it are an error.
     pub fn decode(self, bytes: &[u8]) -> Result<Message, DecodeError> {
+        let at = Where::default();
         match self {
-            Serializer::Json => Ok(serde_json::from_slice(bytes)?),
+            Serializer::Json => {
+                let mut de = serde_json::Deserializer::from_slice(bytes);
+                let read = MessageSeed(ReadMode::Values, &at)
+                    .deserialize(&mut de)
+                    .and_then(|msg| de.end().map(|()| msg));
+                read.map_err(|e| self.error(&at, e))
+            }
             Serializer::MsgPack => {
                 let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
                 de.set_max_depth(MAX_DEPTH);
-                Ok(Message::deserialize(&mut de)?)
+                let msg = MessageSeed(ReadMode::Values, &at)
+                    .deserialize(&mut de)
+                    .map_err(|e| self.error(&at, e))?;
+                // rmp-serde keeps the rest of the slice to itself: reading one more marker
+                // fails at once (a length check) unless bytes follow the message.
+                match IgnoredAny::deserialize(&mut de) {
+                    Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+                        if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    {
+                        Ok(msg)
+                    }
+                    _ => Err(DecodeError::new(
+                        self,
+                        &at.describe(),
+                        crate::wording::TRAILING,
+                    )),
+                }
             }
             Serializer::Cbor => {
                 // The WAMP rules (definite lengths, no tags, string keys, depth, UTF-8, ...)
                 // first, with the same check the router's pass-through applies to payloads.
-                cbor::check(bytes)
-                    .map_err(|why| DecodeError::Cbor(serde::de::Error::custom(why)))?;
+                cbor::check(bytes).map_err(|why| DecodeError::new(self, "", why))?;
                 cbor_read(bytes)
             }
         }
@@ -257,8 +289,11 @@ impl Serializer {
 
 /// Maps a CBOR message that passed [`cbor::check`] onto a [`Message`].
 fn cbor_read(bytes: &[u8]) -> Result<Message, DecodeError> {
+    let at = Where::default();
     let mut de = minicbor_serde::Deserializer::new(bytes);
-    Ok(Message::deserialize(&mut de)?)
+    MessageSeed(ReadMode::Values, &at)
+        .deserialize(&mut de)
+        .map_err(|e| Serializer::Cbor.error(&at, e))
 }
 
 /// Encodes `v` as CBOR at the end of `buf` (`null` for unit: [`Value::Null`](crate::Value)).

@@ -2,25 +2,47 @@
 
 use thiserror::Error;
 
+use crate::Serializer;
+
 /// Why bytes could not be decoded into a [`crate::Message`].
 ///
-/// Every variant is a protocol violation when it comes from a peer: the router answers
-/// ABORT `wamp.error.protocol_violation` with this error's text in `Details.message`.
+/// A protocol violation when it comes from a peer: the router answers ABORT
+/// `wamp.error.protocol_violation` with this error's text in `Details.message`. The text
+/// names the serializer, the message and field where decoding stopped and what WAMP expects
+/// there: `invalid wamp.2.msgpack message: CALL.Options: expected a dict, got a
+/// MessagePack ext type`.
 #[derive(Debug, Error)]
-pub enum DecodeError {
-    /// Not valid JSON, or a JSON value that is not a valid WAMP message.
-    #[error("invalid wamp.2.json message: {0}")]
-    Json(#[from] serde_json::Error),
-    /// Not valid MessagePack, or not a valid WAMP message.
-    #[error("invalid wamp.2.msgpack message: {0}")]
-    MsgPack(#[from] rmp_serde::decode::Error),
-    /// Not valid CBOR, CBOR that WAMP does not use (tags, indefinite lengths, ...), or not a
-    /// valid WAMP message.
-    #[error("invalid wamp.2.cbor message: {0}")]
-    Cbor(#[from] minicbor_serde::error::DecodeError),
-    /// A JSON message arrived in a binary frame or vice versa.
-    #[error("{0} messages must arrive in {1} frames")]
-    WrongFrameType(&'static str, &'static str),
+#[error("invalid {} message: {reason}", .serializer.subprotocol())]
+pub struct DecodeError {
+    serializer: Serializer,
+    reason: String,
+}
+
+impl DecodeError {
+    /// An error in `serializer`'s input at `place` (`CALL.Options`, or empty), the decoder's
+    /// own text `raw` reworded in WAMP's terms.
+    pub(crate) fn new(serializer: Serializer, place: &str, raw: &str) -> DecodeError {
+        let why = crate::wording::reword(serializer, raw);
+        let reason = if place.is_empty() {
+            why
+        } else {
+            format!("{place}: {why}")
+        };
+        DecodeError {
+            serializer,
+            reason: crate::wording::shorten(reason),
+        }
+    }
+
+    /// The serializer whose input this was.
+    pub fn serializer(&self) -> Serializer {
+        self.serializer
+    }
+
+    /// What was wrong, without the serializer's name (`CALL.Options: expected a dict, ...`).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
 }
 
 /// Why a message could not be encoded.

@@ -12,12 +12,14 @@
 
 pub mod codec;
 pub mod error;
+mod fields;
 pub mod id;
 pub mod message;
 pub mod options;
 pub mod raw;
 pub mod uri;
 pub mod value;
+mod wording;
 
 pub use codec::{Encoded, Serializer};
 pub use error::{uris, DecodeError, EncodeError};

@@ -9,10 +9,16 @@ use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::fields::{Field, Where};
 use crate::raw::RawPayload;
 use crate::{Dict, Id, Uri, Value};
 
 type StdResult<T, E> = std::result::Result<T, E>;
+
+/// The error text for `Arguments` that is not a list.
+pub(crate) const NOT_A_LIST: &str = "expected a list";
+/// The error text for `ArgumentsKw` that is not a dict.
+pub(crate) const NOT_A_DICT: &str = "expected a dict";
 
 /// Message type codes.
 pub mod code {
@@ -134,9 +140,11 @@ impl Payload {
     fn read<'de, A: SeqAccess<'de>>(
         seq: &mut A,
         mode: ReadMode<'_>,
+        w: &Where,
     ) -> StdResult<Payload, A::Error> {
+        w.set_field("Arguments");
         if let ReadMode::JsonRaw(frame) = mode {
-            return Payload::read_json_raw(seq, frame);
+            return Payload::read_json_raw(seq, frame, w);
         }
         // Read a self-describing Value rather than a `Vec<Value>`: rmp-serde hands msgpack
         // `bin` to a sequence visitor as a list of byte-sized integers, which would turn a binary
@@ -144,10 +152,10 @@ impl Payload {
         let args = match seq.next_element::<Value>()? {
             None => None,
             Some(Value::List(l)) => Some(l),
-            Some(_) => return Err(de::Error::custom("Arguments must be a list")),
+            Some(other) => return Err(not_a(NOT_A_LIST, &other)),
         };
         let kwargs = match args {
-            Some(_) => seq.next_element()?,
+            Some(_) => optional(seq, w, "ArgumentsKw")?,
             None => None,
         };
         Ok(Payload::new(args, kwargs))
@@ -158,19 +166,22 @@ impl Payload {
     fn read_json_raw<'de, A: SeqAccess<'de>>(
         seq: &mut A,
         frame: &bytes::Bytes,
+        w: &Where,
     ) -> StdResult<Payload, A::Error> {
         let Some(args) = seq.next_element::<&'de serde_json::value::RawValue>()? else {
             return Ok(Payload::default());
         };
         if !args.get().starts_with('[') {
-            return Err(de::Error::custom("Arguments must be a list"));
+            return Err(not_a_json(NOT_A_LIST, args));
         }
+        crate::raw::check_json_values(args.get().as_bytes()).map_err(de::Error::custom)?;
+        w.set_field("ArgumentsKw");
         let kwargs = seq.next_element::<&'de serde_json::value::RawValue>()?;
-        if kwargs.is_some_and(|k| !k.get().starts_with('{')) {
-            return Err(de::Error::custom("ArgumentsKw must be a dict"));
+        if let Some(k) = kwargs.filter(|k| !k.get().starts_with('{')) {
+            return Err(not_a_json(NOT_A_DICT, k));
         }
-        for raw in std::iter::once(args).chain(kwargs) {
-            crate::raw::check_json_values(raw.get().as_bytes()).map_err(de::Error::custom)?;
+        if let Some(k) = kwargs {
+            crate::raw::check_json_values(k.get().as_bytes()).map_err(de::Error::custom)?;
         }
         let slice = |raw: &serde_json::value::RawValue| {
             let offset = (raw.get().as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
@@ -186,6 +197,22 @@ impl Payload {
             raw: Some(RawPayload::new(crate::Serializer::Json, args, kwargs)),
             ..Payload::default()
         })
+    }
+}
+
+/// `expected a list, got the integer 5`.
+fn not_a<E: de::Error>(expected: &str, got: &Value) -> E {
+    E::custom(format_args!(
+        "{expected}, got {}",
+        crate::wording::describe(got)
+    ))
+}
+
+/// [`not_a`] for a JSON element still in its text form.
+fn not_a_json<E: de::Error>(expected: &str, got: &serde_json::value::RawValue) -> E {
+    match serde_json::from_str::<Value>(got.get()) {
+        Ok(v) => not_a(expected, &v),
+        Err(_) => E::custom(expected),
     }
 }
 
@@ -543,43 +570,73 @@ impl<'de> Deserialize<'de> for Message {
         // sequence visitor as a list of integers, so a bin frame could pass for a message.
         d.deserialize_any(MessageVisitor {
             mode: ReadMode::Values,
+            at: &Where::default(),
         })
     }
 }
 
-/// Deserializes a message in a given payload [`ReadMode`].
-pub(crate) struct MessageSeed<'f>(pub(crate) ReadMode<'f>);
+/// Deserializes a message in a given payload [`ReadMode`], recording where it is in a
+/// [`Where`] for the error text.
+pub(crate) struct MessageSeed<'f>(pub(crate) ReadMode<'f>, pub(crate) &'f Where);
 
 impl<'de> de::DeserializeSeed<'de> for MessageSeed<'_> {
     type Value = Message;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> StdResult<Message, D::Error> {
-        d.deserialize_any(MessageVisitor { mode: self.0 })
+        d.deserialize_any(MessageVisitor {
+            mode: self.0,
+            at: self.1,
+        })
     }
 }
 
 struct MessageVisitor<'f> {
     mode: ReadMode<'f>,
+    /// Where the reader is, for the error text.
+    at: &'f Where,
 }
 
-/// Reads the next required element, naming it in the error.
-fn req<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
+/// Reads the next required element, recording it in `w` for the error text.
+fn req<'de, A: SeqAccess<'de>, T>(
     seq: &mut A,
+    w: &Where,
     what: &'static str,
-) -> StdResult<T, A::Error> {
-    seq.next_element()?
-        .ok_or_else(|| de::Error::custom(format_args!("missing element {what}")))
+) -> StdResult<T, A::Error>
+where
+    Field<T>: Deserialize<'de>,
+{
+    w.set_field(what);
+    match seq.next_element::<Field<T>>()? {
+        Some(Field(v)) => Ok(v),
+        None => Err(de::Error::custom(
+            "missing (the message has too few elements)",
+        )),
+    }
+}
+
+/// Reads an optional trailing element.
+fn optional<'de, A: SeqAccess<'de>, T>(
+    seq: &mut A,
+    w: &Where,
+    what: &'static str,
+) -> StdResult<Option<T>, A::Error>
+where
+    Field<T>: Deserialize<'de>,
+{
+    w.set_field(what);
+    Ok(seq.next_element::<Field<T>>()?.map(|Field(v)| v))
 }
 
 /// Reads a revocation-capable request field: an id, or 0 (then a Details dict must follow).
 fn request_or_revocation<'de, A: SeqAccess<'de>>(
     seq: &mut A,
+    w: &Where,
 ) -> StdResult<(u64, Option<Dict>), A::Error> {
-    let request: u64 = req(seq, "Request")?;
+    let request: u64 = req(seq, w, "Request")?;
     if request > crate::MAX_ID {
-        return Err(de::Error::custom("request id out of range"));
+        return Err(de::Error::custom("request id out of range (at most 2^53)"));
     }
-    let details: Option<Dict> = seq.next_element()?;
+    let details: Option<Dict> = optional(seq, w, "Details")?;
     if (request == 0) != details.is_some() {
         return Err(de::Error::custom(
             "a Details dict is allowed only with request 0 (revocation)",
@@ -596,144 +653,149 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut q: A) -> StdResult<Message, A::Error> {
-        let code: u64 = req(&mut q, "message type")?;
+        let w = self.at;
+        let code: u64 = req(&mut q, w, "message type")?;
+        w.set_field("");
+        if let Some(name) = code_name(code) {
+            w.set_message(name);
+        }
         let q = &mut q;
         let mode = self.mode;
         let msg: Message = match code {
             code::HELLO => Hello {
-                realm: req(q, "Realm")?,
-                details: req(q, "Details")?,
+                realm: req(q, w, "Realm")?,
+                details: req(q, w, "Details")?,
             }
             .into(),
             code::WELCOME => Welcome {
-                session: req(q, "Session")?,
-                details: req(q, "Details")?,
+                session: req(q, w, "Session")?,
+                details: req(q, w, "Details")?,
             }
             .into(),
             code::ABORT => Abort {
-                details: req(q, "Details")?,
-                reason: req(q, "Reason")?,
-                payload: Payload::read(q, mode)?,
+                details: req(q, w, "Details")?,
+                reason: req(q, w, "Reason")?,
+                payload: Payload::read(q, mode, w)?,
             }
             .into(),
             code::CHALLENGE => Challenge {
-                auth_method: req(q, "AuthMethod")?,
-                extra: req(q, "Extra")?,
+                auth_method: req(q, w, "AuthMethod")?,
+                extra: req(q, w, "Extra")?,
             }
             .into(),
             code::AUTHENTICATE => Authenticate {
-                signature: req(q, "Signature")?,
-                extra: req(q, "Extra")?,
+                signature: req(q, w, "Signature")?,
+                extra: req(q, w, "Extra")?,
             }
             .into(),
             code::GOODBYE => Goodbye {
-                details: req(q, "Details")?,
-                reason: req(q, "Reason")?,
+                details: req(q, w, "Details")?,
+                reason: req(q, w, "Reason")?,
             }
             .into(),
             code::ERROR => Error {
-                request_type: req(q, "REQUEST.Type")?,
-                request: req(q, "REQUEST.Request")?,
-                details: req(q, "Details")?,
-                error: req(q, "Error")?,
-                payload: Payload::read(q, mode)?,
+                request_type: req(q, w, "REQUEST.Type")?,
+                request: req(q, w, "REQUEST.Request")?,
+                details: req(q, w, "Details")?,
+                error: req(q, w, "Error")?,
+                payload: Payload::read(q, mode, w)?,
             }
             .into(),
             code::PUBLISH => Publish {
-                request: req(q, "Request")?,
-                options: req(q, "Options")?,
-                topic: req(q, "Topic")?,
-                payload: Payload::read(q, mode)?,
+                request: req(q, w, "Request")?,
+                options: req(q, w, "Options")?,
+                topic: req(q, w, "Topic")?,
+                payload: Payload::read(q, mode, w)?,
             }
             .into(),
             code::PUBLISHED => Published {
-                request: req(q, "Request")?,
-                publication: req(q, "Publication")?,
+                request: req(q, w, "Request")?,
+                publication: req(q, w, "Publication")?,
             }
             .into(),
             code::SUBSCRIBE => Subscribe {
-                request: req(q, "Request")?,
-                options: req(q, "Options")?,
-                topic: req(q, "Topic")?,
+                request: req(q, w, "Request")?,
+                options: req(q, w, "Options")?,
+                topic: req(q, w, "Topic")?,
             }
             .into(),
             code::SUBSCRIBED => Subscribed {
-                request: req(q, "Request")?,
-                subscription: req(q, "Subscription")?,
+                request: req(q, w, "Request")?,
+                subscription: req(q, w, "Subscription")?,
             }
             .into(),
             code::UNSUBSCRIBE => Unsubscribe {
-                request: req(q, "Request")?,
-                subscription: req(q, "Subscription")?,
-                options: q.next_element()?,
+                request: req(q, w, "Request")?,
+                subscription: req(q, w, "Subscription")?,
+                options: optional(q, w, "Options")?,
             }
             .into(),
             code::UNSUBSCRIBED => {
-                let (request, details) = request_or_revocation(q)?;
+                let (request, details) = request_or_revocation(q, w)?;
                 Unsubscribed { request, details }.into()
             }
             code::EVENT => Event {
-                subscription: req(q, "Subscription")?,
-                publication: req(q, "Publication")?,
-                details: req(q, "Details")?,
-                payload: Payload::read(q, mode)?,
+                subscription: req(q, w, "Subscription")?,
+                publication: req(q, w, "Publication")?,
+                details: req(q, w, "Details")?,
+                payload: Payload::read(q, mode, w)?,
             }
             .into(),
             code::CALL => Call {
-                request: req(q, "Request")?,
-                options: req(q, "Options")?,
-                procedure: req(q, "Procedure")?,
-                payload: Payload::read(q, mode)?,
+                request: req(q, w, "Request")?,
+                options: req(q, w, "Options")?,
+                procedure: req(q, w, "Procedure")?,
+                payload: Payload::read(q, mode, w)?,
             }
             .into(),
             code::CANCEL => Cancel {
-                request: req(q, "Request")?,
-                options: req(q, "Options")?,
+                request: req(q, w, "Request")?,
+                options: req(q, w, "Options")?,
             }
             .into(),
             code::RESULT => Result {
-                request: req(q, "Request")?,
-                details: req(q, "Details")?,
-                payload: Payload::read(q, mode)?,
+                request: req(q, w, "Request")?,
+                details: req(q, w, "Details")?,
+                payload: Payload::read(q, mode, w)?,
             }
             .into(),
             code::REGISTER => Register {
-                request: req(q, "Request")?,
-                options: req(q, "Options")?,
-                procedure: req(q, "Procedure")?,
+                request: req(q, w, "Request")?,
+                options: req(q, w, "Options")?,
+                procedure: req(q, w, "Procedure")?,
             }
             .into(),
             code::REGISTERED => Registered {
-                request: req(q, "Request")?,
-                registration: req(q, "Registration")?,
+                request: req(q, w, "Request")?,
+                registration: req(q, w, "Registration")?,
             }
             .into(),
             code::UNREGISTER => Unregister {
-                request: req(q, "Request")?,
-                registration: req(q, "Registration")?,
-                options: q.next_element()?,
+                request: req(q, w, "Request")?,
+                registration: req(q, w, "Registration")?,
+                options: optional(q, w, "Options")?,
             }
             .into(),
             code::UNREGISTERED => {
-                let (request, details) = request_or_revocation(q)?;
+                let (request, details) = request_or_revocation(q, w)?;
                 Unregistered { request, details }.into()
             }
             code::INVOCATION => Invocation {
-                request: req(q, "Request")?,
-                registration: req(q, "Registration")?,
-                details: req(q, "Details")?,
-                payload: Payload::read(q, mode)?,
+                request: req(q, w, "Request")?,
+                registration: req(q, w, "Registration")?,
+                details: req(q, w, "Details")?,
+                payload: Payload::read(q, mode, w)?,
             }
             .into(),
             code::INTERRUPT => Interrupt {
-                request: req(q, "Request")?,
-                options: req(q, "Options")?,
+                request: req(q, w, "Request")?,
+                options: req(q, w, "Options")?,
             }
             .into(),
             code::YIELD => Yield {
-                request: req(q, "Request")?,
-                options: req(q, "Options")?,
-                payload: Payload::read(q, mode)?,
+                request: req(q, w, "Request")?,
+                options: req(q, w, "Options")?,
+                payload: Payload::read(q, mode, w)?,
             }
             .into(),
             other => {
@@ -742,11 +804,9 @@ impl<'de> Visitor<'de> for MessageVisitor<'_> {
                 )))
             }
         };
+        w.set_field("");
         if q.next_element::<IgnoredAny>()?.is_some() {
-            return Err(de::Error::custom(format_args!(
-                "too many elements in {}",
-                msg.name()
-            )));
+            return Err(de::Error::custom("too many elements"));
         }
         Ok(msg)
     }

@@ -56,13 +56,13 @@ impl RawPayload {
     pub fn decode(&self) -> Result<(Vec<Value>, Option<Dict>), DecodeError> {
         let args = match decode_value(self.serializer, &self.args)? {
             Value::List(l) => l,
-            _ => return Err(shape_error(self.serializer, "Arguments must be a list")),
+            _ => return Err(shape_error(self.serializer, crate::message::NOT_A_LIST)),
         };
         let kwargs = match &self.kwargs {
             None => None,
             Some(k) => match decode_value(self.serializer, k)? {
                 Value::Dict(d) => Some(d),
-                _ => return Err(shape_error(self.serializer, "ArgumentsKw must be a dict")),
+                _ => return Err(shape_error(self.serializer, crate::message::NOT_A_DICT)),
             },
         };
         Ok((args, kwargs))
@@ -86,22 +86,19 @@ impl RawPayload {
 }
 
 fn decode_value(ser: Serializer, bytes: &[u8]) -> Result<Value, DecodeError> {
-    Ok(match ser {
-        Serializer::Json => serde_json::from_slice(bytes)?,
+    let value = match ser {
+        Serializer::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
         Serializer::MsgPack => {
             let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-            Value::deserialize(&mut de)?
+            Value::deserialize(&mut de).map_err(|e| e.to_string())
         }
-        Serializer::Cbor => minicbor_serde::from_slice(bytes)?,
-    })
+        Serializer::Cbor => minicbor_serde::from_slice(bytes).map_err(|e| e.to_string()),
+    };
+    value.map_err(|e| DecodeError::new(ser, "payload", &e))
 }
 
 fn shape_error(ser: Serializer, why: &str) -> DecodeError {
-    match ser {
-        Serializer::Json => DecodeError::Json(serde::de::Error::custom(why)),
-        Serializer::MsgPack => DecodeError::MsgPack(serde::de::Error::custom(why)),
-        Serializer::Cbor => DecodeError::Cbor(serde::de::Error::custom(why)),
-    }
+    DecodeError::new(ser, "payload", why)
 }
 
 /// What decoding JSON into values refuses but merely finding a value's end accepts: numbers

@@ -297,9 +297,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
-fn visit_dict<'de, A: MapAccess<'de>>(mut map: A) -> Result<Dict, A::Error> {
+pub(crate) fn visit_dict<'de, A: MapAccess<'de>>(mut map: A) -> Result<Dict, A::Error> {
     let mut out = Dict::new();
-    while let Some((k, v)) = map.next_entry::<String, Value>()? {
+    while let Some((crate::fields::Key(k), v)) = map.next_entry::<_, Value>()? {
         out.insert(k, v);
     }
     Ok(out)

@@ -49,10 +49,12 @@ mod server;
 mod session;
 mod shared;
 mod shed;
+mod stats;
 mod transport;
 
 pub use check::check_config_file;
 pub use config::{Config, ConfigError};
+pub use stats::TableSizes;
 
 /// The argon2id PHC hash of `ticket`, for a user's `ticket = "..."` in the configuration
 /// (`None` only for a ticket too long to hash).
@@ -61,6 +63,13 @@ pub fn hash_ticket(ticket: &str) -> Option<String> {
 }
 pub use reload::ReloadReport;
 pub use server::Server;
+
+/// Internals exposed for `router/fuzz` and its seed-replay test only: not an API, no
+/// stability promise.
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::transport::fuzzing::{rawsocket_frames, rawsocket_handshake, websocket_frames};
+}
 
 /// Internals exposed for `router/benches` only: not an API, no stability promise.
 #[doc(hidden)]

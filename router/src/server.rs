@@ -261,6 +261,13 @@ impl Server {
         self.shared.realms().iter().map(|r| r.sessions.len()).sum()
     }
 
+    /// How many entries the router's tables hold now (sessions, subscriptions,
+    /// registrations, calls in flight, timers, connections): all back to zero once every
+    /// client has left.
+    pub fn table_sizes(&self) -> crate::TableSizes {
+        crate::stats::table_sizes(&self.shared)
+    }
+
     /// Stops accepting, sends every session GOODBYE `wamp.close.system_shutdown`, waits for
     /// the replies (bounded by `goodbye_timeout_ms`) and for every connection to close.
     pub async fn shutdown(self) {

@@ -14,13 +14,14 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wamp_proto::message::{Call, Hello, Register, Subscribe, Welcome};
+use wamp_proto::message::{Call, Hello, Invocation, Register, Subscribe, Welcome, Yield};
 use wamp_proto::options::dict;
 use wamp_proto::{Dict, Encoded, Id, Message, Payload, Serializer, Uri, Value};
 use wamp_router::{Config, Server};
 
 pub mod auth;
 pub mod client;
+pub mod fuzz;
 pub mod http;
 pub mod interop;
 pub mod interop_auth;
@@ -53,6 +54,23 @@ pub const TEST_CONFIG: &str = r#"
 [[transport]]
 bind = "127.0.0.1:0"
 path = "/ws"
+serializers = ["json", "msgpack", "cbor"]
+
+[[realm]]
+name = "realm1"
+"#;
+
+/// A WebSocket transport (`urls()[0]`) and a RawSocket one (`urls()[1]`), both with every
+/// serializer, realm `realm1`.
+pub const BOTH_TRANSPORTS_CONFIG: &str = r#"
+[[transport]]
+bind = "127.0.0.1:0"
+path = "/ws"
+serializers = ["json", "msgpack", "cbor"]
+
+[[transport]]
+type = "rawsocket"
+bind = "127.0.0.1:0"
 serializers = ["json", "msgpack", "cbor"]
 
 [[realm]]
@@ -240,6 +258,22 @@ impl RawPeer {
         request
     }
 
+    /// Expects the next message to be an INVOCATION and answers it with a YIELD of
+    /// `payload`; returns the invocation.
+    pub async fn answer_invocation(&mut self, payload: Payload) -> Invocation {
+        let inv = match self.recv().await {
+            Message::Invocation(inv) => inv,
+            other => panic!("expected INVOCATION, got {other:?}"),
+        };
+        let answer = Yield {
+            request: inv.request,
+            options: Dict::new(),
+            payload,
+        };
+        self.send(&answer.into()).await;
+        inv
+    }
+
     /// Sends a message with the negotiated serializer.
     pub async fn send(&mut self, msg: &Message) {
         let frame = match self.serializer.encode(msg).expect("encodes") {
@@ -252,6 +286,14 @@ impl RawPeer {
     /// Sends a raw frame (for malformed input).
     pub async fn send_frame(&mut self, frame: WsMessage) {
         self.ws.send(frame).await.expect("send");
+    }
+
+    /// Sends a raw frame; false if the connection is gone (the router may close at any time).
+    pub async fn try_send_frame(&mut self, frame: WsMessage) -> bool {
+        tokio::time::timeout(WAIT, self.ws.send(frame))
+            .await
+            .expect("send in time")
+            .is_ok()
     }
 
     /// Receives the next WAMP message (bounded by [`WAIT`]); panics on close or timeout.

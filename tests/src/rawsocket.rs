@@ -238,6 +238,18 @@ impl RsPeer {
         self.write(&frame(kind, payload)).await;
     }
 
+    /// Sends one frame; false if the connection is gone (the router may close at any time).
+    pub async fn try_send_frame(&mut self, kind: u8, payload: &[u8]) -> bool {
+        let bytes = frame(kind, payload);
+        let sent = timeout(WAIT, async {
+            self.io.write_all(&bytes).await?;
+            self.io.flush().await
+        })
+        .await
+        .expect("write in time");
+        sent.is_ok()
+    }
+
     /// Sends a message with the handshake's serializer.
     pub async fn send(&mut self, msg: &Message) {
         let bytes = encode(self.serializer, msg);

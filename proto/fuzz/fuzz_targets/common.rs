@@ -23,7 +23,7 @@ fn same(a: &Message, b: &Message) -> bool {
 /// again to the same message, and re-encoding is byte-stable. The router's decode
 /// (`decode_shared`, payload left encoded) accepts exactly the same inputs, materializes to
 /// the same message, and re-encodes in every serializer to what the full decode gives.
-pub fn check(ser: Serializer, data: &[u8]) {
+pub(crate) fn check(ser: Serializer, data: &[u8]) {
     let shared = ser.decode_shared(&bytes::Bytes::copy_from_slice(data));
     let Ok(m1) = ser.decode(data) else {
         assert!(

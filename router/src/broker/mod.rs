@@ -246,6 +246,11 @@ impl Broker {
     }
 
     /// Every subscription (meta API).
+    /// (subscriptions, exact-match topics): for [`crate::TableSizes`].
+    pub(crate) fn table_sizes(&self) -> (usize, usize) {
+        (self.by_id.len(), self.exact.len())
+    }
+
     pub(crate) fn subscriptions(&self) -> Vec<Arc<Subscription>> {
         self.by_id.iter().map(|e| e.value().clone()).collect()
     }

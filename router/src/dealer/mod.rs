@@ -376,6 +376,12 @@ impl Dealer {
         Ok(deleted)
     }
 
+    /// (registrations, exact and pattern procedures): for [`crate::TableSizes`].
+    pub(crate) fn table_sizes(&self) -> (usize, usize) {
+        let patterns = self.patterns.lock().map_or(0, |p| p.len());
+        (self.by_id.len(), self.exact.len() + patterns)
+    }
+
     /// Every registration (meta API).
     pub(crate) fn registrations(&self) -> Vec<Arc<Registration>> {
         self.by_id.iter().map(|e| e.value().clone()).collect()

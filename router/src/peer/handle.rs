@@ -37,6 +37,8 @@ pub(crate) struct SessionShared {
     max_frame: usize,
     /// How it authenticated and where it connects from (meta API).
     pub(crate) info: SessionInfo,
+    /// Counted in [`crate::TableSizes::session_states`] while it lives.
+    _alive: crate::stats::Alive,
 }
 
 /// What the meta API tells about a session besides its id, authid and authrole.
@@ -113,6 +115,7 @@ impl SessionHandle {
             features,
             max_frame,
             info,
+            _alive: crate::stats::Alive::new(),
         }))
     }
 

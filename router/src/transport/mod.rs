@@ -7,9 +7,11 @@
 //! - [`http`]: plain-HTTP routes on the WebSocket port (hyper), [`longpoll`] among them.
 //! - [`rawsocket`]: the WAMP RawSocket handshake and length-prefixed framing.
 //! - [`tls`]: rustls on top of any stream, under either framing.
+//! - [`fuzzing`]: the properties the cargo-fuzz targets check (`router/fuzz`).
 
 pub(crate) mod connection;
 pub(crate) mod framing;
+pub(crate) mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod longpoll;
 pub(crate) mod rawsocket;

@@ -5,6 +5,8 @@
 //! Unix sockets and TLS); bytes a client sends after its head, before our answer, are
 //! handed to the connection as early input.
 
+#[cfg(test)]
+mod differential;
 pub(crate) mod frames;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
