@@ -7,6 +7,13 @@
 //! CANCEL, progressive chunks and cleanup. The two locks are never held at the same time.
 
 use std::collections::{HashMap, VecDeque};
+
+use rustc_hash::FxBuildHasher;
+
+/// Invocation ids (the router's own, sequential per callee) as keys: a fast multiplicative
+/// hash. A caller's request ids are the client's choice, so that map keeps SipHash: a client
+/// could pick ids that collide under a hash it can invert.
+type InvocationMap<V> = HashMap<u64, V, FxBuildHasher>;
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
@@ -47,7 +54,7 @@ impl Drop for PendingInvocation {
 #[derive(Debug, Default)]
 pub(crate) struct Invocations {
     /// Invocation id -> the caller waiting for it.
-    pub(crate) pending: HashMap<u64, PendingInvocation>,
+    pub(crate) pending: InvocationMap<PendingInvocation>,
     /// Set when the session leaves: no new invocation may be added after that.
     pub(crate) closed: bool,
 }
