@@ -44,6 +44,7 @@ struct Snapshot {
     slow_closes: Vec<(&'static str, u64)>,
     auth_failures: u64,
     refusals: Vec<(&'static str, u64)>,
+    limits: Vec<(&'static str, u64)>,
     /// Bucket counts (upper bound in seconds), count and sum (seconds).
     latency: (Vec<(f64, u64)>, u64, f64),
 }
@@ -79,7 +80,16 @@ impl Snapshot {
             .collect();
         let count = buckets.iter().map(|b| b.1).sum();
         let latency_sum = sum(&m.shards, |s| &s.latency_sum_us) as f64 / 1e6;
-        let refusals = m.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let pairs = |map: &std::sync::Mutex<std::collections::HashMap<&'static str, u64>>| {
+            let mut v: Vec<_> = map
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(k, n)| (*k, *n))
+                .collect();
+            v.sort_unstable();
+            v
+        };
         Snapshot {
             sessions,
             queued_bytes: shared.outbound.total_bytes() as i64,
@@ -101,7 +111,8 @@ impl Snapshot {
                 })
                 .collect(),
             auth_failures: m.auth_failures.load(Ordering::Relaxed),
-            refusals: refusals.iter().map(|(u, n)| (*u, *n)).collect(),
+            refusals: pairs(&m.refusals),
+            limits: pairs(&m.limits),
             latency: (buckets, count, latency_sum),
         }
     }
@@ -202,6 +213,12 @@ impl Collector for Snapshot {
         )?;
         let refused = ("refusals", "Requests answered with ERROR or ABORT, by URI (wamp.error.limit_exceeded: a limit was hit).", "uri");
         counters(&mut e, refused, &self.refusals)?;
+        let limits = (
+            "limits_hit",
+            "Limits hit (the request or connection was refused), by configuration key.",
+            "limit",
+        );
+        counters(&mut e, limits, &self.limits)?;
         let (buckets, count, sum) = &self.latency;
         let help = "Call latency, CALL to final answer (one call in 16 by request id).";
         e.encode_descriptor("call_latency_seconds", help, None, MetricType::Histogram)?

@@ -502,6 +502,7 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let t: &WebSocketTransport = t;
     if slot.over {
+        shared.metrics.limit_hit("max_connections");
         warn!(%peer, limit = t.max_connections, "connection limit reached; refused");
         websocket::refuse_busy(&mut stream).await;
         return None;
@@ -569,6 +570,9 @@ async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         max_message: t.max_message_size,
         min_peer_max: t.min_client_max_message_size,
     };
+    if slot.over {
+        shared.metrics.limit_hit("max_connections");
+    }
     match bounded(&shared, rawsocket::accept(&mut stream, &limits, slot.over)).await {
         Some(Ok(a)) => {
             let info = TransportInfo {

@@ -83,6 +83,16 @@ async fn sessions_per_realm_and_router_wide() {
     wamp_tests::rawsocket::eventually("a session left", || router.server().session_count() == 3)
         .await;
     let (_again, _) = RawPeer::join(router.url(), "realm2", Serializer::Json).await;
+    assert_limits_hit(&router, &[("max_sessions", 1), ("router.max_sessions", 1)]);
+}
+
+/// The metrics count each limit hit under its configuration key.
+fn assert_limits_hit(router: &TestRouter, want: &[(&str, u64)]) {
+    let text = router.server().metrics();
+    for (limit, n) in want {
+        let line = format!("wamp_limits_hit_total{{limit=\"{limit}\"}} {n}");
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
 }
 
 #[tokio::test]
@@ -116,6 +126,11 @@ async fn subscriptions_and_registrations_per_session() {
     .await;
     let text = expect_error(p.recv().await, code::REGISTER);
     assert!(text.contains("max_registrations_per_session"), "{text}");
+    let hit = [
+        ("max_subscriptions_per_session", 1),
+        ("max_registrations_per_session", 1),
+    ];
+    assert_limits_hit(&router, &hit);
 }
 
 #[tokio::test]
@@ -135,6 +150,11 @@ async fn calls_in_flight_per_caller_and_per_callee() {
     call(&mut other, "com.slow").await;
     let text = expect_error(other.recv().await, code::CALL);
     assert!(text.contains("max_invocations_per_callee"), "{text}");
+    let hit = [
+        ("max_calls_per_caller", 1),
+        ("max_invocations_per_callee", 1),
+    ];
+    assert_limits_hit(&router, &hit);
     // Answering one frees a slot for the first caller.
     let Message::Invocation(inv) = callee.recv().await else {
         panic!("INVOCATION");

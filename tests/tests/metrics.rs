@@ -139,6 +139,11 @@ async fn metrics_count_sessions_messages_refusals_auth_failures_and_latency() {
         1.0,
     );
     expect(&text, "wamp_auth_failures_total", 1.0);
+    expect(
+        &text,
+        r#"wamp_limits_hit_total{limit="max_registrations_per_session"}"#,
+        1.0,
+    );
     expect(&text, "wamp_call_latency_seconds_count", 2.0);
     expect(&text, r#"wamp_call_latency_seconds_bucket{le="+Inf"}"#, 2.0);
     expect(

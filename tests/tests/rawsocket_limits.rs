@@ -200,4 +200,7 @@ async fn websocket_connections_over_the_limit_get_http_503() {
         other => panic!("expected HTTP 503, got {other:?}"),
     }
     held.subscribe("com.held", Dict::new()).await;
+    let metrics = router.server().metrics();
+    let line = r#"wamp_limits_hit_total{limit="max_connections"} 1"#;
+    assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
 }

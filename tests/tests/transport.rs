@@ -132,4 +132,7 @@ async fn oversized_message_closes_only_that_connection() {
         .send_frame(WsMessage::Text(r#"[32, 1, {}, "com.t"]"#.into()))
         .await;
     assert!(matches!(other.recv().await, Message::Subscribed(_)));
+    let metrics = router.server().metrics();
+    let line = r#"wamp_limits_hit_total{limit="max_message_size"} 1"#;
+    assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
 }

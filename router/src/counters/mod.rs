@@ -55,6 +55,8 @@ pub(crate) struct Metrics {
     pub(crate) auth_failures: AtomicU64,
     /// Requests refused with an ERROR or ABORT, by URI.
     pub(crate) refusals: Mutex<HashMap<&'static str, u64>>,
+    /// Limits hit, by configuration key (`max_calls_per_caller`, `max_connections`, ...).
+    pub(crate) limits: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl Default for Metrics {
@@ -64,6 +66,7 @@ impl Default for Metrics {
             slow_closes: Default::default(),
             auth_failures: AtomicU64::new(0),
             refusals: Mutex::default(),
+            limits: Mutex::default(),
         }
     }
 }
@@ -120,9 +123,18 @@ impl Metrics {
 
     /// A request was refused with `uri` (ERROR or ABORT).
     pub(crate) fn refused(&self, uri: &'static str) {
-        let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
-        *r.entry(uri).or_default() += 1;
+        count(&self.refusals, uri);
     }
+
+    /// The limit configured as `key` was hit (the request or connection was refused).
+    pub(crate) fn limit_hit(&self, key: &'static str) {
+        count(&self.limits, key);
+    }
+}
+
+fn count(map: &Mutex<HashMap<&'static str, u64>>, key: &'static str) {
+    let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+    *m.entry(key).or_default() += 1;
 }
 
 /// Whether the call with this caller request id is one whose latency is measured.

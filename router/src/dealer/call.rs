@@ -69,6 +69,7 @@ pub(crate) fn call(
         }
         if found.is_none() && calls.active.len() >= dealer.limits.per_caller {
             let max = dealer.limits.per_caller;
+            me.metrics().limit_hit("max_calls_per_caller");
             tracing::warn!(session = %me.id(), max, "calls in flight limit reached");
             return Err(Refusal::new(
                 LIMIT_EXCEEDED,
@@ -152,6 +153,7 @@ fn new_call(
         if inv.pending.len() >= dealer.limits.per_callee {
             drop(inv);
             let max = dealer.limits.per_callee;
+            me.metrics().limit_hit("max_invocations_per_callee");
             tracing::warn!(callee = %target.id(), max, "invocations in flight limit reached");
             let why = format!(
                 "the callee of `{}` has {max} calls unanswered (max_invocations_per_callee)",

@@ -122,6 +122,7 @@ fn starter(endpoint: Weak<Endpoint>, shared: Arc<RouterShared>, max_message: usi
             let endpoint = endpoint.upgrade()?;
             let slot = Slot::take(&endpoint);
             if slot.over {
+                shared.metrics.limit_hit("max_connections");
                 warn!(peer = %client.label, limit = endpoint.config.max_connections(), "connection limit reached; long-poll transport refused");
                 return None;
             }

@@ -208,6 +208,7 @@ impl SessionCore {
     /// The current state's timer ran out.
     pub(crate) fn on_deadline(&mut self) -> Flow {
         if matches!(self.state, State::AwaitHello | State::Authenticating) {
+            self.router.metrics.limit_hit("handshake_timeout_ms");
             warn!(peer = %self.transport.peer, transport = self.transport.kind, "no HELLO in time; closing connection");
         }
         Flow::Close(CloseReason::Normal)

@@ -329,6 +329,9 @@ where
             Poll::Ready(Some(ReadEnd::Close)) => return Poll::Ready(End::ClientClosed),
             Poll::Ready(Some(ReadEnd::Gone)) => return Poll::Ready(End::Gone),
             Poll::Ready(Some(ReadEnd::Frame(e))) => {
+                if matches!(e, crate::transport::framing::FramingError::TooLarge) {
+                    core.router.metrics.limit_hit("max_message_size");
+                }
                 warn!(peer = %core.transport.peer, transport = F::NAME, session = ?core.session_id(), cause = %e, "framing error; closing connection");
                 return Poll::Ready(End::Close {
                     reason: e.close_reason(),

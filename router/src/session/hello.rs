@@ -51,6 +51,11 @@ pub(super) fn hello(core: &SessionCore, hello: Hello) -> Result<Greeted, Refusal
         ));
     };
     let limit = |max: usize, what: &str| {
+        core.router.metrics.limit_hit(if what == "router" {
+            "router.max_sessions"
+        } else {
+            "max_sessions"
+        });
         warn!(%peer, realm = %realm.name, max, "{what} limit reached; HELLO refused");
         Refusal::new(
             crate::dealer::call::LIMIT_EXCEEDED,

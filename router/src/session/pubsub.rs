@@ -123,6 +123,7 @@ pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
     }
     let max = j.realm.limits.max_subscriptions_per_session;
     if j.subscriptions.len() >= max {
+        me.metrics().limit_hit("max_subscriptions_per_session");
         warn!(session = %me.id(), realm = %j.realm.name, authid = %me.shared().authid, max, "subscriptions limit reached");
         return Err(Refusal::new(
             LIMIT_EXCEEDED,

@@ -45,6 +45,7 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
     }
     let max = j.realm.limits.max_registrations_per_session;
     if j.registrations.len() >= max {
+        me.metrics().limit_hit("max_registrations_per_session");
         tracing::warn!(session = %me.id(), realm = %j.realm.name, authid = %me.shared().authid, max, "registrations limit reached");
         return Err(Refusal::new(
             crate::dealer::call::LIMIT_EXCEEDED,
