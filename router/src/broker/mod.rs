@@ -31,7 +31,7 @@ pub(crate) use store::{rfc3339, StoredEvent, TopicPolicies};
 
 use crate::config::TopicPolicyConfig;
 use crate::peer::encode_frame;
-use crate::peer::{lock, Queued, SessionHandle};
+use crate::peer::{lock, FastHash, Queued, SessionHandle};
 
 /// One subscription: a URI, how it matches, and its subscribers.
 #[derive(Debug)]
@@ -110,7 +110,7 @@ struct Patterns {
 /// The broker of one realm.
 #[derive(Debug)]
 pub(crate) struct Broker {
-    exact: DashMap<Uri, Arc<Subscription>>,
+    exact: DashMap<Uri, Arc<Subscription>, FastHash>,
     patterns: Patterns,
     by_id: DashMap<Id, Arc<Subscription>>,
     retained: DashMap<Uri, Arc<StoredEvent>>,
@@ -134,7 +134,7 @@ impl Broker {
     pub(crate) fn new(topics: &[TopicPolicyConfig], pause_publishers: bool) -> Broker {
         Broker {
             pause_publishers,
-            exact: DashMap::new(),
+            exact: DashMap::default(),
             patterns: Patterns::default(),
             by_id: DashMap::new(),
             retained: DashMap::new(),

@@ -22,7 +22,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use wamp_proto::{Dict, Id, MatchPolicy, Uri, Value};
 
-use crate::peer::{lock, SessionHandle};
+use crate::peer::{lock, FastHash, SessionHandle};
 use patterns::PatternIndex;
 
 /// How a registration picks the callee of each call (`REGISTER.Options.invoke`).
@@ -183,7 +183,7 @@ pub(crate) struct NoSuchRegistration;
 /// The dealer of one realm.
 #[derive(Debug, Default)]
 pub(crate) struct Dealer {
-    exact: DashMap<Uri, Arc<Registration>>,
+    exact: DashMap<Uri, Arc<Registration>, FastHash>,
     /// Writers' table of pattern registrations; the mutex serialises writers.
     patterns: Mutex<HashMap<(MatchPolicy, Uri), Arc<Registration>>>,
     /// Readers' index over `patterns`, changed in place under its write lock.

@@ -8,12 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rustc_hash::FxBuildHasher;
-
-/// Invocation ids (the router's own, sequential per callee) as keys: a fast multiplicative
-/// hash. A caller's request ids are the client's choice, so that map keeps SipHash: a client
-/// could pick ids that collide under a hash it can invert.
-type InvocationMap<V> = HashMap<u64, V, FxBuildHasher>;
+use super::FastHash;
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
@@ -54,7 +49,7 @@ impl Drop for PendingInvocation {
 #[derive(Debug, Default)]
 pub(crate) struct Invocations {
     /// Invocation id -> the caller waiting for it.
-    pub(crate) pending: InvocationMap<PendingInvocation>,
+    pub(crate) pending: HashMap<u64, PendingInvocation, FastHash>,
     /// Set when the session leaves: no new invocation may be added after that.
     pub(crate) closed: bool,
 }
@@ -76,7 +71,7 @@ const ENDED_STREAMS: usize = 128;
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
     /// CALL request id -> where it went.
-    pub(crate) active: HashMap<u64, OutgoingCall>,
+    pub(crate) active: HashMap<u64, OutgoingCall, FastHash>,
     /// Progressive invocations that ended (answered, canceled, refused) before the caller's
     /// final chunk: later chunks with these ids are discarded, not taken for new calls.
     ended_streams: VecDeque<u64>,
