@@ -94,9 +94,7 @@ impl Metrics {
 
     /// A message of type `code` and `len` bytes was queued for a peer.
     pub(crate) fn sent_frame(&self, code: u64, len: usize) {
-        let s = self.shard();
-        bump(&s.sent[code_slot(code)], 1);
-        bump(&s.bytes_sent, len as u64);
+        self.sent_many(code, 1, len);
     }
 
     /// A sampled call took `elapsed` from CALL to its final answer.

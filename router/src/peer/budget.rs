@@ -12,6 +12,10 @@ use tokio::sync::Notify;
 use crate::config::OutboundConfig;
 use crate::counters::Metrics;
 
+/// Looks per stall timeout at a stalled connection's progress: it is closed after writing
+/// nothing for between one timeout and one timeout plus a quarter.
+pub(crate) const STALL_LOOKS: u8 = 4;
+
 /// Bytes per unit of the router-wide total.
 const UNIT_SHIFT: u32 = 16;
 
@@ -22,7 +26,9 @@ pub(crate) struct OutboundBudget {
     pub(crate) soft_bytes: u32,
     pub(crate) max_messages: u32,
     pub(crate) max_bytes: u32,
-    pub(crate) stall_timeout: Duration,
+    /// How often a stalled connection's progress is looked at: the stall timeout over
+    /// [`STALL_LOOKS`] (computed once, not on every poll).
+    pub(crate) stall_look: Duration,
     /// `total_max_bytes` in units (0: no cap).
     total_max_units: u64,
     /// Units held by all queues together.
@@ -49,7 +55,8 @@ impl OutboundBudget {
             soft_bytes: u32_of(config.soft_bytes),
             max_messages: u32_of(config.max_messages),
             max_bytes: u32_of(config.max_bytes),
-            stall_timeout: Duration::from_millis(config.stall_timeout_ms.max(1)),
+            stall_look: Duration::from_millis(config.stall_timeout_ms.max(1))
+                / u32::from(STALL_LOOKS),
             total_max_units: config.total_max_bytes.div_ceil(1 << UNIT_SHIFT),
             total_units: AtomicU64::new(0),
             over_total: Notify::new(),

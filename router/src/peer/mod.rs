@@ -11,7 +11,7 @@ mod features;
 mod handle;
 mod outbox;
 
-pub(crate) use budget::{Backlog, OutboundBudget};
+pub(crate) use budget::{Backlog, OutboundBudget, STALL_LOOKS};
 
 /// The hasher of the tables the routing path looks into on every CALL (procedures, call and
 /// invocation ids): foldhash, randomly seeded per table (hashbrown's own default), instead

@@ -18,6 +18,7 @@ use wamp_proto::Serializer;
 
 use super::core::{Deadline, Flow, KeepAlive, SessionCore, TransportInfo};
 use super::CloseReason;
+use crate::peer::STALL_LOOKS;
 use crate::shared::RouterShared;
 use crate::transport::connection::{Connection, ReadEnd};
 use crate::transport::framing::Framing;
@@ -48,10 +49,6 @@ enum Armed {
     /// The socket is full and the backlog over its soft bound: it must keep draining.
     Stalled,
 }
-
-/// Looks per stall timeout at a stalled connection's progress: it is closed after writing
-/// nothing for between one timeout and one timeout plus a quarter.
-const STALL_LOOKS: u8 = 4;
 
 /// The driver's timer: the deadline the core asked for (or keep-alive, or the stall
 /// watch), and its sleep.
@@ -155,7 +152,7 @@ impl Timer {
     {
         let armed = self.wanted(core);
         let keepalive = core.transport.keepalive;
-        let stall_look = core.router.outbound.stall_timeout / u32::from(STALL_LOOKS);
+        let stall_look = core.router.outbound.stall_look;
         if armed != self.armed {
             let options = &core.router.options;
             self.armed = armed;
