@@ -126,59 +126,82 @@ impl Serializer {
     /// A payload still in this serializer's encoding (see [`Serializer::decode_shared`]) is
     /// copied in as it is; one in another serializer's encoding is transcoded.
     pub fn encode(self, msg: &Message) -> Result<Encoded, EncodeError> {
-        let raw = msg
-            .payload()
-            .and_then(|p| p.raw.as_ref())
-            .filter(|r| r.serializer() == self);
-        if let Some(raw) = raw {
-            return self.encode_spliced(msg, raw);
+        let raw = self.own_raw(msg);
+        if self == Serializer::Json && raw.is_none() {
+            return Ok(Encoded::Text(serde_json::to_string(msg)?));
         }
+        // Room for a typical message (growing from an empty Vec made small msgpack messages
+        // slower to encode than JSON), plus the payload copied in.
+        let mut buf = Vec::with_capacity(raw.map_or(128, |r| {
+            96 + r.args_bytes().len() + r.kwargs_bytes().map_or(0, <[u8]>::len)
+        }));
+        self.append(msg, raw, &mut buf)?;
         Ok(match self {
-            Serializer::Json => Encoded::Text(serde_json::to_string(msg)?),
-            Serializer::MsgPack => {
-                // Start with room for a typical message, as serde_json does: growing from an
-                // empty Vec made small msgpack messages slower to encode than JSON.
-                let mut buf = Vec::with_capacity(128);
-                rmp_serde::encode::write(&mut buf, msg)?;
-                Encoded::Binary(buf)
-            }
-            Serializer::Cbor => {
-                let mut buf = Vec::with_capacity(128);
-                cbor_write(&mut buf, msg)?;
-                Encoded::Binary(buf)
-            }
+            Serializer::Json => Encoded::Text(String::from_utf8(buf).map_err(|_| not_utf8())?),
+            Serializer::MsgPack | Serializer::Cbor => Encoded::Binary(buf),
         })
     }
 
-    /// Serializes everything but the payload, then appends the payload's encoded bytes.
-    fn encode_spliced(self, msg: &Message, raw: &RawPayload) -> Result<Encoded, EncodeError> {
-        let extra = raw.args_bytes().len() + raw.kwargs_bytes().map_or(0, <[u8]>::len) + 2;
-        Ok(match self {
+    /// Encodes one message at the end of `buf` (what [`Serializer::encode`] returns, with no
+    /// buffer of its own); on an error `buf` is as it was.
+    pub fn encode_into(self, msg: &Message, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let start = buf.len();
+        let raw = self.own_raw(msg);
+        let done = self.append(msg, raw, buf).and_then(|()| {
+            // A JSON text must be UTF-8: serde_json writes only that, a spliced payload is
+            // checked like `encode` checks it.
+            match (self, raw) {
+                (Serializer::Json, Some(_)) => std::str::from_utf8(&buf[start..])
+                    .map(drop)
+                    .map_err(|_| not_utf8()),
+                _ => Ok(()),
+            }
+        });
+        if done.is_err() {
+            buf.truncate(start);
+        }
+        done
+    }
+
+    /// The message's payload, if it is still in this serializer's encoding.
+    fn own_raw(self, msg: &Message) -> Option<&RawPayload> {
+        msg.payload()
+            .and_then(|p| p.raw.as_ref())
+            .filter(|r| r.serializer() == self)
+    }
+
+    /// Appends the encoded message; a `raw` payload is spliced in after the rest.
+    fn append(
+        self,
+        msg: &Message,
+        raw: Option<&RawPayload>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        let Some(raw) = raw else {
+            return match self {
+                Serializer::Json => Ok(serde_json::to_writer(buf, msg)?),
+                Serializer::MsgPack => Ok(rmp_serde::encode::write(buf, msg)?),
+                Serializer::Cbor => cbor_write(buf, msg),
+            };
+        };
+        match self {
             Serializer::Json => {
-                let mut buf = Vec::with_capacity(96 + extra);
-                serde_json::to_writer(&mut buf, &Spliced(msg))?;
+                serde_json::to_writer(&mut *buf, &Spliced(msg))?;
                 // `[code,...]`: reopen the array, append `,args[,kwargs]`, close it again.
                 buf.pop();
-                raw.append_to(&mut buf);
+                raw.append_to(buf);
                 buf.push(b']');
-                let text = String::from_utf8(buf).map_err(|_| {
-                    EncodeError::Json(serde::ser::Error::custom("payload is not UTF-8"))
-                })?;
-                Encoded::Text(text)
             }
             Serializer::MsgPack => {
-                let mut buf = Vec::with_capacity(64 + extra);
-                rmp_serde::encode::write(&mut buf, &Spliced(msg))?;
-                raw.append_to(&mut buf);
-                Encoded::Binary(buf)
+                rmp_serde::encode::write(&mut *buf, &Spliced(msg))?;
+                raw.append_to(buf);
             }
             Serializer::Cbor => {
-                let mut buf = Vec::with_capacity(64 + extra);
-                cbor_write(&mut buf, &Spliced(msg))?;
-                raw.append_to(&mut buf);
-                Encoded::Binary(buf)
+                cbor_write(buf, &Spliced(msg))?;
+                raw.append_to(buf);
             }
-        })
+        }
+        Ok(())
     }
 
     /// Decodes one message from a frame, leaving its payload encoded (a router's decode).
@@ -297,6 +320,10 @@ fn cbor_read(bytes: &[u8]) -> Result<Message, DecodeError> {
 }
 
 /// Encodes `v` as CBOR at the end of `buf` (`null` for unit: [`Value::Null`](crate::Value)).
+fn not_utf8() -> EncodeError {
+    EncodeError::Json(serde::ser::Error::custom("payload is not UTF-8"))
+}
+
 fn cbor_write<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) -> Result<(), EncodeError> {
     let mut ser = minicbor_serde::Serializer::new(buf);
     ser.serialize_unit_as_null(true);

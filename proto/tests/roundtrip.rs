@@ -618,6 +618,14 @@ proptest! {
             for to in Serializer::ALL {
                 let (got, want) = (to.encode(&shared).unwrap(), to.encode(&back).unwrap());
                 prop_assert_eq!(got.as_bytes(), want.as_bytes(), "{:?} -> {:?}", ser, to);
+                // Appended to a buffer (a fan-out batch): the same bytes after what was there.
+                for msg in [&shared, &m] {
+                    let mut buf = b"before".to_vec();
+                    to.encode_into(msg, &mut buf).unwrap();
+                    prop_assert_eq!(&buf[..6], b"before");
+                    let alone = to.encode(msg).unwrap();
+                    prop_assert_eq!(&buf[6..], alone.as_bytes(), "{:?} -> {:?}", ser, to);
+                }
             }
             assert_shared_agrees(ser, enc.as_bytes())?;
         }

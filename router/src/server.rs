@@ -21,6 +21,7 @@ use crate::config::{
     AuthMethod, Config, ConfigError, Listen, RawSocketTransport, TransportConfig,
     WebSocketTransport,
 };
+use crate::peer::Wire;
 use crate::realm::Realm;
 use crate::reload::{self, ReloadReport};
 use crate::session::{driver, KeepAlive, TransportInfo};
@@ -522,6 +523,7 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             let framing = WebSocketFraming::new(t.max_message_size, a.serializer.is_binary());
             let info = TransportInfo {
                 kind: "websocket",
+                wire: Wire::WebSocket,
                 peer: Arc::from(peer),
                 max_frame: usize::MAX,
                 ip,
@@ -577,6 +579,7 @@ async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Some(Ok(a)) => {
             let info = TransportInfo {
                 kind: "rawsocket",
+                wire: Wire::RawSocket,
                 peer: Arc::from(peer),
                 max_frame: a.peer_max,
                 ip,

@@ -352,9 +352,13 @@ impl RsPeer {
 
     /// SUBSCRIBEs and returns the subscription id; panics unless SUBSCRIBED comes.
     pub async fn subscribe(&mut self, topic: &str) -> Id {
+        self.subscribe_with(topic, Dict::new()).await
+    }
+
+    /// [`RsPeer::subscribe`] with options (`match`, ...).
+    pub async fn subscribe_with(&mut self, topic: &str, options: Dict) -> Id {
         let request = self.request();
         let topic = Uri::new(topic);
-        let options = Dict::new();
         self.send(
             &Subscribe {
                 request,

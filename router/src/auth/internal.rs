@@ -42,6 +42,7 @@ impl InternalCaller {
             outbox.clone(),
             PeerFeatures::default(),
             (
+                crate::peer::Wire::Unframed,
                 usize::MAX,
                 SessionInfo {
                     authmethod: "trusted",
@@ -164,7 +165,7 @@ async fn read_answers(
             () = more => {}
         }
         for frame in frames.drain(..) {
-            let request = match Serializer::MsgPack.decode(&frame) {
+            let request = match Serializer::MsgPack.decode(&frame.bytes) {
                 Ok(m @ Message::Result(_)) | Ok(m @ Message::Error(_)) => m,
                 _ => continue,
             };

@@ -36,6 +36,15 @@ impl Filter {
         !self.exclude.is_empty() || self.eligible.is_some()
     }
 
+    /// Whether no list was given: every subscriber may receive the publication.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.has_session_lists()
+            && self.exclude_authid.is_empty()
+            && self.eligible_authid.is_none()
+            && self.exclude_authrole.is_empty()
+            && self.eligible_authrole.is_none()
+    }
+
     /// Whether `s` may receive the publication.
     pub(crate) fn allows(&self, s: &SessionHandle) -> bool {
         let sh = s.shared();

@@ -9,6 +9,7 @@
 //! the read lock and delivers with no lock held. `publish` is the one entry point of a
 //! PUBLISH's fan-out (where a cluster backplane would hook).
 
+pub(crate) mod batch;
 mod filter;
 mod patterns;
 mod store;
@@ -341,22 +342,56 @@ impl Broker {
             pause: self.pause_publishers,
         };
         let exact = self.exact.get(&topic).map(|s| s.clone());
-        if let Some(sub) = exact {
-            deliver(&sub, &mut msg, &to, &mut delivered);
-        }
+        // Collected under the read lock, delivered after it: no lock across a fan-out.
+        let mut matched = patterns::Matches::default();
         if self.patterns.any.load(Ordering::Acquire) {
-            // Collected under the read lock, delivered after it: no lock across a fan-out.
-            let mut matched = patterns::Matches::default();
             self.patterns
                 .index
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .collect_matches(topic.as_str(), &mut matched);
-            if !matched.is_empty() {
-                if let Message::Event(ev) = &mut msg {
-                    ev.details
-                        .insert("topic".into(), Value::Str(topic.as_str().to_owned()));
+        }
+        // Pattern subscribers learn the topic (after the exact subscribers got theirs).
+        let with_topic = |msg: &mut Message| {
+            if let Message::Event(ev) = msg {
+                ev.details
+                    .insert("topic".into(), Value::Str(topic.as_str().to_owned()));
+            }
+        };
+        // One subscription and no lists: the batch of the read being handled takes it.
+        let only = match (&exact, matched.is_empty()) {
+            (Some(sub), true) => Some(sub),
+            (None, false) => matched.only(),
+            _ => None,
+        };
+        let batched = match only.filter(|_| filter.is_empty()) {
+            Some(sub) => {
+                if exact.is_none() {
+                    with_topic(&mut msg);
                 }
+                if let Message::Event(ev) = &mut msg {
+                    ev.subscription = sub.id;
+                }
+                match batch::offer(sub, &msg, to.exclude, to.pause) {
+                    batch::Offer::Taken(over) => {
+                        delivered.over_bound = over;
+                        true
+                    }
+                    batch::Offer::Declined => false,
+                }
+            }
+            // Whatever is batched goes first, in order.
+            None => {
+                delivered.over_bound = batch::flush();
+                false
+            }
+        };
+        if !batched {
+            if let Some(sub) = &exact {
+                deliver(sub, &mut msg, &to, &mut delivered);
+            }
+            if !matched.is_empty() {
+                with_topic(&mut msg);
                 for sub in matched.iter() {
                     deliver(sub, &mut msg, &to, &mut delivered);
                 }

@@ -72,6 +72,14 @@ impl Matches {
         self.inline[0].is_none()
     }
 
+    /// The one match, if exactly one subscription matched.
+    pub(super) fn only(&self) -> Option<&Arc<Subscription>> {
+        match &self.inline {
+            [Some(s), None, ..] => Some(s),
+            _ => None,
+        }
+    }
+
     /// The matches, in the order they were found.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<Subscription>> {
         self.inline.iter().flatten().chain(&self.more)

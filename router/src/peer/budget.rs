@@ -69,9 +69,10 @@ impl OutboundBudget {
         backlog.messages > self.soft_messages || backlog.bytes > self.soft_bytes
     }
 
-    /// Whether one more frame of `len` bytes would take `backlog` past a hard cap.
-    pub(crate) fn over_cap(&self, backlog: Backlog, len: usize) -> bool {
-        backlog.messages >= self.max_messages
+    /// Whether `messages` more messages of `len` bytes in all would take `backlog` past a
+    /// hard cap.
+    pub(crate) fn over_cap(&self, backlog: Backlog, messages: u32, len: usize) -> bool {
+        u64::from(backlog.messages) + u64::from(messages) > u64::from(self.max_messages)
             || backlog.bytes as usize + len > self.max_bytes as usize
     }
 
@@ -146,8 +147,10 @@ mod tests {
         assert!(!b.over_soft(q(2, 100)));
         assert!(b.over_soft(q(3, 10)));
         assert!(b.over_soft(q(1, 101)));
-        assert!(!b.over_cap(q(3, 100), 100));
-        assert!(b.over_cap(q(3, 100), 101));
-        assert!(b.over_cap(q(4, 0), 1));
+        assert!(!b.over_cap(q(3, 100), 1, 100));
+        assert!(b.over_cap(q(3, 100), 1, 101));
+        assert!(b.over_cap(q(4, 0), 1, 1));
+        assert!(!b.over_cap(q(2, 0), 2, 10), "a batch of two fits");
+        assert!(b.over_cap(q(2, 0), 3, 10), "a batch of three does not");
     }
 }

@@ -9,7 +9,8 @@ use wamp_proto::{Id, Message, SequentialIds, Serializer};
 
 use super::calls::{Calls, Invocations};
 use super::features::PeerFeatures;
-use super::outbox::{encode_frame, Outbox, Refused};
+use super::outbox::{encode_frame, Out, Outbox, Refused};
+use super::wire::Wire;
 use crate::counters::SlowClose;
 
 /// The shared part of a session.
@@ -35,6 +36,8 @@ pub(crate) struct SessionShared {
     pub(crate) features: PeerFeatures,
     /// The longest frame the peer accepts (RawSocket announces one; WebSocket: unbounded).
     max_frame: usize,
+    /// How its connection frames messages.
+    wire: Wire,
     /// How it authenticated and where it connects from (meta API).
     pub(crate) info: SessionInfo,
     /// Counted in [`crate::TableSizes::session_states`] while it lives.
@@ -98,10 +101,10 @@ impl SessionHandle {
         who: (Arc<str>, Arc<str>),
         outbox: Arc<Outbox>,
         features: PeerFeatures,
-        limits_and_info: (usize, SessionInfo),
+        wire_limits_info: (Wire, usize, SessionInfo),
     ) -> SessionHandle {
         let (authid, authrole) = who;
-        let (max_frame, info) = limits_and_info;
+        let (wire, max_frame, info) = wire_limits_info;
         SessionHandle(Arc::new(SessionShared {
             id,
             serializer,
@@ -114,6 +117,7 @@ impl SessionHandle {
             calls: Mutex::new(Calls::default()),
             features,
             max_frame,
+            wire,
             info,
             _alive: crate::stats::Alive::new(),
         }))
@@ -129,6 +133,16 @@ impl SessionHandle {
         self.0.serializer
     }
 
+    /// How the session's connection frames messages.
+    pub(crate) fn wire(&self) -> Wire {
+        self.0.wire
+    }
+
+    /// The longest frame payload the peer accepts.
+    pub(crate) fn max_frame(&self) -> usize {
+        self.0.max_frame
+    }
+
     pub(crate) fn shared(&self) -> &SessionShared {
         &self.0
     }
@@ -137,7 +151,24 @@ impl SessionHandle {
     /// session as a slow consumer and drops it; a frame longer than the peer accepts is dropped and logged.
     /// Not counted in the metrics: the caller counts what it sends (a fan-out counts once).
     pub(crate) fn send_frame(&self, frame: Bytes) -> Queued {
-        match self.push(frame, None) {
+        match self.push(Out::payload(frame), None) {
+            Ok(false) => Queued::Yes,
+            Ok(true) => Queued::OverBound,
+            Err(_) => Queued::No,
+        }
+    }
+
+    /// Queues `frames` messages already framed for this session's wire (a fan-out batch:
+    /// see [`Out`]), like [`SessionHandle::send_frame`]; the caller checked them against the
+    /// peer's frame limit.
+    pub(crate) fn send_framed(&self, bytes: Bytes, frames: u32) -> Queued {
+        match self.push(
+            Out {
+                bytes,
+                framed: frames,
+            },
+            None,
+        ) {
             Ok(false) => Queued::Yes,
             Ok(true) => Queued::OverBound,
             Err(_) => Queued::No,
@@ -151,7 +182,7 @@ impl SessionHandle {
 
     /// Queues a frame (counting a message of type `code` in the metrics, if given);
     /// `Ok(true)` when the backlog is now over the soft bound.
-    fn push(&self, frame: Bytes, code: Option<u64>) -> Result<bool, NotSent> {
+    fn push(&self, out: Out, code: Option<u64>) -> Result<bool, NotSent> {
         if self
             .0
             .said_goodbye
@@ -159,16 +190,16 @@ impl SessionHandle {
         {
             return Err(NotSent::Closed);
         }
-        if frame.len() > self.0.max_frame {
-            warn!(session = %self.0.id, len = frame.len(), max = self.0.max_frame, "message longer than the peer accepts; not sent");
+        let len = out.bytes.len();
+        if out.framed == 0 && len > self.0.max_frame {
+            warn!(session = %self.0.id, len, max = self.0.max_frame, "message longer than the peer accepts; not sent");
             return Err(NotSent::TooLarge {
-                len: frame.len(),
+                len,
                 max: self.0.max_frame,
             });
         }
         let metrics = &self.0.outbox.budget().metrics;
-        let len = frame.len();
-        match self.0.outbox.push(frame) {
+        match self.0.outbox.push_out(out) {
             Ok(over) => {
                 if let Some(code) = code {
                     metrics.sent_frame(code, len);
@@ -190,7 +221,7 @@ impl SessionHandle {
     /// Encodes `msg` for this session's serializer and queues it, saying why it was not.
     pub(crate) fn try_send(&self, msg: &Message) -> Result<(), NotSent> {
         match encode_frame(self.0.serializer, msg) {
-            Ok(frame) => self.push(frame, Some(msg.code())).map(|_| ()),
+            Ok(frame) => self.push(Out::payload(frame), Some(msg.code())).map(|_| ()),
             Err(e) => {
                 warn!(session = %self.0.id, cause = %e, message = msg.name(), "cannot encode outbound message; dropped");
                 Err(NotSent::Unencodable)

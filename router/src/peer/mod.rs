@@ -10,6 +10,7 @@ pub(crate) mod calls;
 mod features;
 mod handle;
 mod outbox;
+pub(crate) mod wire;
 
 pub(crate) use budget::{Backlog, OutboundBudget, STALL_LOOKS};
 
@@ -21,4 +22,5 @@ pub(crate) type FastHash = foldhash::fast::RandomState;
 pub(crate) use calls::{OutgoingCall, PendingInvocation};
 pub(crate) use features::PeerFeatures;
 pub(crate) use handle::{lock, NotSent, Queued, SessionHandle, SessionInfo};
-pub(crate) use outbox::{encode_frame, Outbox, Refused};
+pub(crate) use outbox::{encode_frame, Out, Outbox, Refused};
+pub(crate) use wire::Wire;

@@ -18,6 +18,28 @@ pub(crate) fn encode_frame(ser: Serializer, msg: &Message) -> Result<Bytes, Enco
     })
 }
 
+/// One entry of a session's queue: a frame payload, or frames already framed for the
+/// session's wire (a fan-out batch), written as they are.
+#[derive(Debug, Clone)]
+pub(crate) struct Out {
+    pub(crate) bytes: Bytes,
+    /// 0: `bytes` is one message's payload, to be framed by the connection; n > 0: `bytes`
+    /// holds n complete frames.
+    pub(crate) framed: u32,
+}
+
+impl Out {
+    /// One message's payload.
+    pub(crate) fn payload(bytes: Bytes) -> Out {
+        Out { bytes, framed: 0 }
+    }
+
+    /// Messages this entry carries.
+    fn messages(&self) -> u32 {
+        self.framed.max(1)
+    }
+}
+
 /// Why a frame was not queued.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -53,9 +75,9 @@ type Waiting = Box<Vec<Waker>>;
 
 #[derive(Debug, Default)]
 struct Inner {
-    queue: VecDeque<Bytes>,
-    /// Bytes in `queue`.
-    queued_bytes: u32,
+    queue: VecDeque<Out>,
+    /// Messages and bytes in `queue`.
+    queued: Backlog,
     /// Frames (and their bytes) the connection took and has not written yet.
     taken: Backlog,
     waker: Option<Waker>,
@@ -74,8 +96,8 @@ impl Inner {
     /// in a `u32`.
     fn backlog(&self) -> Backlog {
         Backlog {
-            messages: self.taken.messages.wrapping_add(self.queue.len() as u32),
-            bytes: self.taken.bytes.wrapping_add(self.queued_bytes),
+            messages: self.taken.messages.wrapping_add(self.queued.messages),
+            bytes: self.taken.bytes.wrapping_add(self.queued.bytes),
         }
     }
 
@@ -108,7 +130,7 @@ impl Outbox {
         g.closed = true;
         let inner = Inner {
             queue: std::mem::take(&mut g.queue),
-            queued_bytes: std::mem::take(&mut g.queued_bytes),
+            queued: std::mem::take(&mut g.queued),
             taken: std::mem::take(&mut g.taken),
             waker: g.waker.take(),
             parked: std::mem::take(&mut g.parked),
@@ -128,23 +150,31 @@ impl Outbox {
     /// Queues a frame payload without waiting; `Ok(true)` when the backlog is now over the
     /// soft bound.
     pub(crate) fn push(&self, frame: Bytes) -> Result<bool, Refused> {
+        self.push_out(Out::payload(frame))
+    }
+
+    /// Queues an entry (see [`Out`]) without waiting; `Ok(true)` when the backlog is now
+    /// over the soft bound.
+    pub(crate) fn push_out(&self, out: Out) -> Result<bool, Refused> {
         let mut g = self.lock();
         if g.closed || g.killed.is_some() {
             return Err(Refused::Closed);
         }
         let before = g.backlog();
-        let len = frame.len();
+        let len = out.bytes.len();
+        let n = out.messages();
         let b = &*self.budget;
-        // The common case, under the soft bound after this frame, takes two comparisons.
-        let under = before.messages < b.soft_messages
+        // The common case, under the soft bound after this entry, takes two comparisons.
+        let under = (before.messages as u64 + u64::from(n)) <= u64::from(b.soft_messages)
             && before.bytes as usize + len <= b.soft_bytes as usize;
-        if !under && b.over_cap(before, len) {
+        if !under && b.over_cap(before, n, len) {
             return Err(Refused::OverCap);
         }
         // Under the cap, so the sums fit in a u32 (caps are u32).
         let len = len as u32;
-        g.queued_bytes += len;
-        g.queue.push_back(frame);
+        g.queued.bytes += len;
+        g.queued.messages += n;
+        g.queue.push_back(out);
         b.moved(before.bytes, before.bytes + len);
         // A parked connection has nothing to write; one waiting for its socket is woken
         // when its backlog crosses the soft bound, to start watching its progress.
@@ -204,7 +234,7 @@ impl Outbox {
         // written, if any, is the connection's until it closes).
         self.budget.moved(g.backlog().bytes, 0);
         g.queue = VecDeque::new();
-        g.queued_bytes = 0;
+        g.queued = Backlog::default();
         g.taken = Backlog::default();
         let waker = g.waker.clone();
         let publishers = g.publishers.take();
@@ -251,14 +281,11 @@ impl Outbox {
 
     /// Connection side, everything taken before written: moves everything queued into the
     /// empty `into` (the two buffers swap, so steady traffic allocates nothing).
-    pub(crate) fn take(&self, into: &mut VecDeque<Bytes>) {
+    pub(crate) fn take(&self, into: &mut VecDeque<Out>) {
         debug_assert!(into.is_empty());
         let mut g = self.lock();
         let before = g.backlog().bytes;
-        g.taken = Backlog {
-            messages: g.queue.len() as u32,
-            bytes: std::mem::take(&mut g.queued_bytes),
-        };
+        g.taken = std::mem::take(&mut g.queued);
         std::mem::swap(&mut g.queue, into);
         self.budget.moved(before, g.taken.bytes);
         let publishers = self.drained(&mut g);
@@ -282,7 +309,7 @@ impl Outbox {
         let mut g = self.lock();
         let before = g.backlog().bytes;
         g.taken = Backlog::default();
-        self.budget.moved(before, g.queued_bytes);
+        self.budget.moved(before, g.queued.bytes);
         let publishers = self.drained(&mut g);
         let parked = g.queue.is_empty() && g.killed.is_none();
         if parked {
@@ -415,7 +442,41 @@ mod tests {
         next.push(Bytes::from_static(b"welcome")).unwrap();
         let mut local = VecDeque::new();
         next.take(&mut local);
-        assert_eq!(local, [&b"goodbye"[..], &b"welcome"[..]]);
+        let taken: Vec<_> = local.iter().map(|o| o.bytes.clone()).collect();
+        assert_eq!(taken, [&b"goodbye"[..], &b"welcome"[..]]);
+    }
+
+    #[test]
+    fn a_framed_batch_counts_every_message_it_carries() {
+        let q = outbox(5, 1000);
+        let batch = |n| Out {
+            bytes: Bytes::from(vec![0u8; 10]),
+            framed: n,
+        };
+        assert_eq!(q.push_out(batch(3)), Ok(false));
+        assert_eq!(
+            q.backlog(),
+            Backlog {
+                messages: 3,
+                bytes: 10
+            }
+        );
+        assert_eq!(q.push_out(batch(3)), Err(Refused::OverCap), "3 + 3 > 5");
+        assert_eq!(q.push_out(batch(2)), Ok(false), "3 + 2 = 5 fits");
+        let mut local = VecDeque::new();
+        q.take(&mut local);
+        assert_eq!(local.len(), 2);
+        assert_eq!(
+            q.backlog(),
+            Backlog {
+                messages: 5,
+                bytes: 20
+            },
+            "taken still counts"
+        );
+        local.clear();
+        assert!(q.park(Waker::noop()));
+        assert_eq!(q.backlog(), Backlog::default());
     }
 
     #[test]

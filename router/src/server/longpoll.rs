@@ -14,6 +14,7 @@ use wamp_proto::Serializer;
 use super::{Endpoint, Slot};
 use crate::config::TransportConfig;
 use crate::metrics;
+use crate::peer::Wire;
 use crate::session::{driver, KeepAlive, TransportInfo};
 use crate::shared::RouterShared;
 use crate::transport::connection::Connection;
@@ -128,6 +129,7 @@ fn starter(endpoint: Weak<Endpoint>, shared: Arc<RouterShared>, max_message: usi
             }
             let info = TransportInfo {
                 kind: "longpoll",
+                wire: Wire::RawSocket,
                 peer: client.label.clone(),
                 max_frame: max_message,
                 ip: client.ip,

@@ -24,11 +24,12 @@ use std::task::{ready, Context, Poll};
 use super::hello::{Authenticated, Greeted, PendingJoin};
 use super::{hello, pubsub, rpc, CloseReason};
 use crate::auth::roles::{Action, Grant, Role};
+use crate::broker::batch;
 use crate::config::AuthMethod;
 use crate::dealer;
 use crate::error::Refusal;
 use crate::meta;
-use crate::peer::{encode_frame, Outbox, Refused, SessionHandle};
+use crate::peer::{encode_frame, Outbox, Refused, SessionHandle, Wire};
 use crate::realm::Realm;
 use crate::shared::RouterShared;
 
@@ -70,6 +71,8 @@ pub(crate) enum Deadline {
 pub(crate) struct TransportInfo {
     /// `websocket`, `rawsocket` or `longpoll`.
     pub(crate) kind: &'static str,
+    /// How the connection frames messages (fan-out batches are framed ahead for it).
+    pub(crate) wire: Wire,
     /// The peer: `tcp:ADDR` or `unix` (shared with the session's meta description).
     pub(crate) peer: Arc<str>,
     /// The longest frame the peer accepts.
@@ -108,6 +111,14 @@ pub(crate) struct Joined {
 }
 
 impl Joined {
+    /// Flushes this thread's fan-out batch before the session is sent something that must
+    /// follow the events it published (see [`SessionCore::fanned_out`]).
+    pub(super) fn flush_fanout(&mut self) {
+        if let Some(s) = batch::flush() {
+            self.paused_by.get_or_insert(s);
+        }
+    }
+
     /// Re-reads the session's role if a reload replaced the realm's roles since: one plain
     /// atomic load per action otherwise (no per-session state: the role knows its epoch).
     fn refresh_role(&mut self) {
@@ -182,6 +193,14 @@ impl SessionCore {
                 false
             }
             None => false,
+        }
+    }
+
+    /// After a fan-out batch was flushed: under `pause_publishers`, the subscriber it left
+    /// over its soft bound pauses this publisher.
+    pub(crate) fn fanned_out(&mut self, over_bound: Option<SessionHandle>) {
+        if let (Some(j), Some(s)) = (&mut self.joined, over_bound) {
+            j.paused_by.get_or_insert(s);
         }
     }
 
@@ -278,6 +297,11 @@ impl SessionCore {
 
     /// Handles one decoded message in the current state.
     pub(crate) fn on_message(&mut self, msg: Message) -> Flow {
+        // What this session published so far reaches its subscribers before anything its
+        // next message causes (an INVOCATION, a meta event, an answer to itself).
+        if !matches!(msg, Message::Publish(_)) {
+            self.fanned_out(batch::flush());
+        }
         match (self.state, msg) {
             (State::AwaitHello, Message::Hello(h)) => match hello::hello(self, h) {
                 Ok(Greeted::Joined(joined)) => self.established(joined),
@@ -374,6 +398,7 @@ impl SessionCore {
             Ok(g) => g,
             Err(refusal) => {
                 if let (Some(r), Some((kind, id))) = (refusal, request) {
+                    j.flush_fanout();
                     self.router.metrics.refused(r.uri);
                     j.handle.send(&r.to_error(kind, id));
                 }
@@ -430,6 +455,7 @@ impl SessionCore {
             Err(r) if r.is_violation() => self.protocol_violation(&r.message),
             Err(r) => {
                 if let Some((kind, id)) = request {
+                    j.flush_fanout();
                     self.router.metrics.refused(r.uri);
                     j.handle.send(&r.to_error(kind, id));
                 }

@@ -14,6 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::{debug, warn};
+
+use crate::broker::batch;
 use wamp_proto::Serializer;
 
 use super::core::{Deadline, Flow, KeepAlive, SessionCore, TransportInfo};
@@ -309,10 +311,14 @@ where
         let read = if core.publisher_paused(cx.waker()) {
             Poll::Pending
         } else {
-            conn.poll_read(cx, |bytes| {
+            // What this read publishes is fanned out in batches, flushed by its end.
+            let reading = batch::Reading::begin();
+            let read = conn.poll_read(cx, |bytes| {
                 flow = core.on_frame(&bytes);
                 flow == Flow::Continue
-            })
+            });
+            core.fanned_out(reading.finish());
+            read
         };
         match read {
             Poll::Ready(None) => {}

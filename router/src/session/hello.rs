@@ -234,6 +234,7 @@ fn welcome(
         core.outbox().clone(),
         features,
         (
+            core.transport.wire,
             core.transport.max_frame,
             SessionInfo {
                 authmethod: identity.authmethod.as_str(),

@@ -33,7 +33,6 @@ fn publish_options(o: &Dict) -> Result<PublishOptions, &'static str> {
 /// acknowledgement.
 /// `disclose`: the role's rule discloses the publisher even if it did not ask.
 pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), Refusal> {
-    let me = &j.handle;
     let o = match publish_options(&m.options) {
         Ok(o) => o,
         Err(key) => {
@@ -58,18 +57,20 @@ pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), 
     }
     let publication = Id::random();
     let details = if o.disclose_me || disclose {
-        let sh = me.shared();
+        let sh = j.handle.shared();
         dict([
-            ("publisher", me.id().get().into()),
+            ("publisher", j.handle.id().get().into()),
             ("publisher_authid", (*sh.authid).into()),
             ("publisher_authrole", (*sh.authrole).into()),
         ])
     } else {
         Dict::new()
     };
-    // PUBLISHED first (as Crossbar does): the publisher learns the id before any echo of it.
+    // PUBLISHED first (as Crossbar does): the publisher learns the id before any echo of it,
+    // and after the echoes of what it published before.
     if o.acknowledge {
-        me.send(
+        j.flush_fanout();
+        j.handle.send(
             &Published {
                 request: m.request,
                 publication,
@@ -82,12 +83,12 @@ pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), 
         id: publication,
         payload: m.payload,
         details,
-        exclude_publisher: o.exclude_me.then(|| me.id()),
+        exclude_publisher: o.exclude_me.then(|| j.handle.id()),
         filter: o.filter,
         retain: o.retain,
     });
-    if delivered.over_bound.is_some() {
-        j.paused_by = delivered.over_bound;
+    if let Some(s) = delivered.over_bound {
+        j.paused_by.get_or_insert(s);
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::framing::{FrameKind, Framing, FramingError, Inbound};
 use crate::close::CloseReason;
-use crate::peer::Outbox;
+use crate::peer::{Out, Outbox};
 
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 16 * 1024;
@@ -55,7 +55,7 @@ pub(crate) struct Connection<S, F> {
     /// Bytes the handshake read past its end (frames sent before its answer): decoded first.
     early: Box<[u8]>,
     /// Frames taken from the outbox, oldest first.
-    writing: VecDeque<Bytes>,
+    writing: VecDeque<Out>,
     /// The payload of the latest ping, to answer at the next frame boundary.
     pongs: Vec<Bytes>,
     /// A pong or close frame being written before the queued frames.
@@ -227,10 +227,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
             .as_deref()
             .map(|c| (c.kind, &c.payload))
             .into_iter();
-        let queued = self.writing.iter().map(|p| (FrameKind::Message, p));
+        // A framed entry (a fan-out batch) is written as it is: no header.
+        let queued = self
+            .writing
+            .iter()
+            .map(|o| ((o.framed == 0).then_some(FrameKind::Message), &o.bytes));
+        let control = control.map(|(kind, payload)| (Some(kind), payload));
         let frames = control.chain(queued).take(WRITE_FRAMES);
         for (head, (kind, payload)) in heads.iter_mut().zip(frames.clone()) {
-            *head = self.framing.header(kind, payload.len());
+            *head = match kind {
+                Some(kind) => self.framing.header(kind, payload.len()),
+                None => ([0; 10], 0),
+            };
         }
         let mut n = 0;
         let mut skip = self.offset;
@@ -255,7 +263,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
         loop {
             let len = match (&self.control, self.writing.front()) {
                 (Some(c), _) => self.framing.header(c.kind, c.payload.len()).1 + c.payload.len(),
-                (None, Some(p)) => self.framing.header(FrameKind::Message, p.len()).1 + p.len(),
+                (None, Some(o)) if o.framed > 0 => o.bytes.len(),
+                (None, Some(o)) => {
+                    self.framing.header(FrameKind::Message, o.bytes.len()).1 + o.bytes.len()
+                }
                 (None, None) => break,
             };
             let left = len - self.offset;

@@ -17,11 +17,11 @@ use crate::close::CloseReason;
 /// The first octet of every handshake.
 const MAGIC: u8 = 0x7F;
 /// Frame types (`TTT`).
-const MESSAGE: u8 = 0;
+const MESSAGE: u8 = crate::peer::wire::RAW_MESSAGE;
 const PING: u8 = 1;
 const PONG: u8 = 2;
 /// The largest payload a frame can carry: 2^24 (the X bit set, the 24 length bits zero).
-const MAX_FRAME: usize = 1 << 24;
+const MAX_FRAME: usize = crate::peer::wire::RAW_MAX_FRAME;
 
 /// A handshake error code the router answers with (TRN-09).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,16 +230,7 @@ impl Framing for RawSocketFraming {
             // Never written: RawSocket has no closing frame.
             FrameKind::Close => MESSAGE,
         };
-        let mut h = [0u8; 10];
-        if len == MAX_FRAME {
-            h[0] = t | 0x08;
-        } else {
-            h[0] = t;
-            h[1] = (len >> 16) as u8;
-            h[2] = (len >> 8) as u8;
-            h[3] = len as u8;
-        }
-        (h, 4)
+        crate::peer::wire::raw_header(t, len)
     }
 
     fn close_payload(&self, _reason: CloseReason) -> Option<Bytes> {
