@@ -3,7 +3,7 @@
 //! [`WebSocketFraming`] turns bytes read from a client into messages and control events: it unmasks,
 //! reassembles fragmented messages, enforces the size limit and validates text as UTF-8.
 //! Only an incomplete frame (or fragmented message) is kept between reads, so an idle
-//! connection holds no buffer. [`header`] formats the header of an unmasked server frame.
+//! connection holds no buffer. Server frame headers come from `peer::wire` ([`header`]).
 
 use std::io::Cursor;
 
@@ -14,10 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use crate::close::CloseReason;
 use crate::transport::framing::{FrameKind, Framing, FramingError, Inbound, Parsed, Partial};
 
-/// The text opcode.
-pub(crate) const TEXT: u8 = 0x1;
-/// The binary opcode.
-pub(crate) const BINARY: u8 = 0x2;
+pub(crate) use crate::peer::wire::{ws_header as header, WS_BINARY as BINARY, WS_TEXT as TEXT};
 /// The close opcode.
 pub(crate) const CLOSE: u8 = 0x8;
 /// The ping opcode.
@@ -33,6 +30,25 @@ const MAX_CONTROL: u64 = 125;
 struct Fragments {
     text: bool,
     data: Vec<u8>,
+    /// Text: the bytes of `data` known to be whole UTF-8 characters.
+    checked: usize,
+}
+
+impl Fragments {
+    /// Fails a text message as soon as its bytes cannot be UTF-8, whatever follows (RFC 6455
+    /// 8.1, as tungstenite and browsers do), not only once its last fragment came.
+    fn check_so_far(&mut self) -> Result<(), FramingError> {
+        if !self.text {
+            return Ok(());
+        }
+        match std::str::from_utf8(&self.data[self.checked..]) {
+            Ok(_) => self.checked = self.data.len(),
+            // Only a character cut at the end: the next fragment may complete it.
+            Err(e) if e.error_len().is_none() => self.checked += e.valid_up_to(),
+            Err(_) => return Err(FramingError::InvalidUtf8),
+        }
+        Ok(())
+    }
 }
 
 /// WebSocket framing of the server side: an incremental decoder of client frames, and the
@@ -165,12 +181,16 @@ impl WebSocketFraming {
                 };
                 f.data.extend_from_slice(&payload);
                 if !h.is_final {
+                    f.check_so_far()?;
                     return Ok(None);
                 }
                 let Some(f) = self.fragments.take() else {
                     return Ok(None);
                 };
-                (f.text, f.data)
+                if f.text && std::str::from_utf8(&f.data[f.checked..]).is_err() {
+                    return Err(FramingError::InvalidUtf8);
+                }
+                return Ok(Some(Inbound::Message(f.data.into())));
             }
             OpCode::Data(d) => {
                 if self.fragments.is_some() {
@@ -180,10 +200,13 @@ impl WebSocketFraming {
                 }
                 let text = d == Data::Text;
                 if !h.is_final {
-                    self.fragments = Some(Box::new(Fragments {
+                    let mut f = Box::new(Fragments {
                         text,
                         data: payload,
-                    }));
+                        checked: 0,
+                    });
+                    f.check_so_far()?;
+                    self.fragments = Some(f);
                     return Ok(None);
                 }
                 (text, payload)
@@ -223,36 +246,24 @@ fn unmask(src: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let Some(mask) = mask else {
         return src.to_vec();
     };
+    // Eight bytes at a time: the mask repeats every four, so twice over is one u64.
+    let [a, b, c, d] = mask;
+    let wide = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
     let mut out = Vec::with_capacity(src.len());
-    let mut chunks = src.chunks_exact(4);
-    for c in &mut chunks {
-        out.extend_from_slice(&[
-            c[0] ^ mask[0],
-            c[1] ^ mask[1],
-            c[2] ^ mask[2],
-            c[3] ^ mask[3],
-        ]);
+    let mut chunks = src.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        out.extend_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
     }
-    out.extend(chunks.remainder().iter().zip(mask).map(|(b, m)| b ^ m));
+    out.extend(
+        chunks
+            .remainder()
+            .iter()
+            .zip(mask.iter().cycle())
+            .map(|(b, m)| b ^ m),
+    );
     out
-}
-
-/// The header of an unmasked, final server frame: bytes and their count.
-pub(crate) fn header(opcode: u8, len: usize) -> ([u8; 10], usize) {
-    let mut h = [0u8; 10];
-    h[0] = 0x80 | opcode;
-    if len < 126 {
-        h[1] = len as u8;
-        (h, 2)
-    } else if let Ok(short) = u16::try_from(len) {
-        h[1] = 126;
-        h[2..4].copy_from_slice(&short.to_be_bytes());
-        (h, 4)
-    } else {
-        h[1] = 127;
-        h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        (h, 10)
-    }
 }
 
 /// The payload of a close frame: the code, then a UTF-8 reason.
@@ -266,6 +277,21 @@ pub(crate) fn close_payload(code: CloseCode, reason: &str) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unmask_matches_the_bytewise_rule_at_every_length() {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let src: Vec<u8> = (0..40u8).map(|b| b.wrapping_mul(29)).collect();
+        for len in 0..src.len() {
+            let want: Vec<u8> = src[..len]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            assert_eq!(unmask(&src[..len], Some(mask)), want, "length {len}");
+        }
+        assert_eq!(unmask(&src[..5], None), &src[..5]);
+    }
 
     /// A masked client frame.
     fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -333,6 +359,24 @@ mod tests {
             decode(&mut d, &wire).unwrap(),
             vec![Inbound::Ping(Bytes::new()), msg(b"hello")]
         );
+    }
+
+    #[test]
+    fn fragmented_text_fails_at_the_first_bytes_that_cannot_be_utf8() {
+        // "é" (c3 a9) cut between two fragments is fine.
+        let mut wire = frame(false, TEXT, b"caf\xc3");
+        wire.extend(frame(true, 0x0, b"\xa9"));
+        let mut d = WebSocketFraming::new(64, false);
+        assert_eq!(decode(&mut d, &wire).unwrap(), vec![msg("café".as_bytes())]);
+        // A stray continuation byte fails at once: the close frame after it is never read.
+        let mut wire = frame(false, TEXT, &[0x80, 0x00]);
+        wire.extend(frame(true, CLOSE, b""));
+        let mut d = WebSocketFraming::new(64, false);
+        assert_eq!(decode(&mut d, &wire), Err(FramingError::InvalidUtf8));
+        let mut wire = frame(false, TEXT, b"ok");
+        wire.extend(frame(false, 0x0, &[0xc3, 0x28]));
+        let mut d = WebSocketFraming::new(64, false);
+        assert_eq!(decode(&mut d, &wire), Err(FramingError::InvalidUtf8));
     }
 
     #[test]
@@ -439,14 +483,5 @@ mod tests {
         }
         let bad_text = frame(true, CLOSE, &[0x03, 0xe8, 0xff]);
         assert!(decode(&mut WebSocketFraming::new(64, false), &bad_text).is_err());
-    }
-
-    #[test]
-    fn headers() {
-        assert_eq!(header(TEXT, 5), ([0x81, 5, 0, 0, 0, 0, 0, 0, 0, 0], 2));
-        let (h, n) = header(BINARY, 300);
-        assert_eq!(&h[..n], &[0x82, 126, 1, 44]);
-        let (h, n) = header(BINARY, 70_000);
-        assert_eq!(&h[..n], &[0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
     }
 }
