@@ -2,11 +2,9 @@
 //! registrations, registration revocation, caller identification, and many concurrent calls.
 //! Progressive calls, canceling and timeouts are in `rpc_streaming.rs`.
 
-mod rpc_common;
-
 use std::collections::HashMap;
 
-use rpc_common::*;
+use crate::rpc_common::*;
 use wamp_proto::message::*;
 use wamp_proto::{uris, Dict, Message, Payload, Serializer, Value};
 use wamp_tests::{RawPeer, TestRouter};

@@ -1,9 +1,7 @@
 //! Advanced RPC over real sockets, the parts where a call is more than one request and one
 //! answer: progressive results and invocations, canceling, timeouts, and either side leaving.
 
-mod rpc_common;
-
-use rpc_common::*;
+use crate::rpc_common::*;
 use wamp_proto::message::*;
 use wamp_proto::{uris, Dict, Id, Payload, Serializer, Value};
 use wamp_tests::{RawPeer, TestRouter};
