@@ -20,6 +20,7 @@ mod client_reconnect;
 mod client_reconnect_edges;
 mod client_rpc_advanced;
 mod client_tls;
+mod fanout_batch;
 mod interop_js;
 mod interop_js_auth;
 mod interop_js_longpoll;
@@ -51,3 +52,26 @@ mod slow_consumers;
 mod table_cost;
 mod tls;
 mod transport;
+
+/// With `autotests = false` a new file under `tests/` would compile into nothing: each is a
+/// module here or a `[[test]]` of its own.
+#[test]
+fn every_test_file_is_compiled() {
+    let root = include_str!("integration.rs");
+    let manifest = include_str!("../Cargo.toml");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
+    let entries = std::fs::read_dir(dir).expect("tests/ is readable");
+    for entry in entries {
+        let name = entry.expect("a directory entry").file_name();
+        let name = name.to_string_lossy();
+        let Some(stem) = name.strip_suffix(".rs") else {
+            continue;
+        };
+        assert!(
+            stem == "integration"
+                || root.contains(&format!("\nmod {stem};\n"))
+                || manifest.contains(&format!("path = \"tests/{stem}.rs\"")),
+            "tests/{name} is neither a module of integration.rs nor a [[test]] in Cargo.toml"
+        );
+    }
+}
