@@ -273,7 +273,7 @@ impl Server {
     /// the replies (bounded by `goodbye_timeout_ms`) and for every connection to close.
     pub async fn shutdown(self) {
         info!(sessions = self.session_count(), "shutting down");
-        self.shared.shutdown.cancel();
+        self.shared.stop();
         self.shared.tracker.close();
         // Bounded twice over: sessions end by themselves after the GOODBYE timeout.
         let limit = Duration::from_millis(self.shared.options.goodbye_timeout_ms * 2 + 1000);

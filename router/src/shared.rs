@@ -2,6 +2,7 @@
 //! and the shutdown signal.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
@@ -33,6 +34,9 @@ pub(crate) struct RouterShared {
     /// What the router counts (the same as `outbound.metrics`).
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) shutdown: CancellationToken,
+    /// Set just before `shutdown` is cancelled: what connections look at on every poll (a
+    /// plain load; the token's own check takes a lock every connection shares).
+    stopping: AtomicBool,
     pub(crate) tracker: TaskTracker,
     /// Authentication failures per peer address.
     pub(crate) penalties: Penalties,
@@ -60,10 +64,22 @@ impl RouterShared {
             outbound,
             metrics,
             shutdown,
+            stopping: AtomicBool::new(false),
             tracker: TaskTracker::new(),
             penalties: Penalties::default(),
             auth_checks: Arc::new(Semaphore::new(AUTH_CHECKS)),
         }
+    }
+
+    /// Starts the shutdown: every connection sees it at its next poll (and is woken).
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.shutdown.cancel();
+    }
+
+    /// Whether [`RouterShared::stop`] was called: one atomic load.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// The realm called `name`, if there is one.

@@ -62,6 +62,9 @@ struct Timer {
     stalled: bool,
     /// Stall watch: looks in a row that saw nothing written.
     idle_looks: u8,
+    /// The shutdown future was polled once, so it holds this task's waker: from then on a
+    /// flag is checked instead (a task's waker does not change).
+    shutdown_watched: bool,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -95,6 +98,7 @@ where
         pinged: false,
         stalled: false,
         idle_looks: 0,
+        shutdown_watched: false,
         sleep: None,
     };
     let mut core = SessionCore::new(serializer, Arc::new(transport), router);
@@ -241,7 +245,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: Framing,
 {
-    if core.deadline() != Deadline::Goodbye && shutdown.as_mut().poll(cx).is_ready() {
+    let stopping = if timer.shutdown_watched {
+        core.router.is_stopping()
+    } else {
+        timer.shutdown_watched = true;
+        shutdown.as_mut().poll(cx).is_ready()
+    };
+    if core.deadline() != Deadline::Goodbye && stopping {
         if let Flow::Close(reason) = core.on_shutdown() {
             return Poll::Ready(End::Close {
                 reason,
