@@ -78,7 +78,7 @@ pub(crate) fn flush() -> Option<SessionHandle> {
     }
     HELD.set(false);
     BATCH.with_borrow_mut(|b| {
-        let over = b.flush();
+        let over = b.hand_out();
         b.current = None;
         over
     })
@@ -111,11 +111,11 @@ pub(super) fn offer(
             .as_ref()
             .is_some_and(|c| Arc::ptr_eq(&c.sub, sub) && c.exclude == exclude);
         if !same {
-            over = b.flush();
+            over = b.hand_out();
             b.current = Some(Current::new(sub, exclude, pause));
         }
         if b.append(msg) {
-            over = over.or(b.flush());
+            over = over.or(b.hand_out());
         }
         Offer::Taken(over)
     })
@@ -236,7 +236,7 @@ impl Batch {
 
     /// Hands what is batched to every member; the current subscription stays for the next
     /// publications. Returns a member over its soft bound (realm `pause_publishers`).
-    fn flush(&mut self) -> Option<SessionHandle> {
+    fn hand_out(&mut self) -> Option<SessionHandle> {
         let c = self.current.as_mut()?;
         if c.events == 0 {
             return None;

@@ -124,8 +124,6 @@ pub(crate) struct Broker {
 /// What a PUBLISH reached.
 #[derive(Debug, Default)]
 pub(crate) struct Delivered {
-    /// EVENTs queued.
-    pub(crate) events: usize,
     /// Under `pause_publishers`: a subscriber now over its soft bound, whose draining the
     /// publisher must wait for.
     pub(crate) over_bound: Option<SessionHandle>,
@@ -496,7 +494,6 @@ fn deliver(sub: &Subscription, msg: &mut Message, to: &Targets<'_>, delivered: &
     if let Some(s) = members.first() {
         s.metrics().sent_many(code::EVENT, events, bytes);
     }
-    delivered.events += events;
 }
 
 /// The broker features announced in WELCOME: only those that really work.

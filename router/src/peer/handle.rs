@@ -151,24 +151,21 @@ impl SessionHandle {
     /// session as a slow consumer and drops it; a frame longer than the peer accepts is dropped and logged.
     /// Not counted in the metrics: the caller counts what it sends (a fan-out counts once).
     pub(crate) fn send_frame(&self, frame: Bytes) -> Queued {
-        match self.push(Out::payload(frame), None) {
-            Ok(false) => Queued::Yes,
-            Ok(true) => Queued::OverBound,
-            Err(_) => Queued::No,
-        }
+        self.send_out(Out::payload(frame))
     }
 
     /// Queues `frames` messages already framed for this session's wire (a fan-out batch:
     /// see [`Out`]), like [`SessionHandle::send_frame`]; the caller checked them against the
     /// peer's frame limit.
     pub(crate) fn send_framed(&self, bytes: Bytes, frames: u32) -> Queued {
-        match self.push(
-            Out {
-                bytes,
-                framed: frames,
-            },
-            None,
-        ) {
+        self.send_out(Out {
+            bytes,
+            framed: frames,
+        })
+    }
+
+    fn send_out(&self, out: Out) -> Queued {
+        match self.push(out, None) {
             Ok(false) => Queued::Yes,
             Ok(true) => Queued::OverBound,
             Err(_) => Queued::No,
