@@ -425,7 +425,6 @@ fn at_callee(link: &RealmLink, realm: &Realm, h: &RpcHeader, m: Message) {
             debug!(message = other.name(), node = %h.from, "cluster: unexpected message towards a callee")
         }
     }
-    let _ = core;
 }
 
 /// On the caller's node: a RESULT or ERROR from a remote callee, as its proxy's answer.
