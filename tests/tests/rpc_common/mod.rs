@@ -25,29 +25,7 @@ pub(crate) async fn join_with(
     ser: Serializer,
     features: &[(&str, &str)],
 ) -> RawPeer {
-    let mut roles = Dict::new();
-    for role in ["caller", "callee", "publisher", "subscriber"] {
-        let f: Dict = features
-            .iter()
-            .filter(|(r, _)| *r == role)
-            .map(|(_, f)| ((*f).to_owned(), Value::Bool(true)))
-            .collect();
-        roles.insert(role.into(), Value::Dict(dict([("features", f.into())])));
-    }
-    let mut p = RawPeer::connect(router.url(), ser).await;
-    p.send(
-        &Hello {
-            realm: Uri::new("realm1"),
-            details: dict([("roles", roles.into())]),
-        }
-        .into(),
-    )
-    .await;
-    match p.recv().await {
-        Message::Welcome(w) => p.session = Some(w.session),
-        other => panic!("expected WELCOME, got {other:?}"),
-    }
-    p
+    RawPeer::join_with_features(router.url(), "realm1", ser, features).await
 }
 
 /// Joins announcing no features.

@@ -1,0 +1,164 @@
+//! Registrations shared across nodes: `single` is cluster-wide, policies must agree, and
+//! the invocation policies pick among callees on n2 and n3 for calls from n1.
+
+use wamp_proto::options::dict;
+use wamp_proto::{uris, Dict, Message, Payload, Serializer, Value};
+use wamp_tests::cluster::{bounded, call_served, poll, serve, Cluster, Served, REALM, WAIT_ROUTED};
+use wamp_tests::RawPeer;
+
+use crate::rpc_common::{register_fails, try_register};
+
+/// REGISTER options for an invocation policy.
+fn invoke(policy: &str) -> Dict {
+    dict([("invoke", policy.into())])
+}
+
+/// A callee on node `n` that registered `procedure` with `options`, served with tag `n<n>`.
+async fn callee(c: &Cluster, n: usize, procedure: &str, options: Dict) -> Served {
+    let (mut p, _) = RawPeer::join(&c.url(n), REALM, Serializer::Json).await;
+    p.register(procedure, options).await;
+    serve(p, &format!("n{n}"))
+}
+
+/// A caller on `n` once `procedure` is callable there (the answer discarded).
+async fn caller_when_callable(c: &Cluster, n: usize, procedure: &str) -> RawPeer {
+    let (mut p, _) = RawPeer::join(&c.url(n), REALM, Serializer::Json).await;
+    let answer = call_served(&mut p, procedure, Payload::default()).await;
+    assert!(matches!(answer, Message::Result(_)), "{answer:?}");
+    p
+}
+
+/// Calls `procedure` once and returns the tag of the callee that answered.
+async fn who_answers(caller: &mut RawPeer, procedure: &str) -> String {
+    match call_served(caller, procedure, Payload::default()).await {
+        Message::Result(r) => r
+            .payload
+            .args
+            .as_ref()
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .expect("the callee's tag")
+            .to_owned(),
+        other => panic!("expected RESULT from {procedure}, got {other:?}"),
+    }
+}
+
+/// Calls until both n2's and n3's callees have answered (both registrations reached the
+/// caller's node).
+async fn until_both_answer(caller: &mut RawPeer, procedure: &str) {
+    let mut seen = Vec::new();
+    poll(
+        &format!("both callees of {procedure}"),
+        WAIT_ROUTED,
+        async || {
+            let tag = who_answers(caller, procedure).await;
+            if !seen.contains(&tag) {
+                seen.push(tag);
+            }
+            (seen.len() == 2).then_some(())
+        },
+    )
+    .await;
+}
+
+/// `single` on n2 (visible on n3) makes a second REGISTER on n3 fail with
+/// `procedure_already_exists`; a policy other than n2's is refused on n3 too.
+#[tokio::test]
+async fn registrations_are_checked_cluster_wide() {
+    let Some(c) = Cluster::start().await else {
+        return;
+    };
+    bounded(async {
+        let _single = callee(&c, 2, "cl.shared.single", Dict::new()).await;
+        let mut p3 = caller_when_callable(&c, 3, "cl.shared.single").await;
+        let single = invoke("single");
+        let exists = uris::PROCEDURE_ALREADY_EXISTS;
+        register_fails(&mut p3, "cl.shared.single", Dict::new(), exists).await;
+        register_fails(&mut p3, "cl.shared.single", single, exists).await;
+
+        let _rr = callee(&c, 2, "cl.shared.mixed", invoke("roundrobin")).await;
+        let mut p3 = caller_when_callable(&c, 3, "cl.shared.mixed").await;
+        let answer = try_register(&mut p3, "cl.shared.mixed", invoke("random")).await;
+        assert!(
+            matches!(answer, Message::Error(_)),
+            "roundrobin then random: {answer:?}"
+        );
+    })
+    .await;
+}
+
+/// `roundrobin` over callees on n2 and n3, 300 calls from n1: 150 ± 30 each.
+#[tokio::test]
+async fn roundrobin_spreads_over_nodes() {
+    let Some(c) = Cluster::start().await else {
+        return;
+    };
+    bounded(async {
+        let _a = callee(&c, 2, "cl.shared.rr", invoke("roundrobin")).await;
+        let _b = callee(&c, 3, "cl.shared.rr", invoke("roundrobin")).await;
+        let (mut caller, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+        until_both_answer(&mut caller, "cl.shared.rr").await;
+        let mut n2 = 0;
+        for _ in 0..300 {
+            if who_answers(&mut caller, "cl.shared.rr").await == "n2" {
+                n2 += 1;
+            }
+        }
+        assert!(
+            (120..=180).contains(&n2),
+            "n2 got {n2} of 300, n3 {}",
+            300 - n2
+        );
+    })
+    .await;
+}
+
+/// `random` over callees on n2 and n3: each answers at least once in 100 calls from n1.
+#[tokio::test]
+async fn random_reaches_every_node() {
+    let Some(c) = Cluster::start().await else {
+        return;
+    };
+    bounded(async {
+        let _a = callee(&c, 2, "cl.shared.random", invoke("random")).await;
+        let _b = callee(&c, 3, "cl.shared.random", invoke("random")).await;
+        let (mut caller, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+        // Until n1 has both registrations (at most a few ms), which it then keeps.
+        until_both_answer(&mut caller, "cl.shared.random").await;
+        let mut tags = Vec::new();
+        for _ in 0..100 {
+            tags.push(who_answers(&mut caller, "cl.shared.random").await);
+        }
+        for n in ["n2", "n3"] {
+            assert!(tags.iter().any(|t| t == n), "{n} never answered: {tags:?}");
+        }
+    })
+    .await;
+}
+
+/// `first` and `last` with n2's callee registered (and visible on n1) before n3's: `first`
+/// always calls n2's, `last` n3's.
+#[tokio::test]
+async fn first_and_last_follow_registration_order() {
+    let Some(c) = Cluster::start().await else {
+        return;
+    };
+    bounded(async {
+        let _f2 = callee(&c, 2, "cl.shared.first", invoke("first")).await;
+        let _l2 = callee(&c, 2, "cl.shared.last", invoke("last")).await;
+        let mut caller = caller_when_callable(&c, 1, "cl.shared.first").await;
+        call_served(&mut caller, "cl.shared.last", Payload::default()).await;
+        let _f3 = callee(&c, 3, "cl.shared.first", invoke("first")).await;
+        let _l3 = callee(&c, 3, "cl.shared.last", invoke("last")).await;
+        // n3's `last` callee reaching n1 is the sign that its registrations have.
+        poll("n3's last callee on n1", WAIT_ROUTED, async || {
+            (who_answers(&mut caller, "cl.shared.last").await == "n3").then_some(())
+        })
+        .await;
+        for _ in 0..20 {
+            assert_eq!(who_answers(&mut caller, "cl.shared.first").await, "n2");
+            assert_eq!(who_answers(&mut caller, "cl.shared.last").await, "n3");
+        }
+    })
+    .await;
+}
