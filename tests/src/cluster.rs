@@ -245,9 +245,8 @@ impl Nats {
         ])
         .arg(&self.store)
         .args(["-m", &self.monitor_port.to_string()]);
-        let mut child = spawn_logged(&mut cmd, &self.log);
-        wait_listening("nats-server", self.port, &mut child).await;
-        self.child = Some(child);
+        let child = self.child.insert(spawn_logged(&mut cmd, &self.log));
+        wait_listening("nats-server", self.port, child).await;
     }
 
     /// Kills the server (SIGKILL).
@@ -311,9 +310,8 @@ impl Node {
             .arg(&self.config)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
-        let mut child = spawn_logged(&mut cmd, &self.log);
-        wait_listening(&format!("wamp-router {}", self.id), self.port, &mut child).await;
-        self.child = Some(child);
+        let child = self.child.insert(spawn_logged(&mut cmd, &self.log));
+        wait_listening(&format!("wamp-router {}", self.id), self.port, child).await;
     }
 
     /// Kills the process (SIGKILL).
