@@ -5,7 +5,6 @@
 //! the tail of each process's log is printed first.
 
 use std::fs::{self, File};
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -93,12 +92,21 @@ pub async fn try_poll<T>(
     }
 }
 
-/// Runs a test body, failing it after 60 s (the cluster lives outside, so that its logs
-/// are printed when this panics).
-pub async fn bounded<F: Future>(body: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), body)
+/// Runs a test on a fresh cluster of nodes `n1`, `n2`, `n3` (see [`with_nodes`]).
+pub async fn with_cluster(body: impl AsyncFnOnce(&mut Cluster)) {
+    with_nodes(&["n1", "n2", "n3"], body).await;
+}
+
+/// Starts a cluster of one node per id and runs `body` on it, failing after 60 s; returns
+/// at once (with a notice) when nats-server is missing outside CI. The cluster is dropped,
+/// and its logs printed on failure, after `body`.
+pub async fn with_nodes(ids: &[&str], body: impl AsyncFnOnce(&mut Cluster)) {
+    let Some(mut c) = Cluster::start_nodes(ids).await else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(60), body(&mut c))
         .await
-        .expect("the test ends within 60 s")
+        .expect("the test ends within 60 s");
 }
 
 /// A port that was free a moment ago (bound on 127.0.0.1, then released).

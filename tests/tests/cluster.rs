@@ -19,17 +19,14 @@ mod rpc;
 mod shared;
 
 use wamp_proto::Serializer;
-use wamp_tests::cluster::{bounded, seen_nodes, Cluster, REALM};
+use wamp_tests::cluster::{seen_nodes, with_nodes, REALM};
 use wamp_tests::RawPeer;
 
 /// `wamp_router.cluster.nodes` lists every node, sorted, on every node (started in another
 /// order), itself included.
 #[tokio::test]
 async fn every_node_lists_every_node_sorted() {
-    let Some(c) = Cluster::start_nodes(&["nc", "na", "nb"]).await else {
-        return;
-    };
-    bounded(async {
+    with_nodes(&["nc", "na", "nb"], async |c| {
         for node in &c.nodes {
             let (mut p, _) = RawPeer::join(&node.url(), REALM, Serializer::Json).await;
             let seen = seen_nodes(&mut p).await;

@@ -5,8 +5,8 @@ use std::time::Duration;
 use tokio::time::{timeout, Instant};
 use wamp_proto::{uris, Dict, Message, Payload, Serializer, Value};
 use wamp_tests::cluster::{
-    bounded, call_served, invoke_routed, poll, send_call_with, serve, wait_view, Cluster,
-    NODE_TIMEOUT, REALM,
+    call_served, invoke_routed, poll, send_call_with, serve, wait_view, with_cluster, NODE_TIMEOUT,
+    REALM,
 };
 use wamp_tests::{Closed, RawPeer};
 
@@ -34,10 +34,7 @@ async fn call_fails_within(caller: &mut RawPeer, bound: Duration, what: &str) ->
 /// from n1, and n1 sees n1 and n3 alive.
 #[tokio::test]
 async fn killed_node_cancels_its_calls_and_leaves() {
-    let Some(mut c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let mut callee =
             RawPeer::join_with_features(&c.url(2), REALM, Serializer::Json, CANCELING).await;
         callee.register("cl.fail.mute", Dict::new()).await;
@@ -72,10 +69,7 @@ async fn killed_node_cancels_its_calls_and_leaves() {
 /// client reconnecting, and the event published during the outage never reaches n2.
 #[tokio::test]
 async fn nats_outage_keeps_nodes_local_and_recovers() {
-    let Some(mut c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let (mut remote_callee, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
         remote_callee
             .register("cl.outage.remote", Dict::new())
@@ -159,10 +153,7 @@ async fn nats_outage_keeps_nodes_local_and_recovers() {
 /// within 5 s; then a new client joins n2 and calls between n1 and n2 work again.
 #[tokio::test]
 async fn frozen_node_is_fenced_then_serves_again() {
-    let Some(mut c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let (mut old, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
         c.node(2).pause();
         // The scenario is a node silent for longer than its timeout: this wait is it.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use wamp_proto::message::*;
 use wamp_proto::options::dict;
 use wamp_proto::{Dict, Id, Message, Payload, Serializer, Uri, Value};
-use wamp_tests::cluster::{bounded, poll, Cluster, BROADCAST_REALM, REALM};
+use wamp_tests::cluster::{poll, with_cluster, BROADCAST_REALM, REALM};
 use wamp_tests::RawPeer;
 
 use crate::rpc_common::sync;
@@ -65,10 +65,7 @@ fn topic(ev: &Event) -> Option<&str> {
 /// on n1: every subscription gets the event once, with the publication id of PUBLISHED,
 /// the same subscription ids on both nodes, and `details.topic` for the patterns.
 async fn match_policies_deliver_across_nodes(realm: &str) {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let subscriptions = [
             ("cl.ps.a.b", "exact"),
             ("cl.ps.a", "prefix"),
@@ -129,10 +126,7 @@ async fn match_policies_deliver_across_nodes_broadcast() {
 /// mode events of different topics may be reordered, so the check that it never came is as
 /// far as the last expected event).
 async fn prefix_is_a_string_prefix(realm: &str) {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let (mut sub, _) = RawPeer::join(&c.url(2), realm, Serializer::Json).await;
         sub.subscribe("cl.pfx.a.b", matching("prefix")).await;
         let (mut publ, _) = RawPeer::join(&c.url(1), realm, Serializer::Json).await;
@@ -164,10 +158,7 @@ async fn prefix_is_a_string_prefix_broadcast() {
 /// 1000 numbered events of one publisher on n1 reach a subscriber on n2 in order.
 #[tokio::test]
 async fn one_publishers_events_arrive_in_order() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let (mut sub, _) = RawPeer::join(&c.url(2), REALM, Serializer::MsgPack).await;
         sub.subscribe("cl.order", Dict::new()).await;
         let (mut publ, _) = RawPeer::join(&c.url(1), REALM, Serializer::MsgPack).await;
@@ -195,10 +186,7 @@ async fn one_publishers_events_arrive_in_order() {
 /// to that session (another session on n2 still gets the topic).
 #[tokio::test]
 async fn subscribed_means_delivered_and_unsubscribe_stops() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let (mut sub, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
         let (mut publ, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
         for i in 0..20 {
@@ -235,10 +223,7 @@ async fn subscribed_means_delivered_and_unsubscribe_stops() {
 /// node without subscribers never holds it.
 #[tokio::test]
 async fn nats_interest_follows_local_subscribers() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let suffix = ".cl.interest.topic";
         let holds = async |node: &str| {
             let subjects = c.nats.subscriptions_of(node).await;

@@ -4,7 +4,7 @@
 use wamp_proto::options::dict;
 use wamp_proto::{Dict, Message, Payload, Serializer, Value};
 use wamp_tests::auth::Cred;
-use wamp_tests::cluster::{bounded, Cluster, REALM, TICKET};
+use wamp_tests::cluster::{with_cluster, REALM, TICKET};
 use wamp_tests::RawPeer;
 
 use crate::pubsub::{event, publish, publish_acked};
@@ -13,10 +13,7 @@ use crate::pubsub::{event, publish, publish_acked};
 /// does; with `exclude_me: false` both do.
 #[tokio::test]
 async fn exclude_me_is_settled_at_the_publisher() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let (mut remote, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
         remote.subscribe("cl.me", Dict::new()).await;
         let (mut publ, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
@@ -47,10 +44,7 @@ async fn exclude_me_is_settled_at_the_publisher() {
 /// n3; each publication from n1 reaches exactly those its options allow.
 #[tokio::test]
 async fn black_and_white_lists_apply_on_other_nodes() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let login = async |n: usize, authid: &str| {
             let (p, _) =
                 RawPeer::join_as(&c.url(n), REALM, Some(authid), Cred::Ticket(TICKET)).await;
@@ -134,10 +128,7 @@ async fn black_and_white_lists_apply_on_other_nodes() {
 /// the EVENT has none.
 #[tokio::test]
 async fn publisher_disclosure_reaches_other_nodes() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let (mut sub, _) = RawPeer::join(&c.url(2), REALM, Serializer::MsgPack).await;
         sub.subscribe("cl.disclose", Dict::new()).await;
         let (mut publ, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;

@@ -7,7 +7,7 @@ use tokio::time::{timeout, Instant};
 use wamp_proto::message::*;
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Message, Payload, Serializer, Uri, Value};
-use wamp_tests::cluster::{bounded, invoke_routed, send_call_with, Cluster, REALM};
+use wamp_tests::cluster::{invoke_routed, send_call_with, with_cluster, Cluster, REALM};
 use wamp_tests::RawPeer;
 
 use crate::rpc_common::{
@@ -35,11 +35,8 @@ async fn pair(
 /// disclosure gives the callee the caller's session id (on n1).
 #[tokio::test]
 async fn call_result_error_and_caller_disclosure() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
-        let (mut caller, mut callee) = pair(&c, "cl.rpc.echo", &[], &[]).await;
+    with_cluster(async |c| {
+        let (mut caller, mut callee) = pair(c, "cl.rpc.echo", &[], &[]).await;
         let payload = Payload::new(
             Some(vec![1.into(), "two".into(), Value::Bytes(vec![0, 255])]),
             Some(dict([("k", Value::List(vec![true.into()]))])),
@@ -86,11 +83,8 @@ async fn call_result_error_and_caller_disclosure() {
 /// Progressive results: three `progress: true` RESULTs then the final one, in order.
 #[tokio::test]
 async fn progressive_results_cross_nodes_in_order() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
-        let (mut caller, mut callee) = pair(&c, "cl.rpc.stream", &[], PROGRESSIVE_CALLEE).await;
+    with_cluster(async |c| {
+        let (mut caller, mut callee) = pair(c, "cl.rpc.stream", &[], PROGRESSIVE_CALLEE).await;
         let options = dict([("receive_progress", true.into())]);
         let (r, inv) =
             invoke_routed(&mut caller, &mut callee, "cl.rpc.stream", options, n(0)).await;
@@ -115,12 +109,9 @@ async fn progressive_results_cross_nodes_in_order() {
 /// INVOCATIONs of one id, the last without `progress`.
 #[tokio::test]
 async fn progressive_invocations_cross_nodes_in_order() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
+    with_cluster(async |c| {
         let (mut caller, mut callee) =
-            pair(&c, "cl.rpc.upload", PROGRESSIVE_CALLER, PROGRESSIVE_CALLEE).await;
+            pair(c, "cl.rpc.upload", PROGRESSIVE_CALLER, PROGRESSIVE_CALLEE).await;
         let progress = || dict([("progress", true.into())]);
         let (r, first) =
             invoke_routed(&mut caller, &mut callee, "cl.rpc.upload", progress(), n(0)).await;
@@ -145,11 +136,8 @@ async fn progressive_invocations_cross_nodes_in_order() {
 /// `kill` waits for the callee's answer to its INTERRUPT, `killnowait` does both at once.
 #[tokio::test]
 async fn cancel_modes_across_nodes() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
-        let (mut caller, mut callee) = pair(&c, "cl.rpc.slow", &[], CANCELING).await;
+    with_cluster(async |c| {
+        let (mut caller, mut callee) = pair(c, "cl.rpc.slow", &[], CANCELING).await;
         let (r, _inv) =
             invoke_routed(&mut caller, &mut callee, "cl.rpc.slow", Dict::new(), n(1)).await;
         cancel(&mut caller, r, Some("skip")).await;
@@ -194,11 +182,8 @@ async fn cancel_modes_across_nodes() {
 /// `timeout: 500` to a callee that never answers: `wamp.error.timeout` within 1.5 s.
 #[tokio::test]
 async fn call_timeout_across_nodes() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
-        let (mut caller, mut callee) = pair(&c, "cl.rpc.mute", &[], CANCELING).await;
+    with_cluster(async |c| {
+        let (mut caller, mut callee) = pair(c, "cl.rpc.mute", &[], CANCELING).await;
         // Routed first, so that the timed call's clock starts with a reachable callee.
         let (_, inv) =
             invoke_routed(&mut caller, &mut callee, "cl.rpc.mute", Dict::new(), n(0)).await;
@@ -227,11 +212,8 @@ async fn call_timeout_across_nodes() {
 /// `wamp.error.canceled`.
 #[tokio::test]
 async fn callee_leaving_cancels_its_calls() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
-        let (mut caller, mut callee) = pair(&c, "cl.rpc.gone", &[], &[]).await;
+    with_cluster(async |c| {
+        let (mut caller, mut callee) = pair(c, "cl.rpc.gone", &[], &[]).await;
         let (r, _) =
             invoke_routed(&mut caller, &mut callee, "cl.rpc.gone", Dict::new(), n(0)).await;
         drop(callee);

@@ -3,7 +3,9 @@
 
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Message, Payload, Serializer, Value};
-use wamp_tests::cluster::{bounded, call_served, poll, serve, Cluster, Served, REALM, WAIT_ROUTED};
+use wamp_tests::cluster::{
+    call_served, poll, serve, with_cluster, Cluster, Served, REALM, WAIT_ROUTED,
+};
 use wamp_tests::RawPeer;
 
 use crate::rpc_common::{register_fails, try_register};
@@ -65,19 +67,16 @@ async fn until_both_answer(caller: &mut RawPeer, procedure: &str) {
 /// `procedure_already_exists`; a policy other than n2's is refused on n3 too.
 #[tokio::test]
 async fn registrations_are_checked_cluster_wide() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
-        let _single = callee(&c, 2, "cl.shared.single", Dict::new()).await;
-        let mut p3 = caller_when_callable(&c, 3, "cl.shared.single").await;
+    with_cluster(async |c| {
+        let _single = callee(c, 2, "cl.shared.single", Dict::new()).await;
+        let mut p3 = caller_when_callable(c, 3, "cl.shared.single").await;
         let single = invoke("single");
         let exists = uris::PROCEDURE_ALREADY_EXISTS;
         register_fails(&mut p3, "cl.shared.single", Dict::new(), exists).await;
         register_fails(&mut p3, "cl.shared.single", single, exists).await;
 
-        let _rr = callee(&c, 2, "cl.shared.mixed", invoke("roundrobin")).await;
-        let mut p3 = caller_when_callable(&c, 3, "cl.shared.mixed").await;
+        let _rr = callee(c, 2, "cl.shared.mixed", invoke("roundrobin")).await;
+        let mut p3 = caller_when_callable(c, 3, "cl.shared.mixed").await;
         let answer = try_register(&mut p3, "cl.shared.mixed", invoke("random")).await;
         assert!(
             matches!(answer, Message::Error(_)),
@@ -87,28 +86,27 @@ async fn registrations_are_checked_cluster_wide() {
     .await;
 }
 
+/// Callees of `procedure` with `policy` on n2 and n3; `calls` calls from n1 once both
+/// answer there: the tags of the callees that answered them.
+async fn spread(c: &Cluster, procedure: &str, policy: &str, calls: usize) -> Vec<String> {
+    let _a = callee(c, 2, procedure, invoke(policy)).await;
+    let _b = callee(c, 3, procedure, invoke(policy)).await;
+    let (mut caller, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+    until_both_answer(&mut caller, procedure).await;
+    let mut tags = Vec::new();
+    for _ in 0..calls {
+        tags.push(who_answers(&mut caller, procedure).await);
+    }
+    tags
+}
+
 /// `roundrobin` over callees on n2 and n3, 300 calls from n1: 150 ± 30 each.
 #[tokio::test]
 async fn roundrobin_spreads_over_nodes() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
-        let _a = callee(&c, 2, "cl.shared.rr", invoke("roundrobin")).await;
-        let _b = callee(&c, 3, "cl.shared.rr", invoke("roundrobin")).await;
-        let (mut caller, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
-        until_both_answer(&mut caller, "cl.shared.rr").await;
-        let mut n2 = 0;
-        for _ in 0..300 {
-            if who_answers(&mut caller, "cl.shared.rr").await == "n2" {
-                n2 += 1;
-            }
-        }
-        assert!(
-            (120..=180).contains(&n2),
-            "n2 got {n2} of 300, n3 {}",
-            300 - n2
-        );
+    with_cluster(async |c| {
+        let tags = spread(c, "cl.shared.rr", "roundrobin", 300).await;
+        let n2 = tags.iter().filter(|t| *t == "n2").count();
+        assert!((120..=180).contains(&n2), "n2 got {n2} of 300: {tags:?}");
     })
     .await;
 }
@@ -116,19 +114,8 @@ async fn roundrobin_spreads_over_nodes() {
 /// `random` over callees on n2 and n3: each answers at least once in 100 calls from n1.
 #[tokio::test]
 async fn random_reaches_every_node() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
-        let _a = callee(&c, 2, "cl.shared.random", invoke("random")).await;
-        let _b = callee(&c, 3, "cl.shared.random", invoke("random")).await;
-        let (mut caller, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
-        // Until n1 has both registrations (at most a few ms), which it then keeps.
-        until_both_answer(&mut caller, "cl.shared.random").await;
-        let mut tags = Vec::new();
-        for _ in 0..100 {
-            tags.push(who_answers(&mut caller, "cl.shared.random").await);
-        }
+    with_cluster(async |c| {
+        let tags = spread(c, "cl.shared.random", "random", 100).await;
         for n in ["n2", "n3"] {
             assert!(tags.iter().any(|t| t == n), "{n} never answered: {tags:?}");
         }
@@ -140,16 +127,13 @@ async fn random_reaches_every_node() {
 /// always calls n2's, `last` n3's.
 #[tokio::test]
 async fn first_and_last_follow_registration_order() {
-    let Some(c) = Cluster::start().await else {
-        return;
-    };
-    bounded(async {
-        let _f2 = callee(&c, 2, "cl.shared.first", invoke("first")).await;
-        let _l2 = callee(&c, 2, "cl.shared.last", invoke("last")).await;
-        let mut caller = caller_when_callable(&c, 1, "cl.shared.first").await;
+    with_cluster(async |c| {
+        let _f2 = callee(c, 2, "cl.shared.first", invoke("first")).await;
+        let _l2 = callee(c, 2, "cl.shared.last", invoke("last")).await;
+        let mut caller = caller_when_callable(c, 1, "cl.shared.first").await;
         call_served(&mut caller, "cl.shared.last", Payload::default()).await;
-        let _f3 = callee(&c, 3, "cl.shared.first", invoke("first")).await;
-        let _l3 = callee(&c, 3, "cl.shared.last", invoke("last")).await;
+        let _f3 = callee(c, 3, "cl.shared.first", invoke("first")).await;
+        let _l3 = callee(c, 3, "cl.shared.last", invoke("last")).await;
         // n3's `last` callee reaching n1 is the sign that its registrations have.
         poll("n3's last callee on n1", WAIT_ROUTED, async || {
             (who_answers(&mut caller, "cl.shared.last").await == "n3").then_some(())
