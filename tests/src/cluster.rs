@@ -272,7 +272,7 @@ impl Nats {
     }
 
     /// The subjects that the NATS connections of node `node_id` subscribe to (a router
-    /// names its connections `wamp-router <node id>`).
+    /// names its connections `wamp-router <node id>`: the id is a word of the name).
     pub async fn subscriptions_of(&self, node_id: &str) -> Vec<String> {
         let connz = self.connz().await;
         let conns = connz["connections"].as_array().cloned().unwrap_or_default();
@@ -349,13 +349,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts nodes `n1`, `n2`, `n3`; `None` (with a notice) when nats-server is missing
-    /// outside CI.
-    pub async fn start() -> Option<Cluster> {
-        Cluster::start_nodes(&["n1", "n2", "n3"]).await
-    }
-
-    /// Starts one node per id and waits until each sees all of them.
+    /// Starts one node per id and waits until each sees all of them; `None` (with a
+    /// notice) when nats-server is missing outside CI.
     pub async fn start_nodes(ids: &[&str]) -> Option<Cluster> {
         let Some(bin) = nats_server_bin() else {
             assert!(
