@@ -31,12 +31,14 @@ async fn pair(
     (caller, callee)
 }
 
-/// CALL with args and kwargs, then RESULT; a callee's ERROR with its URI and args; caller
+/// A registration on n2 is callable on n1 within a second (retried while it is not); CALL
+/// with args and kwargs, then RESULT; a callee's ERROR with its URI and args; caller
 /// disclosure gives the callee the caller's session id (on n1).
 #[tokio::test]
 async fn call_result_error_and_caller_disclosure() {
     with_cluster(async |c| {
         let (mut caller, mut callee) = pair(c, "cl.rpc.echo", &[], &[]).await;
+        let registered = Instant::now();
         let payload = Payload::new(
             Some(vec![1.into(), "two".into(), Value::Bytes(vec![0, 255])]),
             Some(dict([("k", Value::List(vec![true.into()]))])),
@@ -49,6 +51,11 @@ async fn call_result_error_and_caller_disclosure() {
             payload.clone(),
         )
         .await;
+        let window = registered.elapsed();
+        assert!(
+            window < Duration::from_secs(1),
+            "callable on n1 only after {window:?}"
+        );
         assert_eq!(inv.payload, payload);
         assert!(
             !inv.details.contains_key("caller"),
@@ -147,8 +154,7 @@ async fn cancel_modes_across_nodes() {
         let inv = invocation(&mut callee).await;
         assert_eq!(arg0(&inv.payload), 2, "no INTERRUPT in skip mode");
 
-        let r = caller.request();
-        call_again(&mut caller, r, "cl.rpc.slow", Dict::new(), n(3)).await;
+        let r = call(&mut caller, "cl.rpc.slow", Dict::new(), n(3)).await;
         let inv = invocation(&mut callee).await;
         assert_eq!(arg0(&inv.payload), 3);
         cancel(&mut caller, r, Some("kill")).await;
