@@ -266,7 +266,7 @@ impl Nats {
     /// `subscriptions_list`.
     pub async fn connz(&self) -> Json {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.monitor_port));
-        let reply = crate::http::request(addr, "GET", "/connz?subs=1", &[], b"").await;
+        let reply = crate::http::get_http10(addr, "/connz?subs=1").await;
         assert_eq!(reply.status, 200, "{reply:?}");
         reply.json()
     }
