@@ -8,7 +8,7 @@ use wamp_proto::message::*;
 use wamp_proto::options::dict;
 use wamp_proto::{Dict, Id, Message, Payload, Serializer, Uri, Value};
 use wamp_tests::cluster::{poll, with_cluster, BROADCAST_REALM, REALM};
-use wamp_tests::RawPeer;
+use wamp_tests::{within, RawPeer};
 
 use crate::rpc_common::sync;
 
@@ -193,8 +193,13 @@ async fn subscribed_means_delivered_and_unsubscribe_stops() {
             let t = format!("cl.fresh.t{i}");
             let sid = sub.subscribe(&t, Dict::new()).await;
             let p = publish_acked(&mut publ, &t, Dict::new(), Payload::default()).await;
-            let ev = event(&mut sub).await;
-            assert_eq!((ev.subscription, ev.publication), (sid, p), "{t}");
+            let what = format!("the EVENT of {t} published on n1 right after SUBSCRIBED on n2");
+            match within(&what, sub.next_message()).await {
+                Ok(Message::Event(ev)) => {
+                    assert_eq!((ev.subscription, ev.publication), (sid, p), "{t}");
+                }
+                other => panic!("{what}: got {other:?}"),
+            }
         }
         let (mut other, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
         other.subscribe("cl.fresh.t0", Dict::new()).await;
