@@ -4,12 +4,13 @@
 //! Every process is killed when the [`Cluster`] is dropped, also when a test panics; then
 //! the tail of each process's log is printed first.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -109,12 +110,24 @@ pub async fn with_nodes(ids: &[&str], body: impl AsyncFnOnce(&mut Cluster)) {
         .expect("the test ends within 60 s");
 }
 
-/// A port that was free a moment ago (bound on 127.0.0.1, then released).
+/// A port that was free a moment ago (bound on 127.0.0.1, then released), and never given
+/// before in this process: the kernel may hand a released port out again at once, and two
+/// processes of one cluster, or of two tests, must not be given the same.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        if GIVEN
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(port)
+        {
+            return port;
+        }
+    }
 }
 
 /// The nats-server binary: `$WAMP_NATS_SERVER`, else on PATH, else `/usr/sbin/nats-server`.
@@ -391,6 +404,11 @@ impl Cluster {
         all.sort_unstable();
         for node in &c.nodes {
             wait_view(&node.url(), &all, START_BOUND).await;
+        }
+        for node in &mut c.nodes {
+            if let Some(Ok(Some(status))) = node.child.as_mut().map(Child::try_wait) {
+                panic!("wamp-router {} exited: {status}", node.id);
+            }
         }
         Some(c)
     }
