@@ -6,8 +6,8 @@ use tokio::time::{timeout, Instant};
 use wamp_proto::message::Subscribe;
 use wamp_proto::{uris, Dict, Message, Payload, Serializer, Uri, Value};
 use wamp_tests::cluster::{
-    call_served, invoke_routed, poll, send_call_with, serve, wait_view, with_cluster, NODE_TIMEOUT,
-    REALM,
+    call_served, invoke_routed, poll, send_call_with, serve, wait_view, with_cluster, Cluster,
+    NODE_TIMEOUT, REALM,
 };
 use wamp_tests::{Closed, RawPeer};
 
@@ -66,107 +66,119 @@ async fn killed_node_cancels_its_calls_and_leaves() {
 
 /// NATS killed: on n1, local PubSub and a local call still work, a call to n2's callee
 /// fails within the node timeout and a second, and a new subscription is made and served.
-/// NATS restarted on the same port and store: cross-node calls and events work again within
-/// 10 s without any client reconnecting, and the event published during the outage never
-/// reaches n2.
+/// With `long`, the outage lasts until n1 sees no other node. NATS restarted on the same
+/// port and store: cross-node calls (none of them left without an answer) and events work
+/// again within 10 s without any client reconnecting, and the event published during the
+/// outage never reaches n2.
+async fn nats_outage(c: &mut Cluster, long: bool) {
+    let (mut remote_callee, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
+    remote_callee
+        .register("cl.outage.remote", Dict::new())
+        .await;
+    let _remote_callee = serve(remote_callee, "n2");
+    let (mut local_callee, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+    local_callee.register("cl.outage.local", Dict::new()).await;
+    let _local_callee = serve(local_callee, "n1");
+    let (mut remote_sub, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
+    remote_sub.subscribe("cl.outage.topic", Dict::new()).await;
+    let (mut local_sub, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+    local_sub.subscribe("cl.outage.topic", Dict::new()).await;
+    let (mut p, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+    let answer = call_served(&mut p, "cl.outage.remote", Payload::default()).await;
+    assert!(
+        matches!(answer, Message::Result(_)),
+        "before the outage: {answer:?}"
+    );
+    let marked = |s: &str| Payload::args(vec![s.into()]);
+    publish_acked(&mut p, "cl.outage.topic", Dict::new(), marked("before")).await;
+    event(&mut remote_sub).await;
+    event(&mut local_sub).await;
+
+    c.nats.kill();
+    publish_acked(&mut p, "cl.outage.topic", Dict::new(), marked("during")).await;
+    assert_eq!(
+        event(&mut local_sub).await.payload,
+        marked("during"),
+        "local delivery"
+    );
+    let answer = call_served(&mut p, "cl.outage.local", Payload::default()).await;
+    assert!(
+        matches!(answer, Message::Result(_)),
+        "local call: {answer:?}"
+    );
+    send_call_with(&mut p, "cl.outage.remote", Dict::new(), Payload::default()).await;
+    call_fails_within(&mut p, NOTICE, "a cross-node call without NATS").await;
+    let (mut new_sub, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+    let r = new_sub.request();
+    let subscribe = Subscribe {
+        request: r,
+        options: Dict::new(),
+        topic: Uri::new("cl.outage.new"),
+    };
+    new_sub.send(&subscribe.into()).await;
+    match timeout(NOTICE, new_sub.recv()).await {
+        Ok(Message::Subscribed(s)) if s.request == r => {}
+        Ok(other) => panic!("SUBSCRIBE without NATS: expected SUBSCRIBED, got {other:?}"),
+        Err(_) => panic!("SUBSCRIBE without NATS: no SUBSCRIBED within {NOTICE:?}"),
+    }
+    publish_acked(&mut p, "cl.outage.new", Dict::new(), marked("new")).await;
+    assert_eq!(
+        event(&mut new_sub).await.payload,
+        marked("new"),
+        "a new subscription"
+    );
+
+    if long {
+        wait_view(&c.url(1), &["n1"], NOTICE).await;
+    }
+    c.nats.start().await;
+    poll(
+        "cross-node calls after NATS is back",
+        Duration::from_secs(10),
+        async || {
+            let r = send_call_with(&mut p, "cl.outage.remote", Dict::new(), n(7)).await;
+            match timeout(NOTICE, p.recv()).await {
+                Ok(Message::Result(res)) if res.request == r => Some(()),
+                Ok(Message::Error(e)) if e.request == r => None,
+                Ok(other) => panic!("expected RESULT or ERROR, got {other:?}"),
+                Err(_) => panic!("CALL {r:?} hangs after NATS came back"),
+            }
+        },
+    )
+    .await;
+    // Publish until n2 delivers again; what it delivers first is from after the outage.
+    let mut k = 0;
+    let first = poll(
+        "cross-node events after NATS is back",
+        Duration::from_secs(10),
+        async || {
+            k += 1;
+            let payload = Payload::args(vec!["after".into(), Value::from(k as u64)]);
+            publish_acked(&mut p, "cl.outage.topic", Dict::new(), payload).await;
+            timeout(Duration::from_millis(200), event(&mut remote_sub))
+                .await
+                .ok()
+        },
+    )
+    .await;
+    let args = first.payload.args.unwrap_or_default();
+    assert_eq!(
+        args.first().and_then(Value::as_str),
+        Some("after"),
+        "{args:?}"
+    );
+}
+
+/// A NATS outage that the nodes notice (n1 sees no other node before NATS is back).
 #[tokio::test]
 async fn nats_outage_keeps_nodes_local_and_recovers() {
-    with_cluster(async |c| {
-        let (mut remote_callee, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
-        remote_callee
-            .register("cl.outage.remote", Dict::new())
-            .await;
-        let _remote_callee = serve(remote_callee, "n2");
-        let (mut local_callee, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
-        local_callee.register("cl.outage.local", Dict::new()).await;
-        let _local_callee = serve(local_callee, "n1");
-        let (mut remote_sub, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
-        remote_sub.subscribe("cl.outage.topic", Dict::new()).await;
-        let (mut local_sub, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
-        local_sub.subscribe("cl.outage.topic", Dict::new()).await;
-        let (mut p, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
-        let answer = call_served(&mut p, "cl.outage.remote", Payload::default()).await;
-        assert!(
-            matches!(answer, Message::Result(_)),
-            "before the outage: {answer:?}"
-        );
-        let marked = |s: &str| Payload::args(vec![s.into()]);
-        publish_acked(&mut p, "cl.outage.topic", Dict::new(), marked("before")).await;
-        event(&mut remote_sub).await;
-        event(&mut local_sub).await;
+    with_cluster(async |c| nats_outage(c, true).await).await;
+}
 
-        c.nats.kill();
-        publish_acked(&mut p, "cl.outage.topic", Dict::new(), marked("during")).await;
-        assert_eq!(
-            event(&mut local_sub).await.payload,
-            marked("during"),
-            "local delivery"
-        );
-        let answer = call_served(&mut p, "cl.outage.local", Payload::default()).await;
-        assert!(
-            matches!(answer, Message::Result(_)),
-            "local call: {answer:?}"
-        );
-        send_call_with(&mut p, "cl.outage.remote", Dict::new(), Payload::default()).await;
-        call_fails_within(&mut p, NOTICE, "a cross-node call without NATS").await;
-        let (mut new_sub, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
-        let r = new_sub.request();
-        let subscribe = Subscribe {
-            request: r,
-            options: Dict::new(),
-            topic: Uri::new("cl.outage.new"),
-        };
-        new_sub.send(&subscribe.into()).await;
-        match timeout(NOTICE, new_sub.recv()).await {
-            Ok(Message::Subscribed(s)) if s.request == r => {}
-            Ok(other) => panic!("SUBSCRIBE without NATS: expected SUBSCRIBED, got {other:?}"),
-            Err(_) => panic!("SUBSCRIBE without NATS: no SUBSCRIBED within {NOTICE:?}"),
-        }
-        publish_acked(&mut p, "cl.outage.new", Dict::new(), marked("new")).await;
-        assert_eq!(
-            event(&mut new_sub).await.payload,
-            marked("new"),
-            "a new subscription"
-        );
-
-        c.nats.start().await;
-        poll(
-            "cross-node calls after NATS is back",
-            Duration::from_secs(10),
-            async || {
-                let r = send_call_with(&mut p, "cl.outage.remote", Dict::new(), n(7)).await;
-                match timeout(NOTICE, p.recv()).await {
-                    Ok(Message::Result(res)) if res.request == r => Some(()),
-                    Ok(Message::Error(e)) if e.request == r => None,
-                    Ok(other) => panic!("expected RESULT or ERROR, got {other:?}"),
-                    Err(_) => panic!("CALL {r:?} hangs after NATS came back"),
-                }
-            },
-        )
-        .await;
-        // Publish until n2 delivers again; what it delivers first is from after the outage.
-        let mut k = 0;
-        let first = poll(
-            "cross-node events after NATS is back",
-            Duration::from_secs(10),
-            async || {
-                k += 1;
-                let payload = Payload::args(vec!["after".into(), Value::from(k as u64)]);
-                publish_acked(&mut p, "cl.outage.topic", Dict::new(), payload).await;
-                timeout(Duration::from_millis(200), event(&mut remote_sub))
-                    .await
-                    .ok()
-            },
-        )
-        .await;
-        let args = first.payload.args.unwrap_or_default();
-        assert_eq!(
-            args.first().and_then(Value::as_str),
-            Some("after"),
-            "{args:?}"
-        );
-    })
-    .await;
+/// A NATS outage shorter than the node timeout (restarted at once).
+#[tokio::test]
+async fn nats_blip_leaves_no_call_hanging() {
+    with_cluster(async |c| nats_outage(c, false).await).await;
 }
 
 /// n2 frozen (SIGSTOP) for 2.5 s, past its 1 s node timeout, then let go: its client
