@@ -58,6 +58,10 @@ struct CommonArgs {
     /// /proc and summed.
     #[arg(long, global = true, value_delimiter = ',')]
     router_pid: Vec<u32>,
+    /// In a cluster: callees (rpc) and subscribers (fanout, pubsub) join these URLs, in
+    /// turn, instead of `--url` (comma-separated), so every call and event crosses nodes.
+    #[arg(long, global = true, value_delimiter = ',')]
+    remote_url: Vec<String>,
     /// A name for the router under test, copied into the JSON line (e.g. `crossbar`).
     #[arg(long, global = true)]
     label: Option<String>,
@@ -159,7 +163,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .clamp(1, 256);
+    let remote = c
+        .remote_url
+        .iter()
+        .map(|u| {
+            let mut t = Target::new(u, &c.realm, c.serializer)?;
+            t.auth = target.auth.clone();
+            Ok(t)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let ctx = Ctx {
+        remote,
         target,
         watched,
         label: c.label.clone(),

@@ -186,7 +186,7 @@ pub(crate) async fn run(ctx: &Ctx, a: &PubsubArgs, scenario: &str) -> anyhow::Re
     let mut joins = Vec::with_capacity(a.subscribers as usize);
     for i in 0..a.subscribers as usize {
         let gate = gate.clone();
-        let target = ctx.target.clone();
+        let target = ctx.remote_target(i).clone();
         let topic = topic.clone();
         let timeout = ctx.connect_timeout;
         joins.push(tokio::spawn(async move {

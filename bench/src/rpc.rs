@@ -87,7 +87,7 @@ pub(crate) async fn run(ctx: &Ctx, a: &RpcArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut callees = Vec::new();
     for (k, proc) in procedures.iter().enumerate() {
-        let mut c = Conn::connect(&ctx.target, k, BufSize::Busy, ctx.connect_timeout)
+        let mut c = Conn::connect(ctx.remote_target(k), k, BufSize::Busy, ctx.connect_timeout)
             .await
             .with_context(|| format!("callee {k}"))?;
         register(&mut c, proc)

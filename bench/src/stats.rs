@@ -84,6 +84,8 @@ pub(crate) fn now_ns() -> u64 {
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
     pub(crate) target: Target,
+    /// `--remote-url`: where callees and subscribers join instead (other cluster nodes).
+    pub(crate) remote: Vec<Target>,
     pub(crate) watched: Watched,
     pub(crate) label: Option<String>,
     pub(crate) tag: Option<String>,
@@ -93,6 +95,15 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Where callee or subscriber `i` joins: `--remote-url`s in turn, else `--url`.
+    pub(crate) fn remote_target(&self, i: usize) -> &Target {
+        if self.remote.is_empty() {
+            &self.target
+        } else {
+            &self.remote[i % self.remote.len()]
+        }
+    }
+
     /// The fields every JSON line starts with.
     pub(crate) fn header(&self, scenario: &str, case: &str) -> Map<String, Json> {
         let ts = SystemTime::now()

@@ -38,6 +38,7 @@ fn ctx(server: &Server, ser: Serializer) -> Ctx {
 fn ctx_at(url: &str, ser: Serializer) -> Ctx {
     Ctx {
         target: Target::new(url, "realm1", ser).expect("loopback target"),
+        remote: Vec::new(),
         // The router runs in this process: its CPU time is this process's.
         watched: Watched::new(vec![std::process::id()]),
         label: Some("test".into()),

@@ -33,9 +33,12 @@
 pub mod config;
 
 mod auth;
+mod backplane;
 mod broker;
 mod check;
 mod close;
+#[cfg(feature = "cluster-nats")]
+mod cluster;
 mod counters;
 mod dealer;
 mod error;
@@ -49,6 +52,7 @@ mod server;
 mod session;
 mod shared;
 mod shed;
+mod stable_ids;
 mod stats;
 mod transport;
 

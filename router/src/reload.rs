@@ -49,6 +49,7 @@ pub(crate) fn apply(shared: &RouterShared, old: &Config, new: &Config) -> (Reloa
         ("router", old.router != new.router),
         ("log", old.log != new.log),
         ("transport", old.transports != new.transports),
+        ("cluster", old.cluster != new.cluster),
     ] {
         if changed {
             report.restart_needed.push(key.to_owned());
@@ -57,7 +58,11 @@ pub(crate) fn apply(shared: &RouterShared, old: &Config, new: &Config) -> (Reloa
     effective.realms = Vec::with_capacity(new.realms.len());
     for r in &new.realms {
         let Some(before) = old.realms.iter().find(|o| o.name == r.name) else {
-            let realm = Arc::new(Realm::new(r));
+            let realm = Arc::new(Realm::new(r, new.cluster.is_some()));
+            #[cfg(feature = "cluster-nats")]
+            if let Some(c) = shared.cluster.get() {
+                c.attach(&realm, r.pubsub_mode);
+            }
             shared.change_realms(|m| m.insert(r.name.clone(), realm));
             report.realms_added.push(r.name.clone());
             effective.realms.push(r.clone());

@@ -120,10 +120,20 @@ impl Server {
         let realms = config
             .realms
             .iter()
-            .map(|r| (r.name.clone(), Arc::new(Realm::new(r))))
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    Arc::new(Realm::new(r, config.cluster.is_some())),
+                )
+            })
             .collect();
         let shared = Arc::new(RouterShared::new(realms, config.router.clone()));
         shared.tracker.spawn(crate::shed::run(shared.clone()));
+        #[cfg(feature = "cluster-nats")]
+        if let Some(c) = &config.cluster {
+            let cluster = crate::cluster::Cluster::start(c, &config.realms, &shared).await?;
+            let _ = shared.cluster.set(cluster);
+        }
         let mut server = Server {
             shared,
             addrs: Vec::new(),

@@ -44,6 +44,9 @@ pub(crate) struct RouterShared {
     pub(crate) auth_checks: Arc<Semaphore>,
     /// The router's own caller (asks dynamic authenticators).
     pub(crate) internal: Arc<InternalCaller>,
+    /// The other nodes, with `[cluster]`.
+    #[cfg(feature = "cluster-nats")]
+    pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
 
 impl RouterShared {
@@ -68,6 +71,8 @@ impl RouterShared {
             tracker: TaskTracker::new(),
             penalties: Penalties::default(),
             auth_checks: Arc::new(Semaphore::new(AUTH_CHECKS)),
+            #[cfg(feature = "cluster-nats")]
+            cluster: std::sync::OnceLock::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::peer::SessionHandle;
 ///
 /// A subscriber receives it only if it is in every `eligible*` list present and in no
 /// `exclude*` list present.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Filter {
     exclude: Vec<u64>,
     eligible: Option<Vec<u64>>,

@@ -119,6 +119,9 @@ pub(crate) struct Broker {
     seq: AtomicU64,
     /// Report a subscriber over its soft bound to the publisher (realm `pause_publishers`).
     pause_publishers: bool,
+    /// In a cluster: the realm's name, from which every node derives the same subscription
+    /// id for the same (URI, match policy).
+    stable_ids: Option<String>,
 }
 
 /// What a PUBLISH reached.
@@ -130,9 +133,14 @@ pub(crate) struct Delivered {
 }
 
 impl Broker {
-    pub(crate) fn new(topics: &[TopicPolicyConfig], pause_publishers: bool) -> Broker {
+    pub(crate) fn new(
+        topics: &[TopicPolicyConfig],
+        pause_publishers: bool,
+        stable_ids: Option<String>,
+    ) -> Broker {
         Broker {
             pause_publishers,
+            stable_ids,
             exact: DashMap::default(),
             patterns: Patterns::default(),
             by_id: DashMap::new(),
@@ -143,8 +151,15 @@ impl Broker {
     }
 
     fn new_subscription(&self, uri: &Uri, policy: MatchPolicy) -> Arc<Subscription> {
+        let mut attempt = 0;
         loop {
-            let id = Id::random();
+            let id = match &self.stable_ids {
+                Some(realm) if attempt < 4 => {
+                    crate::stable_ids::stable_id(realm, b"s", policy, uri.as_str(), attempt)
+                }
+                _ => Id::random(),
+            };
+            attempt += 1;
             if let dashmap::Entry::Vacant(v) = self.by_id.entry(id) {
                 let sub = Arc::new(Subscription {
                     id,
@@ -404,6 +419,40 @@ impl Broker {
             }
         }
         delivered
+    }
+
+    /// Another node's publication for this node's subscriptions `owned` (those a NATS
+    /// subscription serves): each that matches `topic` gets it, as from a local publisher.
+    #[cfg(feature = "cluster-nats")]
+    pub(crate) fn deliver_remote(
+        &self,
+        topic: &str,
+        ev: Event,
+        filter: &Filter,
+        owned: &[(MatchPolicy, Uri)],
+    ) {
+        let to = Targets {
+            filter,
+            exclude: None,
+            pause: false,
+        };
+        let mut delivered = Delivered::default();
+        let mut msg = Message::Event(ev);
+        for (policy, uri) in owned {
+            if !matches(*policy, uri.as_str(), topic) {
+                continue;
+            }
+            let Some(sub) = self.lookup(uri, *policy) else {
+                continue;
+            };
+            if let (MatchPolicy::Prefix | MatchPolicy::Wildcard, Message::Event(e)) =
+                (*policy, &mut msg)
+            {
+                e.details
+                    .insert("topic".into(), Value::Str(topic.to_owned()));
+            }
+            deliver(&sub, &mut msg, &to, &mut delivered);
+        }
     }
 
     /// Sends `session` the retained events it would have been eligible for, for a new

@@ -9,10 +9,12 @@ use serde::Deserialize;
 use thiserror::Error;
 use wamp_proto::{MatchPolicy, Serializer, UriCheck};
 
+mod cluster;
 mod log;
 mod realm;
 mod transport;
 
+pub use cluster::{ClusterConfig, NatsUrls, PubSubMode};
 pub use log::{LogFormat, LogOptions};
 pub(crate) use realm::TRUSTED_ROLE;
 pub use realm::{
@@ -54,6 +56,8 @@ pub struct Config {
     pub transports: Vec<TransportConfig>,
     /// The realms clients may join.
     pub realms: Vec<RealmConfig>,
+    /// Several router processes as one (`[cluster]`); `None`: a single node.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// The file as written: transports are checked against their `type` after parsing.
@@ -68,6 +72,8 @@ struct ConfigFile {
     transports: Vec<TransportFile>,
     #[serde(default, rename = "realm")]
     realms: Vec<RealmConfig>,
+    #[serde(default)]
+    cluster: Option<ClusterConfig>,
 }
 
 /// Router-wide options (`[router]`).
@@ -258,6 +264,7 @@ impl Config {
             log: file_config.log,
             transports,
             realms: file_config.realms,
+            cluster: file_config.cluster,
         };
         config.validate(text, file)?;
         Ok(config)
@@ -270,6 +277,17 @@ impl Config {
             key,
             message,
         };
+        if let Some((key, message)) = self.cluster.as_ref().and_then(|c| c.problem()) {
+            return Err(err(format!("cluster.{key}"), key, message));
+        }
+        #[cfg(not(feature = "cluster-nats"))]
+        if self.cluster.is_some() {
+            return Err(err(
+                "cluster".into(),
+                "[cluster]",
+                "this build has no cluster support (cargo feature `cluster-nats`)".into(),
+            ));
+        }
         if self.router.outbound_queue.is_some() {
             return Err(err(
                 "router.outbound_queue".into(),

@@ -52,6 +52,10 @@ pub struct RealmConfig {
     /// `wamp.error.limit_exceeded` and a message naming it.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// With `[cluster]`: how events reach the other nodes (`interest`, the default, or
+    /// `broadcast`).
+    #[serde(default)]
+    pub pubsub_mode: crate::config::PubSubMode,
 }
 
 /// `[realm.limits]`.

@@ -142,84 +142,185 @@ fn new_call(
         return refuse(me, m.request, progress, uris::FEATURE_NOT_SUPPORTED, why);
     }
     let details = invocation_details(me, &m, &o, &reg, &callee, progress);
-    let target = &callee.session;
-    let invocation = {
-        let mut inv = lock(&target.shared().invocations);
-        if inv.closed {
-            drop(inv);
-            let why = format!("the callee of `{}` has just left", m.procedure);
-            return refuse(me, m.request, progress, uris::NO_SUCH_PROCEDURE, why);
-        }
-        if inv.pending.len() >= dealer.limits.per_callee {
-            drop(inv);
-            let max = dealer.limits.per_callee;
-            me.metrics().limit_hit("max_invocations_per_callee");
-            tracing::warn!(callee = %target.id(), max, "invocations in flight limit reached");
-            let why = format!(
-                "the callee of `{}` has {max} calls unanswered (max_invocations_per_callee)",
-                m.procedure
-            );
-            return refuse(me, m.request, progress, LIMIT_EXCEEDED, why);
-        }
-        let id = target.shared().next_invocation.next();
-        let mut pending = PendingInvocation {
-            caller: me.clone(),
-            caller_request: m.request,
-            receive_progress: o.receive_progress,
-            interrupted: false,
-            timeout: None,
-            timer: None,
-            started: crate::counters::sampled(m.request.get()).then(std::time::Instant::now),
-        };
-        let d = Duration::from_millis(o.timeout_ms);
-        // The clock is read only for a call with a timeout; one too large for the clock is
-        // no timeout.
-        let deadline = (o.timeout_ms > 0).then(|| Instant::now().checked_add(d));
-        if let Some(deadline) = deadline.flatten() {
-            pending.timeout = Some((d, deadline));
-            // Spawned under the lock: the timer cannot look for the entry before it exists.
-            pending.timer = Some(spawn_timer(target.clone(), id, deadline));
-        }
-        inv.pending.insert(id.get(), pending);
-        id
+    let issue = Issue {
+        registration: reg.id,
+        request: m.request,
+        receive_progress: o.receive_progress,
+        timeout_ms: o.timeout_ms,
+        streaming: progress,
     };
-    lock(&me.shared().calls).active.insert(
-        m.request.get(),
-        OutgoingCall {
-            callee: target.clone(),
-            invocation,
-            registration: reg.id,
-            streaming: progress,
-        },
-    );
-    let sent = target.try_send(
-        &Invocation {
-            request: invocation,
-            registration: reg.id,
-            details,
-            payload: m.payload,
+    match issue.send(me, dealer, &callee.session, details, m.payload) {
+        Ok(()) => Ok(()),
+        Err(Issued::Refused(uri, why)) => {
+            let why = why.replace("{procedure}", m.procedure.as_str());
+            refuse(me, m.request, progress, uri, why)
         }
-        .into(),
-    );
-    if let Err(why) = sent {
-        // The callee is gone or too slow: answer now rather than leave the caller waiting.
-        let taken = lock(&target.shared().invocations)
-            .pending
-            .remove(&invocation.get());
-        if taken.is_some() {
-            lock(&me.shared().calls).remove(m.request);
-            return Err(match why {
-                NotSent::TooLarge { len, max } => Refusal::new(
-                    uris::PAYLOAD_SIZE_EXCEEDED,
-                    format!(
-                        "the call ({len} bytes) is longer than its callee accepts ({max} bytes)"
-                    ),
-                ),
-                _ => Refusal::new(uris::CANCELED, "the callee could not be reached"),
-            });
-        }
+        Err(Issued::Failed(r)) => Err(r),
     }
-    Ok(())
+}
+
+/// A call for another node's caller (a cluster's caller proxy `me`): the INVOCATION that
+/// node's dealer built, with its details, issued to `callee` for `registration`; or a
+/// further chunk of a progressive invocation. Its timeout is the calling node's.
+pub(crate) fn forwarded(
+    me: &SessionHandle,
+    dealer: &Dealer,
+    callee: &SessionHandle,
+    registration: Id,
+    request: Id,
+    details: Dict,
+    payload: wamp_proto::Payload,
+) -> Result<(), Refusal> {
+    let progress = bool_opt(&details, "progress", false).unwrap_or(false);
+    let stream = lock(&me.shared().calls)
+        .active
+        .get(&request.get())
+        .filter(|c| c.streaming)
+        .cloned();
+    if let Some(c) = stream {
+        let m = Call {
+            request,
+            options: Dict::new(),
+            procedure: wamp_proto::Uri::new(""),
+            payload,
+        };
+        next_chunk(me, m, &c, progress);
+        return Ok(());
+    }
+    let registered = dealer
+        .registration(registration)
+        .is_some_and(|r| r.callee_ids().contains(&callee.id()));
+    if !registered {
+        return Err(Refusal::new(
+            uris::NO_SUCH_PROCEDURE,
+            "the callee is no longer registered for this procedure",
+        ));
+    }
+    let issue = Issue {
+        registration,
+        request,
+        receive_progress: bool_opt(&details, "receive_progress", false).unwrap_or(false),
+        timeout_ms: 0,
+        streaming: progress,
+    };
+    issue
+        .send(me, dealer, callee, details, payload)
+        .map_err(|e| match e {
+            Issued::Refused(uri, why) => {
+                Refusal::new(uri, why.replace("{procedure}", "the procedure"))
+            }
+            Issued::Failed(r) => r,
+        })
+}
+
+/// An INVOCATION about to be issued, and what the call's records need.
+struct Issue {
+    registration: Id,
+    request: Id,
+    receive_progress: bool,
+    timeout_ms: u64,
+    streaming: bool,
+}
+
+/// Why an INVOCATION was not issued.
+enum Issued {
+    /// Refused before anything was recorded (`{procedure}` in the text is the procedure).
+    Refused(&'static str, String),
+    /// The callee could not take it: the caller's answer.
+    Failed(Refusal),
+}
+
+impl Issue {
+    /// Records the call on both sessions (and its timer), then sends the INVOCATION.
+    fn send(
+        self,
+        me: &SessionHandle,
+        dealer: &Dealer,
+        target: &SessionHandle,
+        details: Dict,
+        payload: wamp_proto::Payload,
+    ) -> Result<(), Issued> {
+        let invocation = {
+            let mut inv = lock(&target.shared().invocations);
+            if inv.closed {
+                drop(inv);
+                return Err(Issued::Refused(
+                    uris::NO_SUCH_PROCEDURE,
+                    "the callee of `{procedure}` has just left".into(),
+                ));
+            }
+            if inv.pending.len() >= dealer.limits.per_callee {
+                drop(inv);
+                let max = dealer.limits.per_callee;
+                me.metrics().limit_hit("max_invocations_per_callee");
+                tracing::warn!(callee = %target.id(), max, "invocations in flight limit reached");
+                return Err(Issued::Refused(
+                    LIMIT_EXCEEDED,
+                    format!(
+                        "the callee of `{{procedure}}` has {max} calls unanswered (max_invocations_per_callee)"
+                    ),
+                ));
+            }
+            let id = target.shared().next_invocation.next();
+            let mut pending = PendingInvocation {
+                caller: me.clone(),
+                caller_request: self.request,
+                receive_progress: self.receive_progress,
+                interrupted: false,
+                timeout: None,
+                timer: None,
+                started: crate::counters::sampled(self.request.get()).then(std::time::Instant::now),
+            };
+            let d = Duration::from_millis(self.timeout_ms);
+            // The clock is read only for a call with a timeout; one too large for the clock is
+            // no timeout.
+            let deadline = (self.timeout_ms > 0).then(|| Instant::now().checked_add(d));
+            if let Some(deadline) = deadline.flatten() {
+                pending.timeout = Some((d, deadline));
+                // Spawned under the lock: the timer cannot look for the entry before it exists.
+                pending.timer = Some(spawn_timer(target.clone(), id, deadline));
+            }
+            inv.pending.insert(id.get(), pending);
+            id
+        };
+        lock(&me.shared().calls).active.insert(
+            self.request.get(),
+            OutgoingCall {
+                callee: target.clone(),
+                invocation,
+                registration: self.registration,
+                streaming: self.streaming,
+            },
+        );
+        let sent = target.try_send(
+            &Invocation {
+                request: invocation,
+                registration: self.registration,
+                details,
+                payload,
+            }
+            .into(),
+        );
+        if let Err(why) = sent {
+            // The callee is gone or too slow: answer now rather than leave the caller waiting.
+            let taken = lock(&target.shared().invocations)
+                .pending
+                .remove(&invocation.get());
+            if taken.is_some() {
+                lock(&me.shared().calls).remove(self.request);
+                return Err(Issued::Failed(match why {
+                    NotSent::TooLarge { len, max } => Refusal::new(
+                        uris::PAYLOAD_SIZE_EXCEEDED,
+                        format!(
+                            "the call ({len} bytes) is longer than its callee accepts ({max} bytes)"
+                        ),
+                    ),
+                    _ => Refusal::new(uris::CANCELED, "the callee could not be reached"),
+                }));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// INVOCATION.Details for the first (or only) INVOCATION of a call.

@@ -193,6 +193,9 @@ pub(crate) struct Dealer {
     by_id: DashMap<Id, Arc<Registration>>,
     /// Calls in flight per caller and per callee (`[realm.limits]`).
     pub(crate) limits: CallLimits,
+    /// In a cluster: the realm's name, from which every node derives the same registration
+    /// id for the same (URI, match policy).
+    stable_ids: Option<String>,
 }
 
 /// How many calls may be in flight at once.
@@ -213,9 +216,10 @@ impl Default for CallLimits {
 
 impl Dealer {
     /// An empty dealer with these limits.
-    pub(crate) fn new(limits: CallLimits) -> Dealer {
+    pub(crate) fn new(limits: CallLimits, stable_ids: Option<String>) -> Dealer {
         Dealer {
             limits,
+            stable_ids,
             ..Dealer::default()
         }
     }
@@ -313,8 +317,15 @@ impl Dealer {
                 });
             }
         }
+        let mut attempt = 0;
         let reg = loop {
-            let id = Id::random();
+            let id = match &self.stable_ids {
+                Some(realm) if attempt < 4 => {
+                    crate::stable_ids::stable_id(realm, b"r", o.policy, procedure.as_str(), attempt)
+                }
+                _ => Id::random(),
+            };
+            attempt += 1;
             if let dashmap::Entry::Vacant(v) = self.by_id.entry(id) {
                 let reg = Arc::new(Registration::new(id, procedure.clone(), o.policy, o.invoke));
                 v.insert(reg.clone());

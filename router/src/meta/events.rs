@@ -14,7 +14,7 @@ fn emit(realm: &Realm, topic: &str, args: impl FnOnce() -> Vec<Value>) {
     if !realm.meta_api || !realm.broker.has_subscribers(topic) {
         return;
     }
-    realm.broker.publish(Publication {
+    realm.publish(Publication {
         topic: Uri::new(topic),
         id: Id::random(),
         payload: Payload::args(args()),

@@ -45,8 +45,13 @@ const PROCEDURES: &[&str] = &[
 
 /// Whether the router itself implements `procedure`.
 pub(crate) fn is_meta_procedure(procedure: &str) -> bool {
-    procedure.starts_with("wamp.") && PROCEDURES.contains(&procedure)
+    (procedure.starts_with("wamp.") && PROCEDURES.contains(&procedure))
+        || procedure == CLUSTER_NODES
 }
+
+/// The router's own procedure (not the spec's): the cluster nodes alive, as this node sees
+/// them, sorted (`[node_id, ...]`); a single node has none.
+pub(crate) const CLUSTER_NODES: &str = "wamp_router.cluster.nodes";
 
 /// The session calling a meta procedure.
 pub(crate) struct Caller<'a> {
@@ -128,6 +133,14 @@ pub(crate) fn call(c: Caller<'_>, mut m: Call) -> Result<(), Refusal> {
         sessions::call(c, name, &args)?
     } else if let Some(name) = procedure.strip_prefix("wamp.registration.") {
         tables::registration(c.realm, name, &args)?
+    } else if procedure == CLUSTER_NODES {
+        let Some(b) = c.realm.backplane() else {
+            return Err(Refusal::new(
+                uris::NO_SUCH_PROCEDURE,
+                "this router is not part of a cluster",
+            ));
+        };
+        Value::List(b.nodes().into_iter().map(Value::Str).collect())
     } else if procedure == "wamp.subscription.get_events" {
         history::get_events(c.handle, c.realm, &args)?
     } else if let Some(name) = procedure.strip_prefix("wamp.subscription.") {

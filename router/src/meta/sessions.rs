@@ -68,7 +68,7 @@ pub(crate) fn publish_testaments(
             .get("exclude_me")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        realm.broker.publish(Publication {
+        realm.publish(Publication {
             topic: t.topic,
             id: Id::random(),
             payload: t.payload,

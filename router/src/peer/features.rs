@@ -77,6 +77,16 @@ impl PeerFeatures {
     }
 
     /// Whether every bit of `flags` was announced.
+    /// The flags, to send to another node.
+    pub(crate) fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Flags another node sent (unknown ones dropped).
+    pub(crate) fn from_bits(bits: u32) -> PeerFeatures {
+        PeerFeatures(bits & 0x3f)
+    }
+
     pub(crate) fn has(self, flags: u32) -> bool {
         self.0 & flags == flags
     }

@@ -8,7 +8,7 @@
 //! handshake a client started, the core returns to `AwaitHello` with a fresh outbox, so the
 //! same transport can carry a new session (the spec allows it).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -100,14 +100,35 @@ pub(crate) struct Joined {
     pub(crate) realm: Arc<Realm>,
     /// What the session's authrole may do.
     pub(crate) role: Arc<Role>,
-    pub(crate) subscriptions: HashSet<Id>,
-    pub(crate) registrations: HashSet<Id>,
+    /// (foldhash: an 8-byte hasher state instead of SipHash's 16, in every session's task)
+    pub(crate) subscriptions: HashSet<Id, crate::peer::FastHash>,
+    pub(crate) registrations: HashSet<Id, crate::peer::FastHash>,
     /// What to publish when the session goes away (allocated on first use: most sessions
     /// have none, and every byte here is in each connection's task).
     pub(crate) testaments: Option<Box<meta::Testaments>>,
     /// Realm `pause_publishers`: a subscriber this session's last PUBLISH left over its
     /// soft bound; nothing more is read from this session until it drains.
     pub(crate) paused_by: Option<SessionHandle>,
+    /// Requests whose answer waits for the cluster (a first subscription's NATS interest, a
+    /// `single` registration's claim), in arrival order; boxed, since most sessions never
+    /// have one (8 bytes in every connection's task instead of a `VecDeque`'s 32).
+    #[allow(clippy::box_collection)]
+    pub(crate) deferred: Option<Box<VecDeque<Deferred>>>,
+}
+
+/// What a deferred request does once its wait is over.
+pub(crate) type Completion = Box<dyn FnOnce(&mut Joined) + Send>;
+
+/// A request waiting for the cluster: the future yields the rest of its handling.
+pub(crate) type Deferred = crate::backplane::Wait<Completion>;
+
+impl Joined {
+    /// Finishes handling a request once `wait` is over (the session's own task runs it).
+    pub(crate) fn defer(&mut self, wait: Deferred) {
+        self.deferred
+            .get_or_insert_with(Box::default)
+            .push_back(wait);
+    }
 }
 
 impl Joined {
@@ -348,6 +369,28 @@ impl SessionCore {
         }
     }
 
+    /// Finishes the requests whose cluster wait is over, in order; the driver calls it each
+    /// round.
+    pub(crate) fn poll_deferred(&mut self, cx: &mut Context<'_>) {
+        let Some(j) = &mut self.joined else {
+            return;
+        };
+        loop {
+            let Some(queue) = j.deferred.as_mut() else {
+                return;
+            };
+            let Some(front) = queue.front_mut() else {
+                j.deferred = None;
+                return;
+            };
+            let Poll::Ready(done) = front.as_mut().poll(cx) else {
+                return;
+            };
+            queue.pop_front();
+            done(j);
+        }
+    }
+
     /// Polls an authentication check that runs off the executor (a hashed ticket): the
     /// driver calls it each round; `Pending` when none runs.
     pub(crate) fn poll_authentication(&mut self, cx: &mut Context<'_>) -> Poll<Flow> {
@@ -494,12 +537,12 @@ impl SessionCore {
             meta::publish_testaments(realm, &j.handle, *testaments, lost);
         }
         for sub in &j.subscriptions {
-            if let Ok(deleted) = realm.broker.unsubscribe(id, *sub) {
+            if let Ok(deleted) = realm.unsubscribe(id, *sub) {
                 meta::events::unsubscribed(realm, id, *sub, deleted);
             }
         }
         for reg in &j.registrations {
-            if let Ok(deleted) = realm.dealer.unregister(id, *reg) {
+            if let Ok(deleted) = realm.unregister(id, *reg) {
                 meta::events::unregistered(realm, id, *reg, deleted);
             }
         }

@@ -297,6 +297,7 @@ where
                 wait: false,
             });
         }
+        core.poll_deferred(cx);
         if core.outbox().take_ending() {
             core.on_ended();
         }

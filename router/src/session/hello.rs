@@ -302,10 +302,11 @@ fn welcome(
         handle,
         role: roles.role(&authrole),
         realm,
-        subscriptions: HashSet::new(),
-        registrations: HashSet::new(),
+        subscriptions: HashSet::default(),
+        registrations: HashSet::default(),
         testaments: None,
         paused_by: None,
+        deferred: None,
     })
 }
 

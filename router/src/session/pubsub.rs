@@ -78,7 +78,7 @@ pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), 
             .into(),
         );
     }
-    let delivered = j.realm.broker.publish(Publication {
+    let delivered = j.realm.publish(Publication {
         topic: m.topic,
         id: publication,
         payload: m.payload,
@@ -131,30 +131,47 @@ pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
             format!("at most {max} subscriptions per session (max_subscriptions_per_session)"),
         ));
     }
-    let request = m.request;
-    let (sub, created) = j
+    if let Some(wait) = j
         .realm
-        .broker
-        .subscribe(me, &m.topic, policy, |subscription| {
-            me.send(
-                &Subscribed {
-                    request,
-                    subscription,
-                }
-                .into(),
-            );
-        });
+        .backplane()
+        .and_then(|b| b.interest_pending(&m.topic, policy))
+    {
+        // The first subscriber here: SUBSCRIBED once the other nodes route events to us.
+        let done: super::core::Completion =
+            Box::new(move |j| subscribed(j, m, policy, get_retained));
+        j.defer(Box::pin(async move {
+            wait.await;
+            done
+        }));
+        return Ok(());
+    }
+    subscribed(j, m, policy, get_retained);
+    Ok(())
+}
+
+/// Adds the subscription and answers SUBSCRIBED (then the retained events asked for).
+fn subscribed(j: &mut Joined, m: Subscribe, policy: MatchPolicy, get_retained: bool) {
+    let me = &j.handle;
+    let request = m.request;
+    let (sub, created) = j.realm.subscribe(me, &m.topic, policy, |subscription| {
+        me.send(
+            &Subscribed {
+                request,
+                subscription,
+            }
+            .into(),
+        );
+    });
     if get_retained {
         j.realm.broker.send_retained(me, &sub);
     }
     j.subscriptions.insert(sub.id);
     crate::meta::events::subscribed(&j.realm, me.id(), &sub, created);
-    Ok(())
 }
 
 pub(super) fn unsubscribe(j: &mut Joined, m: Unsubscribe) -> Result<(), Refusal> {
     let me = &j.handle;
-    match j.realm.broker.unsubscribe(me.id(), m.subscription) {
+    match j.realm.unsubscribe(me.id(), m.subscription) {
         Ok(deleted) => {
             j.subscriptions.remove(&m.subscription);
             me.send(

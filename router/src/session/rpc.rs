@@ -1,6 +1,7 @@
 //! REGISTER and UNREGISTER on an established session. CALLs and their answers go to the
 //! dealer's call lifecycle (`dealer::call`, `dealer::answer`).
 
+use wamp_proto::message::code;
 use wamp_proto::message::{Register, Registered, Unregister, Unregistered};
 use wamp_proto::options::{bool_opt, dict, str_opt};
 use wamp_proto::{uris, Dict, MatchPolicy};
@@ -52,19 +53,56 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
             format!("at most {max} registrations per session (max_registrations_per_session)"),
         ));
     }
-    let request = m.request;
-    let registered = j
+    let claim = o.invoke == InvokePolicy::Single
+        && !o.force
+        && j.realm
+            .dealer
+            .lookup_exactly(&m.procedure, o.policy)
+            .is_none();
+    if let Some(wait) = j
         .realm
-        .dealer
-        .register(me, &m.procedure, o, |registration| {
-            me.send(
-                &Registered {
-                    request,
-                    registration,
+        .backplane()
+        .filter(|_| claim)
+        .map(|b| b.claim_single(&m.procedure, o.policy, me.id()))
+    {
+        // `single` is exclusive cluster-wide: REGISTERED once this node holds the claim.
+        j.defer(Box::pin(async move {
+            let claimed = wait.await;
+            let done: super::core::Completion = Box::new(move |j| {
+                let (request, procedure) = (m.request, m.procedure.clone());
+                let answer = match claimed {
+                    Ok(()) => registered(j, m, o).inspect_err(|_| {
+                        // Refused here after all: the claim goes back.
+                        if let Some(b) = j.realm.backplane() {
+                            b.release_single(&procedure, o.policy, j.handle.id());
+                        }
+                    }),
+                    Err(why) => Err(Refusal::new(uris::PROCEDURE_ALREADY_EXISTS, why)),
+                };
+                if let Err(r) = answer {
+                    j.handle.send(&r.to_error(code::REGISTER, request));
                 }
-                .into(),
-            );
-        });
+            });
+            done
+        }));
+        return Ok(());
+    }
+    registered(j, m, o)
+}
+
+/// Adds the callee and answers REGISTERED (or refuses).
+fn registered(j: &mut Joined, m: Register, o: RegisterOptions) -> Result<(), Refusal> {
+    let me = &j.handle;
+    let request = m.request;
+    let registered = j.realm.register(me, &m.procedure, o, |registration| {
+        me.send(
+            &Registered {
+                request,
+                registration,
+            }
+            .into(),
+        );
+    });
     let why = match registered {
         Ok(r) => {
             j.registrations.insert(r.id);
@@ -106,7 +144,7 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
 
 pub(super) fn unregister(j: &mut Joined, m: Unregister) -> Result<(), Refusal> {
     let me = &j.handle;
-    match j.realm.dealer.unregister(me.id(), m.registration) {
+    match j.realm.unregister(me.id(), m.registration) {
         Ok(deleted) => {
             j.registrations.remove(&m.registration);
             me.send(

@@ -1,0 +1,45 @@
+//! The remote half of routing: what a realm tells other router processes, when it is part
+//! of a cluster (`[cluster]`, `crate::cluster`). Local routing never goes through it; a
+//! realm without a backplane (a single node) pays one `OnceLock` load per PUBLISH, SUBSCRIBE
+//! and REGISTER for it, nothing per delivery.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use wamp_proto::{Id, MatchPolicy, Uri};
+
+use crate::broker::Publication;
+use crate::dealer::Registration;
+use crate::peer::SessionHandle;
+
+/// Something to wait for before a reply goes out.
+pub(crate) type Wait<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A realm's link to the other nodes.
+pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
+    /// After the local fan-out of `p`: send it to the nodes that want it. Never waits.
+    fn publish(&self, p: &Publication);
+
+    /// Before the first local subscription to `(uri, policy)`: `Some` while this node's
+    /// interest in it is not yet registered with the other nodes (SUBSCRIBED waits for it).
+    fn interest_pending(&self, uri: &Uri, policy: MatchPolicy) -> Option<Wait<()>>;
+
+    /// The first local subscriber to `(uri, policy)` came (`true`) or the last one left.
+    fn interest_changed(&self, uri: &Uri, policy: MatchPolicy, added: bool);
+
+    /// A `single` registration must be claimed cluster-wide first: `Err` is the refusal's
+    /// text (another node holds it).
+    fn claim_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id) -> Wait<Result<(), String>>;
+
+    /// Gives back a claim `claim_single` took, unused.
+    fn release_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id);
+
+    /// A local session became a callee of `reg` (other nodes learn of it).
+    fn callee_added(&self, callee: &SessionHandle, reg: &Registration, disclose_caller: bool);
+
+    /// A local session stopped being a callee of `reg` (`uri`, `policy`: its key).
+    fn callee_removed(&self, callee: Id, reg: Id, uri: &Uri, policy: MatchPolicy);
+
+    /// The nodes alive, this one included, sorted.
+    fn nodes(&self) -> Vec<String>;
+}

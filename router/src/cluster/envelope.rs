@@ -1,0 +1,111 @@
+//! What nodes send each other: a small msgpack header, then (for events and calls) a WAMP
+//! message in msgpack, passed on as it came.
+
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use wamp_proto::{Message, Serializer};
+
+use crate::broker::Filter;
+
+/// A publication for other nodes' subscribers (the WAMP part is the EVENT).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct EventHeader {
+    pub(crate) origin: String,
+    pub(crate) topic: String,
+    pub(crate) filter: Filter,
+    pub(crate) retain: bool,
+}
+
+/// A call-path message between a caller's node and a callee's node: INVOCATION and
+/// INTERRUPT towards the callee, RESULT and ERROR back.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RpcHeader {
+    pub(crate) realm: String,
+    /// The sending node and its incarnation.
+    pub(crate) from: String,
+    pub(crate) incarnation: u64,
+    /// The callee's session id (on the callee's node).
+    pub(crate) callee: u64,
+}
+
+/// A node's heartbeat.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Heartbeat {
+    pub(crate) node: String,
+    pub(crate) incarnation: u64,
+}
+
+/// A registration's callee, as every node's registry holds it (KV value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CalleeRecord {
+    pub(crate) realm: String,
+    pub(crate) uri: String,
+    /// `exact`, `prefix` or `wildcard`.
+    pub(crate) policy: String,
+    /// The invoke policy.
+    pub(crate) invoke: String,
+    pub(crate) disclose_caller: bool,
+    pub(crate) node: String,
+    pub(crate) incarnation: u64,
+    pub(crate) session: u64,
+    pub(crate) authid: String,
+    pub(crate) authrole: String,
+    /// The callee's announced features ([`crate::peer::PeerFeatures`] bits).
+    pub(crate) features: u32,
+    pub(crate) registration: u64,
+}
+
+/// Who holds a `single` registration (KV value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Claim {
+    pub(crate) node: String,
+    pub(crate) incarnation: u64,
+    pub(crate) session: u64,
+}
+
+/// Why an envelope could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EnvelopeError {
+    #[error("bad header: {0}")]
+    Header(#[from] rmp_serde::decode::Error),
+    #[error("bad WAMP message: {0}")]
+    Message(String),
+}
+
+/// A header alone (heartbeats, KV values).
+pub(crate) fn encode<H: Serialize>(header: &H) -> Bytes {
+    // Serializing these plain structs into a Vec cannot fail.
+    Bytes::from(rmp_serde::to_vec(header).unwrap_or_default())
+}
+
+/// Reads a header-only envelope.
+pub(crate) fn decode<H: DeserializeOwned>(bytes: &[u8]) -> Result<H, EnvelopeError> {
+    Ok(rmp_serde::from_slice(bytes)?)
+}
+
+/// A header followed by a WAMP message already encoded in msgpack.
+pub(crate) fn encode_with<H: Serialize>(header: &H, msgpack_frame: &[u8]) -> Bytes {
+    let mut out = rmp_serde::to_vec(header).unwrap_or_default();
+    out.extend_from_slice(msgpack_frame);
+    Bytes::from(out)
+}
+
+/// A header followed by `msg`, encoded in msgpack (`None`: it cannot be encoded).
+pub(crate) fn encode_message<H: Serialize>(header: &H, msg: &Message) -> Option<Bytes> {
+    let frame = Serializer::MsgPack.encode(msg).ok()?;
+    Some(encode_with(header, frame.as_bytes()))
+}
+
+/// Splits an envelope into its header and the WAMP message after it.
+pub(crate) fn decode_with<H: DeserializeOwned>(
+    bytes: &Bytes,
+) -> Result<(H, Message), EnvelopeError> {
+    let mut cursor = std::io::Cursor::new(&bytes[..]);
+    let header: H = rmp_serde::decode::from_read(&mut cursor)?;
+    let at = usize::try_from(cursor.position()).unwrap_or(bytes.len());
+    let rest = bytes.slice(at.min(bytes.len())..);
+    let msg = Serializer::MsgPack
+        .decode_shared(&rest)
+        .map_err(|e| EnvelopeError::Message(e.to_string()))?;
+    Ok((header, msg))
+}

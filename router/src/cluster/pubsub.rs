@@ -1,0 +1,366 @@
+//! A realm's link to the other nodes ([`Backplane`]): events out and in, and this node's
+//! NATS interest in the realm's topics. The RPC half is in `proxy.rs` and `registry.rs`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tracing::{debug, warn};
+use wamp_proto::message::Event;
+use wamp_proto::{Id, MatchPolicy, Message, Uri};
+
+use super::envelope::{self, CalleeRecord, Claim, EventHeader};
+use super::names;
+use super::proxy::Proxies;
+use super::registry::{self, KvOp};
+use super::Core;
+use crate::backplane::{Backplane, Wait};
+use crate::broker::Publication;
+use crate::config::PubSubMode;
+use crate::dealer::Registration;
+use crate::peer::{lock, SessionHandle};
+use crate::realm::Realm;
+
+/// How long a first SUBSCRIBED waits for NATS to confirm the interest at most.
+const INTEREST_WAIT: Duration = Duration::from_secs(2);
+
+/// The (URI, match policy) pairs of the local subscriptions one NATS subscription serves.
+type Owners = Arc<Mutex<Vec<(MatchPolicy, Uri)>>>;
+
+/// One NATS subscription for a subject.
+#[derive(Debug)]
+struct Interest {
+    owners: Owners,
+    /// Becomes true once NATS has the subscription.
+    ready: watch::Receiver<bool>,
+    /// Bumped by every change, so that a lingering removal sees a newer one.
+    generation: u64,
+    task: AbortHandle,
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A realm's link to the cluster.
+#[derive(Debug)]
+pub(crate) struct RealmLink {
+    pub(crate) core: Arc<Core>,
+    pub(crate) realm: Weak<Realm>,
+    pub(crate) name: String,
+    /// The realm's name as one NATS token and KV key part.
+    pub(crate) token: String,
+    /// `<prefix>.e.<token>`.
+    root: String,
+    mode: PubSubMode,
+    interest: Mutex<HashMap<String, Interest>>,
+    /// Remote callees here, and local callees' remote callers.
+    pub(crate) proxies: Proxies,
+    /// In `broadcast` mode, the realm-wide subscription.
+    broadcast: Mutex<Option<AbortHandle>>,
+}
+
+impl RealmLink {
+    pub(crate) fn new(core: Arc<Core>, realm: &Arc<Realm>, mode: PubSubMode) -> Arc<RealmLink> {
+        let token = names::realm_token(&realm.name);
+        let link = Arc::new(RealmLink {
+            root: names::event_root(&core.prefix, &token),
+            core,
+            realm: Arc::downgrade(realm),
+            name: realm.name.clone(),
+            token,
+            mode,
+            interest: Mutex::default(),
+            proxies: Proxies::default(),
+            broadcast: Mutex::default(),
+        });
+        if mode == PubSubMode::Broadcast {
+            let l = link.clone();
+            let task = tokio::spawn(async move {
+                let subject = format!("{}.>", l.root);
+                match l.core.client.subscribe(subject).await {
+                    Ok(sub) => {
+                        let l2 = l.clone();
+                        super::each_message(sub, move |m| l2.deliver_all(&m.payload)).await;
+                    }
+                    Err(e) => {
+                        warn!(realm = %l.name, cause = %e, "cluster: cannot subscribe to the realm's events")
+                    }
+                }
+            });
+            *lock(&link.broadcast) = Some(task.abort_handle());
+        }
+        link
+    }
+
+    /// Starts (or finds) the NATS subscription for `subject`.
+    fn ensure(self: &Arc<Self>, subject: &str) -> watch::Receiver<bool> {
+        let mut map = lock(&self.interest);
+        if let Some(i) = map.get(subject) {
+            return i.ready.clone();
+        }
+        let (tx, rx) = watch::channel(false);
+        let owners: Owners = Arc::default();
+        let link = self.clone();
+        let (owned, subj) = (owners.clone(), subject.to_owned());
+        let task = tokio::spawn(async move {
+            let core = &link.core;
+            let sub = match core.client.subscribe(subj.clone()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(subject = %subj, cause = %e, "cluster: cannot subscribe");
+                    let _ = tx.send(true);
+                    return;
+                }
+            };
+            if core.connected() {
+                // PING/PONG: the server has registered the interest when it answers.
+                let _ = tokio::time::timeout(INTEREST_WAIT, core.client.flush()).await;
+            }
+            let _ = tx.send(true);
+            // Nobody may come after all (the subscriber left while waiting).
+            link.linger(&subj, 0);
+            let l = link.clone();
+            super::each_message(sub, move |m| l.deliver_owned(&owned, &m.payload)).await;
+        });
+        map.insert(
+            subject.to_owned(),
+            Interest {
+                owners,
+                ready: rx.clone(),
+                generation: 0,
+                task: task.abort_handle(),
+            },
+        );
+        rx
+    }
+
+    /// Drops `subject`'s NATS subscription after the linger, unless it is in use by then.
+    fn linger(self: &Arc<Self>, subject: &str, generation: u64) {
+        let link = self.clone();
+        let subject = subject.to_owned();
+        super::spawn(&self.core.clone(), async move {
+            tokio::time::sleep(link.core.linger).await;
+            let mut map = lock(&link.interest);
+            let unused = map
+                .get(&subject)
+                .is_some_and(|i| i.generation == generation && lock(&i.owners).is_empty());
+            if unused {
+                map.remove(&subject);
+                debug!(subject, "cluster: interest dropped");
+            }
+        });
+    }
+
+    /// An event for the local subscriptions `owners` serves.
+    fn deliver_owned(&self, owners: &Owners, payload: &bytes::Bytes) {
+        let Some((h, ev)) = self.read_event(payload) else {
+            return;
+        };
+        let Some(realm) = self.realm.upgrade() else {
+            return;
+        };
+        let owned = lock(owners).clone();
+        realm.broker.deliver_remote(&h.topic, ev, &h.filter, &owned);
+    }
+
+    /// `broadcast` mode: an event for every local subscription it matches (and the
+    /// retention and history rules, as for a local publication).
+    fn deliver_all(&self, payload: &bytes::Bytes) {
+        let Some((h, ev)) = self.read_event(payload) else {
+            return;
+        };
+        let Some(realm) = self.realm.upgrade() else {
+            return;
+        };
+        realm.broker.publish(Publication {
+            topic: Uri::from(h.topic),
+            id: ev.publication,
+            payload: ev.payload,
+            details: ev.details,
+            exclude_publisher: None,
+            filter: h.filter,
+            retain: h.retain,
+        });
+    }
+
+    fn read_event(&self, payload: &bytes::Bytes) -> Option<(EventHeader, Event)> {
+        match envelope::decode_with::<EventHeader>(payload) {
+            Ok((h, Message::Event(ev))) if h.origin != self.core.node => Some((h, ev)),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(realm = %self.name, cause = %e, "cluster: unreadable event from another node");
+                None
+            }
+        }
+    }
+
+    /// A remote callee's record: it becomes (or stays) a callee in the local dealer.
+    pub(crate) fn remote_callee_added(&self, rec: &CalleeRecord) {
+        if let Some(realm) = self.realm.upgrade() {
+            self.proxies.add_callee(self, &realm, rec);
+        }
+    }
+
+    /// A remote callee's record was deleted.
+    pub(crate) fn remote_callee_removed(&self, node: &str, session: u64, reg: u64) {
+        if let Some(realm) = self.realm.upgrade() {
+            self.proxies.remove_callee(&realm, node, session, reg);
+        }
+    }
+
+    /// `node` is lost: its callees leave, calls to them fail, its calls here are dropped.
+    pub(crate) fn node_lost(&self, node: &str) {
+        if let Some(realm) = self.realm.upgrade() {
+            self.proxies.node_lost(&realm, node);
+        }
+    }
+
+    fn claim_key(&self, uri: &Uri, policy: MatchPolicy) -> String {
+        let id = crate::stable_ids::stable_id(&self.name, b"r", policy, uri.as_str(), 0);
+        registry::claim_key(&self.token, id.get())
+    }
+}
+
+impl Backplane for Arc<RealmLink> {
+    fn publish(&self, p: &Publication) {
+        let Some(subject) = names::topic_subject(&self.root, p.topic.as_str()) else {
+            debug!(topic = %p.topic, "cluster: topic too long for NATS; delivered on this node only");
+            return;
+        };
+        let header = EventHeader {
+            origin: self.core.node.clone(),
+            topic: p.topic.as_str().to_owned(),
+            filter: p.filter.clone(),
+            retain: p.retain,
+        };
+        let event = Message::Event(Event {
+            subscription: p.id,
+            publication: p.id,
+            details: p.details.clone(),
+            payload: p.payload.clone(),
+        });
+        match envelope::encode_message(&header, &event) {
+            Some(bytes) => {
+                self.core.send(subject, bytes);
+            }
+            None => warn!(topic = %p.topic, "cluster: cannot encode an event for the other nodes"),
+        }
+    }
+
+    fn interest_pending(&self, uri: &Uri, policy: MatchPolicy) -> Option<Wait<()>> {
+        if self.mode == PubSubMode::Broadcast {
+            return None;
+        }
+        let subject = names::interest_subject(&self.root, uri.as_str(), policy);
+        let mut ready = self.ensure(&subject);
+        if *ready.borrow() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let _ = tokio::time::timeout(INTEREST_WAIT, ready.wait_for(|r| *r)).await;
+        }))
+    }
+
+    fn interest_changed(&self, uri: &Uri, policy: MatchPolicy, added: bool) {
+        if self.mode == PubSubMode::Broadcast {
+            return;
+        }
+        let subject = names::interest_subject(&self.root, uri.as_str(), policy);
+        if added {
+            self.ensure(&subject);
+        }
+        let mut map = lock(&self.interest);
+        let Some(i) = map.get_mut(&subject) else {
+            return;
+        };
+        i.generation += 1;
+        let mut owners = lock(&i.owners);
+        if added {
+            owners.push((policy, uri.clone()));
+            return;
+        }
+        owners.retain(|(p, u)| !(*p == policy && u == uri));
+        if owners.is_empty() {
+            let generation = i.generation;
+            drop(owners);
+            drop(map);
+            self.linger(&subject, generation);
+        }
+    }
+
+    fn claim_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id) -> Wait<Result<(), String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let claim = Claim {
+            node: self.core.node.clone(),
+            incarnation: self.core.incarnation(),
+            session: callee.get(),
+        };
+        let sent = self
+            .core
+            .kv_ops
+            .send(KvOp::Claim(self.claim_key(uri, policy), claim, tx));
+        Box::pin(async move {
+            if sent.is_err() {
+                return Err("the cluster registry is not running".into());
+            }
+            rx.await
+                .unwrap_or_else(|_| Err("the cluster registry is not running".into()))
+        })
+    }
+
+    fn release_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id) {
+        let _ = self
+            .core
+            .kv_ops
+            .send(KvOp::Release(self.claim_key(uri, policy), callee.get()));
+    }
+
+    fn callee_added(&self, callee: &SessionHandle, reg: &Registration, disclose_caller: bool) {
+        if Proxies::is_proxy(callee) {
+            return;
+        }
+        let sh = callee.shared();
+        let rec = CalleeRecord {
+            realm: self.name.clone(),
+            uri: reg.uri.as_str().to_owned(),
+            policy: reg.policy.as_str().to_owned(),
+            invoke: reg.invoke.as_str().to_owned(),
+            disclose_caller,
+            node: self.core.node.clone(),
+            incarnation: self.core.incarnation(),
+            session: callee.id().get(),
+            authid: sh.authid.to_string(),
+            authrole: sh.authrole.to_string(),
+            features: sh.features.bits(),
+            registration: reg.id.get(),
+        };
+        let key = registry::callee_key(
+            &self.token,
+            &self.core.node,
+            callee.id().get(),
+            reg.id.get(),
+        );
+        let _ = self
+            .core
+            .kv_ops
+            .send(KvOp::Put(key, envelope::encode(&rec)));
+    }
+
+    fn callee_removed(&self, callee: Id, reg: Id, uri: &Uri, policy: MatchPolicy) {
+        let key = registry::callee_key(&self.token, &self.core.node, callee.get(), reg.get());
+        let _ = self.core.kv_ops.send(KvOp::Delete(key));
+        let _ = self
+            .core
+            .kv_ops
+            .send(KvOp::Release(self.claim_key(uri, policy), callee.get()));
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.core.nodes.alive(&self.core.node)
+    }
+}

@@ -1,0 +1,315 @@
+//! The registry: callees and `single` claims in a JetStream KV bucket that every node
+//! watches, and the reaping of a lost node's records.
+//!
+//! Keys (KV keys allow `[-/_=.a-zA-Z0-9]`, so URIs are never keys):
+//! - `c.<realm>.<node>.<session>.<registration>`: a callee ([`CalleeRecord`]);
+//! - `x.<realm>.<registration>`: who holds a `single` registration ([`Claim`]);
+//! - `reap.<node>.<incarnation>`: that incarnation was declared lost and its records deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::envelope::{self, CalleeRecord, Claim};
+use super::Core;
+
+/// How long a registry operation may take before it counts as failed.
+const KV_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A change this node makes to the registry, applied in order by one task.
+#[derive(Debug)]
+pub(crate) enum KvOp {
+    Put(String, Bytes),
+    Delete(String),
+    /// Create `key` only if absent; the answer says whether this node holds it now.
+    Claim(String, Claim, oneshot::Sender<Result<(), String>>),
+    /// Delete a claim if `session` of this node holds it.
+    Release(String, u64),
+}
+
+/// The bucket's name.
+fn bucket(core: &Core) -> String {
+    format!("{}_REG", core.prefix)
+}
+
+/// The callee key of `session`'s registration `reg` in realm `token`.
+pub(crate) fn callee_key(token: &str, node: &str, session: u64, reg: u64) -> String {
+    format!("c.{token}.{node}.{session}.{reg}")
+}
+
+/// The claim key of registration `reg` in realm `token`.
+pub(crate) fn claim_key(token: &str, reg: u64) -> String {
+    format!("x.{token}.{reg}")
+}
+
+/// Opens (or creates) the bucket, then applies this node's changes in order and watches
+/// everyone's, until the router stops.
+pub(crate) async fn open(core: Arc<Core>, ops: mpsc::UnboundedReceiver<KvOp>) {
+    let js = jetstream::new(core.client.clone());
+    let store = loop {
+        match tokio::time::timeout(KV_TIMEOUT, create_bucket(&js, &bucket(&core))).await {
+            Ok(Ok(s)) => break s,
+            Ok(Err(e)) => {
+                warn!(cause = %e, "cluster: cannot open the registry (JetStream KV); retrying")
+            }
+            Err(_) => debug!("cluster: registry not reachable yet; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    info!(bucket = %bucket(&core), "cluster: registry open");
+    let _ = core.kv.set(store.clone());
+    super::spawn(&core, apply(core.clone(), store.clone(), ops));
+    watch(core, store).await;
+}
+
+/// Creates the bucket's stream as a KV bucket's (history 1), then opens it as one.
+/// `Context::create_key_value` first reads the account's limits in a shape nats-server 2.9
+/// (Debian's) does not send, so the stream is made directly.
+async fn create_bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store, String> {
+    let config = jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    js.get_key_value(name).await.map_err(|e| e.to_string())
+}
+
+async fn apply(core: Arc<Core>, store: kv::Store, mut ops: mpsc::UnboundedReceiver<KvOp>) {
+    while let Some(op) = ops.recv().await {
+        match op {
+            KvOp::Put(key, value) => {
+                if let Err(e) = timed(store.put(&key, value)).await {
+                    warn!(key, cause = %e, "cluster: registry write failed");
+                }
+            }
+            KvOp::Delete(key) => {
+                if let Err(e) = timed(store.delete(&key)).await {
+                    warn!(key, cause = %e, "cluster: registry delete failed");
+                }
+            }
+            KvOp::Claim(key, claim, answer) => {
+                let _ = answer.send(claim_one(&core, &store, &key, &claim).await);
+            }
+            KvOp::Release(key, session) => {
+                if let Ok(Some(v)) = timed(store.get(key.clone())).await {
+                    let mine = envelope::decode::<Claim>(&v)
+                        .is_ok_and(|c| c.node == core.node && c.session == session);
+                    if mine {
+                        let _ = timed(store.delete(&key)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn claim_one(core: &Core, store: &kv::Store, key: &str, claim: &Claim) -> Result<(), String> {
+    let value = envelope::encode(claim);
+    match tokio::time::timeout(KV_TIMEOUT, store.create(key, value.clone())).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+            // Held already: by a lost node's incarnation, it is taken over.
+            let holder = timed(store.get(key.to_owned()))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|v| envelope::decode::<Claim>(&v).ok());
+            match holder {
+                Some(h) if core.nodes.is_lost(&h.node, h.incarnation) => {
+                    timed(store.put(key, value)).await.map(|_| ()).map_err(|e| e.to_string())
+                }
+                Some(h) if h.node == core.node && h.session == claim.session => Ok(()),
+                Some(h) => Err(format!(
+                    "the procedure is registered with invoke policy `single` on cluster node `{}`",
+                    h.node
+                )),
+                None => Err("the procedure is registered with invoke policy `single` elsewhere in the cluster".into()),
+            }
+        }
+        Ok(Err(e)) => Err(format!("the cluster registry refused the claim: {e}")),
+        Err(_) => Err("the cluster registry cannot be reached; `single` registrations are refused until it can".into()),
+    }
+}
+
+async fn timed<T, E: std::fmt::Display>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(KV_TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+/// Follows every change to the bucket (all current records first), restarting after the
+/// connection drops.
+async fn watch(core: Arc<Core>, store: kv::Store) {
+    let mut from: Option<u64> = None;
+    loop {
+        let w = match from {
+            None => store.watch_with_history(">").await,
+            Some(rev) => store.watch_all_from_revision(rev + 1).await,
+        };
+        match w {
+            Ok(mut w) => {
+                while let Some(entry) = w.next().await {
+                    match entry {
+                        Ok(e) => {
+                            from = Some(e.revision);
+                            on_entry(&core, &e);
+                        }
+                        Err(e) => {
+                            debug!(cause = %e, "cluster: registry watch interrupted");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => debug!(cause = %e, "cluster: cannot watch the registry yet"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `c.<realm>.<node>.<session>.<registration>` split.
+fn callee_key_parts(key: &str) -> Option<(&str, &str, u64, u64)> {
+    let mut p = key.split('.');
+    if p.next()? != "c" {
+        return None;
+    }
+    let (token, node) = (p.next()?, p.next()?);
+    let session = p.next()?.parse().ok()?;
+    let reg = p.next()?.parse().ok()?;
+    Some((token, node, session, reg))
+}
+
+fn on_entry(core: &Arc<Core>, e: &kv::Entry) {
+    let Some((token, node, session, reg)) = callee_key_parts(&e.key) else {
+        return;
+    };
+    if node == core.node {
+        return;
+    }
+    let Some(link) = core.links().into_iter().find(|l| l.token == token) else {
+        return;
+    };
+    match e.operation {
+        kv::Operation::Put => match envelope::decode::<CalleeRecord>(&e.value) {
+            Ok(rec) => {
+                super::nodes::heard(core, &rec.node, rec.incarnation);
+                if !core.nodes.is_lost(&rec.node, rec.incarnation) {
+                    link.remote_callee_added(&rec);
+                }
+            }
+            Err(err) => warn!(key = %e.key, cause = %err, "cluster: unreadable registry record"),
+        },
+        kv::Operation::Delete | kv::Operation::Purge => {
+            link.remote_callee_removed(node, session, reg);
+        }
+    }
+}
+
+/// Reads `node`'s records again (it joined, or came back after this node lost sight of it).
+pub(crate) async fn resync(core: Arc<Core>, node: String, incarnation: u64) {
+    let Some(store) = core.kv().cloned() else {
+        return; // The watch will deliver them once the registry opens.
+    };
+    let Ok(mut keys) = store.keys().await else {
+        return;
+    };
+    let infix = format!(".{node}.");
+    while let Some(Ok(key)) = keys.next().await {
+        if !key.starts_with("c.") || !key.contains(&infix) {
+            continue;
+        }
+        let Ok(Some(v)) = timed(store.get(key.clone())).await else {
+            continue;
+        };
+        let Ok(rec) = envelope::decode::<CalleeRecord>(&v) else {
+            continue;
+        };
+        if rec.node != node || rec.incarnation != incarnation {
+            continue;
+        }
+        if let Some(link) = core.links().into_iter().find(|l| l.name == rec.realm) {
+            link.remote_callee_added(&rec);
+        }
+    }
+}
+
+/// Whether `(node, incarnation)` was declared lost and reaped.
+pub(crate) async fn was_reaped(core: &Core, node: &str, incarnation: u64) -> bool {
+    let Some(store) = core.kv() else {
+        return false;
+    };
+    matches!(
+        timed(store.get(format!("reap.{node}.{incarnation}"))).await,
+        Ok(Some(_))
+    )
+}
+
+/// Deletes a lost node's records, if this node wins the race to do it.
+pub(crate) async fn reap(core: Arc<Core>, node: String, incarnation: u64) {
+    let Some(store) = core.kv().cloned() else {
+        return;
+    };
+    let marker = format!("reap.{node}.{incarnation}");
+    let won = matches!(
+        tokio::time::timeout(KV_TIMEOUT, store.create(&marker, Bytes::from_static(b"1"))).await,
+        Ok(Ok(_))
+    );
+    if !won {
+        return;
+    }
+    let Ok(mut keys) = store.keys().await else {
+        return;
+    };
+    let mut doomed = Vec::new();
+    while let Some(Ok(key)) = keys.next().await {
+        if let Some((_, n, _, _)) = callee_key_parts(&key) {
+            if n != node {
+                continue;
+            }
+            let rec = timed(store.get(key.clone()))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|v| envelope::decode::<CalleeRecord>(&v).ok());
+            // A restarted node's new records stay.
+            if rec.is_none_or(|r| r.incarnation == incarnation) {
+                doomed.push(key);
+            }
+        } else if key.starts_with("x.") {
+            let holder = timed(store.get(key.clone()))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|v| envelope::decode::<Claim>(&v).ok());
+            if holder.is_some_and(|h| h.node == node && h.incarnation == incarnation) {
+                doomed.push(key);
+            }
+        }
+    }
+    let n = doomed.len();
+    for key in doomed {
+        let _ = timed(store.delete(&key)).await;
+    }
+    info!(
+        node,
+        records = n,
+        "cluster: reaped a lost node's registry records"
+    );
+}

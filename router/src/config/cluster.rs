@@ -1,0 +1,135 @@
+//! `[cluster]`: several router processes serving the same realms as one router, through NATS.
+
+use serde::Deserialize;
+
+/// How to join the cluster (`[cluster]`). Without it the router is a single node.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The NATS server(s): one URL, or several for a NATS cluster.
+    pub nats_url: NatsUrls,
+    /// This node's name, unique in the cluster: letters, digits, `-` and `_` (default: the
+    /// host name and the process id).
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// The first token of every NATS subject and the prefix of the KV buckets, so that two
+    /// clusters can share a NATS server (default `wamp`).
+    #[serde(default = "default_prefix")]
+    pub subject_prefix: String,
+    /// Milliseconds between a node's heartbeats (default 1000).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
+    /// Milliseconds without a heartbeat after which a node is declared lost: its calls in
+    /// flight fail, its registrations leave the others' tables (default 5000).
+    #[serde(default = "default_node_timeout")]
+    pub node_timeout_ms: u64,
+    /// Milliseconds a node keeps its NATS interest in a topic after its last local
+    /// subscriber left, so that churn does not reach NATS (default 1000).
+    #[serde(default = "default_linger")]
+    pub unsubscribe_linger_ms: u64,
+}
+
+/// One NATS URL or several.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum NatsUrls {
+    /// `nats_url = "nats://host:4222"`.
+    One(String),
+    /// `nats_url = ["nats://a:4222", "nats://b:4222"]`.
+    Many(Vec<String>),
+}
+
+impl NatsUrls {
+    /// The URLs, in order.
+    pub fn urls(&self) -> Vec<String> {
+        match self {
+            NatsUrls::One(u) => vec![u.clone()],
+            NatsUrls::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// How a clustered realm spreads events between nodes (`[[realm]] pubsub_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PubSubMode {
+    /// A node receives only the events of topics its own clients subscribed to (default).
+    /// Across topics, a remote publisher's events may arrive out of order.
+    #[default]
+    Interest,
+    /// Every node receives every event of the realm: strict per-publisher order across
+    /// topics, retained events and history on every node; for a few nodes.
+    Broadcast,
+}
+
+fn default_prefix() -> String {
+    "wamp".into()
+}
+fn default_heartbeat() -> u64 {
+    1000
+}
+fn default_node_timeout() -> u64 {
+    5000
+}
+fn default_linger() -> u64 {
+    1000
+}
+
+/// A NATS token or KV key part we accept in names: letters, digits, `-`, `_`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl ClusterConfig {
+    /// This node's id: the configured one, or `<host>-<pid>`.
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.node_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| {
+                h.trim()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect::<String>()
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into());
+        format!("{host}-{}", std::process::id())
+    }
+
+    /// What is wrong with it: (key, message).
+    pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
+        if self.nats_url.urls().is_empty() {
+            return Some(("nats_url", "at least one NATS URL is required".into()));
+        }
+        if let Some(id) = &self.node_id {
+            if !is_token(id) {
+                return Some((
+                    "node_id",
+                    format!("`{id}`: 1 to 64 letters, digits, `-` or `_`"),
+                ));
+            }
+        }
+        if !is_token(&self.subject_prefix) {
+            return Some((
+                "subject_prefix",
+                "1 to 64 letters, digits, `-` or `_`".into(),
+            ));
+        }
+        if self.heartbeat_ms == 0 || self.node_timeout_ms < 2 * self.heartbeat_ms {
+            return Some((
+                "node_timeout_ms",
+                format!(
+                    "must be at least twice heartbeat_ms ({}), and heartbeat_ms above 0",
+                    self.heartbeat_ms
+                ),
+            ));
+        }
+        None
+    }
+}
