@@ -132,16 +132,21 @@ async fn nats_outage(c: &mut Cluster, long: bool) {
         wait_view(&c.url(1), &["n1"], NOTICE).await;
     }
     c.nats.start().await;
+    let back = Instant::now();
     poll(
         "cross-node calls after NATS is back",
         Duration::from_secs(10),
         async || {
+            let sent = back.elapsed();
             let r = send_call_with(&mut p, "cl.outage.remote", Dict::new(), n(7)).await;
             match timeout(NOTICE, p.recv()).await {
                 Ok(Message::Result(res)) if res.request == r => Some(()),
                 Ok(Message::Error(e)) if e.request == r => None,
                 Ok(other) => panic!("expected RESULT or ERROR, got {other:?}"),
-                Err(_) => panic!("CALL {r:?} hangs after NATS came back"),
+                Err(_) => panic!(
+                    "CALL {r:?} to n2, sent {sent:?} after NATS was back: no answer within \
+                     {NOTICE:?}"
+                ),
             }
         },
     )
