@@ -186,7 +186,8 @@ async fn nats_blip_leaves_no_call_hanging() {
     with_cluster(async |c| nats_outage(c, false).await).await;
 }
 
-/// n2 frozen (SIGSTOP) for 2.5 s, past its 1 s node timeout, then let go: its client
+/// n2 frozen (SIGSTOP) for 2.5 s, past its 1 s node timeout (n1 stops seeing it within
+/// the timeout and a second), then let go: its client
 /// sessions end (GOODBYE or ABORT `wamp.close.node_fenced`, or the connection closes)
 /// within 5 s; then a new client joins n2 and calls between n1 and n2 work again.
 #[tokio::test]
@@ -194,8 +195,10 @@ async fn frozen_node_is_fenced_then_serves_again() {
     with_cluster(async |c| {
         let (mut old, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
         c.node(2).pause();
-        // The scenario is a node silent for longer than its timeout: this wait is it.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let frozen = Instant::now();
+        wait_view(&c.url(1), &["n1", "n3"], NOTICE).await;
+        // The scenario is a node silent for well over its timeout: this wait is it.
+        tokio::time::sleep(Duration::from_millis(2500).saturating_sub(frozen.elapsed())).await;
         c.node(2).resume();
         let ended = timeout(Duration::from_secs(5), old.next_message()).await;
         match ended {

@@ -86,6 +86,36 @@ async fn registrations_are_checked_cluster_wide() {
     .await;
 }
 
+/// REGISTER of one procedure on n2 and n3 at once, for 10 procedures: the KV decides, one
+/// gets REGISTERED and the other `procedure_already_exists`; and a REGISTER on n3 right
+/// after n2's REGISTERED (nothing waited for) is refused.
+#[tokio::test]
+async fn the_first_registration_wins_cluster_wide() {
+    with_cluster(async |c| {
+        let (mut p2, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
+        let (mut p3, _) = RawPeer::join(&c.url(3), REALM, Serializer::MsgPack).await;
+        for i in 0..10 {
+            let procedure = format!("cl.shared.race{i}");
+            let (a, b) = tokio::join!(
+                try_register(&mut p2, &procedure, Dict::new()),
+                try_register(&mut p3, &procedure, Dict::new()),
+            );
+            let refused = |m: &Message| {
+                matches!(m, Message::Error(e) if e.error.as_str() == uris::PROCEDURE_ALREADY_EXISTS)
+            };
+            let won = |m: &Message| matches!(m, Message::Registered(_));
+            assert!(
+                (won(&a) && refused(&b)) || (refused(&a) && won(&b)),
+                "{procedure}: n2 {a:?}, n3 {b:?}"
+            );
+        }
+        p2.register("cl.shared.next", Dict::new()).await;
+        let exists = uris::PROCEDURE_ALREADY_EXISTS;
+        register_fails(&mut p3, "cl.shared.next", Dict::new(), exists).await;
+    })
+    .await;
+}
+
 /// Callees of `procedure` with `policy` on n2 and n3; `calls` calls from n1 once both
 /// answer there: the tags of the callees that answered them.
 async fn spread(c: &Cluster, procedure: &str, policy: &str, calls: usize) -> Vec<String> {
