@@ -48,6 +48,21 @@ pub(crate) async fn event(p: &mut RawPeer) -> Event {
     }
 }
 
+/// UNSUBSCRIBEs `subscription`; panics unless UNSUBSCRIBED comes.
+async fn unsubscribe(p: &mut RawPeer, subscription: Id) {
+    let r = p.request();
+    let msg = Unsubscribe {
+        request: r,
+        subscription,
+        options: None,
+    };
+    p.send(&msg.into()).await;
+    match p.recv().await {
+        Message::Unsubscribed(u) if u.request == r.get() => {}
+        other => panic!("expected UNSUBSCRIBED, got {other:?}"),
+    }
+}
+
 /// SUBSCRIBE options for a match policy (`exact` sends none).
 pub(crate) fn matching(policy: &str) -> Dict {
     match policy {
@@ -204,17 +219,7 @@ async fn subscribed_means_delivered_and_unsubscribe_stops() {
         let (mut other, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
         other.subscribe("cl.fresh.t0", Dict::new()).await;
         let sid = sub.subscribe("cl.fresh.t0", Dict::new()).await;
-        let r = sub.request();
-        let unsubscribe = Unsubscribe {
-            request: r,
-            subscription: sid,
-            options: None,
-        };
-        sub.send(&unsubscribe.into()).await;
-        match sub.recv().await {
-            Message::Unsubscribed(u) if u.request == r.get() => {}
-            other => panic!("expected UNSUBSCRIBED, got {other:?}"),
-        }
+        unsubscribe(&mut sub, sid).await;
         let p = publish_acked(&mut publ, "cl.fresh.t0", Dict::new(), Payload::default()).await;
         assert_eq!(event(&mut other).await.publication, p);
         // n2 has delivered it; a round trip shows `sub` was not given it.
@@ -253,16 +258,8 @@ async fn nats_interest_follows_local_subscribers() {
             "one NATS subscription per (uri, match)"
         );
         assert_eq!(holds("n2").await, 0, "n2 has no subscriber");
-        for (p, sid) in [(&mut a, sa), (&mut b, sb)] {
-            let r = p.request();
-            let msg = Unsubscribe {
-                request: r,
-                subscription: sid,
-                options: None,
-            };
-            p.send(&msg.into()).await;
-            assert!(matches!(p.recv().await, Message::Unsubscribed(_)));
-        }
+        unsubscribe(&mut a, sa).await;
+        unsubscribe(&mut b, sb).await;
         poll(
             "n3 to drop the interest",
             Duration::from_secs(3),
