@@ -17,8 +17,8 @@ use serde_json::Value as Json;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use wamp_proto::message::{code, Call, Invocation, Yield};
-use wamp_proto::{uris, Dict, Id, Message, Payload, Serializer, Uri, Value};
+use wamp_proto::message::{code, Invocation, Yield};
+use wamp_proto::{uris, Dict, Id, Message, Payload, Serializer, Value};
 
 use crate::{in_ci, RawPeer};
 
@@ -527,24 +527,6 @@ pub fn serve(mut peer: RawPeer, tag: &str) -> Served {
     }))
 }
 
-/// Sends a CALL with `options` and `payload`; returns its request id.
-pub async fn send_call_with(
-    caller: &mut RawPeer,
-    procedure: &str,
-    options: Dict,
-    payload: Payload,
-) -> Id {
-    let request = caller.request();
-    let call = Call {
-        request,
-        options,
-        procedure: Uri::new(procedure),
-        payload,
-    };
-    caller.send(&call.into()).await;
-    request
-}
-
 /// Whether `m` is the ERROR `no_such_procedure` of a CALL: a registration made on another
 /// node is not visible yet (a documented window of milliseconds).
 fn not_routed_yet(m: &Message) -> bool {
@@ -557,7 +539,9 @@ fn not_routed_yet(m: &Message) -> bool {
 pub async fn call_served(caller: &mut RawPeer, procedure: &str, payload: Payload) -> Message {
     let what = format!("{procedure} to be callable");
     poll(&what, WAIT_ROUTED, async || {
-        let r = send_call_with(caller, procedure, Dict::new(), payload.clone()).await;
+        let r = caller
+            .send_call_with(procedure, Dict::new(), payload.clone())
+            .await;
         let m = caller.recv().await;
         assert_eq!(m_request(&m), Some(r), "an answer to CALL {r:?}: {m:?}");
         (!not_routed_yet(&m)).then_some(m)
@@ -588,7 +572,9 @@ pub async fn invoke_routed(
 ) -> (Id, Invocation) {
     let what = format!("{procedure} to be callable");
     poll(&what, WAIT_ROUTED, async || {
-        let r = send_call_with(caller, procedure, options.clone(), payload.clone()).await;
+        let r = caller
+            .send_call_with(procedure, options.clone(), payload.clone())
+            .await;
         tokio::select! {
             m = caller.recv() => {
                 assert!(not_routed_yet(&m), "CALL {r:?} answered before its invocation: {m:?}");

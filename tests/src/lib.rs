@@ -271,9 +271,13 @@ impl RawPeer {
     /// Sends a CALL of `procedure` with `payload` and no options; returns its request id
     /// (the answer is for the caller to [`RawPeer::recv`]).
     pub async fn send_call(&mut self, procedure: &str, payload: Payload) -> Id {
+        self.send_call_with(procedure, Dict::new(), payload).await
+    }
+
+    /// Sends a CALL of `procedure` with `options` and `payload`; returns its request id.
+    pub async fn send_call_with(&mut self, procedure: &str, options: Dict, payload: Payload) -> Id {
         let request = self.request();
         let procedure = Uri::new(procedure);
-        let options = Dict::new();
         self.send(
             &Call {
                 request,

@@ -6,13 +6,12 @@ use tokio::time::{timeout, Instant};
 use wamp_proto::message::Subscribe;
 use wamp_proto::{uris, Dict, Message, Payload, Serializer, Uri, Value};
 use wamp_tests::cluster::{
-    call_served, invoke_routed, poll, send_call_with, serve, wait_view, with_cluster, Cluster,
-    NODE_TIMEOUT, REALM,
+    call_served, invoke_routed, poll, serve, wait_view, with_cluster, Cluster, NODE_TIMEOUT, REALM,
 };
 use wamp_tests::{Closed, RawPeer};
 
 use crate::pubsub::{event, publish_acked};
-use crate::rpc_common::{n, CANCELING};
+use crate::rpc_common::{call, n, CANCELING};
 
 /// How long the cluster may take to notice a failure: the node timeout and a second.
 const NOTICE: Duration = Duration::from_millis(NODE_TIMEOUT.as_millis() as u64 + 1000);
@@ -49,7 +48,7 @@ async fn killed_node_cancels_its_calls_and_leaves() {
             "cl.fail.mute to leave n1",
             Duration::from_secs(2),
             async || {
-                let r = send_call_with(&mut caller, "cl.fail.mute", Dict::new(), n(1)).await;
+                let r = call(&mut caller, "cl.fail.mute", Dict::new(), n(1)).await;
                 match caller.recv().await {
                     Message::Error(e) if e.request == r => {
                         (e.error.as_str() == uris::NO_SUCH_PROCEDURE).then_some(())
@@ -106,7 +105,7 @@ async fn nats_outage(c: &mut Cluster, long: bool) {
         matches!(answer, Message::Result(_)),
         "local call: {answer:?}"
     );
-    send_call_with(&mut p, "cl.outage.remote", Dict::new(), Payload::default()).await;
+    call(&mut p, "cl.outage.remote", Dict::new(), Payload::default()).await;
     call_fails_within(&mut p, NOTICE, "a cross-node call without NATS").await;
     let (mut new_sub, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
     let r = new_sub.request();
@@ -138,7 +137,7 @@ async fn nats_outage(c: &mut Cluster, long: bool) {
         Duration::from_secs(10),
         async || {
             let sent = back.elapsed();
-            let r = send_call_with(&mut p, "cl.outage.remote", Dict::new(), n(7)).await;
+            let r = call(&mut p, "cl.outage.remote", Dict::new(), n(7)).await;
             match timeout(NOTICE, p.recv()).await {
                 Ok(Message::Result(res)) if res.request == r => Some(()),
                 Ok(Message::Error(e)) if e.request == r => None,

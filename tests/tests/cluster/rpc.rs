@@ -7,7 +7,7 @@ use tokio::time::{timeout, Instant};
 use wamp_proto::message::*;
 use wamp_proto::options::dict;
 use wamp_proto::{uris, Dict, Message, Payload, Serializer, Uri, Value};
-use wamp_tests::cluster::{invoke_routed, send_call_with, with_cluster, Cluster, REALM};
+use wamp_tests::cluster::{invoke_routed, with_cluster, Cluster, REALM};
 use wamp_tests::RawPeer;
 
 use crate::rpc_common::{
@@ -197,7 +197,7 @@ async fn call_timeout_across_nodes() {
         result(&mut caller).await;
         let start = Instant::now();
         let options = dict([("timeout", 500.into())]);
-        let r = send_call_with(&mut caller, "cl.rpc.mute", options, n(1)).await;
+        let r = call(&mut caller, "cl.rpc.mute", options, n(1)).await;
         assert_eq!(arg0(&invocation(&mut callee).await.payload), 1);
         let answer = timeout(Duration::from_millis(1500), caller.recv()).await;
         let elapsed = start.elapsed();

@@ -77,9 +77,7 @@ pub(crate) async fn register_fails(p: &mut RawPeer, procedure: &str, options: Di
 
 /// Sends CALL with a fresh request id.
 pub(crate) async fn call(p: &mut RawPeer, procedure: &str, options: Dict, payload: Payload) -> Id {
-    let r = p.request();
-    call_again(p, r, procedure, options, payload).await;
-    r
+    p.send_call_with(procedure, options, payload).await
 }
 
 /// Sends CALL with a given request id (progressive chunks reuse it).
