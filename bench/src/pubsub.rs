@@ -405,7 +405,7 @@ pub(crate) async fn run(ctx: &Ctx, a: &PubsubArgs, scenario: &str) -> anyhow::Re
     Ok(())
 }
 
-async fn subscribe(c: &mut Conn, topic: &Uri) -> anyhow::Result<()> {
+pub(crate) async fn subscribe(c: &mut Conn, topic: &Uri) -> anyhow::Result<()> {
     c.acknowledged(|request| {
         Subscribe {
             request,

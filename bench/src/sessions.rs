@@ -28,6 +28,14 @@ pub(crate) struct SessionsArgs {
     /// Seconds to keep the sessions open after the reading.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) hold: f64,
+    /// Every session subscribes to this topic once joined.
+    #[arg(long)]
+    pub(crate) subscribe: Option<String>,
+    /// After the memory reading, wait up to this many seconds for one event on every
+    /// session (`--subscribe`; published by someone else, e.g. `wamp publish`), and report
+    /// how many got it and over how long.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) await_event: f64,
 }
 
 pub(crate) async fn run(ctx: &Ctx, a: &SessionsArgs) -> anyhow::Result<()> {
@@ -58,12 +66,17 @@ pub(crate) async fn run(ctx: &Ctx, a: &SessionsArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
         let gate = gate.clone();
-        let target = ctx.target.clone();
+        // Spread over `--remote-url`s (cluster nodes) when given.
+        let target = ctx.remote_target(i).clone();
         let timeout = ctx.connect_timeout;
+        let topic = a.subscribe.as_deref().map(wamp_proto::Uri::new);
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await?;
             let t = Instant::now();
-            let c = Conn::connect(&target, i, BufSize::Small, timeout).await?;
+            let mut c = Conn::connect(&target, i, BufSize::Small, timeout).await?;
+            if let Some(topic) = &topic {
+                crate::pubsub::subscribe(&mut c, topic).await?;
+            }
             anyhow::Ok((c, t.elapsed()))
         }));
     }
@@ -94,6 +107,15 @@ pub(crate) async fn run(ctx: &Ctx, a: &SessionsArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs_f64(a.settle)).await;
     let rss_after = ctx.watched.rss_kib();
     let bench_rss = crate::procfs::self_rss_kib();
+    let received = if a.await_event > 0.0 {
+        eprintln!(
+            "  {joined} sessions waiting up to {} s for an event",
+            a.await_event
+        );
+        Some(await_event(&mut conns, Duration::from_secs_f64(a.await_event)).await)
+    } else {
+        None
+    };
     if a.hold > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(a.hold)).await;
     }
@@ -123,6 +145,11 @@ pub(crate) async fn run(ctx: &Ctx, a: &SessionsArgs) -> anyhow::Result<()> {
         )),
         _ => summary.push_str("\n  router RSS unknown (no --router-pid)"),
     }
+    if let Some((got, spread)) = received {
+        summary.push_str(&format!(
+            "\n  the event reached {got} of {joined} sessions, the last {spread:.3} s after the first"
+        ));
+    }
     if failed > 0 {
         summary.push_str(&format!(
             "\n  ERRORS: {failed} sessions failed to join (first: {})",
@@ -136,6 +163,10 @@ pub(crate) async fn run(ctx: &Ctx, a: &SessionsArgs) -> anyhow::Result<()> {
     line.insert("errors".into(), failed.into());
     line.insert("first_error".into(), json!(first_error));
     line.insert("join_s".into(), round3(join_s).into());
+    if let Some((got, spread)) = received {
+        line.insert("event_received".into(), got.into());
+        line.insert("event_spread_s".into(), round3(spread).into());
+    }
     line.insert("joins_per_s".into(), round3(rate).into());
     line.insert("join_latency_us".into(), latency_json(&hist));
     line.insert("rss_before_kib".into(), json!(rss_before));
@@ -147,4 +178,25 @@ pub(crate) async fn run(ctx: &Ctx, a: &SessionsArgs) -> anyhow::Result<()> {
     line.insert("joins_per_router_cpu_s".into(), json!(per_cpu.map(round3)));
     emit(&summary, line);
     Ok(())
+}
+
+/// Waits for one EVENT on each session (within `limit`): how many got one, and the time
+/// from the first to the last.
+async fn await_event(conns: &mut [Conn], limit: Duration) -> (u64, f64) {
+    let deadline = Instant::now() + limit;
+    let waits = conns.iter_mut().map(|c| async move {
+        loop {
+            match tokio::time::timeout_at(deadline, c.recv()).await {
+                Ok(Ok(Some(wamp_proto::Message::Event(_)))) => return Some(Instant::now()),
+                Ok(Ok(Some(_))) => continue,
+                _ => return None,
+            }
+        }
+    });
+    let times: Vec<Instant> = join_all(waits).await.into_iter().flatten().collect();
+    let spread = match (times.iter().min(), times.iter().max()) {
+        (Some(a), Some(b)) => b.duration_since(*a).as_secs_f64(),
+        _ => 0.0,
+    };
+    (times.len() as u64, spread)
 }

@@ -102,6 +102,8 @@ async fn pubsub_fanout_and_sessions() {
         concurrency: 8,
         settle: 0.1,
         hold: 0.0,
+        subscribe: None,
+        await_event: 0.0,
     };
     crate::sessions::run(&c, &sessions)
         .await
@@ -275,6 +277,8 @@ async fn scenarios_over_rawsocket() {
             concurrency: 8,
             settle: 0.1,
             hold: 0.0,
+            subscribe: None,
+            await_event: 0.0,
         };
         crate::sessions::run(&c, &sessions)
             .await

@@ -40,6 +40,14 @@ pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
     /// A local session stopped being a callee of `reg` (`uri`, `policy`: its key).
     fn callee_removed(&self, callee: Id, reg: Id, uri: &Uri, policy: MatchPolicy);
 
+    /// `session`'s testaments changed (empty: it has none, or it left and published them):
+    /// should this node die, another publishes them.
+    fn testaments(&self, session: Id, testaments: Vec<crate::meta::PortableTestament>);
+
+    /// The other live nodes' sessions in this realm (with one of `authroles`), as of their
+    /// last heartbeat.
+    fn remote_sessions(&self, authroles: Option<&[String]>) -> u64;
+
     /// The nodes alive, this one included, sorted.
     fn nodes(&self) -> Vec<String>;
 }

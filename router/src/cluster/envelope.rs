@@ -33,6 +33,9 @@ pub(crate) struct RpcHeader {
 pub(crate) struct Heartbeat {
     pub(crate) node: String,
     pub(crate) incarnation: u64,
+    /// Sessions per (realm, authrole) on the node.
+    #[serde(default)]
+    pub(crate) sessions: Vec<(String, String, u64)>,
 }
 
 /// A registration's callee, as every node's registry holds it (KV value).

@@ -351,14 +351,14 @@ fn inbound(core: &Arc<Core>, payload: &Bytes, towards_callee: bool) {
         return;
     };
     if towards_callee {
-        at_callee(core, &link, &realm, &h, m);
+        at_callee(&link, &realm, &h, m);
     } else {
         at_caller(&link, &h, m);
     }
 }
 
 /// On the callee's node: an INVOCATION (or a further chunk of one), or an INTERRUPT.
-fn at_callee(core: &Arc<Core>, link: &RealmLink, realm: &Realm, h: &RpcHeader, m: Message) {
+fn at_callee(link: &RealmLink, realm: &Realm, h: &RpcHeader, m: Message) {
     let (proxy, calls) = link.proxies.caller(link, &h.from);
     match m {
         Message::Invocation(inv) => {
@@ -425,7 +425,6 @@ fn at_callee(core: &Arc<Core>, link: &RealmLink, realm: &Realm, h: &RpcHeader, m
             debug!(message = other.name(), node = %h.from, "cluster: unexpected message towards a callee")
         }
     }
-    let _ = core;
 }
 
 /// On the caller's node: a RESULT or ERROR from a remote callee, as its proxy's answer.

@@ -360,6 +360,20 @@ impl Backplane for Arc<RealmLink> {
             .send(KvOp::Release(self.claim_key(uri, policy), callee.get()));
     }
 
+    fn testaments(&self, session: Id, testaments: Vec<crate::meta::PortableTestament>) {
+        let key = registry::testament_key(&self.token, &self.core.node, session.get());
+        let op = if testaments.is_empty() {
+            KvOp::Delete(key)
+        } else {
+            KvOp::Put(key, envelope::encode(&testaments))
+        };
+        let _ = self.core.kv_ops.send(op);
+    }
+
+    fn remote_sessions(&self, authroles: Option<&[String]>) -> u64 {
+        self.core.nodes.sessions(&self.name, authroles)
+    }
+
     fn nodes(&self) -> Vec<String> {
         self.core.nodes.alive(&self.core.node)
     }

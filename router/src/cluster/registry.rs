@@ -4,6 +4,7 @@
 //! Keys (KV keys allow `[-/_=.a-zA-Z0-9]`, so URIs are never keys):
 //! - `c.<realm>.<node>.<session>.<registration>`: a callee ([`CalleeRecord`]);
 //! - `x.<realm>.<registration>`: who holds a `single` registration ([`Claim`]);
+//! - `t.<realm>.<node>.<session>`: a session's testaments, published by the reaper;
 //! - `reap.<node>.<incarnation>`: that incarnation was declared lost and its records deleted.
 
 use std::sync::Arc;
@@ -40,6 +41,11 @@ fn bucket(core: &Core) -> String {
 /// The callee key of `session`'s registration `reg` in realm `token`.
 pub(crate) fn callee_key(token: &str, node: &str, session: u64, reg: u64) -> String {
     format!("c.{token}.{node}.{session}.{reg}")
+}
+
+/// The key of `session`'s testaments in realm `token`.
+pub(crate) fn testament_key(token: &str, node: &str, session: u64) -> String {
+    format!("t.{token}.{node}.{session}")
 }
 
 /// The claim key of registration `reg` in realm `token`.
@@ -292,6 +298,23 @@ pub(crate) async fn reap(core: Arc<Core>, node: String, incarnation: u64) {
             if rec.is_none_or(|r| r.incarnation == incarnation) {
                 doomed.push(key);
             }
+        } else if key.starts_with("t.") && key.split('.').nth(2) == Some(node.as_str()) {
+            // The lost node's sessions' testaments: published here, once.
+            let left = timed(store.get(key.clone())).await.ok().flatten();
+            let token = key.split('.').nth(1).unwrap_or_default().to_owned();
+            if let (Some(v), Some(link)) =
+                (left, core.links().into_iter().find(|l| l.token == token))
+            {
+                match envelope::decode::<Vec<crate::meta::PortableTestament>>(&v) {
+                    Ok(t) => {
+                        if let Some(realm) = link.realm.upgrade() {
+                            crate::meta::publish_portable(&realm, t);
+                        }
+                    }
+                    Err(e) => warn!(key, cause = %e, "cluster: unreadable testaments"),
+                }
+            }
+            doomed.push(key);
         } else if key.starts_with("x.") {
             let holder = timed(store.get(key.clone()))
                 .await

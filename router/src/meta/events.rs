@@ -9,9 +9,11 @@ use crate::broker::{Filter, Publication, Subscription};
 use crate::peer::SessionHandle;
 use crate::realm::Realm;
 
-/// Publishes `args` to the meta topic `topic` if anyone listens.
+/// Publishes `args` to the meta topic `topic` if anyone listens (in a cluster, subscribers
+/// on other nodes may: the event goes out).
 fn emit(realm: &Realm, topic: &str, args: impl FnOnce() -> Vec<Value>) {
-    if !realm.meta_api || !realm.broker.has_subscribers(topic) {
+    let listened = realm.backplane().is_some() || realm.broker.has_subscribers(topic);
+    if !realm.meta_api || !listened {
         return;
     }
     realm.publish(Publication {

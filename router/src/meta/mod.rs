@@ -16,7 +16,7 @@ use crate::error::Refusal;
 use crate::peer::SessionHandle;
 use crate::realm::Realm;
 
-pub(crate) use sessions::{publish_testaments, Testaments};
+pub(crate) use sessions::{publish_portable, publish_testaments, PortableTestament, Testaments};
 
 /// The meta procedures, each answered by the router itself.
 const PROCEDURES: &[&str] = &[

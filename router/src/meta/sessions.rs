@@ -42,6 +42,66 @@ fn scope(v: Option<&str>) -> Result<Scope, Refusal> {
     }
 }
 
+/// A testament as another node keeps it, to publish if this node dies: every testament
+/// fires when a session's transport is lost, whatever its scope.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PortableTestament {
+    pub(crate) topic: String,
+    pub(crate) args: Option<Vec<Value>>,
+    pub(crate) kwargs: Option<Dict>,
+    pub(crate) options: Dict,
+}
+
+impl Testaments {
+    /// The testaments, for the cluster's registry.
+    pub(crate) fn portable(&self) -> Vec<PortableTestament> {
+        self.0
+            .iter()
+            .map(|t| PortableTestament {
+                topic: t.topic.as_str().to_owned(),
+                args: t.payload.args.clone(),
+                kwargs: t.payload.kwargs.clone(),
+                options: t.options.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Publishes, on behalf of a session of a lost node, the testaments it left.
+pub(crate) fn publish_portable(realm: &Realm, testaments: Vec<PortableTestament>) {
+    for t in testaments {
+        let Ok(filter) = Filter::from_options(&t.options) else {
+            continue;
+        };
+        let retain = t
+            .options
+            .get("retain")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        realm.publish(Publication {
+            topic: Uri::from(t.topic),
+            id: Id::random(),
+            payload: Payload::new(t.args, t.kwargs),
+            details: Dict::new(),
+            exclude_publisher: None,
+            filter,
+            retain,
+        });
+    }
+}
+
+/// Tells the other nodes what `session` left as testaments (none: forget them).
+fn share(c: &Caller<'_>) {
+    if let Some(b) = c.realm.backplane() {
+        let t = c
+            .testaments
+            .as_ref()
+            .map(|t| t.portable())
+            .unwrap_or_default();
+        b.testaments(c.handle.id(), t);
+    }
+}
+
 /// Publishes the testaments of a leaving session: the `detached` ones first when the
 /// transport was lost, then the `destroyed` ones, each with its own publish options.
 pub(crate) fn publish_testaments(
@@ -156,7 +216,11 @@ pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal
                     .is_none_or(|r| r.iter().any(|x| *x == *s.shared().authrole))
             });
             if name == "count" {
-                (found.len() as u64).into()
+                // In a cluster: and the other nodes' sessions, as of their last heartbeat.
+                let remote = realm
+                    .backplane()
+                    .map_or(0, |b| b.remote_sessions(roles.as_deref()));
+                (found.len() as u64 + remote).into()
             } else {
                 Value::List(found.iter().map(|s| s.id().get().into()).collect())
             }
@@ -246,6 +310,7 @@ pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal
                     options,
                     scope,
                 });
+            share(&c);
             Value::Null
         }
         "flush_testaments" => {
@@ -255,7 +320,9 @@ pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal
             };
             let before = kept.0.len();
             kept.0.retain(|t| t.scope != scope);
-            ((before - kept.0.len()) as u64).into()
+            let flushed = (before - kept.0.len()) as u64;
+            share(&c);
+            flushed.into()
         }
         _ => {
             return Err(Refusal::new(

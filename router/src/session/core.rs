@@ -535,6 +535,9 @@ impl SessionCore {
         realm.sessions.remove(&id);
         if let Some(testaments) = j.testaments {
             meta::publish_testaments(realm, &j.handle, *testaments, lost);
+            if let Some(b) = realm.backplane() {
+                b.testaments(id, Vec::new());
+            }
         }
         for sub in &j.subscriptions {
             if let Ok(deleted) = realm.unsubscribe(id, *sub) {
