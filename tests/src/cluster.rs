@@ -440,8 +440,13 @@ impl Drop for Cluster {
     }
 }
 
-/// The configuration of `node`: a WebSocket transport, `[cluster]` on `nats`, [`REALMS`].
+/// The configuration of `node`: a WebSocket transport, `[cluster]` on `nats` (`n2` names
+/// it in the array form), [`REALMS`].
 fn node_config(node: &Node, nats: &str) -> String {
+    let nats = match node.id.as_str() {
+        "n2" => format!("[\"{nats}\"]"),
+        _ => format!("\"{nats}\""),
+    };
     format!(
         r#"
 [[transport]]
@@ -450,7 +455,7 @@ path = "/ws"
 serializers = ["json", "msgpack", "cbor"]
 
 [cluster]
-nats_url = "{nats}"
+nats_url = {nats}
 node_id = "{id}"
 subject_prefix = "wamp"
 heartbeat_ms = 200

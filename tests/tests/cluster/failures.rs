@@ -12,6 +12,7 @@ use wamp_tests::{Closed, RawPeer};
 
 use crate::pubsub::{event, publish_acked};
 use crate::rpc_common::{call, n, CANCELING};
+use crate::shared::{callee, invoke, until_both_answer, who_answers};
 
 /// How long the cluster may take to notice a failure: the node timeout and a second.
 const NOTICE: Duration = Duration::from_millis(NODE_TIMEOUT.as_millis() as u64 + 1000);
@@ -31,14 +32,17 @@ async fn call_fails_within(caller: &mut RawPeer, bound: Duration, what: &str) ->
 
 /// `kill -9` of n2 with a call to its callee in flight: the caller on n1 gets
 /// `wamp.error.canceled` within the node timeout and a second; then the procedure is gone
-/// from n1, and n1 sees n1 and n3 alive.
+/// from n1, n1 sees n1 and n3 alive, and a `roundrobin` shared with n3 calls only n3's.
 #[tokio::test]
 async fn killed_node_cancels_its_calls_and_leaves() {
     with_cluster(async |c| {
+        let _rr2 = callee(c, 2, "cl.fail.rr", invoke("roundrobin")).await;
+        let _rr3 = callee(c, 3, "cl.fail.rr", invoke("roundrobin")).await;
         let mut callee =
             RawPeer::join_with_features(&c.url(2), REALM, Serializer::Json, CANCELING).await;
         callee.register("cl.fail.mute", Dict::new()).await;
         let (mut caller, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+        until_both_answer(&mut caller, "cl.fail.rr").await;
         let (r, _) =
             invoke_routed(&mut caller, &mut callee, "cl.fail.mute", Dict::new(), n(0)).await;
         c.node(2).kill();
@@ -59,6 +63,9 @@ async fn killed_node_cancels_its_calls_and_leaves() {
         )
         .await;
         wait_view(&c.url(1), &["n1", "n3"], NOTICE).await;
+        for _ in 0..10 {
+            assert_eq!(who_answers(&mut caller, "cl.fail.rr").await, "n3");
+        }
     })
     .await;
 }

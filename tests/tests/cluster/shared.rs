@@ -11,12 +11,12 @@ use wamp_tests::RawPeer;
 use crate::rpc_common::{register_fails, try_register};
 
 /// REGISTER options for an invocation policy.
-fn invoke(policy: &str) -> Dict {
+pub(crate) fn invoke(policy: &str) -> Dict {
     dict([("invoke", policy.into())])
 }
 
 /// A callee on node `n` that registered `procedure` with `options`, served with tag `n<n>`.
-async fn callee(c: &Cluster, n: usize, procedure: &str, options: Dict) -> Served {
+pub(crate) async fn callee(c: &Cluster, n: usize, procedure: &str, options: Dict) -> Served {
     let (mut p, _) = RawPeer::join(&c.url(n), REALM, Serializer::Json).await;
     p.register(procedure, options).await;
     serve(p, &format!("n{n}"))
@@ -31,7 +31,7 @@ async fn caller_when_callable(c: &Cluster, n: usize, procedure: &str) -> RawPeer
 }
 
 /// Calls `procedure` once and returns the tag of the callee that answered.
-async fn who_answers(caller: &mut RawPeer, procedure: &str) -> String {
+pub(crate) async fn who_answers(caller: &mut RawPeer, procedure: &str) -> String {
     match call_served(caller, procedure, Payload::default()).await {
         Message::Result(r) => r
             .payload
@@ -47,7 +47,7 @@ async fn who_answers(caller: &mut RawPeer, procedure: &str) -> String {
 
 /// Calls until both n2's and n3's callees have answered (both registrations reached the
 /// caller's node).
-async fn until_both_answer(caller: &mut RawPeer, procedure: &str) {
+pub(crate) async fn until_both_answer(caller: &mut RawPeer, procedure: &str) {
     let mut seen = Vec::new();
     poll(
         &format!("both callees of {procedure}"),
