@@ -42,6 +42,9 @@ pub const TICKET: &str = "t";
 /// other (debug builds on a loaded machine).
 const START_BOUND: Duration = Duration::from_secs(30);
 
+/// The routers' log filter, unless `$WAMP_CLUSTER_LOG` gives another.
+const NODE_LOG: &str = "info,wamp_router::cluster=debug";
+
 /// The pause between two attempts of a [`poll`].
 const POLL_PAUSE: Duration = Duration::from_millis(20);
 
@@ -326,10 +329,11 @@ impl Node {
     }
 
     async fn start(&mut self) {
+        let log = std::env::var("WAMP_CLUSTER_LOG");
         let mut cmd = Command::new(router_bin());
         cmd.arg("--config")
             .arg(&self.config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log.as_deref().unwrap_or(NODE_LOG))
             .env("NO_COLOR", "1");
         let child = self.child.insert(spawn_logged(&mut cmd, &self.log));
         wait_listening(&format!("wamp-router {}", self.id), self.port, child).await;
