@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::{timeout, Instant};
 use wamp_proto::message::Subscribe;
-use wamp_proto::{uris, Dict, Message, Payload, Serializer, Uri, Value};
+use wamp_proto::{uris, Dict, Id, Message, Payload, Serializer, Uri, Value};
 use wamp_tests::cluster::{
     call_served, invoke_routed, poll, serve, wait_view, with_cluster, Cluster, NODE_TIMEOUT, REALM,
 };
@@ -15,13 +15,19 @@ use crate::rpc_common::{call, n, CANCELING};
 use crate::shared::{callee, invoke, until_both_answer, who_answers};
 
 /// How long the cluster may take to notice a failure: the node timeout and a second.
-const NOTICE: Duration = Duration::from_millis(NODE_TIMEOUT.as_millis() as u64 + 1000);
+const NOTICE: Duration = NODE_TIMEOUT.saturating_add(Duration::from_secs(1));
 
-/// The next message within `bound`, which must be an ERROR for CALL `r`; returns its URI.
-async fn call_fails_within(caller: &mut RawPeer, bound: Duration, what: &str) -> String {
+/// `caller`'s next message within `bound`, which must be an ERROR for CALL `request`;
+/// returns its URI.
+async fn call_fails_within(
+    caller: &mut RawPeer,
+    request: Id,
+    bound: Duration,
+    what: &str,
+) -> String {
     let start = Instant::now();
     match timeout(bound, caller.recv()).await {
-        Ok(Message::Error(e)) => e.error.as_str().to_owned(),
+        Ok(Message::Error(e)) if e.request == request => e.error.as_str().to_owned(),
         Ok(other) => panic!("{what}: expected ERROR, got {other:?}"),
         Err(_) => panic!(
             "{what}: no ERROR within {bound:?} (waited {:?})",
@@ -46,8 +52,9 @@ async fn killed_node_cancels_its_calls_and_leaves() {
         let (r, _) =
             invoke_routed(&mut caller, &mut callee, "cl.fail.mute", Dict::new(), n(0)).await;
         c.node(2).kill();
-        let uri = call_fails_within(&mut caller, NOTICE, "call in flight to a killed node").await;
-        assert_eq!(uri, uris::CANCELED, "CALL {r:?}");
+        let what = "a call in flight to a killed node";
+        let uri = call_fails_within(&mut caller, r, NOTICE, what).await;
+        assert_eq!(uri, uris::CANCELED, "{what}");
         poll(
             "cl.fail.mute to leave n1",
             Duration::from_secs(2),
@@ -112,8 +119,8 @@ async fn nats_outage(c: &mut Cluster, long: bool) {
         matches!(answer, Message::Result(_)),
         "local call: {answer:?}"
     );
-    call(&mut p, "cl.outage.remote", Dict::new(), Payload::default()).await;
-    call_fails_within(&mut p, NOTICE, "a cross-node call without NATS").await;
+    let r = call(&mut p, "cl.outage.remote", Dict::new(), Payload::default()).await;
+    call_fails_within(&mut p, r, NOTICE, "a cross-node call without NATS").await;
     let (mut new_sub, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
     let r = new_sub.request();
     let subscribe = Subscribe {
