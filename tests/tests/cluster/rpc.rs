@@ -15,8 +15,8 @@ use crate::rpc_common::{
     CANCELING, PROGRESSIVE_CALLEE, PROGRESSIVE_CALLER,
 };
 
-/// A caller on n1 and a callee on n2 (announcing `callee_features`) that registered
-/// `procedure`.
+/// A caller on n1 and a callee on n2 that registered `procedure`, each announcing its
+/// features.
 async fn pair(
     c: &Cluster,
     procedure: &str,
