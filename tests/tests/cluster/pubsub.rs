@@ -100,7 +100,20 @@ async fn match_policies_deliver_across_nodes(realm: &str) {
             "(uri, match) has one subscription id cluster-wide"
         );
         let (mut publ, _) = RawPeer::join(&c.url(1), realm, Serializer::Json).await;
-        let payload = Payload::new(Some(vec!["hi".into()]), Some(dict([("k", 1.into())])));
+        // Through the backplane and three serializers unchanged.
+        let args = vec![
+            "hi".into(),
+            Value::Bytes(vec![0, 1, 255]),
+            Value::Float(-2.5),
+            Value::Int(-7),
+            Value::UInt(1 << 53),
+            Value::Null,
+        ];
+        let kwargs = dict([(
+            "k",
+            Value::List(vec![true.into(), Value::Dict(Dict::new())]),
+        )]);
+        let payload = Payload::new(Some(args), Some(kwargs));
         let publication = publish_acked(&mut publ, "cl.ps.a.b", Dict::new(), payload.clone()).await;
         for (s, ids) in &mut subs {
             let mut got = BTreeMap::new();
