@@ -71,7 +71,7 @@ meta_api = true
 pubsub_mode = "broadcast"
 "#;
 
-/// Tries `attempt` until it gives `Some`, pausing [`POLL_PAUSE`] between attempts; panics
+/// Tries `attempt` until it gives `Some`, pausing 20 ms between attempts; panics
 /// naming `what` once `bound` has passed.
 pub async fn poll<T>(what: &str, bound: Duration, attempt: impl AsyncFnMut() -> Option<T>) -> T {
     try_poll(bound, attempt)
