@@ -62,12 +62,35 @@ if [[ -d "$VECTORS" ]]; then
     export WAMP_TEST_VECTORS
 fi
 
+# --- NATS for the cluster tests ----------------------------------------------
+# tests/tests/cluster.rs runs nats-server ($WAMP_NATS_SERVER, PATH or /usr/sbin). Under CI
+# as root it is installed from Debian when missing (under CI otherwise, that is an error);
+# elsewhere, without it, the cluster tests are skipped with a notice.
+if [[ -z "${WAMP_NATS_SERVER:-}" ]] && ! command -v nats-server >/dev/null 2>&1 &&
+    [[ ! -x /usr/sbin/nats-server ]]; then
+    if [[ -n "${CI:-}" && "$(id -u)" -eq 0 ]]; then
+        echo "test-all: installing nats-server (apt-get)" >&2
+        apt-get update -qq && apt-get install -y -qq nats-server ||
+            { echo "test-all: could not install nats-server" >&2; exit 1; }
+    elif [[ -n "${CI:-}" ]]; then
+        echo "test-all: nats-server is needed for the cluster tests (CI is set; not root)" >&2
+        exit 1
+    else
+        echo "test-all: warning: nats-server not found: skipping the cluster tests" >&2
+    fi
+fi
+
 # --- The tests ---------------------------------------------------------------
 # Debug info is kept to line tables (Cargo.toml), and CI builds without incremental
 # caches: the suite then needs about 3 GB of disk.
 if [[ -n "${CI:-}" ]]; then
     export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 fi
+# The cluster tests spawn the router binary: built here, so that they run this tree's.
+cargo build -p wamp-router --bin wamp-router
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+[[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+export WAMP_ROUTER_BIN="$TARGET_DIR/debug/wamp-router"
 # exec: this script's exit status is cargo test's. With arguments, only what they select
 # (`-p wamp-tests --test integration rpc::`); without, everything.
 if [[ $# -eq 0 ]]; then

@@ -52,16 +52,28 @@ pub async fn request(
     head.push_str("\r\n");
     let mut raw = head.into_bytes();
     raw.extend_from_slice(body);
+    exchange(addr, &raw, &format!("{method} {path}")).await
+}
+
+/// `GET path` as HTTP/1.0 (the answer is then never chunked), read to the end within
+/// [`WAIT`].
+pub async fn get_http10(addr: SocketAddr, path: &str) -> HttpReply {
+    let raw = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    exchange(addr, raw.as_bytes(), &format!("GET {path}")).await
+}
+
+/// Writes `raw`, reads the answer to the end of the connection and parses it.
+async fn exchange(addr: SocketAddr, raw: &[u8], what: &str) -> HttpReply {
     let exchange = async {
         let mut s = TcpStream::connect(addr).await.expect("connect");
-        s.write_all(&raw).await.expect("write request");
+        s.write_all(raw).await.expect("write request");
         let mut out = Vec::new();
         s.read_to_end(&mut out).await.expect("read answer");
         out
     };
     let out = timeout(WAIT, exchange)
         .await
-        .unwrap_or_else(|_| panic!("{method} {path}: no answer within {WAIT:?}"));
+        .unwrap_or_else(|_| panic!("{what}: no answer within {WAIT:?}"));
     parse(&out).unwrap_or_else(|| panic!("not an HTTP answer: {:?}", String::from_utf8_lossy(&out)))
 }
 

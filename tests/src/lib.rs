@@ -21,6 +21,7 @@ use wamp_router::{Config, Server};
 
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod fuzz;
 pub mod http;
 pub mod interop;
@@ -184,8 +185,36 @@ impl RawPeer {
 
     /// Connects and joins `realm` with all four client roles; panics unless WELCOME comes.
     pub async fn join(url: &str, realm: &str, serializer: Serializer) -> (RawPeer, Welcome) {
+        RawPeer::join_hello(url, serializer, &hello(realm)).await
+    }
+
+    /// Joins `realm` with all four roles, announcing `features` as `(role, feature)` pairs
+    /// (`("callee", "call_canceling")`); panics unless WELCOME comes.
+    pub async fn join_with_features(
+        url: &str,
+        realm: &str,
+        serializer: Serializer,
+        features: &[(&str, &str)],
+    ) -> RawPeer {
+        let mut roles = Dict::new();
+        for role in ["caller", "callee", "publisher", "subscriber"] {
+            let f: Dict = features
+                .iter()
+                .filter(|(r, _)| *r == role)
+                .map(|(_, f)| ((*f).to_owned(), Value::Bool(true)))
+                .collect();
+            roles.insert(role.into(), Value::Dict(dict([("features", f.into())])));
+        }
+        let hello = Hello {
+            realm: Uri::new(realm),
+            details: dict([("roles", roles.into())]),
+        };
+        RawPeer::join_hello(url, serializer, &hello.into()).await.0
+    }
+
+    async fn join_hello(url: &str, serializer: Serializer, hello: &Message) -> (RawPeer, Welcome) {
         let mut p = RawPeer::connect(url, serializer).await;
-        p.send(&hello(realm)).await;
+        p.send(hello).await;
         match p.recv().await {
             Message::Welcome(w) => {
                 p.session = Some(w.session);
@@ -242,9 +271,13 @@ impl RawPeer {
     /// Sends a CALL of `procedure` with `payload` and no options; returns its request id
     /// (the answer is for the caller to [`RawPeer::recv`]).
     pub async fn send_call(&mut self, procedure: &str, payload: Payload) -> Id {
+        self.send_call_with(procedure, Dict::new(), payload).await
+    }
+
+    /// Sends a CALL of `procedure` with `options` and `payload`; returns its request id.
+    pub async fn send_call_with(&mut self, procedure: &str, options: Dict, payload: Payload) -> Id {
         let request = self.request();
         let procedure = Uri::new(procedure);
-        let options = Dict::new();
         self.send(
             &Call {
                 request,

@@ -1,7 +1,8 @@
 //! The integration and interop tests, one module per area, in one test binary: 60-odd
 //! binaries each linking the router took gigabytes of disk and most of the build time.
 //! (`churn` and `fuzz_sessions` stay binaries of their own: their leak checks count the
-//! session states of the whole process.)
+//! session states of the whole process; so does `cluster`, which runs nats-server and
+//! router processes.)
 //!
 //! Run one area with `cargo test -p wamp-tests --test integration rpc::`.
 

@@ -25,29 +25,7 @@ pub(crate) async fn join_with(
     ser: Serializer,
     features: &[(&str, &str)],
 ) -> RawPeer {
-    let mut roles = Dict::new();
-    for role in ["caller", "callee", "publisher", "subscriber"] {
-        let f: Dict = features
-            .iter()
-            .filter(|(r, _)| *r == role)
-            .map(|(_, f)| ((*f).to_owned(), Value::Bool(true)))
-            .collect();
-        roles.insert(role.into(), Value::Dict(dict([("features", f.into())])));
-    }
-    let mut p = RawPeer::connect(router.url(), ser).await;
-    p.send(
-        &Hello {
-            realm: Uri::new("realm1"),
-            details: dict([("roles", roles.into())]),
-        }
-        .into(),
-    )
-    .await;
-    match p.recv().await {
-        Message::Welcome(w) => p.session = Some(w.session),
-        other => panic!("expected WELCOME, got {other:?}"),
-    }
-    p
+    RawPeer::join_with_features(router.url(), "realm1", ser, features).await
 }
 
 /// Joins announcing no features.
@@ -99,9 +77,7 @@ pub(crate) async fn register_fails(p: &mut RawPeer, procedure: &str, options: Di
 
 /// Sends CALL with a fresh request id.
 pub(crate) async fn call(p: &mut RawPeer, procedure: &str, options: Dict, payload: Payload) -> Id {
-    let r = p.request();
-    call_again(p, r, procedure, options, payload).await;
-    r
+    p.send_call_with(procedure, options, payload).await
 }
 
 /// Sends CALL with a given request id (progressive chunks reuse it).

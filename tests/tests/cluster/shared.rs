@@ -1,0 +1,178 @@
+//! Registrations shared across nodes: `single` is cluster-wide, policies must agree, and
+//! the invocation policies pick among callees on n2 and n3 for calls from n1.
+
+use wamp_proto::options::dict;
+use wamp_proto::{uris, Dict, Message, Payload, Serializer, Value};
+use wamp_tests::cluster::{
+    call_served, poll, serve, with_cluster, Cluster, Served, REALM, WAIT_ROUTED,
+};
+use wamp_tests::RawPeer;
+
+use crate::rpc_common::{register_fails, try_register};
+
+/// REGISTER options for an invocation policy.
+pub(crate) fn invoke(policy: &str) -> Dict {
+    dict([("invoke", policy.into())])
+}
+
+/// A callee on node `n` that registered `procedure` with `options`, served with tag `n<n>`.
+pub(crate) async fn callee(c: &Cluster, n: usize, procedure: &str, options: Dict) -> Served {
+    let (mut p, _) = RawPeer::join(&c.url(n), REALM, Serializer::Json).await;
+    p.register(procedure, options).await;
+    serve(p, &format!("n{n}"))
+}
+
+/// A caller on `n` once `procedure` is callable there (the answer discarded).
+async fn caller_when_callable(c: &Cluster, n: usize, procedure: &str) -> RawPeer {
+    let (mut p, _) = RawPeer::join(&c.url(n), REALM, Serializer::Json).await;
+    let answer = call_served(&mut p, procedure, Payload::default()).await;
+    assert!(matches!(answer, Message::Result(_)), "{answer:?}");
+    p
+}
+
+/// Calls `procedure` once and returns the tag of the callee that answered.
+pub(crate) async fn who_answers(caller: &mut RawPeer, procedure: &str) -> String {
+    match call_served(caller, procedure, Payload::default()).await {
+        Message::Result(r) => r
+            .payload
+            .args
+            .as_ref()
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .expect("the callee's tag")
+            .to_owned(),
+        other => panic!("expected RESULT from {procedure}, got {other:?}"),
+    }
+}
+
+/// Calls until both n2's and n3's callees have answered (both registrations reached the
+/// caller's node).
+pub(crate) async fn until_both_answer(caller: &mut RawPeer, procedure: &str) {
+    let mut seen = Vec::new();
+    poll(
+        &format!("both callees of {procedure}"),
+        WAIT_ROUTED,
+        async || {
+            let tag = who_answers(caller, procedure).await;
+            if !seen.contains(&tag) {
+                seen.push(tag);
+            }
+            (seen.len() == 2).then_some(())
+        },
+    )
+    .await;
+}
+
+/// `single` on n2 (visible on n3) makes a second REGISTER on n3 fail with
+/// `procedure_already_exists`; a policy other than n2's is refused on n3 too.
+#[tokio::test]
+async fn registrations_are_checked_cluster_wide() {
+    with_cluster(async |c| {
+        let _single = callee(c, 2, "cl.shared.single", Dict::new()).await;
+        let mut p3 = caller_when_callable(c, 3, "cl.shared.single").await;
+        let single = invoke("single");
+        let exists = uris::PROCEDURE_ALREADY_EXISTS;
+        register_fails(&mut p3, "cl.shared.single", Dict::new(), exists).await;
+        register_fails(&mut p3, "cl.shared.single", single, exists).await;
+
+        let _rr = callee(c, 2, "cl.shared.mixed", invoke("roundrobin")).await;
+        let mut p3 = caller_when_callable(c, 3, "cl.shared.mixed").await;
+        let answer = try_register(&mut p3, "cl.shared.mixed", invoke("random")).await;
+        assert!(
+            matches!(answer, Message::Error(_)),
+            "roundrobin then random: {answer:?}"
+        );
+    })
+    .await;
+}
+
+/// REGISTER of one procedure on n2 and n3 at once, for 10 procedures: the KV decides, one
+/// gets REGISTERED and the other `procedure_already_exists`; and a REGISTER on n3 right
+/// after n2's REGISTERED (nothing waited for) is refused.
+#[tokio::test]
+async fn the_first_registration_wins_cluster_wide() {
+    with_cluster(async |c| {
+        let (mut p2, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
+        let (mut p3, _) = RawPeer::join(&c.url(3), REALM, Serializer::MsgPack).await;
+        for i in 0..10 {
+            let procedure = format!("cl.shared.race{i}");
+            let (a, b) = tokio::join!(
+                try_register(&mut p2, &procedure, Dict::new()),
+                try_register(&mut p3, &procedure, Dict::new()),
+            );
+            let refused = |m: &Message| {
+                matches!(m, Message::Error(e) if e.error.as_str() == uris::PROCEDURE_ALREADY_EXISTS)
+            };
+            let won = |m: &Message| matches!(m, Message::Registered(_));
+            assert!(
+                (won(&a) && refused(&b)) || (refused(&a) && won(&b)),
+                "{procedure}: n2 {a:?}, n3 {b:?}"
+            );
+        }
+        p2.register("cl.shared.next", Dict::new()).await;
+        let exists = uris::PROCEDURE_ALREADY_EXISTS;
+        register_fails(&mut p3, "cl.shared.next", Dict::new(), exists).await;
+    })
+    .await;
+}
+
+/// Callees of `procedure` with `policy` on n2 and n3; `calls` calls from n1 once both
+/// answer there: the tags of the callees that answered them.
+async fn spread(c: &Cluster, procedure: &str, policy: &str, calls: usize) -> Vec<String> {
+    let _a = callee(c, 2, procedure, invoke(policy)).await;
+    let _b = callee(c, 3, procedure, invoke(policy)).await;
+    let (mut caller, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+    until_both_answer(&mut caller, procedure).await;
+    let mut tags = Vec::new();
+    for _ in 0..calls {
+        tags.push(who_answers(&mut caller, procedure).await);
+    }
+    tags
+}
+
+/// `roundrobin` over callees on n2 and n3, 300 calls from n1: 150 ± 30 each.
+#[tokio::test]
+async fn roundrobin_spreads_over_nodes() {
+    with_cluster(async |c| {
+        let tags = spread(c, "cl.shared.rr", "roundrobin", 300).await;
+        let n2 = tags.iter().filter(|t| *t == "n2").count();
+        assert!((120..=180).contains(&n2), "n2 got {n2} of 300: {tags:?}");
+    })
+    .await;
+}
+
+/// `random` over callees on n2 and n3: each answers at least once in 100 calls from n1.
+#[tokio::test]
+async fn random_reaches_every_node() {
+    with_cluster(async |c| {
+        let tags = spread(c, "cl.shared.random", "random", 100).await;
+        for n in ["n2", "n3"] {
+            assert!(tags.iter().any(|t| t == n), "{n} never answered: {tags:?}");
+        }
+    })
+    .await;
+}
+
+/// `first` and `last` with n2's callee registered (and visible on n1) before n3's: `first`
+/// always calls n2's, `last` n3's.
+#[tokio::test]
+async fn first_and_last_follow_registration_order() {
+    with_cluster(async |c| {
+        let _f2 = callee(c, 2, "cl.shared.first", invoke("first")).await;
+        let _l2 = callee(c, 2, "cl.shared.last", invoke("last")).await;
+        let mut caller = caller_when_callable(c, 1, "cl.shared.first").await;
+        call_served(&mut caller, "cl.shared.last", Payload::default()).await;
+        let _f3 = callee(c, 3, "cl.shared.first", invoke("first")).await;
+        let _l3 = callee(c, 3, "cl.shared.last", invoke("last")).await;
+        // n3's `last` callee reaching n1 is the sign that its registrations have.
+        poll("n3's last callee on n1", WAIT_ROUTED, async || {
+            (who_answers(&mut caller, "cl.shared.last").await == "n3").then_some(())
+        })
+        .await;
+        for _ in 0..20 {
+            assert_eq!(who_answers(&mut caller, "cl.shared.first").await, "n2");
+            assert_eq!(who_answers(&mut caller, "cl.shared.last").await, "n3");
+        }
+    })
+    .await;
+}
