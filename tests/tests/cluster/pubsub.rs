@@ -210,14 +210,14 @@ async fn one_publishers_events_arrive_in_order() {
 }
 
 /// An event published on n1 as soon as n2's subscriber has SUBSCRIBED reaches it (no
-/// window on one NATS server), for 20 fresh topics; after UNSUBSCRIBE, n2 delivers no more
-/// to that session (another session on n2 still gets the topic).
+/// window on one NATS server), for 100 fresh topics; after UNSUBSCRIBE, n2 delivers no
+/// more to that session (another session on n2 still gets the topic).
 #[tokio::test]
 async fn subscribed_means_delivered_and_unsubscribe_stops() {
     with_cluster(async |c| {
         let (mut sub, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
         let (mut publ, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
-        for i in 0..20 {
+        for i in 0..100 {
             let t = format!("cl.fresh.t{i}");
             let sid = sub.subscribe(&t, Dict::new()).await;
             let p = publish_acked(&mut publ, &t, Dict::new(), Payload::default()).await;
