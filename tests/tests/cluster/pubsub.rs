@@ -242,44 +242,55 @@ async fn subscribed_means_delivered_and_unsubscribe_stops() {
 }
 
 /// In interest mode a node subscribes NATS to a topic only while a local client does: none
-/// before, one once SUBSCRIBED, none soon after the last UNSUBSCRIBE (100 ms linger); a
-/// node without subscribers never holds it.
+/// before, one once SUBSCRIBED (for 20 fresh topics), none soon after the last UNSUBSCRIBE
+/// (100 ms linger); a node without subscribers never holds it.
 #[tokio::test]
 async fn nats_interest_follows_local_subscribers() {
     with_cluster(async |c| {
-        // `wamp.e.<realm token>.cl.interest.topic`: the topic's components as tokens.
-        let is_topic = |s: &str| {
-            let rest = s
-                .strip_prefix("wamp.e.")
-                .and_then(|r| r.strip_suffix(".cl.interest.topic"));
-            rest.is_some_and(|realm| !realm.is_empty() && !realm.contains('.'))
-        };
-        let holds = async |node: &str| {
-            let subjects = c.nats.subscriptions_of(node).await;
-            subjects.iter().filter(|s| is_topic(s)).count()
+        // `wamp.e.<realm token>.<topic components>`: one token per component.
+        let holds = async |node: &str, topic: &str| {
+            let suffix = format!(".{topic}");
+            let is_topic = |s: &&String| {
+                let rest = s
+                    .strip_prefix("wamp.e.")
+                    .and_then(|r| r.strip_suffix(&suffix));
+                rest.is_some_and(|realm| !realm.is_empty() && !realm.contains('.'))
+            };
+            c.nats
+                .subscriptions_of(node)
+                .await
+                .iter()
+                .filter(is_topic)
+                .count()
         };
         assert!(
             !c.nats.subscriptions_of("n3").await.is_empty(),
             "n3's connections are named"
         );
-        assert_eq!(holds("n3").await, 0, "before any subscriber");
         let (mut a, _) = RawPeer::join(&c.url(3), REALM, Serializer::Json).await;
+        for i in 0..20 {
+            let topic = format!("cl.interest.t{i}");
+            assert_eq!(
+                holds("n3", &topic).await,
+                0,
+                "{topic} before any subscriber"
+            );
+            a.subscribe(&topic, Dict::new()).await;
+            assert_eq!(holds("n3", &topic).await, 1, "{topic} once SUBSCRIBED");
+        }
+        let topic = "cl.interest.topic";
         let (mut b, _) = RawPeer::join(&c.url(3), REALM, Serializer::Json).await;
-        let sa = a.subscribe("cl.interest.topic", Dict::new()).await;
-        assert_eq!(holds("n3").await, 1, "once SUBSCRIBED");
-        let sb = b.subscribe("cl.interest.topic", Dict::new()).await;
-        assert_eq!(
-            holds("n3").await,
-            1,
-            "one NATS subscription per (uri, match)"
-        );
-        assert_eq!(holds("n2").await, 0, "n2 has no subscriber");
+        let sa = a.subscribe(topic, Dict::new()).await;
+        let sb = b.subscribe(topic, Dict::new()).await;
+        let one = "one NATS subscription per (uri, match)";
+        assert_eq!(holds("n3", topic).await, 1, "{one}");
+        assert_eq!(holds("n2", topic).await, 0, "n2 has no subscriber");
         unsubscribe(&mut a, sa).await;
         unsubscribe(&mut b, sb).await;
         poll(
             "n3 to drop the interest",
             Duration::from_secs(3),
-            async || (holds("n3").await == 0).then_some(()),
+            async || (holds("n3", topic).await == 0).then_some(()),
         )
         .await;
     })
