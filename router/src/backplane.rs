@@ -41,8 +41,12 @@ pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
     fn callee_removed(&self, callee: Id, reg: Id, uri: &Uri, policy: MatchPolicy);
 
     /// `session`'s testaments changed (empty: it has none, or it left and published them):
-    /// should this node die, another publishes them.
-    fn testaments(&self, session: Id, testaments: Vec<crate::meta::PortableTestament>);
+    /// should this node die, another publishes them. The wait is over once they are kept.
+    fn testaments(
+        &self,
+        session: Id,
+        testaments: Vec<crate::meta::PortableTestament>,
+    ) -> Option<Wait<()>>;
 
     /// The other live nodes' sessions in this realm (with one of `authroles`), as of their
     /// last heartbeat.

@@ -9,6 +9,8 @@ mod rpc_common;
 
 #[path = "cluster/failures.rs"]
 mod failures;
+#[path = "cluster/meta.rs"]
+mod meta;
 #[path = "cluster/pubsub.rs"]
 mod pubsub;
 #[path = "cluster/pubsub_filters.rs"]

@@ -14,6 +14,9 @@ pub(crate) struct EventHeader {
     pub(crate) topic: String,
     pub(crate) filter: Filter,
     pub(crate) retain: bool,
+    /// When it was sent (ms since the Unix epoch): see [`is_stale`].
+    #[serde(default)]
+    pub(crate) sent_ms: u64,
 }
 
 /// A call-path message between a caller's node and a callee's node: INVOCATION and
@@ -26,6 +29,24 @@ pub(crate) struct RpcHeader {
     pub(crate) incarnation: u64,
     /// The callee's session id (on the callee's node).
     pub(crate) callee: u64,
+    /// When it was sent (ms since the Unix epoch): see [`is_stale`].
+    #[serde(default)]
+    pub(crate) sent_ms: u64,
+}
+
+/// Now, in ms since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Whether a message sent at `sent_ms` arrives after more than `bound` ms: one the NATS
+/// client kept through an outage longer than the node timeout (it had queued it before it
+/// noticed the connection was gone) is dropped rather than delivered late, as a burst.
+/// Assumes the nodes' clocks agree to well within the node timeout (NTP).
+pub(crate) fn is_stale(sent_ms: u64, bound: u64) -> bool {
+    sent_ms != 0 && now_ms().saturating_sub(sent_ms) > bound
 }
 
 /// A node's heartbeat.

@@ -43,6 +43,9 @@ pub(crate) use pubsub::RealmLink;
 /// Messages waiting for the NATS connection (at most once: dropped when full or down).
 const OUTGOING: usize = 65_536;
 
+/// A message for NATS: subject, reply subject, payload.
+type Outgoing = (String, Option<String>, Bytes);
+
 /// What every part of the cluster shares.
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -54,7 +57,7 @@ pub(crate) struct Core {
     pub(crate) client: async_nats::Client,
     /// The registry (callees, `single` claims, reap markers), once JetStream answered.
     kv: OnceLock<kv::Store>,
-    out: mpsc::Sender<(String, Bytes)>,
+    out: mpsc::Sender<Outgoing>,
     /// This node's registry changes, applied in order.
     pub(crate) kv_ops: mpsc::UnboundedSender<registry::KvOp>,
     pub(crate) heartbeat: Duration,
@@ -84,11 +87,27 @@ impl Core {
     /// Queues a message for NATS; never waits. While NATS is down it is dropped, not kept
     /// for later (no stale burst after a reconnect).
     pub(crate) fn send(&self, subject: String, payload: Bytes) -> bool {
-        if !self.connected() || self.out.try_send((subject, payload)).is_err() {
+        self.send_with_reply(subject, None, payload)
+    }
+
+    /// [`Core::send`] with a reply subject: nats-server answers there at once ("no
+    /// responders") when nobody subscribes to `subject`.
+    pub(crate) fn send_with_reply(
+        &self,
+        subject: String,
+        reply: Option<String>,
+        payload: Bytes,
+    ) -> bool {
+        if !self.connected() || self.out.try_send((subject, reply, payload)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         true
+    }
+
+    /// The node timeout in ms.
+    pub(crate) fn node_timeout_ms(&self) -> u64 {
+        u64::try_from(self.node_timeout.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The registry, if JetStream is reachable yet.
@@ -135,6 +154,11 @@ impl Cluster {
             .max_reconnects(None)
             .subscription_capacity(1 << 16)
             .connection_timeout(Duration::from_secs(2))
+            // Back soon after NATS is: the others wait one node timeout (and as long again
+            // after their own reconnect) before they declare this node lost.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((attempts as u64).saturating_mul(100).min(1000))
+            })
             .event_callback(move |e| async move {
                 match e {
                     async_nats::Event::Connected => info!(event = %e, "cluster: NATS connection"),
@@ -207,13 +231,17 @@ where
 }
 
 /// Writes queued messages to NATS, in order.
-async fn publisher(core: Arc<Core>, mut rx: mpsc::Receiver<(String, Bytes)>) {
-    while let Some((subject, payload)) = rx.recv().await {
+async fn publisher(core: Arc<Core>, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some((subject, reply, payload)) = rx.recv().await {
         if !core.connected() {
             core.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        if let Err(e) = core.client.publish(subject, payload).await {
+        let sent = match reply {
+            None => core.client.publish(subject, payload).await,
+            Some(r) => core.client.publish_with_reply(subject, r, payload).await,
+        };
+        if let Err(e) = sent {
             core.dropped.fetch_add(1, Ordering::Relaxed);
             warn!(cause = %e, "cluster: publish failed");
         }

@@ -132,7 +132,7 @@ impl Nodes {
         let now = Instant::now();
         let mut out = Vec::new();
         for (n, p) in lock(&self.peers).iter_mut() {
-            if p.alive && now.duration_since(p.last) >= timeout {
+            if p.alive && now.saturating_duration_since(p.last) >= timeout {
                 p.alive = false;
                 out.push((n.clone(), p.incarnation));
             }
@@ -140,10 +140,11 @@ impl Nodes {
         out
     }
 
-    /// After this node itself was frozen: nobody's silence counts from before.
-    fn forgive(&self) {
-        let now = Instant::now();
-        lock(&self.peers).values_mut().for_each(|p| p.last = now);
+    /// After this node itself was frozen or cut off: nobody's silence counts from before,
+    /// and the others get `grace` more to show up (they may reconnect later than this one).
+    fn forgive(&self, grace: std::time::Duration) {
+        let later = Instant::now() + grace;
+        lock(&self.peers).values_mut().for_each(|p| p.last = later);
     }
 
     fn mark_lost(&self, node: &str, incarnation: u64) {
@@ -189,7 +190,10 @@ pub(crate) async fn run(core: Arc<Core>, router: Weak<RouterShared>) {
                 gap_ms = gap.as_millis() as u64,
                 "cluster: this node was not running for longer than node_timeout_ms"
             );
-            core.nodes.forgive();
+            core.nodes.forgive(std::time::Duration::ZERO);
+        }
+        if connected && !was_connected {
+            core.nodes.forgive(core.node_timeout);
         }
         if connected && (frozen || !was_connected) {
             // The others may have reaped this node meanwhile.

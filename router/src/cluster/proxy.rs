@@ -148,14 +148,14 @@ impl Proxies {
                 PeerFeatures::from_bits(rec.features),
                 &rec.node,
             );
-            let (core2, h, node, realm_name) = (
-                core.clone(),
-                handle.clone(),
-                rec.node.clone(),
-                link.name.clone(),
-            );
+            let route = Route {
+                realm: link.name.clone(),
+                token: link.token.clone(),
+                node: rec.node.clone(),
+            };
+            let (core2, h) = (core.clone(), handle.clone());
             let task = tokio::spawn(drain(outbox, move |m, frame| {
-                to_callee(&core2, &realm_name, &node, &h, m, &frame);
+                to_callee(&core2, &route, &h, m, &frame);
             }));
             CalleeProxy {
                 handle,
@@ -308,6 +308,7 @@ fn to_caller(core: &Arc<Core>, realm: &str, node: &str, calls: &Mutex<CallMap>, 
         from: core.node.clone(),
         incarnation: core.incarnation(),
         callee,
+        sent_ms: envelope::now_ms(),
     };
     if let Some(bytes) = envelope::encode_message(&header, &m) {
         core.send(core.node_subject(node, "r"), bytes);
@@ -316,6 +317,17 @@ fn to_caller(core: &Arc<Core>, realm: &str, node: &str, calls: &Mutex<CallMap>, 
 
 /// Receives the other nodes' call-path messages for this node, until the router stops.
 pub(crate) async fn serve(core: Arc<Core>) {
+    let nr = core.node_subject(&core.node, "nr.>");
+    match core.client.subscribe(nr.clone()).await {
+        Ok(sub) => {
+            let c = core.clone();
+            super::spawn(
+                &core,
+                super::each_message(sub, move |m| no_responders(&c, &m)),
+            );
+        }
+        Err(e) => warn!(subject = nr, cause = %e, "cluster: cannot subscribe"),
+    }
     for (what, towards_callee) in [("rpc", true), ("r", false)] {
         let subject = core.node_subject(&core.node, what);
         match core.client.subscribe(subject.clone()).await {
@@ -342,6 +354,11 @@ fn inbound(core: &Arc<Core>, payload: &Bytes, towards_callee: bool) {
         }
     };
     if core.nodes.is_lost(&h.from, h.incarnation) {
+        return;
+    }
+    // Its caller's node gave up on it (the call failed there within the node timeout).
+    if envelope::is_stale(h.sent_ms, core.node_timeout_ms()) {
+        debug!(node = %h.from, "cluster: a call message older than the node timeout is dropped");
         return;
     }
     let Some(link) = core.link(&h.realm) else {
@@ -469,40 +486,80 @@ fn at_caller(link: &RealmLink, h: &RpcHeader, m: Message) {
 }
 
 /// The caller's node sends the dealer's INVOCATION or INTERRUPT to the callee's node.
-fn to_callee(
-    core: &Arc<Core>,
-    realm: &str,
-    node: &str,
-    proxy: &SessionHandle,
-    m: Message,
-    frame: &Bytes,
-) {
+fn to_callee(core: &Arc<Core>, to: &Route, proxy: &SessionHandle, m: Message, frame: &Bytes) {
     let header = RpcHeader {
-        realm: realm.to_owned(),
+        realm: to.realm.clone(),
         from: core.node.clone(),
         incarnation: core.incarnation(),
         callee: proxy.id().get(),
+        sent_ms: envelope::now_ms(),
     };
-    if core.send(
-        core.node_subject(node, "rpc"),
-        envelope::encode_with(&header, frame),
-    ) {
+    // An INVOCATION asks nats-server to say at once if the callee's node does not listen
+    // (gone, or not subscribed again yet after an outage): the call then fails now.
+    let reply = match &m {
+        Message::Invocation(inv) => Some(core.node_subject(
+            &core.node,
+            &format!("nr.{}.{}.{}.{}", to.token, to.node, proxy.id(), inv.request),
+        )),
+        _ => None,
+    };
+    let subject = core.node_subject(&to.node, "rpc");
+    if core.send_with_reply(subject, reply, envelope::encode_with(&header, frame)) {
         return;
     }
     // Not sent (NATS is down): the call fails now rather than at its timeout.
     if let Message::Invocation(inv) = m {
-        let _ = dealer::answer::on_error(
-            proxy,
-            Error {
-                request_type: code::INVOCATION,
-                request: inv.request,
-                details: Dict::new(),
-                error: Uri::new(uris::CANCELED),
-                payload: wamp_proto::Payload::args(vec![format!(
-                    "the callee's cluster node `{node}` cannot be reached"
-                )
-                .into()]),
-            },
+        unreachable_callee(proxy, inv.request, &to.node);
+    }
+}
+
+/// Where a callee proxy's messages go.
+#[derive(Debug)]
+struct Route {
+    realm: String,
+    token: String,
+    node: String,
+}
+
+/// Fails invocation `request` of callee proxy `proxy`: its node cannot be reached.
+fn unreachable_callee(proxy: &SessionHandle, request: Id, node: &str) {
+    let _ = dealer::answer::on_error(
+        proxy,
+        Error {
+            request_type: code::INVOCATION,
+            request,
+            details: Dict::new(),
+            error: Uri::new(uris::CANCELED),
+            payload: wamp_proto::Payload::args(vec![format!(
+                "the callee's cluster node `{node}` cannot be reached"
+            )
+            .into()]),
+        },
+    );
+}
+
+/// nats-server's "no responders" for an INVOCATION sent to `<node>.rpc`, on
+/// `<prefix>.n.<me>.nr.<realm token>.<node>.<proxy>.<invocation>`: the call fails now.
+fn no_responders(core: &Arc<Core>, m: &async_nats::Message) {
+    if m.status != Some(async_nats::StatusCode::NO_RESPONDERS) {
+        return;
+    }
+    let tail: Vec<&str> = m.subject.as_str().rsplitn(5, '.').collect();
+    let [invocation, proxy, node, token, _] = tail[..] else {
+        return;
+    };
+    let (Ok(invocation), Ok(proxy)) = (invocation.parse::<u64>(), proxy.parse::<u64>()) else {
+        return;
+    };
+    let Some(link) = core.links().into_iter().find(|l| l.token == token) else {
+        return;
+    };
+    let found = (link.proxies.callee_proxy(node, proxy), Id::new(invocation));
+    if let (Some(handle), Some(request)) = found {
+        debug!(
+            node,
+            "cluster: a call's callee node does not listen; the call fails"
         );
+        unreachable_callee(&handle, request, node);
     }
 }

@@ -118,10 +118,16 @@ impl RealmLink {
                 }
             };
             if core.connected() {
-                // PING/PONG: the server has registered the interest when it answers.
-                let _ = tokio::time::timeout(INTEREST_WAIT, core.client.flush()).await;
+                // A round trip through the server on this connection: its answer (no
+                // responders) comes after it processed the SUB. (`Client::flush` only writes
+                // the socket.)
+                let probe = core
+                    .client
+                    .request(format!("{}.sync", core.prefix), bytes::Bytes::new());
+                let _ = tokio::time::timeout(INTEREST_WAIT, probe).await;
             }
             let _ = tx.send(true);
+            debug!(subject = %subj, "cluster: interest registered");
             // Nobody may come after all (the subscriber left while waiting).
             link.linger(&subj, 0);
             let l = link.clone();
@@ -190,7 +196,13 @@ impl RealmLink {
 
     fn read_event(&self, payload: &bytes::Bytes) -> Option<(EventHeader, Event)> {
         match envelope::decode_with::<EventHeader>(payload) {
-            Ok((h, Message::Event(ev))) if h.origin != self.core.node => Some((h, ev)),
+            Ok((h, Message::Event(ev))) if h.origin != self.core.node => {
+                if envelope::is_stale(h.sent_ms, self.core.node_timeout_ms()) {
+                    debug!(realm = %self.name, topic = %h.topic, "cluster: an event older than the node timeout is dropped");
+                    return None;
+                }
+                Some((h, ev))
+            }
             Ok(_) => None,
             Err(e) => {
                 warn!(realm = %self.name, cause = %e, "cluster: unreadable event from another node");
@@ -237,6 +249,7 @@ impl Backplane for Arc<RealmLink> {
             topic: p.topic.as_str().to_owned(),
             filter: p.filter.clone(),
             retain: p.retain,
+            sent_ms: envelope::now_ms(),
         };
         let event = Message::Event(Event {
             subscription: p.id,
@@ -348,7 +361,7 @@ impl Backplane for Arc<RealmLink> {
         let _ = self
             .core
             .kv_ops
-            .send(KvOp::Put(key, envelope::encode(&rec)));
+            .send(KvOp::Put(key, envelope::encode(&rec), None));
     }
 
     fn callee_removed(&self, callee: Id, reg: Id, uri: &Uri, policy: MatchPolicy) {
@@ -360,14 +373,23 @@ impl Backplane for Arc<RealmLink> {
             .send(KvOp::Release(self.claim_key(uri, policy), callee.get()));
     }
 
-    fn testaments(&self, session: Id, testaments: Vec<crate::meta::PortableTestament>) {
+    fn testaments(
+        &self,
+        session: Id,
+        testaments: Vec<crate::meta::PortableTestament>,
+    ) -> Option<Wait<()>> {
         let key = registry::testament_key(&self.token, &self.core.node, session.get());
-        let op = if testaments.is_empty() {
-            KvOp::Delete(key)
-        } else {
-            KvOp::Put(key, envelope::encode(&testaments))
-        };
-        let _ = self.core.kv_ops.send(op);
+        if testaments.is_empty() {
+            let _ = self.core.kv_ops.send(KvOp::Delete(key));
+            return None;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let op = KvOp::Put(key, envelope::encode(&testaments), Some(tx));
+        self.core.kv_ops.send(op).ok()?;
+        // Bounded: with the registry unreachable the RESULT still goes out.
+        Some(Box::pin(async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), rx).await;
+        }))
     }
 
     fn remote_sessions(&self, authroles: Option<&[String]>) -> u64 {

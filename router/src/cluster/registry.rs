@@ -25,7 +25,8 @@ const KV_TIMEOUT: Duration = Duration::from_secs(3);
 /// A change this node makes to the registry, applied in order by one task.
 #[derive(Debug)]
 pub(crate) enum KvOp {
-    Put(String, Bytes),
+    /// Put `key`; the answer (if asked for) once it is stored or failed.
+    Put(String, Bytes, Option<oneshot::Sender<()>>),
     Delete(String),
     /// Create `key` only if absent; the answer says whether this node holds it now.
     Claim(String, Claim, oneshot::Sender<Result<(), String>>),
@@ -97,9 +98,12 @@ async fn create_bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store,
 async fn apply(core: Arc<Core>, store: kv::Store, mut ops: mpsc::UnboundedReceiver<KvOp>) {
     while let Some(op) = ops.recv().await {
         match op {
-            KvOp::Put(key, value) => {
+            KvOp::Put(key, value, done) => {
                 if let Err(e) = timed(store.put(&key, value)).await {
                     warn!(key, cause = %e, "cluster: registry write failed");
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
                 }
             }
             KvOp::Delete(key) => {
@@ -273,15 +277,27 @@ pub(crate) async fn reap(core: Arc<Core>, node: String, incarnation: u64) {
         return;
     };
     let marker = format!("reap.{node}.{incarnation}");
-    let won = matches!(
-        tokio::time::timeout(KV_TIMEOUT, store.create(&marker, Bytes::from_static(b"1"))).await,
-        Ok(Ok(_))
-    );
-    if !won {
-        return;
+    match tokio::time::timeout(KV_TIMEOUT, store.create(&marker, Bytes::from_static(b"1"))).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => return,
+        Ok(Err(e)) => {
+            warn!(node, cause = %e, "cluster: cannot mark a lost node reaped; its records stay");
+            return;
+        }
+        Err(_) => {
+            warn!(
+                node,
+                "cluster: registry timed out marking a lost node reaped; its records stay"
+            );
+            return;
+        }
     }
-    let Ok(mut keys) = store.keys().await else {
-        return;
+    let mut keys = match store.keys().await {
+        Ok(k) => k,
+        Err(e) => {
+            warn!(node, cause = %e, "cluster: cannot list the registry to reap a lost node");
+            return;
+        }
     };
     let mut doomed = Vec::new();
     while let Some(Ok(key)) = keys.next().await {

@@ -112,8 +112,12 @@ impl Args {
     }
 }
 
-/// Answers a CALL to a meta procedure (`is_meta_procedure`).
-pub(crate) fn call(c: Caller<'_>, mut m: Call) -> Result<(), Refusal> {
+/// Answers a CALL to a meta procedure (`is_meta_procedure`); `Some`: the RESULT goes out
+/// once the wait is over (in a cluster, a testament is kept by the other nodes first).
+pub(crate) fn call(
+    c: Caller<'_>,
+    mut m: Call,
+) -> Result<Option<(crate::backplane::Wait<()>, wamp_proto::Message)>, Refusal> {
     let procedure = m.procedure.as_str();
     if !c.realm.meta_api && procedure != "wamp.subscription.get_events" {
         return Err(Refusal::new(
@@ -129,8 +133,9 @@ pub(crate) fn call(c: Caller<'_>, mut m: Call) -> Result<(), Refusal> {
         kwargs: m.payload.kwargs.take().unwrap_or_default(),
     };
     let handle = c.handle;
+    let mut stored = None;
     let answer = if let Some(name) = procedure.strip_prefix("wamp.session.") {
-        sessions::call(c, name, &args)?
+        sessions::call(c, name, &args, &mut stored)?
     } else if let Some(name) = procedure.strip_prefix("wamp.registration.") {
         tables::registration(c.realm, name, &args)?
     } else if procedure == CLUSTER_NODES {
@@ -152,13 +157,15 @@ pub(crate) fn call(c: Caller<'_>, mut m: Call) -> Result<(), Refusal> {
         ));
     };
     let payload = Payload::args(vec![answer]);
-    handle.send(
-        &CallResult {
-            request: m.request,
-            details: Dict::new(),
-            payload,
-        }
-        .into(),
-    );
-    Ok(())
+    let result = CallResult {
+        request: m.request,
+        details: Dict::new(),
+        payload,
+    }
+    .into();
+    if let Some(wait) = stored {
+        return Ok(Some((wait, result)));
+    }
+    handle.send(&result);
+    Ok(None)
 }

@@ -3,6 +3,7 @@
 use wamp_proto::{uris, Dict, Id, Payload, Uri, Value};
 
 use super::{describe, Args, Caller};
+use crate::backplane::Wait;
 use crate::broker::{Filter, Publication};
 use crate::error::Refusal;
 use crate::peer::SessionHandle;
@@ -90,16 +91,16 @@ pub(crate) fn publish_portable(realm: &Realm, testaments: Vec<PortableTestament>
     }
 }
 
-/// Tells the other nodes what `session` left as testaments (none: forget them).
-fn share(c: &Caller<'_>) {
-    if let Some(b) = c.realm.backplane() {
-        let t = c
-            .testaments
-            .as_ref()
-            .map(|t| t.portable())
-            .unwrap_or_default();
-        b.testaments(c.handle.id(), t);
-    }
+/// Tells the other nodes what `session` left as testaments (none: forget them); the wait
+/// is over once they keep them.
+fn share(c: &Caller<'_>) -> Option<Wait<()>> {
+    let b = c.realm.backplane()?;
+    let t = c
+        .testaments
+        .as_ref()
+        .map(|t| t.portable())
+        .unwrap_or_default();
+    b.testaments(c.handle.id(), t)
 }
 
 /// Publishes the testaments of a leaving session: the `detached` ones first when the
@@ -203,7 +204,12 @@ fn kill(targets: &[SessionHandle], a: &Args) -> Result<(), Refusal> {
     Ok(())
 }
 
-pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal> {
+pub(super) fn call(
+    c: Caller<'_>,
+    name: &str,
+    a: &Args,
+    stored: &mut Option<Wait<()>>,
+) -> Result<Value, Refusal> {
     let me = c.handle.id();
     let realm = c.realm;
     Ok(match name {
@@ -310,7 +316,7 @@ pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal
                     options,
                     scope,
                 });
-            share(&c);
+            *stored = share(&c);
             Value::Null
         }
         "flush_testaments" => {
@@ -321,7 +327,7 @@ pub(super) fn call(c: Caller<'_>, name: &str, a: &Args) -> Result<Value, Refusal
             let before = kept.0.len();
             kept.0.retain(|t| t.scope != scope);
             let flushed = (before - kept.0.len()) as u64;
-            share(&c);
+            *stored = share(&c);
             flushed.into()
         }
         _ => {

@@ -467,14 +467,24 @@ impl SessionCore {
             Message::Publish(m) => pubsub::publish(j, m, grant.disclose_publisher()),
             Message::Subscribe(m) => pubsub::subscribe(j, m),
             Message::Unsubscribe(m) => pubsub::unsubscribe(j, m),
-            Message::Call(m) if meta::is_meta_procedure(m.procedure.as_str()) => meta::call(
-                meta::Caller {
+            Message::Call(m) if meta::is_meta_procedure(m.procedure.as_str()) => {
+                let caller = meta::Caller {
                     handle: &j.handle,
                     realm: &j.realm,
                     testaments: &mut j.testaments,
-                },
-                m,
-            ),
+                };
+                meta::call(caller, m).map(|later| {
+                    if let Some((wait, result)) = later {
+                        j.defer(Box::pin(async move {
+                            wait.await;
+                            let done: Completion = Box::new(move |j| {
+                                j.handle.send(&result);
+                            });
+                            done
+                        }));
+                    }
+                })
+            }
             Message::Call(m) => dealer::call::call(
                 &j.handle,
                 &j.realm.dealer,

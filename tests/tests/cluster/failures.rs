@@ -179,7 +179,17 @@ async fn nats_outage(c: &mut Cluster, long: bool) {
         },
     )
     .await;
-    let args = first.payload.args.unwrap_or_default();
+    let mut args = first.payload.args.unwrap_or_default();
+    // A blip shorter than the node timeout may deliver the event published while NATS was
+    // already gone but before the publisher's NATS client noticed (it queued it): late, not
+    // stale. After a longer outage it is dropped (older than the node timeout).
+    if !long && args.first().and_then(Value::as_str) == Some("during") {
+        args = event(&mut remote_sub)
+            .await
+            .payload
+            .args
+            .unwrap_or_default();
+    }
     assert_eq!(
         args.first().and_then(Value::as_str),
         Some("after"),
