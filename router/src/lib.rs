@@ -26,6 +26,8 @@
 //!   ([`check_config_file`]); `reload`: a new configuration put in force in a running
 //!   router ([`Server::reload`], [`ReloadReport`]).
 //! - `error`: the one routing-refusal type, mapped to ERROR or ABORT in one place.
+//! - `backplane`: what a realm tells the other nodes of its cluster; `cluster` (cargo
+//!   feature `cluster-nats`): that backplane on NATS (`docs/cluster.md`).
 //!
 //! Module dependencies point one way: `server` → `session` → `broker`/`dealer` → `peer`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
