@@ -113,22 +113,7 @@ pub(crate) struct Joined {
     /// `single` registration's claim), in arrival order; boxed, since most sessions never
     /// have one (8 bytes in every connection's task instead of a `VecDeque`'s 32).
     #[allow(clippy::box_collection)]
-    pub(crate) deferred: Option<Box<VecDeque<Deferred>>>,
-}
-
-/// What a deferred request does once its wait is over.
-pub(crate) type Completion = Box<dyn FnOnce(&mut Joined) + Send>;
-
-/// A request waiting for the cluster: the future yields the rest of its handling.
-pub(crate) type Deferred = crate::backplane::Wait<Completion>;
-
-impl Joined {
-    /// Finishes handling a request once `wait` is over (the session's own task runs it).
-    pub(crate) fn defer(&mut self, wait: Deferred) {
-        self.deferred
-            .get_or_insert_with(Box::default)
-            .push_back(wait);
-    }
+    pub(crate) deferred: Option<Box<VecDeque<super::deferred::Deferred>>>,
 }
 
 impl Joined {
@@ -372,22 +357,8 @@ impl SessionCore {
     /// Finishes the requests whose cluster wait is over, in order; the driver calls it each
     /// round.
     pub(crate) fn poll_deferred(&mut self, cx: &mut Context<'_>) {
-        let Some(j) = &mut self.joined else {
-            return;
-        };
-        loop {
-            let Some(queue) = j.deferred.as_mut() else {
-                return;
-            };
-            let Some(front) = queue.front_mut() else {
-                j.deferred = None;
-                return;
-            };
-            let Poll::Ready(done) = front.as_mut().poll(cx) else {
-                return;
-            };
-            queue.pop_front();
-            done(j);
+        if let Some(j) = &mut self.joined {
+            super::deferred::poll(j, cx);
         }
     }
 
@@ -477,7 +448,7 @@ impl SessionCore {
                     if let Some((wait, result)) = later {
                         j.defer(Box::pin(async move {
                             wait.await;
-                            let done: Completion = Box::new(move |j| {
+                            let done: super::deferred::Completion = Box::new(move |j| {
                                 j.handle.send(&result);
                             });
                             done

@@ -3,6 +3,7 @@
 //! that runs a session core over any byte stream and framing.
 
 pub(crate) mod core;
+mod deferred;
 pub(crate) mod driver;
 mod hello;
 mod pubsub;

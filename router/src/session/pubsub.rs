@@ -137,7 +137,7 @@ pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
         .and_then(|b| b.interest_pending(&m.topic, policy))
     {
         // The first subscriber here: SUBSCRIBED once the other nodes route events to us.
-        let done: super::core::Completion =
+        let done: super::deferred::Completion =
             Box::new(move |j| subscribed(j, m, policy, get_retained));
         j.defer(Box::pin(async move {
             wait.await;

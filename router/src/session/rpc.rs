@@ -68,7 +68,7 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
         // `single` is exclusive cluster-wide: REGISTERED once this node holds the claim.
         j.defer(Box::pin(async move {
             let claimed = wait.await;
-            let done: super::core::Completion = Box::new(move |j| {
+            let done: super::deferred::Completion = Box::new(move |j| {
                 let (request, procedure) = (m.request, m.procedure.clone());
                 let answer = match claimed {
                     Ok(()) => registered(j, m, o).inspect_err(|_| {
