@@ -9,6 +9,8 @@ mod rpc_common;
 
 #[path = "cluster/failures.rs"]
 mod failures;
+#[path = "cluster/interop.rs"]
+mod interop;
 #[path = "cluster/meta.rs"]
 mod meta;
 #[path = "cluster/pubsub.rs"]

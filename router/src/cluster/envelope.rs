@@ -133,3 +133,51 @@ pub(crate) fn decode_with<H: DeserializeOwned>(
         .map_err(|e| EnvelopeError::Message(e.to_string()))?;
     Ok((header, msg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wamp_proto::message::Event;
+    use wamp_proto::{Dict, Id, Payload};
+
+    fn event_envelope() -> Bytes {
+        let h = EventHeader {
+            origin: "n1".into(),
+            topic: "a.b".into(),
+            filter: Filter::default(),
+            retain: false,
+            sent_ms: now_ms(),
+        };
+        let ev = Message::Event(Event {
+            subscription: Id::new(1).expect("an id"),
+            publication: Id::new(1).expect("an id"),
+            details: Dict::new(),
+            payload: Payload::args(vec!["x".into()]),
+        });
+        encode_message(&h, &ev).expect("encodes")
+    }
+
+    #[test]
+    fn an_envelope_round_trips() {
+        let (h, m) = decode_with::<EventHeader>(&event_envelope()).expect("decodes");
+        assert_eq!((h.origin.as_str(), h.topic.as_str()), ("n1", "a.b"));
+        assert!(matches!(m, Message::Event(_)));
+        assert!(!is_stale(h.sent_ms, 1000));
+        assert!(is_stale(h.sent_ms - 5000, 1000));
+    }
+
+    #[test]
+    fn garbage_and_every_truncation_are_errors_not_panics() {
+        let whole = event_envelope();
+        for n in 0..whole.len() {
+            assert!(
+                decode_with::<EventHeader>(&whole.slice(..n)).is_err(),
+                "{n} bytes"
+            );
+        }
+        for junk in [&b"\xff\xff\xff"[..], b"not msgpack", b"\x93\xa2n1"] {
+            assert!(decode_with::<RpcHeader>(&Bytes::copy_from_slice(junk)).is_err());
+            assert!(decode::<Heartbeat>(junk).is_err());
+        }
+    }
+}

@@ -60,8 +60,6 @@ pub(crate) struct RealmLink {
     interest: Mutex<HashMap<String, Interest>>,
     /// Remote callees here, and local callees' remote callers.
     pub(crate) proxies: Proxies,
-    /// In `broadcast` mode, the realm-wide subscription.
-    broadcast: Mutex<Option<AbortHandle>>,
 }
 
 impl RealmLink {
@@ -76,11 +74,10 @@ impl RealmLink {
             mode,
             interest: Mutex::default(),
             proxies: Proxies::default(),
-            broadcast: Mutex::default(),
         });
         if mode == PubSubMode::Broadcast {
             let l = link.clone();
-            let task = tokio::spawn(async move {
+            super::spawn(&link.core, async move {
                 let subject = format!("{}.>", l.root);
                 match l.core.client.subscribe(subject).await {
                     Ok(sub) => {
@@ -92,7 +89,6 @@ impl RealmLink {
                     }
                 }
             });
-            *lock(&link.broadcast) = Some(task.abort_handle());
         }
         link
     }

@@ -133,3 +133,61 @@ impl ClusterConfig {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, NatsUrls, PubSubMode};
+
+    const BASE: &str = "[[transport]]\nbind = \"127.0.0.1:0\"\n\n[[realm]]\nname = \"realm1\"\n";
+
+    fn with(cluster: &str) -> Result<Config, crate::config::ConfigError> {
+        Config::from_toml(&format!("{BASE}\n[cluster]\n{cluster}\n"), "<test>")
+    }
+
+    #[test]
+    fn defaults_and_both_url_forms_are_read() {
+        let c = with("nats_url = \"nats://127.0.0.1:4222\"\nnode_id = \"n1\"").expect("valid");
+        let cl = c.cluster.expect("a cluster");
+        assert_eq!(cl.nats_url, NatsUrls::One("nats://127.0.0.1:4222".into()));
+        assert_eq!(
+            (
+                cl.heartbeat_ms,
+                cl.node_timeout_ms,
+                cl.unsubscribe_linger_ms
+            ),
+            (1000, 5000, 1000)
+        );
+        assert_eq!(cl.subject_prefix, "wamp");
+        assert_eq!(c.realms[0].pubsub_mode, PubSubMode::Interest);
+        let c = with("nats_url = [\"nats://a:4222\", \"nats://b:4222\"]").expect("valid");
+        assert_eq!(c.cluster.expect("a cluster").nats_url.urls().len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (toml, key) in [
+            ("nats_url = []", "cluster.nats_url"),
+            (
+                "nats_url = \"nats://x\"\nnode_id = \"a.b\"",
+                "cluster.node_id",
+            ),
+            (
+                "nats_url = \"nats://x\"\nsubject_prefix = \"\"",
+                "cluster.subject_prefix",
+            ),
+            (
+                "nats_url = \"nats://x\"\nheartbeat_ms = 1000\nnode_timeout_ms = 1500",
+                "cluster.node_timeout_ms",
+            ),
+            (
+                "nats_url = \"nats://x\"\nheartbeat_ms = 0",
+                "cluster.node_timeout_ms",
+            ),
+        ] {
+            let e = with(toml).expect_err(toml);
+            assert_eq!(e.key, key, "{toml}: {e}");
+        }
+        let e = with("nats_url = \"nats://x\"\nnode = \"n1\"").expect_err("unknown key");
+        assert!(e.to_string().contains("node"), "{e}");
+    }
+}

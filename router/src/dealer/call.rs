@@ -143,6 +143,7 @@ fn new_call(
     }
     let details = invocation_details(me, &m, &o, &reg, &callee, progress);
     let issue = Issue {
+        procedure: m.procedure.as_str(),
         registration: reg.id,
         request: m.request,
         receive_progress: o.receive_progress,
@@ -151,10 +152,7 @@ fn new_call(
     };
     match issue.send(me, dealer, &callee.session, details, m.payload) {
         Ok(()) => Ok(()),
-        Err(Issued::Refused(uri, why)) => {
-            let why = why.replace("{procedure}", m.procedure.as_str());
-            refuse(me, m.request, progress, uri, why)
-        }
+        Err(Issued::Refused(uri, why)) => refuse(me, m.request, progress, uri, why),
         Err(Issued::Failed(r)) => Err(r),
     }
 }
@@ -197,6 +195,7 @@ pub(crate) fn forwarded(
         ));
     }
     let issue = Issue {
+        procedure: "the procedure",
         registration,
         request,
         receive_progress: bool_opt(&details, "receive_progress", false).unwrap_or(false),
@@ -206,15 +205,15 @@ pub(crate) fn forwarded(
     issue
         .send(me, dealer, callee, details, payload)
         .map_err(|e| match e {
-            Issued::Refused(uri, why) => {
-                Refusal::new(uri, why.replace("{procedure}", "the procedure"))
-            }
+            Issued::Refused(uri, why) => Refusal::new(uri, why),
             Issued::Failed(r) => r,
         })
 }
 
 /// An INVOCATION about to be issued, and what the call's records need.
-struct Issue {
+struct Issue<'a> {
+    /// How refusals name the procedure.
+    procedure: &'a str,
     registration: Id,
     request: Id,
     receive_progress: bool,
@@ -224,13 +223,13 @@ struct Issue {
 
 /// Why an INVOCATION was not issued.
 enum Issued {
-    /// Refused before anything was recorded (`{procedure}` in the text is the procedure).
+    /// Refused before anything was recorded.
     Refused(&'static str, String),
     /// The callee could not take it: the caller's answer.
     Failed(Refusal),
 }
 
-impl Issue {
+impl Issue<'_> {
     /// Records the call on both sessions (and its timer), then sends the INVOCATION.
     fn send(
         self,
@@ -246,7 +245,7 @@ impl Issue {
                 drop(inv);
                 return Err(Issued::Refused(
                     uris::NO_SUCH_PROCEDURE,
-                    "the callee of `{procedure}` has just left".into(),
+                    format!("the callee of `{}` has just left", self.procedure),
                 ));
             }
             if inv.pending.len() >= dealer.limits.per_callee {
@@ -257,7 +256,8 @@ impl Issue {
                 return Err(Issued::Refused(
                     LIMIT_EXCEEDED,
                     format!(
-                        "the callee of `{{procedure}}` has {max} calls unanswered (max_invocations_per_callee)"
+                        "the callee of `{}` has {max} calls unanswered (max_invocations_per_callee)",
+                        self.procedure
                     ),
                 ));
             }
