@@ -47,6 +47,8 @@ struct Snapshot {
     limits: Vec<(&'static str, u64)>,
     /// Bucket counts (upper bound in seconds), count and sum (seconds).
     latency: (Vec<(f64, u64)>, u64, f64),
+    /// With `[cluster]`: messages not sent to NATS, and dropped by slow NATS subscriptions.
+    cluster_drops: Option<(u64, u64)>,
 }
 
 impl Snapshot {
@@ -114,8 +116,19 @@ impl Snapshot {
             refusals: pairs(&m.refusals),
             limits: pairs(&m.limits),
             latency: (buckets, count, latency_sum),
+            cluster_drops: cluster_drops(shared),
         }
     }
+}
+
+#[cfg(feature = "cluster-nats")]
+fn cluster_drops(shared: &RouterShared) -> Option<(u64, u64)> {
+    shared.cluster.get().map(crate::cluster::Cluster::drops)
+}
+
+#[cfg(not(feature = "cluster-nats"))]
+fn cluster_drops(_: &RouterShared) -> Option<(u64, u64)> {
+    None
 }
 
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
@@ -219,6 +232,13 @@ impl Collector for Snapshot {
             "limit",
         );
         counters(&mut e, limits, &self.limits)?;
+        if let Some((unsent, slow)) = self.cluster_drops {
+            let help = "Messages for other nodes not sent: NATS was down or the queue full.";
+            counter(&mut e, "cluster_unsent", help, unsent)?;
+            let help = "Messages from NATS dropped because this node read them too slowly \
+                        ([cluster] subscription_capacity).";
+            counter(&mut e, "cluster_slow_consumer_drops", help, slow)?;
+        }
         let (buckets, count, sum) = &self.latency;
         let help = "Call latency, CALL to final answer (one call in 16 by request id).";
         e.encode_descriptor("call_latency_seconds", help, None, MetricType::Histogram)?

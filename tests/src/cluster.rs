@@ -344,6 +344,18 @@ impl Node {
         kill(&mut self.child);
     }
 
+    /// Counter `name` (without `_total`) of the node's `/metrics`, 0 when absent.
+    pub async fn counter(&self, name: &str) -> u64 {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let reply = crate::http::get_http10(addr, "/metrics").await;
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        let key = format!("wamp_{name}_total ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Freezes the process (SIGSTOP).
     pub fn pause(&self) {
         signal(&self.child, "STOP");
@@ -444,12 +456,21 @@ impl Drop for Cluster {
     }
 }
 
-/// The configuration of `node`: a WebSocket transport, `[cluster]` on `nats` (`n2` names
-/// it in the array form), [`REALMS`].
+/// The `[cluster] subscription_capacity` of a node whose id starts with `slow`.
+pub const SLOW_NODE_CAPACITY: usize = 64;
+
+/// The configuration of `node`: a WebSocket transport with `/metrics`, `[cluster]` on `nats`
+/// (`n2` names it in the array form; a node whose id starts with `slow` has a
+/// [`SLOW_NODE_CAPACITY`]), [`REALMS`].
 fn node_config(node: &Node, nats: &str) -> String {
     let nats = match node.id.as_str() {
         "n2" => format!("[\"{nats}\"]"),
         _ => format!("\"{nats}\""),
+    };
+    let capacity = if node.id.starts_with("slow") {
+        format!("subscription_capacity = {SLOW_NODE_CAPACITY}")
+    } else {
+        String::new()
     };
     format!(
         r#"
@@ -457,6 +478,7 @@ fn node_config(node: &Node, nats: &str) -> String {
 bind = "127.0.0.1:{port}"
 path = "/ws"
 serializers = ["json", "msgpack", "cbor"]
+metrics = true
 
 [cluster]
 nats_url = {nats}
@@ -465,6 +487,7 @@ subject_prefix = "wamp"
 heartbeat_ms = 200
 node_timeout_ms = {timeout}
 unsubscribe_linger_ms = 100
+{capacity}
 {REALMS}"#,
         port = node.port,
         id = node.id,

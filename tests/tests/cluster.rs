@@ -21,6 +21,8 @@ mod pubsub_filters;
 mod rpc;
 #[path = "cluster/shared.rs"]
 mod shared;
+#[path = "cluster/slow_consumer.rs"]
+mod slow_consumer;
 
 use wamp_proto::Serializer;
 use wamp_tests::cluster::{seen_nodes, with_nodes, REALM};

@@ -15,6 +15,7 @@
 //!   back reaped closes its sessions (fencing).
 
 mod envelope;
+mod events;
 mod names;
 mod nodes;
 mod proxy;
@@ -71,6 +72,8 @@ pub(crate) struct Core {
     pub(crate) shutdown: CancellationToken,
     /// Messages not sent because NATS was down or the queue full.
     pub(crate) dropped: AtomicU64,
+    /// The NATS connection's events (slow-consumer drops).
+    events: Arc<events::ConnectionEvents>,
 }
 
 impl Core {
@@ -147,23 +150,23 @@ impl Cluster {
     ) -> std::io::Result<Cluster> {
         let node = config.node_id();
         let urls = config.nats_url.urls();
+        let events = Arc::new(events::ConnectionEvents::default());
+        let on_event = events.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("wamp-router {node}"))
             .no_echo()
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .subscription_capacity(1 << 16)
+            .subscription_capacity(config.subscription_capacity)
             .connection_timeout(Duration::from_secs(2))
             // Back soon after NATS is: the others wait one node timeout (and as long again
             // after their own reconnect) before they declare this node lost.
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((attempts as u64).saturating_mul(100).min(1000))
             })
-            .event_callback(move |e| async move {
-                match e {
-                    async_nats::Event::Connected => info!(event = %e, "cluster: NATS connection"),
-                    _ => warn!(event = %e, "cluster: NATS connection"),
-                }
+            .event_callback(move |e| {
+                on_event.on_event(&e);
+                async {}
             })
             .connect(urls.as_slice())
             .await
@@ -188,6 +191,7 @@ impl Cluster {
             budget: router.outbound.clone(),
             shutdown: router.shutdown.clone(),
             dropped: AtomicU64::new(0),
+            events,
         });
         for realm in router.realms() {
             let mode = realms
@@ -202,6 +206,16 @@ impl Cluster {
         spawn(&core, nodes::run(core.clone(), Arc::downgrade(router)));
         info!(node = %node, nats = ?urls, "cluster: node started");
         Ok(Cluster { core })
+    }
+
+    /// Messages this node did not send to NATS (down, or its queue full), and messages the
+    /// NATS client dropped because this node read them too slowly.
+    pub(crate) fn drops(&self) -> (u64, u64) {
+        let core = &self.core;
+        (
+            core.dropped.load(Ordering::Relaxed),
+            core.events.slow_drops(),
+        )
     }
 
     /// Links a realm added by a reload.

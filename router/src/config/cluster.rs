@@ -27,6 +27,11 @@ pub struct ClusterConfig {
     /// subscriber left, so that churn does not reach NATS (default 1000).
     #[serde(default = "default_linger")]
     pub unsubscribe_linger_ms: u64,
+    /// Messages each NATS subscription of the node may hold before the NATS client drops
+    /// new ones (a slow consumer: counted in `wamp_cluster_slow_consumer_drops_total` and
+    /// logged); default 65,536.
+    #[serde(default = "default_subscription_capacity")]
+    pub subscription_capacity: usize,
 }
 
 /// One NATS URL or several.
@@ -73,6 +78,9 @@ fn default_node_timeout() -> u64 {
 }
 fn default_linger() -> u64 {
     1000
+}
+fn default_subscription_capacity() -> usize {
+    65_536
 }
 
 /// A NATS token or KV key part we accept in names: letters, digits, `-`, `_`.
@@ -130,6 +138,9 @@ impl ClusterConfig {
                 ),
             ));
         }
+        if self.subscription_capacity == 0 {
+            return Some(("subscription_capacity", "must be at least 1".into()));
+        }
         None
     }
 }
@@ -153,9 +164,10 @@ mod tests {
             (
                 cl.heartbeat_ms,
                 cl.node_timeout_ms,
-                cl.unsubscribe_linger_ms
+                cl.unsubscribe_linger_ms,
+                cl.subscription_capacity
             ),
-            (1000, 5000, 1000)
+            (1000, 5000, 1000, 65_536)
         );
         assert_eq!(cl.subject_prefix, "wamp");
         assert_eq!(c.realms[0].pubsub_mode, PubSubMode::Interest);
@@ -182,6 +194,10 @@ mod tests {
             (
                 "nats_url = \"nats://x\"\nheartbeat_ms = 0",
                 "cluster.node_timeout_ms",
+            ),
+            (
+                "nats_url = \"nats://x\"\nsubscription_capacity = 0",
+                "cluster.subscription_capacity",
             ),
         ] {
             let e = with(toml).expect_err(toml);
