@@ -54,4 +54,9 @@ pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
 
     /// The nodes alive, this one included, sorted.
     fn nodes(&self) -> Vec<String>;
+
+    /// Asks every other live node for its own part of a meta query (a list, get or kill);
+    /// the wait yields the parts that came within a bound (a node that did not is left out,
+    /// and logged).
+    fn gather(&self, query: crate::meta::Query) -> Wait<Vec<crate::meta::Part>>;
 }

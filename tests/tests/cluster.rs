@@ -13,6 +13,8 @@ mod failures;
 mod interop;
 #[path = "cluster/meta.rs"]
 mod meta;
+#[path = "cluster/meta_lists.rs"]
+mod meta_lists;
 #[path = "cluster/pubsub.rs"]
 mod pubsub;
 #[path = "cluster/pubsub_filters.rs"]

@@ -13,7 +13,10 @@
 //! - Liveness (`nodes.rs`): heartbeats; a silent node is declared lost (its calls fail, its
 //!   callees leave every table) and one survivor reaps its KV records; a node that comes
 //!   back reaped closes its sessions (fencing).
+//! - Meta API (`control.rs`): lists, gets and kills asked of every live node, each
+//!   answering for its own sessions (`crate::meta`'s gather merges the parts).
 
+mod control;
 mod envelope;
 mod events;
 mod names;
@@ -203,6 +206,7 @@ impl Cluster {
         spawn(&core, publisher(core.clone(), rx));
         spawn(&core, registry::open(core.clone(), kv_rx));
         spawn(&core, proxy::serve(core.clone()));
+        spawn(&core, control::serve(core.clone()));
         spawn(&core, nodes::run(core.clone(), Arc::downgrade(router)));
         info!(node = %node, nats = ?urls, "cluster: node started");
         Ok(Cluster { core })

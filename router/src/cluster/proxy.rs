@@ -29,7 +29,7 @@ use crate::peer::{lock, Outbox, PeerFeatures, SessionHandle, SessionInfo, Wire};
 use crate::realm::Realm;
 
 /// The `transport` of proxy sessions (meta API).
-const TRANSPORT: &str = "cluster";
+const TRANSPORT: &str = crate::peer::PROXY_TRANSPORT;
 
 /// A remote callee, on the caller's node.
 #[derive(Debug)]
@@ -124,7 +124,7 @@ fn parse_policy(s: &str) -> Option<MatchPolicy> {
 impl Proxies {
     /// Whether `s` is one of the cluster's proxies (never a record of its own).
     pub(crate) fn is_proxy(s: &SessionHandle) -> bool {
-        s.shared().info.transport == TRANSPORT
+        s.is_cluster_proxy()
     }
 
     /// A remote callee's record: its proxy joins the registration in the local dealer.

@@ -395,4 +395,8 @@ impl Backplane for Arc<RealmLink> {
     fn nodes(&self) -> Vec<String> {
         self.core.nodes.alive(&self.core.node)
     }
+
+    fn gather(&self, query: crate::meta::Query) -> Wait<Vec<crate::meta::Part>> {
+        super::control::gather(&self.core, &self.name, query)
+    }
 }

@@ -108,6 +108,16 @@ impl Registration {
         read(&self.callees).iter().map(|c| c.session.id()).collect()
     }
 
+    /// The ids of the callees that are this node's own sessions (not a cluster's proxies of
+    /// another node's callees), in registration order (meta API).
+    pub(crate) fn own_callee_ids(&self) -> Vec<Id> {
+        read(&self.callees)
+            .iter()
+            .filter(|c| !c.session.is_cluster_proxy())
+            .map(|c| c.session.id())
+            .collect()
+    }
+
     /// The callee for the next call, by the invoke policy (`None` once every callee left).
     pub(crate) fn pick(&self) -> Option<Callee> {
         let c = read(&self.callees);

@@ -5,6 +5,7 @@
 
 pub(crate) mod describe;
 pub(crate) mod events;
+mod gather;
 mod history;
 mod sessions;
 mod tables;
@@ -16,6 +17,7 @@ use crate::error::Refusal;
 use crate::peer::SessionHandle;
 use crate::realm::Realm;
 
+pub(crate) use gather::{answer as answer_query, Part, Query};
 pub(crate) use sessions::{publish_portable, publish_testaments, PortableTestament, Testaments};
 
 /// The meta procedures, each answered by the router itself.
@@ -112,12 +114,13 @@ impl Args {
     }
 }
 
-/// Answers a CALL to a meta procedure (`is_meta_procedure`); `Some`: the RESULT goes out
-/// once the wait is over (in a cluster, a testament is kept by the other nodes first).
+/// Answers a CALL to a meta procedure (`is_meta_procedure`); `Some`: the answer (a RESULT
+/// or ERROR) goes out once the wait is over: in a cluster, once the other nodes answered
+/// their part of a list, get or kill, or kept a testament.
 pub(crate) fn call(
     c: Caller<'_>,
     mut m: Call,
-) -> Result<Option<(crate::backplane::Wait<()>, wamp_proto::Message)>, Refusal> {
+) -> Result<Option<crate::backplane::Wait<wamp_proto::Message>>, Refusal> {
     let procedure = m.procedure.as_str();
     if !c.realm.meta_api && procedure != "wamp.subscription.get_events" {
         return Err(Refusal::new(
@@ -132,6 +135,13 @@ pub(crate) fn call(
         args: m.payload.args.take().unwrap_or_default(),
         kwargs: m.payload.kwargs.take().unwrap_or_default(),
     };
+    if let Some(b) = c.realm.backplane() {
+        if gather::is_gathered(procedure) {
+            let (realm, caller) = (c.realm, c.handle.id());
+            return gather::across_nodes(b.as_ref(), realm, caller, procedure, args, m.request)
+                .map(Some);
+        }
+    }
     let handle = c.handle;
     let mut stored = None;
     let answer = if let Some(name) = procedure.strip_prefix("wamp.session.") {
@@ -164,7 +174,10 @@ pub(crate) fn call(
     }
     .into();
     if let Some(wait) = stored {
-        return Ok(Some((wait, result)));
+        return Ok(Some(Box::pin(async move {
+            wait.await;
+            result
+        })));
     }
     handle.send(&result);
     Ok(None)

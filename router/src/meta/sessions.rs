@@ -145,8 +145,7 @@ pub(crate) fn publish_testaments(
     }
 }
 
-/// The sessions of `realm` with one of `authroles` (all when `None`), the caller excepted
-/// when `not`.
+/// The sessions of `realm` that `pick` picks.
 fn sessions(realm: &Realm, pick: impl Fn(&SessionHandle) -> bool) -> Vec<SessionHandle> {
     realm
         .sessions
@@ -184,8 +183,8 @@ fn no_such_session(id: Id) -> Refusal {
     )
 }
 
-/// Kills `targets`: GOODBYE with `reason` (default `wamp.close.killed`) and `message`.
-fn kill(targets: &[SessionHandle], a: &Args) -> Result<(), Refusal> {
+/// The GOODBYE of a kill: `reason` (default `wamp.close.killed`, checked) and `message`.
+fn kill_reason(a: &Args) -> Result<(&str, Option<&str>), Refusal> {
     let reason = a.opt_str("reason")?.unwrap_or(uris::CLOSE_KILLED);
     if !wamp_proto::uri::is_valid_uri(
         reason,
@@ -197,11 +196,83 @@ fn kill(targets: &[SessionHandle], a: &Args) -> Result<(), Refusal> {
             format!("`{reason}` is not a valid reason URI"),
         ));
     }
-    let message = a.opt_str("message")?;
+    Ok((reason, a.opt_str("message")?))
+}
+
+/// Kills `targets` with the GOODBYE of [`kill_reason`].
+fn kill(targets: &[SessionHandle], (reason, message): (&str, Option<&str>)) {
     for t in targets {
         t.end(reason, message);
     }
-    Ok(())
+}
+
+/// `wamp.session.<name>` for this node's own sessions: `list`, `get`, `kill` and
+/// `kill_by_*` (`except`: the caller, never killed by the latter). In a cluster each node
+/// answers this part and the asking node merges them (`super::gather`).
+pub(super) fn own(
+    realm: &Realm,
+    name: &str,
+    a: &Args,
+    except: Option<Id>,
+) -> Result<Value, Refusal> {
+    let find = |id: Id| {
+        realm
+            .sessions
+            .get(&id)
+            .map(|s| s.clone())
+            .ok_or_else(|| no_such_session(id))
+    };
+    Ok(match name {
+        "list" => {
+            a.at_most(1)?;
+            Value::List(ids(&with_roles(realm, a)?))
+        }
+        "get" => describe::session(&find(a.id(0, "session")?)?),
+        "kill" => {
+            let id = a.id(0, "session")?;
+            let how = kill_reason(a)?;
+            kill(&[find(id)?], how);
+            Value::Null
+        }
+        "kill_by_authid" => {
+            let authid = a.str(0, "authid")?;
+            let how = kill_reason(a)?;
+            let found = sessions(realm, |s| {
+                Some(s.id()) != except && *s.shared().authid == *authid
+            });
+            kill(&found, how);
+            Value::List(ids(&found))
+        }
+        "kill_by_authrole" => {
+            let authrole = a.str(0, "authrole")?;
+            let how = kill_reason(a)?;
+            let found = sessions(realm, |s| {
+                Some(s.id()) != except && *s.shared().authrole == *authrole
+            });
+            kill(&found, how);
+            (found.len() as u64).into()
+        }
+        _ => {
+            return Err(Refusal::new(
+                uris::NO_SUCH_PROCEDURE,
+                format!("no meta procedure wamp.session.{name}"),
+            ))
+        }
+    })
+}
+
+fn ids(found: &[SessionHandle]) -> Vec<Value> {
+    found.iter().map(|s| s.id().get().into()).collect()
+}
+
+/// The sessions with one of the `filter_authroles` of `a` (all without it).
+fn with_roles(realm: &Realm, a: &Args) -> Result<Vec<SessionHandle>, Refusal> {
+    let roles = authroles(a)?;
+    Ok(sessions(realm, |s| {
+        roles
+            .as_ref()
+            .is_none_or(|r| r.iter().any(|x| *x == *s.shared().authrole))
+    }))
 }
 
 pub(super) fn call(
@@ -210,57 +281,17 @@ pub(super) fn call(
     a: &Args,
     stored: &mut Option<Wait<()>>,
 ) -> Result<Value, Refusal> {
-    let me = c.handle.id();
     let realm = c.realm;
     Ok(match name {
-        "count" | "list" => {
+        "count" => {
             a.at_most(1)?;
+            let found = with_roles(realm, a)?.len() as u64;
             let roles = authroles(a)?;
-            let found = sessions(realm, |s| {
-                roles
-                    .as_ref()
-                    .is_none_or(|r| r.iter().any(|x| *x == *s.shared().authrole))
-            });
-            if name == "count" {
-                // In a cluster: and the other nodes' sessions, as of their last heartbeat.
-                let remote = realm
-                    .backplane()
-                    .map_or(0, |b| b.remote_sessions(roles.as_deref()));
-                (found.len() as u64 + remote).into()
-            } else {
-                Value::List(found.iter().map(|s| s.id().get().into()).collect())
-            }
-        }
-        "get" => {
-            let id = a.id(0, "session")?;
-            let s = realm
-                .sessions
-                .get(&id)
-                .map(|s| s.clone())
-                .ok_or_else(|| no_such_session(id))?;
-            describe::session(&s)
-        }
-        "kill" => {
-            let id = a.id(0, "session")?;
-            let s = realm
-                .sessions
-                .get(&id)
-                .map(|s| s.clone())
-                .ok_or_else(|| no_such_session(id))?;
-            kill(&[s], a)?;
-            Value::Null
-        }
-        "kill_by_authid" => {
-            let authid = a.str(0, "authid")?;
-            let found = sessions(realm, |s| s.id() != me && *s.shared().authid == *authid);
-            kill(&found, a)?;
-            Value::List(found.iter().map(|s| s.id().get().into()).collect())
-        }
-        "kill_by_authrole" => {
-            let authrole = a.str(0, "authrole")?;
-            let found = sessions(realm, |s| s.id() != me && *s.shared().authrole == *authrole);
-            kill(&found, a)?;
-            (found.len() as u64).into()
+            // In a cluster: and the other nodes' sessions, as of their last heartbeat.
+            let remote = realm
+                .backplane()
+                .map_or(0, |b| b.remote_sessions(roles.as_deref()));
+            (found + remote).into()
         }
         "add_testament" => {
             let topic = a.str(0, "topic")?;
@@ -330,11 +361,6 @@ pub(super) fn call(
             *stored = share(&c);
             flushed.into()
         }
-        _ => {
-            return Err(Refusal::new(
-                uris::NO_SUCH_PROCEDURE,
-                format!("no meta procedure wamp.session.{name}"),
-            ))
-        }
+        _ => own(realm, name, a, Some(c.handle.id()))?,
     })
 }

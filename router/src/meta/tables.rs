@@ -5,6 +5,7 @@ use wamp_proto::options::dict;
 use wamp_proto::{uris, Id, MatchPolicy, Uri, Value};
 
 use super::{describe, Args};
+use crate::dealer::Registration;
 use crate::error::Refusal;
 use crate::realm::Realm;
 
@@ -57,20 +58,38 @@ fn ids(v: Vec<Id>) -> Value {
     Value::List(v.into_iter().map(|i| i.get().into()).collect())
 }
 
+/// Whether one of `r`'s callees is this node's own session: in a cluster, each node tells
+/// of the registrations of its own callees (the others' are proxies here).
+fn has_own_callee(r: &Registration) -> bool {
+    !r.own_callee_ids().is_empty()
+}
+
+/// `wamp.registration.<name>`, for this node's own callees (`match`: the registration a
+/// call from here would go to, wherever its callees are).
 pub(super) fn registration(realm: &Realm, name: &str, a: &Args) -> Result<Value, Refusal> {
     let dealer = &realm.dealer;
     let get = |a: &Args| {
         let id = a.id(0, "registration")?;
-        dealer.registration(id).ok_or_else(|| {
-            Refusal::new(uris::NO_SUCH_REGISTRATION, format!("no registration {id}"))
-        })
+        dealer
+            .registration(id)
+            .filter(|r| has_own_callee(r))
+            .ok_or_else(|| {
+                Refusal::new(uris::NO_SUCH_REGISTRATION, format!("no registration {id}"))
+            })
     };
     Ok(match name {
-        "list" => by_policy(dealer.registrations().iter().map(|r| (r.policy, r.id))),
+        "list" => by_policy(
+            dealer
+                .registrations()
+                .iter()
+                .filter(|r| has_own_callee(r))
+                .map(|r| (r.policy, r.id)),
+        ),
         "lookup" => {
             let uri = Uri::new(a.str(0, "procedure")?);
             dealer
                 .lookup_exactly(&uri, policy(a)?)
+                .filter(|r| has_own_callee(r))
                 .map_or(Value::Null, |r| r.id.get().into())
         }
         "match" => {
@@ -80,8 +99,8 @@ pub(super) fn registration(realm: &Realm, name: &str, a: &Args) -> Result<Value,
                 .map_or(Value::Null, |r| r.id.get().into())
         }
         "get" => describe::registration(&*get(a)?),
-        "list_callees" => ids(get(a)?.callee_ids()),
-        "count_callees" => (get(a)?.callee_ids().len() as u64).into(),
+        "list_callees" => ids(get(a)?.own_callee_ids()),
+        "count_callees" => (get(a)?.own_callee_ids().len() as u64).into(),
         _ => {
             return Err(Refusal::new(
                 uris::NO_SUCH_PROCEDURE,
@@ -91,6 +110,7 @@ pub(super) fn registration(realm: &Realm, name: &str, a: &Args) -> Result<Value,
     })
 }
 
+/// `wamp.subscription.<name>`, for this node's own subscribers.
 pub(super) fn subscription(realm: &Realm, name: &str, a: &Args) -> Result<Value, Refusal> {
     let broker = &realm.broker;
     let get = |a: &Args| {

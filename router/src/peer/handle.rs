@@ -44,6 +44,9 @@ pub(crate) struct SessionShared {
     _alive: crate::stats::Alive,
 }
 
+/// The `transport` of the cluster's proxy sessions (a remote node's callee or caller).
+pub(crate) const PROXY_TRANSPORT: &str = "cluster";
+
 /// What the meta API tells about a session besides its id, authid and authrole.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SessionInfo {
@@ -94,6 +97,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SessionHandle {
+    /// Whether this stands in for a session of another cluster node (a proxy), rather than
+    /// being one of this node's own.
+    pub(crate) fn is_cluster_proxy(&self) -> bool {
+        self.shared().info.transport == PROXY_TRANSPORT
+    }
+
     /// A session `id` who is `who` (authid, authrole), writing to `outbox`.
     pub(crate) fn new(
         id: Id,

@@ -445,11 +445,11 @@ impl SessionCore {
                     testaments: &mut j.testaments,
                 };
                 meta::call(caller, m).map(|later| {
-                    if let Some((wait, result)) = later {
+                    if let Some(answer) = later {
                         j.defer(Box::pin(async move {
-                            wait.await;
+                            let answer = answer.await;
                             let done: super::deferred::Completion = Box::new(move |j| {
-                                j.handle.send(&result);
+                                j.handle.send(&answer);
                             });
                             done
                         }));
