@@ -31,6 +31,17 @@ pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
     /// text (another node holds it).
     fn claim_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id) -> Wait<Result<(), String>>;
 
+    /// Before a `force_reregister` REGISTER of `(uri, policy)` by local session `callee`
+    /// (`single`: its invoke policy): `Some` while other nodes have callees of it; they
+    /// evict them, and the wait is over once they did or a bound passed.
+    fn force_evict(
+        &self,
+        uri: &Uri,
+        policy: MatchPolicy,
+        callee: Id,
+        single: bool,
+    ) -> Option<Wait<()>>;
+
     /// Gives back a claim `claim_single` took, unused.
     fn release_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id);
 

@@ -65,6 +65,12 @@ authid = "bob"
 role = "rb"
 ticket = "t"
 
+# Event history on every node (`cluster/retained.rs`).
+[[realm.topic]]
+uri = "cl.hist."
+match = "prefix"
+history = 100
+
 [[realm]]
 name = "realm.broadcast"
 meta_api = true

@@ -19,6 +19,8 @@ mod meta_lists;
 mod pubsub;
 #[path = "cluster/pubsub_filters.rs"]
 mod pubsub_filters;
+#[path = "cluster/retained.rs"]
+mod retained;
 #[path = "cluster/rpc.rs"]
 mod rpc;
 #[path = "cluster/shared.rs"]

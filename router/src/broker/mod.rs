@@ -455,6 +455,31 @@ impl Broker {
         }
     }
 
+    /// Another node's retained event (newer than the one held: `cluster/retained.rs`
+    /// decides) becomes its topic's.
+    #[cfg(feature = "cluster-nats")]
+    pub(crate) fn keep_retained(&self, ev: StoredEvent) {
+        self.retained.insert(ev.topic.clone(), Arc::new(ev));
+    }
+
+    /// Another node's publication, recorded in this node's history as a local one is
+    /// (events with session lists are not kept).
+    #[cfg(feature = "cluster-nats")]
+    pub(crate) fn record_remote(&self, topic: &str, ev: &Event, filter: &Filter, sent: SystemTime) {
+        if filter.has_session_lists() {
+            return;
+        }
+        self.topics.record(&StoredEvent {
+            topic: Uri::from(topic.to_owned()),
+            publication: ev.publication,
+            details: ev.details.clone(),
+            payload: ev.payload.clone(),
+            filter: filter.clone(),
+            timestamp: sent,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+        });
+    }
+
     /// Sends `session` the retained events it would have been eligible for, for a new
     /// subscription with `get_retained`.
     pub(crate) fn send_retained(&self, session: &SessionHandle, sub: &Subscription) {

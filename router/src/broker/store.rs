@@ -74,6 +74,23 @@ impl TopicPolicies {
         self.entries.iter().any(|e| e.history.is_some())
     }
 
+    /// The history rules, as (policy, URI), in configuration order.
+    pub(crate) fn history_patterns(&self) -> Vec<(MatchPolicy, String)> {
+        self.entries
+            .iter()
+            .filter(|e| e.history.is_some())
+            .map(|e| (e.policy, e.uri.clone()))
+            .collect()
+    }
+
+    /// The rule that keeps `topic`'s history, if any: the first matching entry (the one
+    /// [`TopicPolicies::record`] uses).
+    pub(crate) fn history_rule(&self, topic: &str) -> Option<(MatchPolicy, &str)> {
+        self.entry(topic)
+            .filter(|e| e.history.is_some())
+            .map(|e| (e.policy, e.uri.as_str()))
+    }
+
     /// Whether history is kept for `topic`.
     pub(crate) fn keeps_history(&self, topic: &str) -> bool {
         self.entry(topic).is_some_and(|e| e.history.is_some())

@@ -10,6 +10,8 @@
 //!   node watches; a remote callee is a proxy session in the local dealer, so every call
 //!   feature (policies, progress, cancel, timeouts) runs unchanged, and the proxy forwards
 //!   the INVOCATION to the callee's node, where a proxy caller issues it to the callee.
+//! - Retained events (`retained.rs`): a KV bucket every node follows into its broker;
+//!   `force_reregister` (`force.rs`): a registry record that makes the other nodes evict.
 //! - Liveness (`nodes.rs`): heartbeats; a silent node is declared lost (its calls fail, its
 //!   callees leave every table) and one survivor reaps its KV records; a node that comes
 //!   back reaped closes its sessions (fencing).
@@ -19,11 +21,13 @@
 mod control;
 mod envelope;
 mod events;
+mod force;
 mod names;
 mod nodes;
 mod proxy;
 mod pubsub;
 mod registry;
+mod retained;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -77,6 +81,8 @@ pub(crate) struct Core {
     pub(crate) dropped: AtomicU64,
     /// The NATS connection's events (slow-consumer drops).
     events: Arc<events::ConnectionEvents>,
+    /// This node's retained events on their way to the cluster (`retained.rs`).
+    pub(crate) retained: retained::Writer,
 }
 
 impl Core {
@@ -195,6 +201,7 @@ impl Cluster {
             shutdown: router.shutdown.clone(),
             dropped: AtomicU64::new(0),
             events,
+            retained: retained::Writer::default(),
         });
         for realm in router.realms() {
             let mode = realms
@@ -205,6 +212,7 @@ impl Cluster {
         }
         spawn(&core, publisher(core.clone(), rx));
         spawn(&core, registry::open(core.clone(), kv_rx));
+        spawn(&core, retained::run(core.clone()));
         spawn(&core, proxy::serve(core.clone()));
         spawn(&core, control::serve(core.clone()));
         spawn(&core, nodes::run(core.clone(), Arc::downgrade(router)));

@@ -1,7 +1,7 @@
 //! A realm's link to the other nodes ([`Backplane`]): events out and in, and this node's
 //! NATS interest in the realm's topics. The RPC half is in `proxy.rs` and `registry.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use super::envelope::{self, CalleeRecord, Claim, EventHeader};
 use super::names;
 use super::proxy::Proxies;
 use super::registry::{self, KvOp};
+use super::retained;
 use super::Core;
 use crate::backplane::{Backplane, Wait};
 use crate::broker::Publication;
@@ -60,13 +61,31 @@ pub(crate) struct RealmLink {
     interest: Mutex<HashMap<String, Interest>>,
     /// Remote callees here, and local callees' remote callers.
     pub(crate) proxies: Proxies,
+    /// The newest retained event's stamp per topic (`retained.rs`).
+    pub(crate) held: retained::Held,
+    /// The subjects of the topics with history (`interest` mode): held from the start, so
+    /// that this node's history has the events published anywhere.
+    history_subjects: HashSet<String>,
+    /// Told whenever a remote callee leaves this node's dealer (`force.rs` waits on it).
+    pub(crate) callees_changed: watch::Sender<()>,
 }
 
 impl RealmLink {
     pub(crate) fn new(core: Arc<Core>, realm: &Arc<Realm>, mode: PubSubMode) -> Arc<RealmLink> {
         let token = names::realm_token(&realm.name);
+        let root = names::event_root(&core.prefix, &token);
+        let history_subjects: HashSet<String> = match mode {
+            PubSubMode::Broadcast => HashSet::new(),
+            PubSubMode::Interest => realm
+                .broker
+                .topics()
+                .history_patterns()
+                .into_iter()
+                .map(|(policy, uri)| names::interest_subject(&root, &uri, policy))
+                .collect(),
+        };
         let link = Arc::new(RealmLink {
-            root: names::event_root(&core.prefix, &token),
+            root,
             core,
             realm: Arc::downgrade(realm),
             name: realm.name.clone(),
@@ -74,7 +93,13 @@ impl RealmLink {
             mode,
             interest: Mutex::default(),
             proxies: Proxies::default(),
+            held: retained::Held::default(),
+            history_subjects,
+            callees_changed: watch::Sender::new(()),
         });
+        for subject in &link.history_subjects {
+            link.ensure(subject);
+        }
         if mode == PubSubMode::Broadcast {
             let l = link.clone();
             super::spawn(&link.core, async move {
@@ -127,7 +152,7 @@ impl RealmLink {
             // Nobody may come after all (the subscriber left while waiting).
             link.linger(&subj, 0);
             let l = link.clone();
-            super::each_message(sub, move |m| l.deliver_owned(&owned, &m.payload)).await;
+            super::each_message(sub, move |m| l.deliver_owned(&subj, &owned, &m.payload)).await;
         });
         map.insert(
             subject.to_owned(),
@@ -150,7 +175,8 @@ impl RealmLink {
             let mut map = lock(&link.interest);
             let unused = map
                 .get(&subject)
-                .is_some_and(|i| i.generation == generation && lock(&i.owners).is_empty());
+                .is_some_and(|i| i.generation == generation && lock(&i.owners).is_empty())
+                && !link.history_subjects.contains(&subject);
             if unused {
                 map.remove(&subject);
                 debug!(subject, "cluster: interest dropped");
@@ -158,14 +184,23 @@ impl RealmLink {
         });
     }
 
-    /// An event for the local subscriptions `owners` serves.
-    fn deliver_owned(&self, owners: &Owners, payload: &bytes::Bytes) {
+    /// An event for the local subscriptions `owners` serves (on NATS subject `subject`);
+    /// recorded in the history if its topic has history and its rule's subject is this one
+    /// (so once, however many of this node's subjects match it).
+    fn deliver_owned(&self, subject: &str, owners: &Owners, payload: &bytes::Bytes) {
         let Some((h, ev)) = self.read_event(payload) else {
             return;
         };
         let Some(realm) = self.realm.upgrade() else {
             return;
         };
+        if !self.history_subjects.is_empty() {
+            let rule = realm.broker.topics().history_rule(&h.topic);
+            if rule.is_some_and(|(p, u)| names::interest_subject(&self.root, u, p) == subject) {
+                let sent = std::time::UNIX_EPOCH + Duration::from_millis(h.sent_ms);
+                realm.broker.record_remote(&h.topic, &ev, &h.filter, sent);
+            }
+        }
         let owned = lock(owners).clone();
         realm.broker.deliver_remote(&h.topic, ev, &h.filter, &owned);
     }
@@ -218,6 +253,7 @@ impl RealmLink {
     pub(crate) fn remote_callee_removed(&self, node: &str, session: u64, reg: u64) {
         if let Some(realm) = self.realm.upgrade() {
             self.proxies.remove_callee(&realm, node, session, reg);
+            self.callees_changed.send_replace(());
         }
     }
 
@@ -225,17 +261,30 @@ impl RealmLink {
     pub(crate) fn node_lost(&self, node: &str) {
         if let Some(realm) = self.realm.upgrade() {
             self.proxies.node_lost(&realm, node);
+            self.callees_changed.send_replace(());
         }
     }
 
-    fn claim_key(&self, uri: &Uri, policy: MatchPolicy) -> String {
-        let id = crate::stable_ids::stable_id(&self.name, b"r", policy, uri.as_str(), 0);
-        registry::claim_key(&self.token, id.get())
+    /// The id every node gives the registration of `(uri, policy)` (first attempt).
+    pub(crate) fn registration_id(&self, uri: &Uri, policy: MatchPolicy) -> u64 {
+        crate::stable_ids::stable_id(&self.name, b"r", policy, uri.as_str(), 0).get()
+    }
+
+    pub(crate) fn claim_key(&self, uri: &Uri, policy: MatchPolicy) -> String {
+        registry::claim_key(&self.token, self.registration_id(uri, policy))
     }
 }
 
 impl Backplane for Arc<RealmLink> {
     fn publish(&self, p: &Publication) {
+        if p.retain
+            && self
+                .realm
+                .upgrade()
+                .is_some_and(|r| r.broker.topics().retention_allowed(p.topic.as_str()))
+        {
+            retained::offer(self, p);
+        }
         let Some(subject) = names::topic_subject(&self.root, p.topic.as_str()) else {
             debug!(topic = %p.topic, "cluster: topic too long for NATS; delivered on this node only");
             return;
@@ -320,6 +369,16 @@ impl Backplane for Arc<RealmLink> {
             rx.await
                 .unwrap_or_else(|_| Err("the cluster registry is not running".into()))
         })
+    }
+
+    fn force_evict(
+        &self,
+        uri: &Uri,
+        policy: MatchPolicy,
+        callee: Id,
+        single: bool,
+    ) -> Option<Wait<()>> {
+        self.evict_remote(uri, policy, callee, single)
     }
 
     fn release_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id) {

@@ -5,6 +5,8 @@
 //! - `c.<realm>.<node>.<session>.<registration>`: a callee ([`CalleeRecord`]);
 //! - `x.<realm>.<registration>`: who holds a `single` registration ([`Claim`]);
 //! - `t.<realm>.<node>.<session>`: a session's testaments, published by the reaper;
+//! - `f.<realm>.<registration>`: a `force_reregister` in progress: the other nodes evict
+//!   their callees of it;
 //! - `reap.<node>.<incarnation>`: that incarnation was declared lost and its records deleted.
 
 use std::sync::Arc;
@@ -49,6 +51,12 @@ pub(crate) fn testament_key(token: &str, node: &str, session: u64) -> String {
     format!("t.{token}.{node}.{session}")
 }
 
+/// The key of a `force_reregister` of registration `reg` in realm `token` (a
+/// [`super::force::ForceRecord`]).
+pub(crate) fn force_key(token: &str, reg: u64) -> String {
+    format!("f.{token}.{reg}")
+}
+
 /// The claim key of registration `reg` in realm `token`.
 pub(crate) fn claim_key(token: &str, reg: u64) -> String {
     format!("x.{token}.{reg}")
@@ -57,21 +65,30 @@ pub(crate) fn claim_key(token: &str, reg: u64) -> String {
 /// Opens (or creates) the bucket, then applies this node's changes in order and watches
 /// everyone's, until the router stops.
 pub(crate) async fn open(core: Arc<Core>, ops: mpsc::UnboundedReceiver<KvOp>) {
-    let js = jetstream::new(core.client.clone());
-    let store = loop {
-        match tokio::time::timeout(KV_TIMEOUT, create_bucket(&js, &bucket(&core))).await {
-            Ok(Ok(s)) => break s,
-            Ok(Err(e)) => {
-                warn!(cause = %e, "cluster: cannot open the registry (JetStream KV); retrying")
-            }
-            Err(_) => debug!("cluster: registry not reachable yet; retrying"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    info!(bucket = %bucket(&core), "cluster: registry open");
+    let store = open_bucket(&core, &bucket(&core), "registry").await;
     let _ = core.kv.set(store.clone());
     super::spawn(&core, apply(core.clone(), store.clone(), ops));
-    watch(core, store).await;
+    let c = core.clone();
+    follow(store, move |e| on_entry(&c, e)).await;
+}
+
+/// Opens (or creates) bucket `name` (the `what` of the logs), retrying until JetStream
+/// answers.
+pub(crate) async fn open_bucket(core: &Core, name: &str, what: &str) -> kv::Store {
+    let js = jetstream::new(core.client.clone());
+    loop {
+        match tokio::time::timeout(KV_TIMEOUT, create_bucket(&js, name)).await {
+            Ok(Ok(s)) => {
+                info!(bucket = %name, "cluster: {what} open");
+                return s;
+            }
+            Ok(Err(e)) => {
+                warn!(cause = %e, "cluster: cannot open the {what} (JetStream KV); retrying")
+            }
+            Err(_) => debug!("cluster: {what} not reachable yet; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Creates the bucket's stream as a KV bucket's (history 1), then opens it as one.
@@ -115,11 +132,13 @@ async fn apply(core: Arc<Core>, store: kv::Store, mut ops: mpsc::UnboundedReceiv
                 let _ = answer.send(claim_one(&core, &store, &key, &claim).await);
             }
             KvOp::Release(key, session) => {
-                if let Ok(Some(v)) = timed(store.get(key.clone())).await {
-                    let mine = envelope::decode::<Claim>(&v)
-                        .is_ok_and(|c| c.node == core.node && c.session == session);
+                if let Ok(Some(e)) = timed(store.entry(key.clone())).await {
+                    let mine = e.operation == kv::Operation::Put
+                        && envelope::decode::<Claim>(&e.value)
+                            .is_ok_and(|c| c.node == core.node && c.session == session);
                     if mine {
-                        let _ = timed(store.delete(&key)).await;
+                        // Only the value read: a claim taken over meanwhile stays.
+                        let _ = timed(store.delete_expect_revision(&key, Some(e.revision))).await;
                     }
                 }
             }
@@ -155,7 +174,8 @@ async fn claim_one(core: &Core, store: &kv::Store, key: &str, claim: &Claim) -> 
     }
 }
 
-async fn timed<T, E: std::fmt::Display>(
+/// `f`, failed after [`KV_TIMEOUT`]; the error as text.
+pub(crate) async fn timed<T, E: std::fmt::Display>(
     f: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(KV_TIMEOUT, f).await {
@@ -164,9 +184,9 @@ async fn timed<T, E: std::fmt::Display>(
     }
 }
 
-/// Follows every change to the bucket (all current records first), restarting after the
-/// connection drops.
-async fn watch(core: Arc<Core>, store: kv::Store) {
+/// Hands every change to `store` to `each` (all current values first), restarting after
+/// the connection drops, until the router stops.
+pub(crate) async fn follow(store: kv::Store, mut each: impl FnMut(&kv::Entry)) {
     let mut from: Option<u64> = None;
     loop {
         let w = match from {
@@ -179,16 +199,16 @@ async fn watch(core: Arc<Core>, store: kv::Store) {
                     match entry {
                         Ok(e) => {
                             from = Some(e.revision);
-                            on_entry(&core, &e);
+                            each(&e);
                         }
                         Err(e) => {
-                            debug!(cause = %e, "cluster: registry watch interrupted");
+                            debug!(cause = %e, "cluster: KV watch interrupted");
                             break;
                         }
                     }
                 }
             }
-            Err(e) => debug!(cause = %e, "cluster: cannot watch the registry yet"),
+            Err(e) => debug!(cause = %e, "cluster: cannot watch a KV bucket yet"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -207,6 +227,12 @@ fn callee_key_parts(key: &str) -> Option<(&str, &str, u64, u64)> {
 }
 
 fn on_entry(core: &Arc<Core>, e: &kv::Entry) {
+    if let Some(token) = e.key.strip_prefix("f.").and_then(|k| k.split('.').next()) {
+        if let Some(link) = core.links().into_iter().find(|l| l.token == token) {
+            link.force_seen(e);
+        }
+        return;
+    }
     let Some((token, node, session, reg)) = callee_key_parts(&e.key) else {
         return;
     };

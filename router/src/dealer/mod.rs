@@ -22,7 +22,9 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use wamp_proto::{Dict, Id, MatchPolicy, Uri, Value};
 
-use crate::peer::{lock, FastHash, SessionHandle};
+use wamp_proto::message::Unregistered;
+
+use crate::peer::{lock, FastHash, PeerFeatures, SessionHandle};
 use patterns::PatternIndex;
 
 /// How a registration picks the callee of each call (`REGISTER.Options.invoke`).
@@ -115,6 +117,14 @@ impl Registration {
             .iter()
             .filter(|c| !c.session.is_cluster_proxy())
             .map(|c| c.session.id())
+            .collect()
+    }
+
+    /// The callees' sessions, in registration order.
+    pub(crate) fn callee_sessions(&self) -> Vec<SessionHandle> {
+        read(&self.callees)
+            .iter()
+            .map(|c| c.session.clone())
             .collect()
     }
 
@@ -438,6 +448,32 @@ impl Dealer {
         }
         read(&self.index).lookup(procedure)
     }
+}
+
+/// The reason in a revocation UNREGISTERED ([AB]/[CB]).
+const UNREGISTERED_REASON: &str = "wamp.error.unregistered";
+
+/// Tells `callee`, evicted from `registration` by a `force_reregister`, with an
+/// UNREGISTERED (ADV-11: only a callee that announced `registration_revocation`).
+pub(crate) fn revoke(callee: &SessionHandle, registration: Id) {
+    if !callee
+        .shared()
+        .features
+        .has(PeerFeatures::CALLEE_REGISTRATION_REVOCATION)
+    {
+        return;
+    }
+    let details = wamp_proto::options::dict([
+        ("registration", registration.get().into()),
+        ("reason", UNREGISTERED_REASON.into()),
+    ]);
+    callee.send(
+        &Unregistered {
+            request: 0,
+            details: Some(details),
+        }
+        .into(),
+    );
 }
 
 /// The dealer features announced in WELCOME: only those that really work.

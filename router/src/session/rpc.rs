@@ -3,16 +3,12 @@
 
 use wamp_proto::message::code;
 use wamp_proto::message::{Register, Registered, Unregister, Unregistered};
-use wamp_proto::options::{bool_opt, dict, str_opt};
+use wamp_proto::options::{bool_opt, str_opt};
 use wamp_proto::{uris, Dict, MatchPolicy};
 
 use super::core::Joined;
 use crate::dealer::{InvokePolicy, RegisterError, RegisterOptions, MAX_WILDCARD_COMPONENTS};
 use crate::error::Refusal;
-use crate::peer::PeerFeatures;
-
-/// The reason in a revocation UNREGISTERED ([AB]/[CB]).
-const UNREGISTERED_REASON: &str = "wamp.error.unregistered";
 
 fn register_options(o: &Dict) -> Result<RegisterOptions, String> {
     let bad_type = |k: &str| format!("option `{k}` has the wrong type");
@@ -87,6 +83,26 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
         }));
         return Ok(());
     }
+    let single = o.invoke == InvokePolicy::Single;
+    if let Some(wait) = j
+        .realm
+        .backplane()
+        .filter(|_| o.force)
+        .and_then(|b| b.force_evict(&m.procedure, o.policy, me.id(), single))
+    {
+        // `force_reregister` in a cluster: REGISTERED once the other nodes evicted theirs.
+        j.defer(Box::pin(async move {
+            wait.await;
+            let done: super::deferred::Completion = Box::new(move |j| {
+                let request = m.request;
+                if let Err(r) = registered(j, m, o) {
+                    j.handle.send(&r.to_error(code::REGISTER, request));
+                }
+            });
+            done
+        }));
+        return Ok(());
+    }
     registered(j, m, o)
 }
 
@@ -108,23 +124,7 @@ fn registered(j: &mut Joined, m: Register, o: RegisterOptions) -> Result<(), Ref
             j.registrations.insert(r.id);
             crate::meta::events::registered(&j.realm, me.id(), r.id, r.created);
             for (callee, registration) in r.evicted {
-                // ADV-11: only a callee that announced revocation is told.
-                if callee
-                    .shared()
-                    .features
-                    .has(PeerFeatures::CALLEE_REGISTRATION_REVOCATION)
-                {
-                    callee.send(
-                        &Unregistered {
-                            request: 0,
-                            details: Some(dict([
-                                ("registration", registration.get().into()),
-                                ("reason", UNREGISTERED_REASON.into()),
-                            ])),
-                        }
-                        .into(),
-                    );
-                }
+                crate::dealer::revoke(&callee, registration);
             }
             return Ok(());
         }

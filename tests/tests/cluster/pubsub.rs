@@ -49,7 +49,7 @@ pub(crate) async fn event(p: &mut RawPeer) -> Event {
 }
 
 /// UNSUBSCRIBEs `subscription`; panics unless UNSUBSCRIBED comes.
-async fn unsubscribe(p: &mut RawPeer, subscription: Id) {
+pub(crate) async fn unsubscribe(p: &mut RawPeer, subscription: Id) {
     let r = p.request();
     let msg = Unsubscribe {
         request: r,
