@@ -83,6 +83,8 @@ pub(crate) struct Core {
     events: Arc<events::ConnectionEvents>,
     /// This node's retained events on their way to the cluster (`retained.rs`).
     pub(crate) retained: retained::Writer,
+    /// Replicas of the KV buckets this node creates (`[cluster] kv_replicas`).
+    pub(crate) kv_replicas: usize,
 }
 
 impl Core {
@@ -202,6 +204,7 @@ impl Cluster {
             dropped: AtomicU64::new(0),
             events,
             retained: retained::Writer::default(),
+            kv_replicas: config.kv_replicas,
         });
         for realm in router.realms() {
             let mode = realms

@@ -77,7 +77,7 @@ pub(crate) async fn open(core: Arc<Core>, ops: mpsc::UnboundedReceiver<KvOp>) {
 pub(crate) async fn open_bucket(core: &Core, name: &str, what: &str) -> kv::Store {
     let js = jetstream::new(core.client.clone());
     loop {
-        match tokio::time::timeout(KV_TIMEOUT, create_bucket(&js, name)).await {
+        match tokio::time::timeout(KV_TIMEOUT, create_bucket(&js, name, core.kv_replicas)).await {
             Ok(Ok(s)) => {
                 info!(bucket = %name, "cluster: {what} open");
                 return s;
@@ -94,7 +94,11 @@ pub(crate) async fn open_bucket(core: &Core, name: &str, what: &str) -> kv::Stor
 /// Creates the bucket's stream as a KV bucket's (history 1), then opens it as one.
 /// `Context::create_key_value` first reads the account's limits in a shape nats-server 2.9
 /// (Debian's) does not send, so the stream is made directly.
-async fn create_bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store, String> {
+async fn create_bucket(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: usize,
+) -> Result<kv::Store, String> {
     let config = jetstream::stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
@@ -103,7 +107,7 @@ async fn create_bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store,
         deny_delete: true,
         allow_direct: true,
         discard: jetstream::stream::DiscardPolicy::New,
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     };
     js.get_or_create_stream(config)

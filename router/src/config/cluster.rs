@@ -32,6 +32,11 @@ pub struct ClusterConfig {
     /// logged); default 65,536.
     #[serde(default = "default_subscription_capacity")]
     pub subscription_capacity: usize,
+    /// Replicas of the JetStream KV buckets (registry, retained events) when this node is the
+    /// first to create them: 1 for one nats-server, 3 for a NATS cluster of three or more, so
+    /// the registry survives the loss of a NATS server (1 to 5; default 1).
+    #[serde(default = "default_kv_replicas")]
+    pub kv_replicas: usize,
 }
 
 /// One NATS URL or several.
@@ -81,6 +86,9 @@ fn default_linger() -> u64 {
 }
 fn default_subscription_capacity() -> usize {
     65_536
+}
+fn default_kv_replicas() -> usize {
+    1
 }
 
 /// A NATS token or KV key part we accept in names: letters, digits, `-`, `_`.
@@ -137,6 +145,9 @@ impl ClusterConfig {
                     self.heartbeat_ms
                 ),
             ));
+        }
+        if !(1..=5).contains(&self.kv_replicas) {
+            return Some(("kv_replicas", "must be 1 to 5 (JetStream's limit)".into()));
         }
         if self.subscription_capacity == 0 {
             return Some(("subscription_capacity", "must be at least 1".into()));
@@ -198,6 +209,10 @@ mod tests {
             (
                 "nats_url = \"nats://x\"\nsubscription_capacity = 0",
                 "cluster.subscription_capacity",
+            ),
+            (
+                "nats_url = \"nats://x\"\nkv_replicas = 6",
+                "cluster.kv_replicas",
             ),
         ] {
             let e = with(toml).expect_err(toml);
