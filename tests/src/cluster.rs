@@ -4,22 +4,19 @@
 //! Every process is killed when the [`Cluster`] is dropped, also when a test panics; then
 //! the tail of each process's log is printed first.
 
-use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::net::{SocketAddr, TcpListener};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::process::{Child, Command};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::Value as Json;
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use wamp_proto::message::{code, Invocation, Yield};
 use wamp_proto::{uris, Dict, Id, Message, Payload, Serializer, Value};
 
+pub use crate::poll::{poll, try_poll};
+pub use crate::procs::{free_port, nats_server_bin, Nats};
+use crate::procs::{kill, print_tail, spawn_logged, temp_dir, wait_listening, START_BOUND};
 use crate::{in_ci, RawPeer};
 
 /// `[cluster] node_timeout_ms` of every node.
@@ -38,15 +35,8 @@ pub const BROADCAST_REALM: &str = "realm.broadcast";
 /// The ticket of the users of [`REALM`].
 pub const TICKET: &str = "t";
 
-/// How long a cluster has to start: nats-server, the routers, and every node seeing every
-/// other (debug builds on a loaded machine).
-const START_BOUND: Duration = Duration::from_secs(30);
-
 /// The routers' log filter, unless `$WAMP_CLUSTER_LOG` gives another.
 const NODE_LOG: &str = "info,wamp_router::cluster=debug";
-
-/// The pause between two attempts of a [`poll`].
-const POLL_PAUSE: Duration = Duration::from_millis(20);
 
 const REALMS: &str = r#"
 [[realm]]
@@ -77,31 +67,6 @@ meta_api = true
 pubsub_mode = "broadcast"
 "#;
 
-/// Tries `attempt` until it gives `Some`, pausing 20 ms between attempts; panics
-/// naming `what` once `bound` has passed.
-pub async fn poll<T>(what: &str, bound: Duration, attempt: impl AsyncFnMut() -> Option<T>) -> T {
-    try_poll(bound, attempt)
-        .await
-        .unwrap_or_else(|| panic!("{what}: not within {bound:?}"))
-}
-
-/// [`poll`], giving `None` once `bound` has passed.
-pub async fn try_poll<T>(
-    bound: Duration,
-    mut attempt: impl AsyncFnMut() -> Option<T>,
-) -> Option<T> {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Some(v) = attempt().await {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(POLL_PAUSE).await;
-    }
-}
-
 /// Runs a test on a fresh cluster of nodes `n1`, `n2`, `n3` (see [`with_nodes`]).
 pub async fn with_cluster(body: impl AsyncFnOnce(&mut Cluster)) {
     with_nodes(&["n1", "n2", "n3"], body).await;
@@ -117,39 +82,6 @@ pub async fn with_nodes(ids: &[&str], body: impl AsyncFnOnce(&mut Cluster)) {
     tokio::time::timeout(Duration::from_secs(60), body(&mut c))
         .await
         .expect("the test ends within 60 s");
-}
-
-/// A port that was free a moment ago (bound on 127.0.0.1, then released), and never given
-/// before in this process: the kernel may hand a released port out again at once, and two
-/// processes of one cluster, or of two tests, must not be given the same.
-pub fn free_port() -> u16 {
-    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        if GIVEN
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(port)
-        {
-            return port;
-        }
-    }
-}
-
-/// The nats-server binary: `$WAMP_NATS_SERVER`, else on PATH, else `/usr/sbin/nats-server`.
-pub fn nats_server_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WAMP_NATS_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("nats-server"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file()))
 }
 
 /// The router binary: `$WAMP_ROUTER_BIN`, else `target/debug/wamp-router`, built once when
@@ -175,36 +107,6 @@ pub fn router_bin() -> &'static Path {
     })
 }
 
-/// A unique directory under the system temp dir.
-fn temp_dir() -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("wamp-cluster-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// Waits until `port` on 127.0.0.1 accepts TCP, or panics (with `what`) after [`START_BOUND`]
-/// or when `child` exits.
-async fn wait_listening(what: &str, port: u16, child: &mut Child) {
-    poll(what, START_BOUND, async || {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited: {status}");
-        }
-        TcpStream::connect(("127.0.0.1", port)).await.ok()
-    })
-    .await;
-}
-
-/// Kills `child` (SIGKILL) and reaps it.
-fn kill(child: &mut Option<Child>) {
-    if let Some(mut c) = child.take() {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-}
-
 /// Sends `signal` (`STOP`, `CONT`, ...) to `child`.
 fn signal(child: &Option<Child>, signal: &str) {
     let pid = child.as_ref().expect("the process runs").id();
@@ -213,107 +115,6 @@ fn signal(child: &Option<Child>, signal: &str) {
         .status()
         .expect("kill runs");
     assert!(status.success(), "kill -{signal} {pid}");
-}
-
-/// Spawns `cmd` with stdout and stderr appended to `log`.
-fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
-    let out = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let err = out.try_clone().expect("log file");
-    cmd.stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-/// Prints the last 60 lines of `log` under a heading.
-fn print_tail(name: &str, log: &Path) {
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = &lines[lines.len().saturating_sub(60)..];
-    eprintln!(
-        "----- {name} ({}) -----\n{}",
-        log.display(),
-        tail.join("\n")
-    );
-}
-
-/// A nats-server with JetStream (its store in the cluster's temp dir) and monitoring.
-#[derive(Debug)]
-pub struct Nats {
-    bin: PathBuf,
-    /// The client port.
-    pub port: u16,
-    /// The HTTP monitoring port (`/connz`).
-    pub monitor_port: u16,
-    store: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Nats {
-    /// `nats://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again: same ports and store) and waits until it accepts TCP.
-    pub async fn start(&mut self) {
-        assert!(self.child.is_none(), "nats-server already runs");
-        let mut cmd = Command::new(&self.bin);
-        cmd.args([
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-js",
-            "-sd",
-        ])
-        .arg(&self.store)
-        .args(["-m", &self.monitor_port.to_string()]);
-        let child = self.child.insert(spawn_logged(&mut cmd, &self.log));
-        wait_listening("nats-server", self.port, child).await;
-    }
-
-    /// Kills the server (SIGKILL).
-    pub fn kill(&mut self) {
-        kill(&mut self.child);
-    }
-
-    /// `GET /connz?subs=1`: every client connection with its `name` and
-    /// `subscriptions_list`.
-    pub async fn connz(&self) -> Json {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.monitor_port));
-        let reply = crate::http::get_http10(addr, "/connz?subs=1").await;
-        assert_eq!(reply.status, 200, "{reply:?}");
-        reply.json()
-    }
-
-    /// The subjects that the NATS connections of node `node_id` subscribe to (a router
-    /// names its connections `wamp-router <node id>`: the id is a word of the name).
-    pub async fn subscriptions_of(&self, node_id: &str) -> Vec<String> {
-        let connz = self.connz().await;
-        let conns = connz["connections"].as_array().cloned().unwrap_or_default();
-        conns
-            .iter()
-            .filter(|c| {
-                let name = c["name"].as_str().unwrap_or_default();
-                name.split(|ch: char| ch.is_whitespace())
-                    .any(|t| t == node_id)
-            })
-            .flat_map(|c| {
-                c["subscriptions_list"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    }
 }
 
 /// One `wamp-router` process.
@@ -397,14 +198,7 @@ impl Cluster {
             return None;
         };
         let dir = temp_dir();
-        let nats = Nats {
-            bin,
-            port: free_port(),
-            monitor_port: free_port(),
-            store: dir.join("js"),
-            log: dir.join("nats-server.log"),
-            child: None,
-        };
+        let nats = Nats::new(bin, &dir);
         let nodes = ids
             .iter()
             .map(|id| Node {
@@ -456,7 +250,7 @@ impl Drop for Cluster {
             for node in &self.nodes {
                 print_tail(&format!("wamp-router {}", node.id), &node.log);
             }
-            print_tail("nats-server", &self.nats.log);
+            print_tail("nats-server", self.nats.log());
         }
         let _ = fs::remove_dir_all(&self.dir);
     }

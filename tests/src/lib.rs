@@ -6,9 +6,10 @@
 //! a raw peer in (CHALLENGE answered with `wamp_auth`), [`client`] joins our own client, and
 //! [`payloads`] holds what the interop peers send and print.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -27,9 +28,12 @@ pub mod http;
 pub mod interop;
 pub mod interop_auth;
 pub mod payloads;
+mod poll;
+mod procs;
 pub mod proxy;
 pub mod rawsocket;
 pub mod reconnect;
+pub mod spread;
 
 /// How long a test waits for something that should happen (never a synchronisation sleep:
 /// only the upper bound of a wait that normally ends at once).
@@ -42,11 +46,13 @@ pub async fn within<F: std::future::IntoFuture>(what: &str, f: F) -> F::Output {
         .unwrap_or_else(|_| panic!("{what}: nothing within {WAIT:?}"))
 }
 
-/// A router running in-process on a free port.
+/// A router running in-process on a free port; with `WAMP_TEST_TOPOLOGY=cluster3`, three
+/// routers of one cluster that the peers are spread over (see [`spread`]).
 #[derive(Debug)]
 pub struct TestRouter {
     server: Option<Server>,
     url: String,
+    spread: Option<spread::Spread>,
 }
 
 /// The default test configuration: one WebSocket transport on port 0 (every serializer),
@@ -84,32 +90,45 @@ impl TestRouter {
         TestRouter::with_config(TEST_CONFIG).await
     }
 
-    /// Starts a router with the given TOML configuration (use port 0).
+    /// Starts a router with the given TOML configuration (use port 0); in the parity
+    /// topology, three nodes of a cluster from it.
     pub async fn with_config(toml: &str) -> TestRouter {
         init_tracing();
-        let config = Config::from_toml(toml, "<test>").expect("test config is valid");
-        let server = Server::start(config).await.expect("router starts");
+        let (server, spread) = if spread::enabled() {
+            let (first, rest) = spread::start(toml).await;
+            (first, Some(rest))
+        } else {
+            let config = Config::from_toml(toml, "<test>").expect("test config is valid");
+            (Server::start(config).await.expect("router starts"), None)
+        };
         let url = server.url();
         TestRouter {
             server: Some(server),
             url,
+            spread,
         }
     }
 
     /// The URL of the router's first transport (`ws://`, `rs://` or `unix://`; all of them
-    /// in `server().urls()`).
+    /// in `server().urls()`); in the parity topology, each node's WebSocket URL in turn.
     pub fn url(&self) -> &str {
-        &self.url
+        match &self.spread {
+            Some(s) => s.next_url(),
+            None => &self.url,
+        }
     }
 
-    /// The running server.
+    /// The running server (node 1 in the parity topology).
     pub fn server(&self) -> &Server {
         self.server.as_ref().expect("server is running")
     }
 
-    /// Shuts the router down gracefully (GOODBYE to every session).
+    /// Shuts the router (every node) down gracefully (GOODBYE to every session).
     pub async fn shutdown(mut self) {
         if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+        if let Some(s) = self.spread.take() {
             s.shutdown().await;
         }
     }
@@ -143,15 +162,26 @@ pub struct RawPeer {
     /// The session id, once joined.
     pub session: Option<Id>,
     next_request: u64,
+    /// Frames that arrived while the parity harness waited (received before the socket).
+    inbox: VecDeque<WsMessage>,
+    /// The socket ended while the parity harness waited.
+    ended: bool,
+    /// Its TestRouter's group in the parity topology.
+    spread: Option<spread::sync::PeerLink>,
 }
 
 impl RawPeer {
-    /// Opens a WebSocket offering exactly `protocols` (and an optional Origin header).
+    /// Opens a WebSocket offering exactly `protocols` (and an optional Origin header). In
+    /// the parity topology a URL of any node goes to the TestRouter's next node.
     pub async fn connect_with(
         url: &str,
         protocols: &[&str],
         origin: Option<&str>,
     ) -> Result<RawPeer, tokio_tungstenite::tungstenite::Error> {
+        let (url, spread) = match spread::route(url) {
+            Some((routed, link)) => (routed, Some(link)),
+            None => (url.to_owned(), None),
+        };
         let mut req = url.into_client_request()?;
         if !protocols.is_empty() {
             let v = HeaderValue::from_str(&protocols.join(", ")).expect("valid header");
@@ -173,6 +203,9 @@ impl RawPeer {
             serializer: chosen,
             session: None,
             next_request: 0,
+            inbox: VecDeque::new(),
+            ended: false,
+            spread,
         })
     }
 
@@ -307,8 +340,16 @@ impl RawPeer {
         inv
     }
 
-    /// Sends a message with the negotiated serializer.
+    /// Sends a message with the negotiated serializer (in the parity topology, a CALL only
+    /// once the group's registrations are visible on this node: [`spread::sync`]).
     pub async fn send(&mut self, msg: &Message) {
+        if self.spread.is_some() {
+            self.spread_before_send(msg).await;
+        }
+        self.send_now(msg).await;
+    }
+
+    async fn send_now(&mut self, msg: &Message) {
         let frame = match self.serializer.encode(msg).expect("encodes") {
             Encoded::Text(s) => WsMessage::Text(s.into()),
             Encoded::Binary(b) => WsMessage::Binary(b.into()),
@@ -349,7 +390,7 @@ impl RawPeer {
     /// Waits as long as it takes for the next WAMP message, or how the connection ended.
     pub async fn next_message(&mut self) -> Result<Message, Closed> {
         loop {
-            return match self.ws.next().await {
+            return match self.next_frame().await {
                 Some(Ok(WsMessage::Text(t))) => Ok(self.decode(t.as_bytes())),
                 Some(Ok(WsMessage::Binary(b))) => Ok(self.decode(&b)),
                 Some(Ok(WsMessage::Close(f))) => Err(Closed::CloseFrame(f.map(|f| f.code.into()))),
@@ -357,6 +398,19 @@ impl RawPeer {
                 Some(Err(_)) | None => Err(Closed::Dropped),
             };
         }
+    }
+
+    /// The next frame: first any the parity harness kept, then the socket's.
+    async fn next_frame(
+        &mut self,
+    ) -> Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>> {
+        if let Some(f) = self.inbox.pop_front() {
+            return Some(Ok(f));
+        }
+        if self.ended {
+            return None;
+        }
+        self.read_socket().await
     }
 
     fn decode(&self, bytes: &[u8]) -> Message {
@@ -383,7 +437,7 @@ impl RawPeer {
     /// Receives the next data frame (text or binary) as it came, or how the connection ended.
     pub async fn try_recv_data_frame(&mut self) -> Result<WsMessage, Closed> {
         loop {
-            let next = tokio::time::timeout(WAIT, self.ws.next())
+            let next = tokio::time::timeout(WAIT, self.next_frame())
                 .await
                 .expect("timed out waiting for a message");
             return match next {
