@@ -153,7 +153,7 @@ impl Node {
 
     /// Counter `name` (without `_total`) of the node's `/metrics`, 0 when absent.
     pub async fn counter(&self, name: &str) -> u64 {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
         let reply = crate::http::get_http10(addr, "/metrics").await;
         let text = String::from_utf8_lossy(&reply.body).into_owned();
         let key = format!("wamp_{name}_total ");
