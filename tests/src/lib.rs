@@ -27,6 +27,7 @@ pub mod fuzz;
 pub mod http;
 pub mod interop;
 pub mod interop_auth;
+pub mod interop_meta;
 pub mod payloads;
 mod poll;
 mod procs;

@@ -11,6 +11,8 @@ mod rpc_common;
 mod failures;
 #[path = "cluster/interop.rs"]
 mod interop;
+#[path = "cluster/interop_meta.rs"]
+mod interop_meta;
 #[path = "cluster/meta.rs"]
 mod meta;
 #[path = "cluster/meta_lists.rs"]

@@ -17,7 +17,7 @@
 //! without it, failed under CI.
 
 use std::future::IntoFuture;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value as Json};
 use tokio::time::timeout;
@@ -25,127 +25,11 @@ use wamp_client::{Client, CloseKind, Invocation, InvokePolicy, Serializer};
 use wamp_proto::options::dict;
 use wamp_proto::{Dict, Id, Message, Value};
 use wamp_tests::client::{leave, rust_client};
-use wamp_tests::interop::{python, ser_name, ScriptPeer, REALM};
+use wamp_tests::interop::{python, ser_name, REALM};
+use wamp_tests::interop_meta::{left_normally, results, sort, sorted, MetaPeer};
 use wamp_tests::{RawPeer, TestRouter, WAIT};
 
 const TEST: &str = "autobahn-python meta API interop test";
-
-/// The router's reply to a GOODBYE, as autobahn reports it in `onLeave`.
-fn left_normally() -> Json {
-    json!({"left": {"reason": "wamp.close.goodbye_and_out", "message": null}})
-}
-
-/// A running `meta_peer.py` and its session.
-struct MetaPeer {
-    peer: ScriptPeer,
-    /// The session id it printed when joined.
-    session: u64,
-    /// Its `{"joined": ...}` details.
-    joined: Json,
-}
-
-impl MetaPeer {
-    /// Starts `meta_peer.py MODE...` with `python`; waits until it joined.
-    async fn start(python: &Path, url: &str, serializer: Serializer, mode: &[&str]) -> MetaPeer {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/python/meta_peer.py");
-        let mut peer = ScriptPeer::spawn(python, &script, None, url, serializer, mode, true);
-        let first = peer.line().await;
-        let joined = first["joined"].clone();
-        let Some(session) = joined["session"].as_u64() else {
-            peer.fail(&format!("expected {{\"joined\": ...}}, got {first}"))
-                .await
-        };
-        assert_eq!(joined["authrole"], "anonymous", "{first}");
-        MetaPeer {
-            peer,
-            session,
-            joined,
-        }
-    }
-
-    /// The lines up to `{"ready": true}` (which is not returned).
-    async fn until_ready(&mut self) -> Vec<Json> {
-        let mut lines = Vec::new();
-        loop {
-            let line = self.peer.line().await;
-            if line == json!({"ready": true}) {
-                return lines;
-            }
-            lines.push(line);
-        }
-    }
-
-    /// The next line, which must be `{"event": TOPIC, "args", "kwargs": {}}` about another
-    /// session than this one (the watcher's own subscriptions are skipped): (TOPIC, args).
-    async fn event(&mut self) -> (String, Vec<Json>) {
-        loop {
-            let line = self.peer.line().await;
-            let (Some(topic), Some(args)) = (line["event"].as_str(), line["args"].as_array())
-            else {
-                self.peer
-                    .fail(&format!("expected an event, got {line}"))
-                    .await
-            };
-            assert_eq!(line["kwargs"], json!({}), "{line}");
-            let about = args
-                .first()
-                .and_then(|a| a.as_u64().or_else(|| a["session"].as_u64()));
-            if about != Some(self.session) {
-                return (topic.to_owned(), args.clone());
-            }
-        }
-    }
-
-    /// The next event, which must be on `topic` (`wamp.` is implied) with `args`.
-    async fn expect_event(&mut self, topic: &str, args: Json) {
-        let got = self.event().await;
-        assert_eq!(got, (format!("wamp.{topic}"), as_vec(args)), "event");
-    }
-
-    /// Writes `command` on its stdin; returns its remaining lines once it exited (exit 0).
-    async fn command_and_finish(mut self, command: &str) -> Vec<Json> {
-        self.peer.write_line(command).await;
-        self.peer.succeed().await
-    }
-}
-
-fn as_vec(args: Json) -> Vec<Json> {
-    match args {
-        Json::Array(a) => a,
-        other => panic!("args are a list, got {other}"),
-    }
-}
-
-/// The `{"call": PROC, "result": VALUE}` lines of `lines`, as (PROC, VALUE or the error).
-fn results(lines: &[Json]) -> Vec<(String, Json)> {
-    lines
-        .iter()
-        .map(|l| {
-            let proc_ = l["call"].as_str().unwrap_or_else(|| panic!("a call: {l}"));
-            let value = match l.get("result") {
-                Some(v) => v.clone(),
-                None => json!({"error": l["error"]}),
-            };
-            (proc_.to_owned(), value)
-        })
-        .collect()
-}
-
-fn sorted(ids: &Json) -> Vec<u64> {
-    let mut v: Vec<u64> = ids
-        .as_array()
-        .unwrap_or_else(|| panic!("a list of ids, got {ids}"))
-        .iter()
-        .map(|i| i.as_u64().unwrap_or_else(|| panic!("an id, got {i}")))
-        .collect();
-    v.sort_unstable();
-    v
-}
-
-fn sort(mut ids: Vec<u64>) -> Vec<u64> {
-    ids.sort_unstable();
-    ids
-}
 
 fn other(s: Serializer) -> Serializer {
     match s {

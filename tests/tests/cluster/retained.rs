@@ -42,7 +42,7 @@ async fn retained(p: &mut RawPeer, topic: &str, policy: &str) -> Vec<Event> {
 
 /// Polls `p`'s node until `get_retained` on `topic` gives publication `want`; returns
 /// that one event (there is exactly one).
-async fn retained_is(p: &mut RawPeer, topic: &str, policy: &str, want: Id) -> Event {
+pub(crate) async fn retained_is(p: &mut RawPeer, topic: &str, policy: &str, want: Id) -> Event {
     let what = format!("{topic} ({policy}) retained {want:?}");
     let mut events = poll(&what, SPREAD, async || {
         let got = retained(p, topic, policy).await;
