@@ -124,6 +124,8 @@ if [[ "${1:-}" == "parity" ]]; then
     exit
 fi
 if [[ $# -eq 0 ]]; then
+    # An embedder's build without the NATS cluster (`default-features = false`) stays clean.
+    cargo clippy -q -p wamp-router --no-default-features --lib -- -D warnings
     cargo test --workspace --all-targets
     if [[ "${WAMP_PARITY:-}" == 1 ]]; then
         parity_run

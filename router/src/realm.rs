@@ -96,6 +96,7 @@ impl Realm {
     }
 
     /// Links the realm to the other nodes of its cluster (once).
+    #[cfg(feature = "cluster-nats")]
     pub(crate) fn set_backplane(&self, b: Arc<dyn Backplane>) {
         let _ = self.backplane.set(b);
     }

@@ -75,6 +75,7 @@ impl TopicPolicies {
     }
 
     /// The history rules, as (policy, URI), in configuration order.
+    #[cfg(feature = "cluster-nats")]
     pub(crate) fn history_patterns(&self) -> Vec<(MatchPolicy, String)> {
         self.entries
             .iter()
@@ -85,6 +86,7 @@ impl TopicPolicies {
 
     /// The rule that keeps `topic`'s history, if any: the first matching entry (the one
     /// [`TopicPolicies::record`] uses).
+    #[cfg(feature = "cluster-nats")]
     pub(crate) fn history_rule(&self, topic: &str) -> Option<(MatchPolicy, &str)> {
         self.entry(topic)
             .filter(|e| e.history.is_some())

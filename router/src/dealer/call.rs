@@ -160,6 +160,7 @@ fn new_call(
 /// A call for another node's caller (a cluster's caller proxy `me`): the INVOCATION that
 /// node's dealer built, with its details, issued to `callee` for `registration`; or a
 /// further chunk of a progressive invocation. Its timeout is the calling node's.
+#[cfg(feature = "cluster-nats")]
 pub(crate) fn forwarded(
     me: &SessionHandle,
     dealer: &Dealer,

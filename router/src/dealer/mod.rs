@@ -106,6 +106,7 @@ impl Registration {
     }
 
     /// The callees' session ids, in registration order (meta API).
+    #[cfg(feature = "cluster-nats")]
     pub(crate) fn callee_ids(&self) -> Vec<Id> {
         read(&self.callees).iter().map(|c| c.session.id()).collect()
     }
@@ -121,6 +122,7 @@ impl Registration {
     }
 
     /// The callees' sessions, in registration order.
+    #[cfg(feature = "cluster-nats")]
     pub(crate) fn callee_sessions(&self) -> Vec<SessionHandle> {
         read(&self.callees)
             .iter()

@@ -102,6 +102,7 @@ fn own_part(
 
 /// Answers another node's query for this node's part (a procedure not gathered, or any
 /// refusal, is [`Part::Nothing`]: the asking node has refused bad arguments itself).
+#[cfg(feature = "cluster-nats")]
 pub(crate) fn answer(realm: &Realm, q: Query) -> Part {
     if !realm.meta_api || !is_gathered(&q.procedure) {
         return Part::Nothing;

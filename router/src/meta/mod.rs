@@ -17,8 +17,12 @@ use crate::error::Refusal;
 use crate::peer::SessionHandle;
 use crate::realm::Realm;
 
-pub(crate) use gather::{answer as answer_query, Part, Query};
-pub(crate) use sessions::{publish_portable, publish_testaments, PortableTestament, Testaments};
+#[cfg(feature = "cluster-nats")]
+pub(crate) use gather::answer as answer_query;
+pub(crate) use gather::{Part, Query};
+#[cfg(feature = "cluster-nats")]
+pub(crate) use sessions::publish_portable;
+pub(crate) use sessions::{publish_testaments, PortableTestament, Testaments};
 
 /// The meta procedures, each answered by the router itself.
 const PROCEDURES: &[&str] = &[

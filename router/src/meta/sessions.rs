@@ -69,6 +69,7 @@ impl Testaments {
 }
 
 /// Publishes, on behalf of a session of a lost node, the testaments it left.
+#[cfg(feature = "cluster-nats")]
 pub(crate) fn publish_portable(realm: &Realm, testaments: Vec<PortableTestament>) {
     for t in testaments {
         let Ok(filter) = Filter::from_options(&t.options) else {

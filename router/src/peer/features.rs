@@ -76,17 +76,19 @@ impl PeerFeatures {
         PeerFeatures(bits)
     }
 
-    /// Whether every bit of `flags` was announced.
     /// The flags, to send to another node.
+    #[cfg(feature = "cluster-nats")]
     pub(crate) fn bits(self) -> u32 {
         self.0
     }
 
     /// Flags another node sent (unknown ones dropped).
+    #[cfg(feature = "cluster-nats")]
     pub(crate) fn from_bits(bits: u32) -> PeerFeatures {
         PeerFeatures(bits & 0x3f)
     }
 
+    /// Whether every bit of `flags` was announced.
     pub(crate) fn has(self, flags: u32) -> bool {
         self.0 & flags == flags
     }

@@ -21,6 +21,8 @@ pub(crate) use budget::{Backlog, OutboundBudget, STALL_LOOKS};
 pub(crate) type FastHash = foldhash::fast::RandomState;
 pub(crate) use calls::{OutgoingCall, PendingInvocation};
 pub(crate) use features::PeerFeatures;
-pub(crate) use handle::{lock, NotSent, Queued, SessionHandle, SessionInfo, PROXY_TRANSPORT};
+#[cfg(feature = "cluster-nats")]
+pub(crate) use handle::PROXY_TRANSPORT;
+pub(crate) use handle::{lock, NotSent, Queued, SessionHandle, SessionInfo};
 pub(crate) use outbox::{encode_frame, Out, Outbox, Refused};
 pub(crate) use wire::Wire;
