@@ -13,6 +13,7 @@ mod cluster;
 mod log;
 mod realm;
 mod transport;
+mod transport_file;
 
 pub use cluster::{ClusterConfig, NatsUrls, PubSubMode};
 pub use log::{LogFormat, LogOptions};
@@ -25,7 +26,7 @@ pub use transport::{
     AuthMethod, ClientCertificates, Listen, LongPollConfig, RawSocketTransport, TlsConfig,
     TransportConfig, WebSocketTransport,
 };
-use transport::{Locator, TransportFile};
+use transport_file::{Locator, TransportFile};
 
 /// The configuration used when no file is given: WebSocket on 127.0.0.1:8080 path `/ws`,
 /// json + msgpack, realm `realm1` with anonymous access.
