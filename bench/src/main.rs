@@ -18,6 +18,7 @@ mod report;
 mod rpc;
 mod sessions;
 mod stats;
+mod subscriber;
 
 use std::time::Duration;
 

@@ -10,7 +10,6 @@
 //! queues stay bounded and the figure is the sustainable delivery rate. A fixed `--rate` is
 //! open-loop (events/s over all publishers).
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,14 +19,13 @@ use futures_util::future::join_all;
 use serde_json::json;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
-use wamp_proto::message::{Publish, Subscribe};
+use wamp_proto::message::Publish;
 use wamp_proto::{Dict, Message, Payload, Uri, Value};
 
 use crate::conn::{BufSize, Conn};
 use crate::procfs::round3;
-use crate::stats::{
-    emit, latency_histogram, latency_json, latency_line, now_ns, record_ns, Ctx, Latency,
-};
+use crate::stats::{emit, latency_histogram, latency_json, latency_line, now_ns, Ctx};
+use crate::subscriber::{run_subscriber, subscribe, Shared, SubOut, SHARDS};
 
 /// Publish rate: a number of events per second (over all publishers) or `max`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,41 +107,11 @@ impl FanoutArgs {
     }
 }
 
-/// Latency shards: subscribers flush buffered samples into one of these.
-const SHARDS: usize = 16;
-/// Samples a subscriber buffers before taking a shard's lock.
-const LOCAL_SAMPLES: usize = 256;
 /// After the window, subscribers get this long without progress to receive what is still
 /// queued (a slow router may hold a window's worth of fan-out) ...
 const DRAIN_IDLE: Duration = Duration::from_secs(5);
 /// ... and this long at most.
 const DRAIN_MAX: Duration = Duration::from_secs(120);
-
-/// State shared by the publishers, the subscribers and the main task.
-struct Shared {
-    subscribers: u64,
-    /// Publications sent, over all publishers.
-    published: AtomicU64,
-    /// Events received, over all subscribers.
-    delivered: AtomicU64,
-    /// Delivered count at which a waiting publisher wants to be woken.
-    wake_at: AtomicU64,
-    notify: Notify,
-    /// Set when a subscriber is lost: publishers stop.
-    failed: AtomicBool,
-    lat: Vec<Mutex<Latency>>,
-    t_rec: Instant,
-    t_end: Instant,
-}
-
-#[derive(Debug, Default)]
-struct SubOut {
-    received: u64,
-    duplicated: u64,
-    reordered: u64,
-    malformed: u64,
-    error: Option<String>,
-}
 
 #[derive(Debug, Default)]
 struct PubOut {
@@ -405,18 +373,6 @@ pub(crate) async fn run(ctx: &Ctx, a: &PubsubArgs, scenario: &str) -> anyhow::Re
     Ok(())
 }
 
-pub(crate) async fn subscribe(c: &mut Conn, topic: &Uri) -> anyhow::Result<()> {
-    c.acknowledged(|request| {
-        Subscribe {
-            request,
-            options: Dict::new(),
-            topic: topic.clone(),
-        }
-        .into()
-    })
-    .await
-}
-
 async fn run_publisher(
     mut c: Conn,
     index: usize,
@@ -523,183 +479,9 @@ async fn wait_for_room(shared: &Shared, window_total: u64) -> u64 {
     }
 }
 
-/// Sequence bookkeeping for one publisher, at one subscriber.
-#[derive(Debug, Default)]
-struct SeqTrack {
-    next: u64,
-    /// Sequence numbers skipped so far that may still arrive (bounded).
-    missing: HashSet<u64>,
-}
-
-const MAX_MISSING: usize = 100_000;
-
-impl SeqTrack {
-    /// Sequences start at 1. Returns (duplicate, reordered).
-    fn see(&mut self, seq: u64) -> (bool, bool) {
-        if self.next == 0 {
-            self.next = 1;
-        }
-        if seq == self.next {
-            self.next += 1;
-            (false, false)
-        } else if seq > self.next {
-            for s in self.next..seq {
-                if self.missing.len() >= MAX_MISSING {
-                    break;
-                }
-                self.missing.insert(s);
-            }
-            self.next = seq + 1;
-            (false, false)
-        } else if self.missing.remove(&seq) {
-            (false, true)
-        } else {
-            (true, false)
-        }
-    }
-}
-
-async fn run_subscriber(
-    mut c: Conn,
-    index: usize,
-    publishers: usize,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) -> SubOut {
-    let mut out = SubOut::default();
-    let mut seqs: Vec<SeqTrack> = (0..publishers).map(|_| SeqTrack::default()).collect();
-    let mut samples: Vec<u64> = Vec::with_capacity(LOCAL_SAMPLES);
-    let shard = &shared.lat[index % SHARDS];
-    let flush_samples = |samples: &mut Vec<u64>| {
-        if samples.is_empty() {
-            return;
-        }
-        let mut h = shard.lock().unwrap_or_else(|e| e.into_inner());
-        for &ns in samples.iter() {
-            record_ns(&mut h, ns);
-        }
-        samples.clear();
-    };
-    let result: anyhow::Result<()> = async {
-        loop {
-            let first = tokio::select! {
-                biased;
-                r = stop.changed() => {
-                    if r.is_err() || *stop.borrow() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                m = c.recv() => m?,
-            };
-            let mut next = first;
-            let mut n = 0u64;
-            // One clock read per batch of already-received events (up to 256): reading it
-            // per event cost the load generator ~6 % of its CPU in fan-out runs.
-            let clock = Clock::now(&shared);
-            loop {
-                let Some(m) = next else {
-                    bail!("router closed the subscriber's connection");
-                };
-                n += 1;
-                on_event(m, &mut seqs, &mut out, &mut samples, clock);
-                if samples.len() >= LOCAL_SAMPLES {
-                    flush_samples(&mut samples);
-                }
-                if n >= 256 {
-                    break;
-                }
-                next = match c.try_recv() {
-                    Some(m) => m?,
-                    None => break,
-                };
-            }
-            let total = shared.delivered.fetch_add(n, Ordering::Relaxed) + n;
-            if total >= shared.wake_at.load(Ordering::Relaxed) {
-                shared.notify.notify_waiters();
-            }
-            // Answer pings, if a router sends them.
-            c.flush().await?;
-        }
-    }
-    .await;
-    flush_samples(&mut samples);
-    match result {
-        Ok(()) => c.close().await,
-        Err(e) => {
-            out.error = Some(format!("{e:#}"));
-            shared.failed.store(true, Ordering::Relaxed);
-            shared.notify.notify_waiters();
-        }
-    }
-    out
-}
-
-/// When a batch of events was received, and whether that is inside the measured window.
-#[derive(Debug, Clone, Copy)]
-struct Clock {
-    now_ns: u64,
-    measuring: bool,
-}
-
-impl Clock {
-    fn now(shared: &Shared) -> Clock {
-        let now = Instant::now();
-        Clock {
-            now_ns: now_ns(),
-            measuring: now >= shared.t_rec && now < shared.t_end,
-        }
-    }
-}
-
-fn on_event(
-    m: Message,
-    seqs: &mut [SeqTrack],
-    out: &mut SubOut,
-    samples: &mut Vec<u64>,
-    clock: Clock,
-) {
-    let Message::Event(e) = m else {
-        out.malformed += 1;
-        if out.error.is_none() {
-            out.error = Some(format!("subscriber received {}", m.name()));
-        }
-        return;
-    };
-    // [publisher, seq, timestamp, filler string]
-    type Args = (u64, u64, u64, serde::de::IgnoredAny);
-    let Some((p, seq, ts, _)) = crate::conn::args::<Args>(&e.payload) else {
-        out.malformed += 1;
-        return;
-    };
-    let Some(track) = usize::try_from(p).ok().and_then(|p| seqs.get_mut(p)) else {
-        out.malformed += 1;
-        return;
-    };
-    out.received += 1;
-    let (dup, reordered) = track.see(seq);
-    out.duplicated += u64::from(dup);
-    out.reordered += u64::from(reordered);
-    if clock.measuring {
-        samples.push(clock.now_ns.saturating_sub(ts));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sequence_tracking() {
-        let mut t = SeqTrack::default();
-        assert_eq!(t.see(1), (false, false));
-        assert_eq!(t.see(2), (false, false));
-        assert_eq!(t.see(2), (true, false));
-        assert_eq!(t.see(5), (false, false));
-        assert_eq!(t.see(3), (false, true));
-        assert_eq!(t.see(3), (true, false));
-        assert_eq!(t.missing.len(), 1);
-    }
 
     #[test]
     fn rate_parsing() {

@@ -75,7 +75,7 @@ pub(crate) async fn run(ctx: &Ctx, a: &SessionsArgs) -> anyhow::Result<()> {
             let t = Instant::now();
             let mut c = Conn::connect(&target, i, BufSize::Small, timeout).await?;
             if let Some(topic) = &topic {
-                crate::pubsub::subscribe(&mut c, topic).await?;
+                crate::subscriber::subscribe(&mut c, topic).await?;
             }
             anyhow::Ok((c, t.elapsed()))
         }));
