@@ -18,6 +18,7 @@ mod client;
 mod client_auth;
 mod client_pubsub;
 mod client_pubsub_advanced;
+mod client_pubsub_history;
 mod client_reconnect;
 mod client_reconnect_edges;
 mod client_rpc;
