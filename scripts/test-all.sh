@@ -111,8 +111,29 @@ parity_run() {
     done
     names="$(grep -vxF -f <(echo "$skipped") <<<"$names")"
     echo "test-all: parity run: $(wc -l <<<"$names") tests, $(wc -l <<<"$skipped") skipped ($skips)" >&2
+    local log failed
+    log="$(mktemp)"
     # shellcheck disable=SC2086 # one argument per test name
-    WAMP_TEST_TOPOLOGY=cluster3 cargo test -p wamp-tests --test integration -- --exact $names
+    if WAMP_TEST_TOPOLOGY=cluster3 cargo test -p wamp-tests --test integration -- --exact $names \
+        2>&1 | tee "$log"; then
+        rm -f "$log"
+        return 0
+    fi
+    # A test that failed is run once more, alone: three nodes on a loaded machine can still
+    # hit a propagation window of docs/cluster.md (D3, D9). Failing twice is a failure.
+    failed="$(sed -n 's/^test \(.*\) \.\.\. FAILED$/\1/p' "$log")"
+    rm -f "$log"
+    if [[ -z "$failed" ]]; then
+        echo "test-all: the parity run failed before its tests ran" >&2
+        return 1
+    fi
+    echo "test-all: parity run: retrying once, alone: $(echo $failed)" >&2
+    local t
+    for t in $failed; do
+        WAMP_TEST_TOPOLOGY=cluster3 cargo test -q -p wamp-tests --test integration -- --exact "$t" ||
+            { echo "test-all: parity test $t failed twice" >&2; return 1; }
+    done
+    echo "test-all: parity run passed; retried once: $(echo $failed)" >&2
 }
 
 # `scripts/test-all.sh parity`: only the parity run. With other arguments, only what they
