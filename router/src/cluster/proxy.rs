@@ -12,6 +12,7 @@
 //! each end, so a call's messages keep their order.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -93,8 +94,9 @@ fn new_handle(
     (handle, outbox)
 }
 
-/// Hands each message queued in `outbox` to `each`, until the proxy is dropped.
-async fn drain(outbox: Arc<Outbox>, mut each: impl FnMut(Message, Bytes)) {
+/// Hands each frame queued in `outbox` (msgpack: proxies speak it) to `each`, until the
+/// proxy is dropped.
+async fn drain(outbox: Arc<Outbox>, mut each: impl FnMut(Bytes)) {
     let mut frames = VecDeque::new();
     loop {
         std::future::poll_fn(|cx| {
@@ -109,10 +111,7 @@ async fn drain(outbox: Arc<Outbox>, mut each: impl FnMut(Message, Bytes)) {
             return;
         }
         for f in frames.drain(..) {
-            match Serializer::MsgPack.decode(&f.bytes) {
-                Ok(m) => each(m, f.bytes),
-                Err(e) => warn!(cause = %e, "cluster: a proxy's own message does not decode"),
-            }
+            each(f.bytes);
         }
     }
 }
@@ -150,12 +149,16 @@ impl Proxies {
             );
             let route = Route {
                 realm: link.name.clone(),
-                token: link.token.clone(),
                 node: rec.node.clone(),
+                calls: core.node_subject(&rec.node, "rpc"),
+                no_responders: core.node_subject(
+                    &core.node,
+                    &format!("nr.{}.{}.{}.", link.token, rec.node, handle.id()),
+                ),
             };
             let (core2, h) = (core.clone(), handle.clone());
-            let task = tokio::spawn(drain(outbox, move |m, frame| {
-                to_callee(&core2, &route, &h, m, &frame);
+            let task = tokio::spawn(drain(outbox, move |frame| {
+                to_callee(&core2, &route, &h, frame);
             }));
             CalleeProxy {
                 handle,
@@ -247,14 +250,17 @@ impl Proxies {
                 node,
             );
             let calls: Arc<Mutex<CallMap>> = Arc::default();
-            let (core2, calls2, node2, realm) = (
+            let (core2, calls2, answers, realm) = (
                 core.clone(),
                 calls.clone(),
-                node.to_owned(),
+                core.node_subject(node, "r"),
                 link.name.clone(),
             );
-            let task = tokio::spawn(drain(outbox, move |m, _| {
-                to_caller(&core2, &realm, &node2, &calls2, m);
+            let task = tokio::spawn(drain(outbox, move |frame| {
+                match Serializer::MsgPack.decode(&frame) {
+                    Ok(m) => to_caller(&core2, &realm, &answers, &calls2, m),
+                    Err(e) => warn!(cause = %e, "cluster: a proxy's own message does not decode"),
+                }
             }));
             CallerProxy {
                 handle,
@@ -274,7 +280,13 @@ impl Proxies {
 
 /// The callee's node sends a caller proxy's RESULT or ERROR back, under the calling node's
 /// invocation id.
-fn to_caller(core: &Arc<Core>, realm: &str, node: &str, calls: &Mutex<CallMap>, mut m: Message) {
+fn to_caller(
+    core: &Arc<Core>,
+    realm: &str,
+    answers_subject: &str,
+    calls: &Mutex<CallMap>,
+    mut m: Message,
+) {
     let (request, last) = match &m {
         Message::Result(r) => (
             r.request,
@@ -303,15 +315,15 @@ fn to_caller(core: &Arc<Core>, realm: &str, node: &str, calls: &Mutex<CallMap>, 
         Message::Error(e) => e.request = invocation,
         _ => return,
     }
-    let header = RpcHeader {
-        realm: realm.to_owned(),
-        from: core.node.clone(),
+    let header = RpcHeader::<&str> {
+        realm,
+        from: &core.node,
         incarnation: core.incarnation(),
         callee,
         sent_ms: envelope::now_ms(),
     };
     if let Some(bytes) = envelope::encode_message(&header, &m) {
-        core.send(core.node_subject(node, "r"), bytes);
+        core.send(answers_subject.to_owned(), bytes);
     }
 }
 
@@ -485,40 +497,51 @@ fn at_caller(link: &RealmLink, h: &RpcHeader, m: Message) {
     }
 }
 
-/// The caller's node sends the dealer's INVOCATION or INTERRUPT to the callee's node.
-fn to_callee(core: &Arc<Core>, to: &Route, proxy: &SessionHandle, m: Message, frame: &Bytes) {
-    let header = RpcHeader {
-        realm: to.realm.clone(),
-        from: core.node.clone(),
+/// The caller's node sends the dealer's INVOCATION or INTERRUPT to the callee's node, as
+/// the dealer encoded it (only its code and request id are read).
+fn to_callee(core: &Arc<Core>, to: &Route, proxy: &SessionHandle, frame: Bytes) {
+    let Some((kind, request)) = envelope::msgpack_head(&frame) else {
+        warn!("cluster: a callee proxy's own message does not decode");
+        return;
+    };
+    let invocation = (kind == u64::from(code::INVOCATION))
+        .then(|| Id::new(request))
+        .flatten();
+    let header = RpcHeader::<&str> {
+        realm: &to.realm,
+        from: &core.node,
         incarnation: core.incarnation(),
         callee: proxy.id().get(),
         sent_ms: envelope::now_ms(),
     };
     // An INVOCATION asks nats-server to say at once if the callee's node does not listen
     // (gone, or not subscribed again yet after an outage): the call then fails now.
-    let reply = match &m {
-        Message::Invocation(inv) => Some(core.node_subject(
-            &core.node,
-            &format!("nr.{}.{}.{}.{}", to.token, to.node, proxy.id(), inv.request),
-        )),
-        _ => None,
-    };
-    let subject = core.node_subject(&to.node, "rpc");
-    if core.send_with_reply(subject, reply, envelope::encode_with(&header, frame)) {
+    let reply = invocation.map(|request| {
+        let mut reply = String::with_capacity(to.no_responders.len() + 20);
+        reply.push_str(&to.no_responders);
+        let _ = write!(reply, "{}", request.get());
+        reply
+    });
+    let body = envelope::encode_with(&header, &frame);
+    if core.send_with_reply(to.calls.clone(), reply, body) {
         return;
     }
     // Not sent (NATS is down): the call fails now rather than at its timeout.
-    if let Message::Invocation(inv) = m {
-        unreachable_callee(proxy, inv.request, &to.node);
+    if let Some(request) = invocation {
+        unreachable_callee(proxy, request, &to.node);
     }
 }
 
-/// Where a callee proxy's messages go.
+/// Where a callee proxy's messages go (the subjects formatted once, not per message).
 #[derive(Debug)]
 struct Route {
     realm: String,
-    token: String,
     node: String,
+    /// `<prefix>.n.<node>.rpc`.
+    calls: String,
+    /// `<prefix>.n.<me>.nr.<realm token>.<node>.<proxy>.`, followed by the invocation's
+    /// request id: see [`no_responders`].
+    no_responders: String,
 }
 
 /// Fails invocation `request` of callee proxy `proxy`: its node cannot be reached.
