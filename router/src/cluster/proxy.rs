@@ -504,7 +504,7 @@ fn to_callee(core: &Arc<Core>, to: &Route, proxy: &SessionHandle, frame: Bytes) 
         warn!("cluster: a callee proxy's own message does not decode");
         return;
     };
-    let invocation = (kind == u64::from(code::INVOCATION))
+    let invocation = (kind == code::INVOCATION)
         .then(|| Id::new(request))
         .flatten();
     let header = RpcHeader::<&str> {
