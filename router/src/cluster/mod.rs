@@ -18,6 +18,7 @@
 //! - Meta API (`control.rs`): lists, gets and kills asked of every live node, each
 //!   answering for its own sessions (`crate::meta`'s gather merges the parts).
 
+mod claims;
 mod control;
 mod envelope;
 mod events;

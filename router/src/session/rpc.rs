@@ -49,28 +49,26 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
             format!("at most {max} registrations per session (max_registrations_per_session)"),
         ));
     }
-    let claim = o.invoke == InvokePolicy::Single
-        && !o.force
-        && j.realm
+    // In a cluster, a node's first callee of (procedure, match) claims the invoke policy
+    // cluster-wide first; the local dealer answers the rest, as on a single node.
+    let claim = j.realm.backplane().filter(|_| !o.force).and_then(|b| {
+        let own = j
+            .realm
             .dealer
             .lookup_exactly(&m.procedure, o.policy)
-            .is_none();
-    if let Some(wait) = j
-        .realm
-        .backplane()
-        .filter(|_| claim)
-        .map(|b| b.claim_single(&m.procedure, o.policy, me.id()))
-    {
-        // `single` is exclusive cluster-wide: REGISTERED once this node holds the claim.
+            .is_some_and(|r| r.has_own_callees());
+        (!own).then(|| b.claim(&m.procedure, o.policy, o.invoke))
+    });
+    if let Some(wait) = claim {
         j.defer(Box::pin(async move {
             let claimed = wait.await;
             let done: super::deferred::Completion = Box::new(move |j| {
                 let (request, procedure) = (m.request, m.procedure.clone());
                 let answer = match claimed {
                     Ok(()) => registered(j, m, o).inspect_err(|_| {
-                        // Refused here after all: the claim goes back.
+                        // Refused here after all: the claim goes back (unless held).
                         if let Some(b) = j.realm.backplane() {
-                            b.release_single(&procedure, o.policy, j.handle.id());
+                            b.release_claim(&procedure, o.policy);
                         }
                     }),
                     Err(why) => Err(Refusal::new(uris::PROCEDURE_ALREADY_EXISTS, why)),
@@ -83,12 +81,11 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
         }));
         return Ok(());
     }
-    let single = o.invoke == InvokePolicy::Single;
     if let Some(wait) = j
         .realm
         .backplane()
         .filter(|_| o.force)
-        .and_then(|b| b.force_evict(&m.procedure, o.policy, me.id(), single))
+        .and_then(|b| b.force_evict(&m.procedure, o.policy, me.id(), o.invoke))
     {
         // `force_reregister` in a cluster: REGISTERED once the other nodes evicted theirs.
         j.defer(Box::pin(async move {

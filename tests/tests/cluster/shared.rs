@@ -176,3 +176,78 @@ async fn first_and_last_follow_registration_order() {
     })
     .await;
 }
+
+/// REGISTERs of one procedure with two different invoke policies on n2 and n3 at once,
+/// ten times for each pair: the claim in the KV decides, exactly one gets REGISTERED and the
+/// other `procedure_already_exists`. The same shared policy on both is accepted on both.
+#[tokio::test]
+async fn conflicting_policies_registered_at_once_one_wins() {
+    with_cluster(async |c| {
+        let (mut p2, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
+        let (mut p3, _) = RawPeer::join(&c.url(3), REALM, Serializer::MsgPack).await;
+        let won = |m: &Message| matches!(m, Message::Registered(_));
+        let refused = |m: &Message| {
+            matches!(m, Message::Error(e) if e.error.as_str() == uris::PROCEDURE_ALREADY_EXISTS)
+        };
+        let pairs = [("roundrobin", "random"), ("single", "roundrobin"), ("first", "last")];
+        for (x, y) in pairs {
+            for i in 0..10 {
+                let procedure = format!("cl.shared.conflict.{x}.{y}.{i}");
+                let (a, b) = tokio::join!(
+                    try_register(&mut p2, &procedure, invoke(x)),
+                    try_register(&mut p3, &procedure, invoke(y)),
+                );
+                assert!(
+                    (won(&a) && refused(&b)) || (refused(&a) && won(&b)),
+                    "{procedure}: n2 ({x}) {a:?}, n3 ({y}) {b:?}"
+                );
+            }
+        }
+        for i in 0..10 {
+            let procedure = format!("cl.shared.agree.{i}");
+            let (a, b) = tokio::join!(
+                try_register(&mut p2, &procedure, invoke("roundrobin")),
+                try_register(&mut p3, &procedure, invoke("roundrobin")),
+            );
+            assert!(won(&a) && won(&b), "{procedure}: n2 {a:?}, n3 {b:?}");
+        }
+    })
+    .await;
+}
+
+/// The claim of a shared registration outlives its callees on one node while another node
+/// still has one (another policy stays refused on a third node), and is released once the
+/// last callee in the cluster left (then another policy is accepted).
+#[tokio::test]
+async fn a_policy_is_released_when_the_last_callee_in_the_cluster_leaves() {
+    with_cluster(async |c| {
+        let procedure = "cl.shared.release";
+        let n2 = callee(c, 2, procedure, invoke("roundrobin")).await;
+        let n3 = callee(c, 3, procedure, invoke("roundrobin")).await;
+        let mut caller = caller_when_callable(c, 1, procedure).await;
+        until_both_answer(&mut caller, procedure).await;
+        drop(n2);
+        // n2's callee gone from n1's table: only n3's answers.
+        poll("n2's callee gone on n1", WAIT_ROUTED, async || {
+            let mut only_n3 = true;
+            for _ in 0..4 {
+                only_n3 &= who_answers(&mut caller, procedure).await == "n3";
+            }
+            only_n3.then_some(())
+        })
+        .await;
+        let exists = uris::PROCEDURE_ALREADY_EXISTS;
+        register_fails(&mut caller, procedure, invoke("random"), exists).await;
+        drop(n3);
+        poll(
+            "random accepted once the last callee left",
+            WAIT_ROUTED,
+            async || {
+                let answer = try_register(&mut caller, procedure, invoke("random")).await;
+                matches!(answer, Message::Registered(_)).then_some(())
+            },
+        )
+        .await;
+    })
+    .await;
+}
