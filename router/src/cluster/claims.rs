@@ -7,8 +7,9 @@
 //! or joined by a shared registration of the same policy (compare-and-set on its
 //! revision), or the REGISTER is refused with `procedure_already_exists` (`single`, or
 //! another policy): of two conflicting REGISTERs on two nodes, exactly one wins. A node
-//! leaves the claim once its last callee of the registration left, ordered after that
-//! callee's record; the last node out deletes it. A lost node's share is ignored by
+//! leaves the claim once its last callee of the registration left, ordered before that
+//! callee's record deletion (a node that saw the deletion finds the claim free); the last
+//! node out deletes it. A lost node's share is ignored by
 //! claimants and dropped by the reaper. A `force_reregister` replaces the claim.
 
 use std::sync::Arc;
@@ -209,8 +210,8 @@ impl RealmLink {
     }
 
     /// After a fresh claim: the proxies of `(uri, policy)` still here are callees that left
-    /// (their claim was released after their records' deletion, which is on its way to
-    /// this node): they leave the local registration now, so that it does not refuse or
+    /// (their claim was released just before their records' deletion, which is on its way
+    /// to this node): they leave the local registration now, so that it does not refuse or
     /// route to them.
     fn drop_departed(&self, uri: &Uri, policy: MatchPolicy) {
         let Some(realm) = self.realm.upgrade() else {
@@ -232,7 +233,7 @@ impl RealmLink {
     }
 
     /// This node leaves the claim of `(uri, policy)` unless it still has a callee of it
-    /// (queued after the departed callee's record deletion).
+    /// (queued before the departed callee's record deletion).
     pub(crate) fn release_unless_held(&self, uri: &Uri, policy: MatchPolicy) {
         if !self.holds_share(uri, policy) {
             let _ = self

@@ -407,8 +407,9 @@ impl Backplane for Arc<RealmLink> {
 
     fn callee_removed(&self, callee: Id, reg: Id, uri: &Uri, policy: MatchPolicy) {
         let key = registry::callee_key(&self.token, &self.core.node, callee.get(), reg.get());
-        let _ = self.core.kv_ops.send(KvOp::Delete(key));
+        // The claim first: once the record's deletion is seen, the claim is free.
         self.release_unless_held(uri, policy);
+        let _ = self.core.kv_ops.send(KvOp::Delete(key));
     }
 
     fn testaments(
