@@ -51,6 +51,10 @@ pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
     /// Gives back a claim `claim` took, unused (no local callee of it came or is left).
     fn release_claim(&self, uri: &Uri, policy: MatchPolicy);
 
+    /// A wait that is over once the registry changes this node made so far (callees
+    /// removed, claims given back) are applied, or a bound passed.
+    fn registry_applied(&self) -> Option<Wait<()>>;
+
     /// A local session became a callee of `reg` (other nodes learn of it).
     fn callee_added(&self, callee: &SessionHandle, reg: &Registration, disclose_caller: bool);
 

@@ -243,6 +243,16 @@ impl RealmLink {
         }
     }
 
+    /// [`crate::backplane::Backplane::registry_applied`].
+    pub(crate) fn kv_applied(&self) -> Option<Wait<()>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.core.kv_ops.send(KvOp::Applied(tx)).ok()?;
+        Some(Box::pin(async move {
+            // Bounded: with the registry unreachable the answer still goes out.
+            let _ = tokio::time::timeout(super::registry::KV_TIMEOUT, rx).await;
+        }))
+    }
+
     /// A `force_reregister` of `(uri, policy)` with `invoke` takes the claim over (queued
     /// before the new callee's record).
     pub(crate) fn take_over_claim(&self, uri: &Uri, policy: MatchPolicy, invoke: InvokePolicy) {

@@ -374,6 +374,10 @@ impl Backplane for Arc<RealmLink> {
         self.release_unless_held(uri, policy);
     }
 
+    fn registry_applied(&self) -> Option<Wait<()>> {
+        self.kv_applied()
+    }
+
     fn callee_added(&self, callee: &SessionHandle, reg: &Registration, disclose_caller: bool) {
         if Proxies::is_proxy(callee) {
             return;

@@ -40,6 +40,8 @@ pub(crate) enum KvOp {
     ),
     /// This node leaves claim `key`.
     Release(String),
+    /// Answered once every change queued before it was applied.
+    Applied(oneshot::Sender<()>),
 }
 
 /// The bucket's name.
@@ -142,6 +144,9 @@ async fn apply(core: Arc<Core>, store: kv::Store, mut ops: mpsc::UnboundedReceiv
                 let _ = answer.send(claims::claim(&core, &store, &key, invoke).await);
             }
             KvOp::Release(key) => claims::release(&core, &store, &key).await,
+            KvOp::Applied(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }

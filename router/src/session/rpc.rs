@@ -140,23 +140,32 @@ fn registered(j: &mut Joined, m: Register, o: RegisterOptions) -> Result<(), Ref
 }
 
 pub(super) fn unregister(j: &mut Joined, m: Unregister) -> Result<(), Refusal> {
-    let me = &j.handle;
-    match j.realm.unregister(me.id(), m.registration) {
-        Ok(deleted) => {
-            j.registrations.remove(&m.registration);
-            me.send(
-                &Unregistered {
-                    request: m.request.get(),
-                    details: None,
-                }
-                .into(),
-            );
-            crate::meta::events::unregistered(&j.realm, me.id(), m.registration, deleted);
-            Ok(())
-        }
-        Err(_) => Err(Refusal::new(
+    let id = j.handle.id();
+    let Ok(deleted) = j.realm.unregister(id, m.registration) else {
+        return Err(Refusal::new(
             uris::NO_SUCH_REGISTRATION,
             format!("no registration {} for this session", m.registration),
-        )),
+        ));
+    };
+    j.registrations.remove(&m.registration);
+    let answer = Unregistered {
+        request: m.request.get(),
+        details: None,
+    };
+    // In a cluster, UNREGISTERED once the registry has it (the callee's record gone, this
+    // node's share of the claim given back): a REGISTER elsewhere after it is not refused.
+    match j.realm.backplane().and_then(|b| b.registry_applied()) {
+        Some(applied) => j.defer(Box::pin(async move {
+            applied.await;
+            let done: super::deferred::Completion = Box::new(move |j| {
+                j.handle.send(&answer.into());
+            });
+            done
+        })),
+        None => {
+            j.handle.send(&answer.into());
+        }
     }
+    crate::meta::events::unregistered(&j.realm, id, m.registration, deleted);
+    Ok(())
 }
