@@ -48,6 +48,16 @@ pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
         invoke: InvokePolicy,
     ) -> Option<Wait<()>>;
 
+    /// How many claim shares this node gave back so far (read before a REGISTER is
+    /// checked, for [`Backplane::callee_arrived`]).
+    fn shares_given_back(&self) -> u64;
+
+    /// A local callee of `(uri, policy)` with `invoke` was added; `since`: the
+    /// [`Backplane::shares_given_back`] read before its REGISTER was checked. Should a
+    /// share have been given back meanwhile (the node's last other callee of it left in
+    /// between), the claim is joined again.
+    fn callee_arrived(&self, uri: &Uri, policy: MatchPolicy, invoke: InvokePolicy, since: u64);
+
     /// Gives back a claim `claim` took, unused (no local callee of it came or is left).
     fn release_claim(&self, uri: &Uri, policy: MatchPolicy);
 

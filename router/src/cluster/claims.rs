@@ -12,7 +12,8 @@
 //! node out deletes it. A lost node's share is ignored by
 //! claimants and dropped by the reaper. A `force_reregister` replaces the claim.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::kv;
 use tracing::{debug, warn};
@@ -23,9 +24,26 @@ use super::registry::{timed, KvOp};
 use super::{Core, RealmLink};
 use crate::backplane::Wait;
 use crate::dealer::InvokePolicy;
+use crate::peer::lock;
 
 /// How often a claim is read and written again after another node changed it meanwhile.
 const CAS_ATTEMPTS: usize = 16;
+
+/// This node's claim shares given back, and the lock that orders giving one back with a
+/// callee's arrival: a REGISTER checked while the node's last other callee of it left is
+/// followed by a claim again ([`RealmLink::rejoin_if_given_back`]).
+#[derive(Debug, Default)]
+pub(crate) struct Shares {
+    order: Mutex<()>,
+    given_back: AtomicU64,
+}
+
+impl Shares {
+    /// How many shares were given back so far.
+    pub(crate) fn given_back(&self) -> u64 {
+        self.given_back.load(Ordering::Acquire)
+    }
+}
 
 /// How a claim was won.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,11 +253,46 @@ impl RealmLink {
     /// This node leaves the claim of `(uri, policy)` unless it still has a callee of it
     /// (queued before the departed callee's record deletion).
     pub(crate) fn release_unless_held(&self, uri: &Uri, policy: MatchPolicy) {
+        let shares = &self.core.shares;
+        let _order = lock(&shares.order);
         if !self.holds_share(uri, policy) {
+            shares.given_back.fetch_add(1, Ordering::AcqRel);
             let _ = self
                 .core
                 .kv_ops
                 .send(KvOp::Release(self.claim_key(uri, policy)));
+        }
+    }
+
+    /// [`crate::backplane::Backplane::callee_arrived`]: the claim is joined again (queued
+    /// after the release) if a share was given back since `since`; rare, so the check is
+    /// node-wide, not per claim.
+    pub(crate) fn rejoin_if_given_back(
+        &self,
+        uri: &Uri,
+        policy: MatchPolicy,
+        invoke: InvokePolicy,
+        since: u64,
+    ) {
+        let shares = &self.core.shares;
+        let _order = lock(&shares.order);
+        if shares.given_back() == since {
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let key = self.claim_key(uri, policy);
+        if self
+            .core
+            .kv_ops
+            .send(KvOp::Claim(key, invoke.as_str(), tx))
+            .is_ok()
+        {
+            let uri = uri.clone();
+            tokio::spawn(async move {
+                if let Ok(Err(why)) = rx.await {
+                    warn!(procedure = %uri, why, "cluster: a callee joined a registration whose claim was given back and taken elsewhere");
+                }
+            });
         }
     }
 

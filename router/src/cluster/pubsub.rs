@@ -370,6 +370,14 @@ impl Backplane for Arc<RealmLink> {
         self.evict_remote(uri, policy, callee, invoke)
     }
 
+    fn shares_given_back(&self) -> u64 {
+        self.core.shares.given_back()
+    }
+
+    fn callee_arrived(&self, uri: &Uri, policy: MatchPolicy, invoke: InvokePolicy, since: u64) {
+        self.rejoin_if_given_back(uri, policy, invoke, since);
+    }
+
     fn release_claim(&self, uri: &Uri, policy: MatchPolicy) {
         self.release_unless_held(uri, policy);
     }

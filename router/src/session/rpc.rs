@@ -51,6 +51,7 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
     }
     // In a cluster, a node's first callee of (procedure, match) claims the invoke policy
     // cluster-wide first; the local dealer answers the rest, as on a single node.
+    let since = j.realm.backplane().map(|b| b.shares_given_back());
     let claim = j.realm.backplane().filter(|_| !o.force).and_then(|b| {
         let own = j
             .realm
@@ -65,7 +66,7 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
             let done: super::deferred::Completion = Box::new(move |j| {
                 let (request, procedure) = (m.request, m.procedure.clone());
                 let answer = match claimed {
-                    Ok(()) => registered(j, m, o).inspect_err(|_| {
+                    Ok(()) => registered(j, m, o, since).inspect_err(|_| {
                         // Refused here after all: the claim goes back (unless held).
                         if let Some(b) = j.realm.backplane() {
                             b.release_claim(&procedure, o.policy);
@@ -92,7 +93,7 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
             wait.await;
             let done: super::deferred::Completion = Box::new(move |j| {
                 let request = m.request;
-                if let Err(r) = registered(j, m, o) {
+                if let Err(r) = registered(j, m, o, since) {
                     j.handle.send(&r.to_error(code::REGISTER, request));
                 }
             });
@@ -100,11 +101,17 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
         }));
         return Ok(());
     }
-    registered(j, m, o)
+    registered(j, m, o, since)
 }
 
-/// Adds the callee and answers REGISTERED (or refuses).
-fn registered(j: &mut Joined, m: Register, o: RegisterOptions) -> Result<(), Refusal> {
+/// Adds the callee and answers REGISTERED (or refuses). `since`: in a cluster, how many
+/// claim shares this node had given back when the REGISTER was checked.
+fn registered(
+    j: &mut Joined,
+    m: Register,
+    o: RegisterOptions,
+    since: Option<u64>,
+) -> Result<(), Refusal> {
     let me = &j.handle;
     let request = m.request;
     let registered = j.realm.register(me, &m.procedure, o, |registration| {
@@ -119,6 +126,9 @@ fn registered(j: &mut Joined, m: Register, o: RegisterOptions) -> Result<(), Ref
     let why = match registered {
         Ok(r) => {
             j.registrations.insert(r.id);
+            if let (Some(since), Some(b)) = (since, j.realm.backplane()) {
+                b.callee_arrived(&m.procedure, o.policy, o.invoke, since);
+            }
             crate::meta::events::registered(&j.realm, me.id(), r.id, r.created);
             for (callee, registration) in r.evicted {
                 crate::dealer::revoke(&callee, registration);
