@@ -9,7 +9,7 @@ use std::pin::Pin;
 use wamp_proto::{Id, MatchPolicy, Uri};
 
 use crate::broker::Publication;
-use crate::dealer::Registration;
+use crate::dealer::{InvokePolicy, Registration};
 use crate::peer::SessionHandle;
 
 /// Something to wait for before a reply goes out.
@@ -27,23 +27,43 @@ pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
     /// The first local subscriber to `(uri, policy)` came (`true`) or the last one left.
     fn interest_changed(&self, uri: &Uri, policy: MatchPolicy, added: bool);
 
-    /// A `single` registration must be claimed cluster-wide first: `Err` is the refusal's
-    /// text (another node holds it).
-    fn claim_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id) -> Wait<Result<(), String>>;
+    /// Before the first local callee of `(uri, policy)` (no other callee of it on this node):
+    /// the registration's invoke policy must be claimed cluster-wide. `Err` is the
+    /// refusal's text (it is registered with another policy, or `single`, elsewhere).
+    fn claim(
+        &self,
+        uri: &Uri,
+        policy: MatchPolicy,
+        invoke: InvokePolicy,
+    ) -> Wait<Result<(), String>>;
 
     /// Before a `force_reregister` REGISTER of `(uri, policy)` by local session `callee`
-    /// (`single`: its invoke policy): `Some` while other nodes have callees of it; they
+    /// (with invoke policy `invoke`, which it claims cluster-wide): `Some` while other nodes have callees of it; they
     /// evict them, and the wait is over once they did or a bound passed.
     fn force_evict(
         &self,
         uri: &Uri,
         policy: MatchPolicy,
         callee: Id,
-        single: bool,
+        invoke: InvokePolicy,
     ) -> Option<Wait<()>>;
 
-    /// Gives back a claim `claim_single` took, unused.
-    fn release_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id);
+    /// How many claim shares this node gave back so far (read before a REGISTER is
+    /// checked, for [`Backplane::callee_arrived`]).
+    fn shares_given_back(&self) -> u64;
+
+    /// A local callee of `(uri, policy)` with `invoke` was added; `since`: the
+    /// [`Backplane::shares_given_back`] read before its REGISTER was checked. Should a
+    /// share have been given back meanwhile (the node's last other callee of it left in
+    /// between), the claim is joined again.
+    fn callee_arrived(&self, uri: &Uri, policy: MatchPolicy, invoke: InvokePolicy, since: u64);
+
+    /// Gives back a claim `claim` took, unused (no local callee of it came or is left).
+    fn release_claim(&self, uri: &Uri, policy: MatchPolicy);
+
+    /// A wait that is over once the registry changes this node made so far (callees
+    /// removed, claims given back) are applied, or a bound passed.
+    fn registry_applied(&self) -> Option<Wait<()>>;
 
     /// A local session became a callee of `reg` (other nodes learn of it).
     fn callee_added(&self, callee: &SessionHandle, reg: &Registration, disclose_caller: bool);

@@ -48,6 +48,7 @@ mod meta;
 mod metrics;
 pub(crate) mod patterns;
 mod peer;
+mod probe;
 mod realm;
 mod reload;
 mod server;
@@ -75,6 +76,12 @@ pub use server::Server;
 #[doc(hidden)]
 pub mod __fuzz {
     pub use crate::transport::fuzzing::{rawsocket_frames, rawsocket_handshake, websocket_frames};
+}
+
+/// Internals exposed for the tests' harness only: not an API, no stability promise.
+#[doc(hidden)]
+pub mod __testing {
+    pub use crate::probe::RouteProbe;
 }
 
 /// Internals exposed for `router/benches` only: not an API, no stability promise.

@@ -270,6 +270,12 @@ impl Server {
         crate::stats::table_sizes(&self.shared)
     }
 
+    /// A handle on this router's routing table, for the tests' harness (not an API).
+    #[doc(hidden)]
+    pub fn route_probe(&self) -> crate::__testing::RouteProbe {
+        crate::probe::RouteProbe(self.shared.clone())
+    }
+
     /// Stops accepting, sends every session GOODBYE `wamp.close.system_shutdown`, waits for
     /// the replies (bounded by `goodbye_timeout_ms`) and for every connection to close.
     pub async fn shutdown(self) {

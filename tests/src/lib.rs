@@ -360,6 +360,17 @@ impl RawPeer {
 
     /// Sends a raw frame (for malformed input).
     pub async fn send_frame(&mut self, frame: WsMessage) {
+        if self.spread.is_some() {
+            // In the parity topology a frame that decodes is waited for like `send`'s.
+            let decoded = match &frame {
+                WsMessage::Text(t) => self.serializer.decode(t.as_bytes()).ok(),
+                WsMessage::Binary(b) => self.serializer.decode(b).ok(),
+                _ => None,
+            };
+            if let Some(m) = decoded {
+                self.spread_before_send(&m).await;
+            }
+        }
         self.ws.send(frame).await.expect("send");
     }
 

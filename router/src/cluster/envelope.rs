@@ -80,12 +80,19 @@ pub(crate) struct CalleeRecord {
     pub(crate) registration: u64,
 }
 
-/// Who holds a `single` registration (KV value).
+/// A registration's invoke policy and the nodes with callees of it (KV value; see
+/// `claims.rs`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Claim {
+    pub(crate) invoke: String,
+    pub(crate) holders: Vec<Holder>,
+}
+
+/// A node (one incarnation of it) that holds a share of a [`Claim`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Holder {
     pub(crate) node: String,
     pub(crate) incarnation: u64,
-    pub(crate) session: u64,
 }
 
 /// Why an envelope could not be read.

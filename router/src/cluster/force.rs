@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 use wamp_proto::{Id, MatchPolicy, Uri};
 
-use super::envelope::{self, Claim};
+use super::envelope;
 use super::proxy::Proxies;
 use super::pubsub::RealmLink;
 use super::registry::{self, KvOp};
 use crate::backplane::Wait;
+use crate::dealer::InvokePolicy;
 
 /// How long a forced REGISTER waits for the other nodes to evict their callees at most.
 const FORCE_WAIT: Duration = Duration::from_secs(2);
@@ -53,8 +54,10 @@ impl RealmLink {
         uri: &Uri,
         policy: MatchPolicy,
         callee: Id,
-        single: bool,
+        invoke: InvokePolicy,
     ) -> Option<Wait<()>> {
+        // The forced registration's policy is the procedure's now, whatever it was.
+        self.take_over_claim(uri, policy, invoke);
         if !self.has_remote_callees(uri, policy) {
             return None;
         }
@@ -82,16 +85,6 @@ impl RealmLink {
                         break;
                     }
                 }
-            }
-            if single {
-                // The evicted holder released it, or lost it: this callee holds it now.
-                let claim = Claim {
-                    node: link.core.node.clone(),
-                    incarnation: link.core.incarnation(),
-                    session: callee.get(),
-                };
-                let op = KvOp::Put(link.claim_key(&uri, policy), envelope::encode(&claim), None);
-                let _ = link.core.kv_ops.send(op);
             }
             let _ = link.core.kv_ops.send(KvOp::Delete(key));
         }))

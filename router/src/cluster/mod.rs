@@ -18,6 +18,7 @@
 //! - Meta API (`control.rs`): lists, gets and kills asked of every live node, each
 //!   answering for its own sessions (`crate::meta`'s gather merges the parts).
 
+mod claims;
 mod control;
 mod envelope;
 mod events;
@@ -63,7 +64,7 @@ pub(crate) struct Core {
     incarnation: AtomicU64,
     pub(crate) prefix: String,
     pub(crate) client: async_nats::Client,
-    /// The registry (callees, `single` claims, reap markers), once JetStream answered.
+    /// The registry (callees, registration claims, reap markers), once JetStream answered.
     kv: OnceLock<kv::Store>,
     out: mpsc::Sender<Outgoing>,
     /// This node's registry changes, applied in order.
@@ -85,6 +86,8 @@ pub(crate) struct Core {
     pub(crate) retained: retained::Writer,
     /// Replicas of the KV buckets this node creates (`[cluster] kv_replicas`).
     pub(crate) kv_replicas: usize,
+    /// This node's claim shares given back (`claims.rs`).
+    pub(crate) shares: claims::Shares,
 }
 
 impl Core {
@@ -205,6 +208,7 @@ impl Cluster {
             events,
             retained: retained::Writer::default(),
             kv_replicas: config.kv_replicas,
+            shares: claims::Shares::default(),
         });
         for realm in router.realms() {
             let mode = realms

@@ -212,6 +212,15 @@ impl Proxies {
         }
     }
 
+    /// Every proxy leaves registration `reg` here (its callees left the cluster).
+    pub(crate) fn drop_registration(&self, realm: &Realm, reg: Id) {
+        for p in lock(&self.callees).values_mut() {
+            if p.registrations.remove(&reg.get()) {
+                let _ = realm.dealer.unregister(p.handle.id(), reg);
+            }
+        }
+    }
+
     /// `node` is lost: its callees leave every registration here and their callers get
     /// ERROR `canceled`; the calls it made here are forgotten (callees are interrupted).
     pub(crate) fn node_lost(&self, realm: &Realm, node: &str) {

@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 use wamp_proto::message::Event;
 use wamp_proto::{Id, MatchPolicy, Message, Uri};
 
-use super::envelope::{self, CalleeRecord, Claim, EventHeader};
+use super::envelope::{self, CalleeRecord, EventHeader};
 use super::names;
 use super::proxy::Proxies;
 use super::registry::{self, KvOp};
@@ -20,7 +20,7 @@ use super::Core;
 use crate::backplane::{Backplane, Wait};
 use crate::broker::Publication;
 use crate::config::PubSubMode;
-use crate::dealer::Registration;
+use crate::dealer::{InvokePolicy, Registration};
 use crate::peer::{lock, SessionHandle};
 use crate::realm::Realm;
 
@@ -351,24 +351,13 @@ impl Backplane for Arc<RealmLink> {
         }
     }
 
-    fn claim_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id) -> Wait<Result<(), String>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let claim = Claim {
-            node: self.core.node.clone(),
-            incarnation: self.core.incarnation(),
-            session: callee.get(),
-        };
-        let sent = self
-            .core
-            .kv_ops
-            .send(KvOp::Claim(self.claim_key(uri, policy), claim, tx));
-        Box::pin(async move {
-            if sent.is_err() {
-                return Err("the cluster registry is not running".into());
-            }
-            rx.await
-                .unwrap_or_else(|_| Err("the cluster registry is not running".into()))
-        })
+    fn claim(
+        &self,
+        uri: &Uri,
+        policy: MatchPolicy,
+        invoke: InvokePolicy,
+    ) -> Wait<Result<(), String>> {
+        self.claim_registration(uri, policy, invoke)
     }
 
     fn force_evict(
@@ -376,16 +365,25 @@ impl Backplane for Arc<RealmLink> {
         uri: &Uri,
         policy: MatchPolicy,
         callee: Id,
-        single: bool,
+        invoke: InvokePolicy,
     ) -> Option<Wait<()>> {
-        self.evict_remote(uri, policy, callee, single)
+        self.evict_remote(uri, policy, callee, invoke)
     }
 
-    fn release_single(&self, uri: &Uri, policy: MatchPolicy, callee: Id) {
-        let _ = self
-            .core
-            .kv_ops
-            .send(KvOp::Release(self.claim_key(uri, policy), callee.get()));
+    fn shares_given_back(&self) -> u64 {
+        self.core.shares.given_back()
+    }
+
+    fn callee_arrived(&self, uri: &Uri, policy: MatchPolicy, invoke: InvokePolicy, since: u64) {
+        self.rejoin_if_given_back(uri, policy, invoke, since);
+    }
+
+    fn release_claim(&self, uri: &Uri, policy: MatchPolicy) {
+        self.release_unless_held(uri, policy);
+    }
+
+    fn registry_applied(&self) -> Option<Wait<()>> {
+        self.kv_applied()
     }
 
     fn callee_added(&self, callee: &SessionHandle, reg: &Registration, disclose_caller: bool) {
@@ -421,11 +419,9 @@ impl Backplane for Arc<RealmLink> {
 
     fn callee_removed(&self, callee: Id, reg: Id, uri: &Uri, policy: MatchPolicy) {
         let key = registry::callee_key(&self.token, &self.core.node, callee.get(), reg.get());
+        // The claim first: once the record's deletion is seen, the claim is free.
+        self.release_unless_held(uri, policy);
         let _ = self.core.kv_ops.send(KvOp::Delete(key));
-        let _ = self
-            .core
-            .kv_ops
-            .send(KvOp::Release(self.claim_key(uri, policy), callee.get()));
     }
 
     fn testaments(

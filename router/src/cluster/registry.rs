@@ -1,9 +1,10 @@
-//! The registry: callees and `single` claims in a JetStream KV bucket that every node
+//! The registry: callees and registration claims in a JetStream KV bucket that every node
 //! watches, and the reaping of a lost node's records.
 //!
 //! Keys (KV keys allow `[-/_=.a-zA-Z0-9]`, so URIs are never keys):
 //! - `c.<realm>.<node>.<session>.<registration>`: a callee ([`CalleeRecord`]);
-//! - `x.<realm>.<registration>`: who holds a `single` registration ([`Claim`]);
+//! - `x.<realm>.<registration>`: its invoke policy and the nodes with callees of it
+//!   ([`super::envelope::Claim`], `claims.rs`);
 //! - `t.<realm>.<node>.<session>`: a session's testaments, published by the reaper;
 //! - `f.<realm>.<registration>`: a `force_reregister` in progress: the other nodes evict
 //!   their callees of it;
@@ -18,11 +19,12 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::envelope::{self, CalleeRecord, Claim};
+use super::claims::{self, Claimed};
+use super::envelope::{self, CalleeRecord};
 use super::Core;
 
 /// How long a registry operation may take before it counts as failed.
-const KV_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const KV_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A change this node makes to the registry, applied in order by one task.
 #[derive(Debug)]
@@ -30,10 +32,16 @@ pub(crate) enum KvOp {
     /// Put `key`; the answer (if asked for) once it is stored or failed.
     Put(String, Bytes, Option<oneshot::Sender<()>>),
     Delete(String),
-    /// Create `key` only if absent; the answer says whether this node holds it now.
-    Claim(String, Claim, oneshot::Sender<Result<(), String>>),
-    /// Delete a claim if `session` of this node holds it.
-    Release(String, u64),
+    /// Takes or joins claim `key` for an invoke policy; the answer says how, or why not.
+    Claim(
+        String,
+        &'static str,
+        oneshot::Sender<Result<Claimed, String>>,
+    ),
+    /// This node leaves claim `key`.
+    Release(String),
+    /// Answered once every change queued before it was applied.
+    Applied(oneshot::Sender<()>),
 }
 
 /// The bucket's name.
@@ -132,49 +140,14 @@ async fn apply(core: Arc<Core>, store: kv::Store, mut ops: mpsc::UnboundedReceiv
                     warn!(key, cause = %e, "cluster: registry delete failed");
                 }
             }
-            KvOp::Claim(key, claim, answer) => {
-                let _ = answer.send(claim_one(&core, &store, &key, &claim).await);
+            KvOp::Claim(key, invoke, answer) => {
+                let _ = answer.send(claims::claim(&core, &store, &key, invoke).await);
             }
-            KvOp::Release(key, session) => {
-                if let Ok(Some(e)) = timed(store.entry(key.clone())).await {
-                    let mine = e.operation == kv::Operation::Put
-                        && envelope::decode::<Claim>(&e.value)
-                            .is_ok_and(|c| c.node == core.node && c.session == session);
-                    if mine {
-                        // Only the value read: a claim taken over meanwhile stays.
-                        let _ = timed(store.delete_expect_revision(&key, Some(e.revision))).await;
-                    }
-                }
+            KvOp::Release(key) => claims::release(&core, &store, &key).await,
+            KvOp::Applied(done) => {
+                let _ = done.send(());
             }
         }
-    }
-}
-
-async fn claim_one(core: &Core, store: &kv::Store, key: &str, claim: &Claim) -> Result<(), String> {
-    let value = envelope::encode(claim);
-    match tokio::time::timeout(KV_TIMEOUT, store.create(key, value.clone())).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-            // Held already: by a lost node's incarnation, it is taken over.
-            let holder = timed(store.get(key.to_owned()))
-                .await
-                .ok()
-                .flatten()
-                .and_then(|v| envelope::decode::<Claim>(&v).ok());
-            match holder {
-                Some(h) if core.nodes.is_lost(&h.node, h.incarnation) => {
-                    timed(store.put(key, value)).await.map(|_| ()).map_err(|e| e.to_string())
-                }
-                Some(h) if h.node == core.node && h.session == claim.session => Ok(()),
-                Some(h) => Err(format!(
-                    "the procedure is registered with invoke policy `single` on cluster node `{}`",
-                    h.node
-                )),
-                None => Err("the procedure is registered with invoke policy `single` elsewhere in the cluster".into()),
-            }
-        }
-        Ok(Err(e)) => Err(format!("the cluster registry refused the claim: {e}")),
-        Err(_) => Err("the cluster registry cannot be reached; `single` registrations are refused until it can".into()),
     }
 }
 
@@ -362,14 +335,7 @@ pub(crate) async fn reap(core: Arc<Core>, node: String, incarnation: u64) {
             }
             doomed.push(key);
         } else if key.starts_with("x.") {
-            let holder = timed(store.get(key.clone()))
-                .await
-                .ok()
-                .flatten()
-                .and_then(|v| envelope::decode::<Claim>(&v).ok());
-            if holder.is_some_and(|h| h.node == node && h.incarnation == incarnation) {
-                doomed.push(key);
-            }
+            claims::reap(&store, &key, &node, incarnation).await;
         }
     }
     let n = doomed.len();

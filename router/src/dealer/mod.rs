@@ -121,6 +121,13 @@ impl Registration {
             .collect()
     }
 
+    /// Whether one of the callees is this node's own session (not a cluster's proxy).
+    pub(crate) fn has_own_callees(&self) -> bool {
+        read(&self.callees)
+            .iter()
+            .any(|c| !c.session.is_cluster_proxy())
+    }
+
     /// The callees' sessions, in registration order.
     #[cfg(feature = "cluster-nats")]
     pub(crate) fn callee_sessions(&self) -> Vec<SessionHandle> {

@@ -45,6 +45,9 @@ pub(crate) enum State {
     Established,
     /// The router sent GOODBYE and waits for the reply; the transport closes after it.
     Closing,
+    /// The client sent GOODBYE; its reply waits until the cluster registry took this
+    /// node's share of its registrations back (`leaving.rs`). Other messages are ignored.
+    Leaving,
 }
 
 /// What the driver does after a message.
@@ -110,7 +113,7 @@ pub(crate) struct Joined {
     /// soft bound; nothing more is read from this session until it drains.
     pub(crate) paused_by: Option<SessionHandle>,
     /// Requests whose answer waits for the cluster (a first subscription's NATS interest, a
-    /// `single` registration's claim), in arrival order; boxed, since most sessions never
+    /// registration's claim, ...), in arrival order; boxed, since most sessions never
     /// have one (8 bytes in every connection's task instead of a `VecDeque`'s 32).
     #[allow(clippy::box_collection)]
     pub(crate) deferred: Option<Box<VecDeque<super::deferred::Deferred>>>,
@@ -181,7 +184,7 @@ impl SessionCore {
     pub(crate) fn deadline(&self) -> Deadline {
         match self.state {
             State::AwaitHello | State::Authenticating => Deadline::Hello,
-            State::Established => Deadline::None,
+            State::Established | State::Leaving => Deadline::None,
             State::Closing => Deadline::Goodbye,
         }
     }
@@ -248,7 +251,7 @@ impl SessionCore {
                 self.state = State::Closing;
                 Flow::Continue
             }
-            State::Closing => Flow::Continue,
+            State::Closing | State::Leaving => Flow::Continue,
             State::AwaitHello | State::Authenticating => Flow::Close(CloseReason::Normal),
         }
     }
@@ -349,7 +352,7 @@ impl SessionCore {
             (State::Closing, Message::Goodbye(_) | Message::Abort(_)) => {
                 Flow::Close(CloseReason::Normal)
             }
-            (State::Closing, _) => Flow::Continue,
+            (State::Closing | State::Leaving, _) => Flow::Continue,
             (State::Established, m) => self.on_established(m),
         }
     }
@@ -359,6 +362,9 @@ impl SessionCore {
     pub(crate) fn poll_deferred(&mut self, cx: &mut Context<'_>) {
         if let Some(j) = &mut self.joined {
             super::deferred::poll(j, cx);
+            if self.state == State::Leaving && j.deferred.is_none() {
+                self.goodbye_and_out();
+            }
         }
     }
 
@@ -421,14 +427,12 @@ impl SessionCore {
         };
         let handled = match msg {
             Message::Goodbye(_) => {
-                j.handle.send_goodbye(
-                    &Goodbye {
-                        details: Default::default(),
-                        reason: Uri::new(uris::CLOSE_GOODBYE_AND_OUT),
-                    }
-                    .into(),
-                );
-                self.rejoinable();
+                if let Some(wait) = super::leaving::registrations_given_back(j) {
+                    j.defer(wait);
+                    self.state = State::Leaving;
+                } else {
+                    self.goodbye_and_out();
+                }
                 return Flow::Continue;
             }
             Message::Abort(a) => {
@@ -488,6 +492,16 @@ impl SessionCore {
         }
     }
 
+    /// The client's GOODBYE answered: the session ends, the transport stays open.
+    fn goodbye_and_out(&mut self) {
+        if let Some(j) = &self.joined {
+            let reason = Uri::new(uris::CLOSE_GOODBYE_AND_OUT);
+            let details = Default::default();
+            j.handle.send_goodbye(&Goodbye { details, reason }.into());
+        }
+        self.rejoinable();
+    }
+
     /// After the GOODBYE handshake: the session ends, the transport stays open for a new
     /// HELLO. What was queued (the GOODBYE reply) is written first.
     fn rejoinable(&mut self) {
@@ -501,20 +515,20 @@ impl SessionCore {
     /// Idempotent.
     pub(crate) fn leave(&mut self) {
         // Without a GOODBYE handshake (router shutdown excepted) the transport was lost.
-        self.leave_with(self.state != State::Closing);
+        self.leave_with(!matches!(self.state, State::Closing | State::Leaving));
     }
 
     fn leave_with(&mut self, lost: bool) {
         if let Some(p) = self.pending.take() {
             p.release(self);
         }
-        let Some(j) = self.joined.take() else {
+        let Some(mut j) = self.joined.take() else {
             return;
         };
         let id = j.handle.id();
         let realm = &j.realm;
         realm.sessions.remove(&id);
-        if let Some(testaments) = j.testaments {
+        if let Some(testaments) = j.testaments.take() {
             meta::publish_testaments(realm, &j.handle, *testaments, lost);
             if let Some(b) = realm.backplane() {
                 b.testaments(id, Vec::new());
@@ -525,11 +539,7 @@ impl SessionCore {
                 meta::events::unsubscribed(realm, id, *sub, deleted);
             }
         }
-        for reg in &j.registrations {
-            if let Ok(deleted) = realm.unregister(id, *reg) {
-                meta::events::unregistered(realm, id, *reg, deleted);
-            }
-        }
+        super::leaving::unregister_all(&j);
         dealer::answer::fail_pending_invocations(&j.handle);
         dealer::answer::forget_pending_calls(&j.handle);
         self.router.session_ids.remove(&id);

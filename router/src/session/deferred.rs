@@ -1,6 +1,7 @@
 //! Requests whose answer waits for the cluster (a first subscription's NATS interest, a
-//! `single` registration's claim, a testament kept by the registry): queued on the session
-//! in arrival order and finished by its own task once their wait is over.
+//! registration's claim, a testament kept by the registry, an UNREGISTER or GOODBYE until
+//! the registry has it): queued on the session in arrival order and finished by its own
+//! task once their wait is over.
 
 use std::task::{Context, Poll};
 

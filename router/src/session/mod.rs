@@ -6,6 +6,7 @@ pub(crate) mod core;
 mod deferred;
 pub(crate) mod driver;
 mod hello;
+mod leaving;
 mod pubsub;
 mod rpc;
 

@@ -49,28 +49,27 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
             format!("at most {max} registrations per session (max_registrations_per_session)"),
         ));
     }
-    let claim = o.invoke == InvokePolicy::Single
-        && !o.force
-        && j.realm
+    // In a cluster, a node's first callee of (procedure, match) claims the invoke policy
+    // cluster-wide first; the local dealer answers the rest, as on a single node.
+    let since = j.realm.backplane().map(|b| b.shares_given_back());
+    let claim = j.realm.backplane().filter(|_| !o.force).and_then(|b| {
+        let own = j
+            .realm
             .dealer
             .lookup_exactly(&m.procedure, o.policy)
-            .is_none();
-    if let Some(wait) = j
-        .realm
-        .backplane()
-        .filter(|_| claim)
-        .map(|b| b.claim_single(&m.procedure, o.policy, me.id()))
-    {
-        // `single` is exclusive cluster-wide: REGISTERED once this node holds the claim.
+            .is_some_and(|r| r.has_own_callees());
+        (!own).then(|| b.claim(&m.procedure, o.policy, o.invoke))
+    });
+    if let Some(wait) = claim {
         j.defer(Box::pin(async move {
             let claimed = wait.await;
             let done: super::deferred::Completion = Box::new(move |j| {
                 let (request, procedure) = (m.request, m.procedure.clone());
                 let answer = match claimed {
-                    Ok(()) => registered(j, m, o).inspect_err(|_| {
-                        // Refused here after all: the claim goes back.
+                    Ok(()) => registered(j, m, o, since).inspect_err(|_| {
+                        // Refused here after all: the claim goes back (unless held).
                         if let Some(b) = j.realm.backplane() {
-                            b.release_single(&procedure, o.policy, j.handle.id());
+                            b.release_claim(&procedure, o.policy);
                         }
                     }),
                     Err(why) => Err(Refusal::new(uris::PROCEDURE_ALREADY_EXISTS, why)),
@@ -83,19 +82,18 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
         }));
         return Ok(());
     }
-    let single = o.invoke == InvokePolicy::Single;
     if let Some(wait) = j
         .realm
         .backplane()
         .filter(|_| o.force)
-        .and_then(|b| b.force_evict(&m.procedure, o.policy, me.id(), single))
+        .and_then(|b| b.force_evict(&m.procedure, o.policy, me.id(), o.invoke))
     {
         // `force_reregister` in a cluster: REGISTERED once the other nodes evicted theirs.
         j.defer(Box::pin(async move {
             wait.await;
             let done: super::deferred::Completion = Box::new(move |j| {
                 let request = m.request;
-                if let Err(r) = registered(j, m, o) {
+                if let Err(r) = registered(j, m, o, since) {
                     j.handle.send(&r.to_error(code::REGISTER, request));
                 }
             });
@@ -103,11 +101,17 @@ pub(super) fn register(j: &mut Joined, m: Register) -> Result<(), Refusal> {
         }));
         return Ok(());
     }
-    registered(j, m, o)
+    registered(j, m, o, since)
 }
 
-/// Adds the callee and answers REGISTERED (or refuses).
-fn registered(j: &mut Joined, m: Register, o: RegisterOptions) -> Result<(), Refusal> {
+/// Adds the callee and answers REGISTERED (or refuses). `since`: in a cluster, how many
+/// claim shares this node had given back when the REGISTER was checked.
+fn registered(
+    j: &mut Joined,
+    m: Register,
+    o: RegisterOptions,
+    since: Option<u64>,
+) -> Result<(), Refusal> {
     let me = &j.handle;
     let request = m.request;
     let registered = j.realm.register(me, &m.procedure, o, |registration| {
@@ -122,6 +126,9 @@ fn registered(j: &mut Joined, m: Register, o: RegisterOptions) -> Result<(), Ref
     let why = match registered {
         Ok(r) => {
             j.registrations.insert(r.id);
+            if let (Some(since), Some(b)) = (since, j.realm.backplane()) {
+                b.callee_arrived(&m.procedure, o.policy, o.invoke, since);
+            }
             crate::meta::events::registered(&j.realm, me.id(), r.id, r.created);
             for (callee, registration) in r.evicted {
                 crate::dealer::revoke(&callee, registration);
@@ -143,23 +150,32 @@ fn registered(j: &mut Joined, m: Register, o: RegisterOptions) -> Result<(), Ref
 }
 
 pub(super) fn unregister(j: &mut Joined, m: Unregister) -> Result<(), Refusal> {
-    let me = &j.handle;
-    match j.realm.unregister(me.id(), m.registration) {
-        Ok(deleted) => {
-            j.registrations.remove(&m.registration);
-            me.send(
-                &Unregistered {
-                    request: m.request.get(),
-                    details: None,
-                }
-                .into(),
-            );
-            crate::meta::events::unregistered(&j.realm, me.id(), m.registration, deleted);
-            Ok(())
-        }
-        Err(_) => Err(Refusal::new(
+    let id = j.handle.id();
+    let Ok(deleted) = j.realm.unregister(id, m.registration) else {
+        return Err(Refusal::new(
             uris::NO_SUCH_REGISTRATION,
             format!("no registration {} for this session", m.registration),
-        )),
+        ));
+    };
+    j.registrations.remove(&m.registration);
+    let answer = Unregistered {
+        request: m.request.get(),
+        details: None,
+    };
+    // In a cluster, UNREGISTERED once the registry has it (the callee's record gone, this
+    // node's share of the claim given back): a REGISTER elsewhere after it is not refused.
+    match j.realm.backplane().and_then(|b| b.registry_applied()) {
+        Some(applied) => j.defer(Box::pin(async move {
+            applied.await;
+            let done: super::deferred::Completion = Box::new(move |j| {
+                j.handle.send(&answer.into());
+            });
+            done
+        })),
+        None => {
+            j.handle.send(&answer.into());
+        }
     }
+    crate::meta::events::unregistered(&j.realm, id, m.registration, deleted);
+    Ok(())
 }

@@ -16,7 +16,8 @@
 //!   the server in-process are not part of the parity run.
 //! - Guard: a TestRouter whose peers (two or more) all landed on one node fails when it is
 //!   dropped: such a test would prove nothing about the cluster.
-//! - Registrations (D3) are waited for before each CALL (see [`sync`]).
+//! - Registrations and their ends (D3) are waited for before each CALL, those of the same
+//!   procedure before each REGISTER (D6; see [`sync`]).
 
 pub(crate) mod sync;
 
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::OnceCell;
 use wamp_proto::Serializer;
+use wamp_router::__testing::RouteProbe;
 use wamp_router::{Config, Server};
 
 use crate::cluster::seen_nodes;
@@ -69,6 +71,8 @@ pub(crate) struct Group {
     peers: [AtomicUsize; NODES],
     /// Registrations made through the group's peers (see [`sync`]).
     pub(crate) registrations: Mutex<Vec<sync::Registration>>,
+    /// Each node's routing table, node 1 first (see [`sync`]).
+    pub(crate) tables: Vec<RouteProbe>,
 }
 
 /// Every live group, by the `host:port` of each of its nodes.
@@ -183,6 +187,7 @@ pub(crate) async fn start(toml: &str) -> (Server, Spread) {
         next_peer: AtomicUsize::new(0),
         peers: Default::default(),
         registrations: Mutex::new(Vec::new()),
+        tables: servers.iter().map(Server::route_probe).collect(),
     });
     {
         let mut groups = GROUPS.lock().unwrap_or_else(PoisonError::into_inner);

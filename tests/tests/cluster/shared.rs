@@ -1,8 +1,9 @@
 //! Registrations shared across nodes: `single` is cluster-wide, policies must agree, and
 //! the invocation policies pick among callees on n2 and n3 for calls from n1.
 
+use wamp_proto::message::{Goodbye, Unregister};
 use wamp_proto::options::dict;
-use wamp_proto::{uris, Dict, Message, Payload, Serializer, Value};
+use wamp_proto::{uris, Dict, Message, Payload, Serializer, Uri, Value};
 use wamp_tests::cluster::{
     call_served, poll, serve, with_cluster, Cluster, Served, REALM, WAIT_ROUTED,
 };
@@ -172,6 +173,134 @@ async fn first_and_last_follow_registration_order() {
         for _ in 0..20 {
             assert_eq!(who_answers(&mut caller, "cl.shared.first").await, "n2");
             assert_eq!(who_answers(&mut caller, "cl.shared.last").await, "n3");
+        }
+    })
+    .await;
+}
+
+/// REGISTERs of one procedure with two different invoke policies on n2 and n3 at once,
+/// ten times for each pair: the claim in the KV decides, exactly one gets REGISTERED and the
+/// other `procedure_already_exists`. The same shared policy on both is accepted on both.
+#[tokio::test]
+async fn conflicting_policies_registered_at_once_one_wins() {
+    with_cluster(async |c| {
+        let (mut p2, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
+        let (mut p3, _) = RawPeer::join(&c.url(3), REALM, Serializer::MsgPack).await;
+        let won = |m: &Message| matches!(m, Message::Registered(_));
+        let refused = |m: &Message| {
+            matches!(m, Message::Error(e) if e.error.as_str() == uris::PROCEDURE_ALREADY_EXISTS)
+        };
+        let pairs = [("roundrobin", "random"), ("single", "roundrobin"), ("first", "last")];
+        for (x, y) in pairs {
+            for i in 0..10 {
+                let procedure = format!("cl.shared.conflict.{x}.{y}.{i}");
+                let (a, b) = tokio::join!(
+                    try_register(&mut p2, &procedure, invoke(x)),
+                    try_register(&mut p3, &procedure, invoke(y)),
+                );
+                assert!(
+                    (won(&a) && refused(&b)) || (refused(&a) && won(&b)),
+                    "{procedure}: n2 ({x}) {a:?}, n3 ({y}) {b:?}"
+                );
+            }
+        }
+        for i in 0..10 {
+            let procedure = format!("cl.shared.agree.{i}");
+            let (a, b) = tokio::join!(
+                try_register(&mut p2, &procedure, invoke("roundrobin")),
+                try_register(&mut p3, &procedure, invoke("roundrobin")),
+            );
+            assert!(won(&a) && won(&b), "{procedure}: n2 {a:?}, n3 {b:?}");
+        }
+    })
+    .await;
+}
+
+/// The claim of a shared registration outlives its callees on one node while another node
+/// still has one (another policy stays refused on a third node), and is released once the
+/// last callee in the cluster left (then another policy is accepted).
+#[tokio::test]
+async fn a_policy_is_released_when_the_last_callee_in_the_cluster_leaves() {
+    with_cluster(async |c| {
+        let procedure = "cl.shared.release";
+        let n2 = callee(c, 2, procedure, invoke("roundrobin")).await;
+        let n3 = callee(c, 3, procedure, invoke("roundrobin")).await;
+        let mut caller = caller_when_callable(c, 1, procedure).await;
+        until_both_answer(&mut caller, procedure).await;
+        drop(n2);
+        // n2's callee gone from n1's table: only n3's answers (until then a call routed to
+        // n2's may fail, D3).
+        poll("n2's callee gone on n1", WAIT_ROUTED, async || {
+            let mut only_n3 = true;
+            for _ in 0..4 {
+                let answer = call_served(&mut caller, procedure, Payload::default()).await;
+                let tag = match &answer {
+                    Message::Result(r) => r.payload.args.as_ref().and_then(|a| a.first()),
+                    _ => None,
+                };
+                only_n3 &= tag.and_then(Value::as_str) == Some("n3");
+            }
+            only_n3.then_some(())
+        })
+        .await;
+        let exists = uris::PROCEDURE_ALREADY_EXISTS;
+        register_fails(&mut caller, procedure, invoke("random"), exists).await;
+        drop(n3);
+        poll(
+            "random accepted once the last callee left",
+            WAIT_ROUTED,
+            async || {
+                let answer = try_register(&mut caller, procedure, invoke("random")).await;
+                matches!(answer, Message::Registered(_)).then_some(())
+            },
+        )
+        .await;
+    })
+    .await;
+}
+
+/// A registration ended on n2 (UNREGISTERED, or the GOODBYE reply, received) can be made
+/// again on n3 at once, `single` or with another policy, ten times each: the claim was
+/// given back before the answer.
+#[tokio::test]
+async fn a_procedure_given_up_can_be_registered_elsewhere_at_once() {
+    with_cluster(async |c| {
+        let (mut p3, _) = RawPeer::join(&c.url(3), REALM, Serializer::MsgPack).await;
+        for i in 0..10 {
+            let procedure = format!("cl.shared.given_up.unregister.{i}");
+            let (mut p2, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
+            let registration = p2.register(&procedure, Dict::new()).await;
+            let request = p2.request();
+            let unregister = Unregister {
+                request,
+                registration,
+                options: None,
+            };
+            p2.send(&unregister.into()).await;
+            let answer = p2.recv().await;
+            assert!(matches!(answer, Message::Unregistered(_)), "{answer:?}");
+            let answer = try_register(&mut p3, &procedure, invoke("roundrobin")).await;
+            assert!(
+                matches!(answer, Message::Registered(_)),
+                "{procedure}: {answer:?}"
+            );
+        }
+        for i in 0..10 {
+            let procedure = format!("cl.shared.given_up.goodbye.{i}");
+            let (mut p2, _) = RawPeer::join(&c.url(2), REALM, Serializer::Json).await;
+            p2.register(&procedure, invoke("random")).await;
+            let goodbye = Goodbye {
+                details: Dict::new(),
+                reason: Uri::new(uris::CLOSE_NORMAL),
+            };
+            p2.send(&goodbye.into()).await;
+            let answer = p2.recv().await;
+            assert!(matches!(answer, Message::Goodbye(_)), "{answer:?}");
+            let answer = try_register(&mut p3, &procedure, Dict::new()).await;
+            assert!(
+                matches!(answer, Message::Registered(_)),
+                "{procedure}: {answer:?}"
+            );
         }
     })
     .await;
