@@ -106,7 +106,6 @@ impl Registration {
     }
 
     /// The callees' session ids, in registration order (meta API).
-    #[cfg(feature = "cluster-nats")]
     pub(crate) fn callee_ids(&self) -> Vec<Id> {
         read(&self.callees).iter().map(|c| c.session.id()).collect()
     }
