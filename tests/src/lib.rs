@@ -357,8 +357,19 @@ impl RawPeer {
         self.ws.send(frame).await.expect("send");
     }
 
-    /// Sends a raw frame (for malformed input).
+    /// Sends a raw frame (for malformed input, or exact bytes). In the parity topology a
+    /// frame that decodes gets the same hook as [`RawPeer::send`] (the registration wait).
     pub async fn send_frame(&mut self, frame: WsMessage) {
+        if self.spread.is_some() {
+            let msg = match &frame {
+                WsMessage::Text(t) => self.serializer.decode(t.as_bytes()).ok(),
+                WsMessage::Binary(b) => self.serializer.decode(b).ok(),
+                _ => None,
+            };
+            if let Some(msg) = msg {
+                self.spread_before_send(&msg).await;
+            }
+        }
         self.ws.send(frame).await.expect("send");
     }
 
