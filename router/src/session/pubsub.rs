@@ -92,20 +92,28 @@ pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), 
         j.paused_by.get_or_insert(s);
     }
     if stored_first {
-        let wait = j.realm.backplane().and_then(|b| b.retained_stored());
-        let done: super::deferred::Completion = Box::new(move |j| {
-            j.flush_fanout();
-            j.handle.send(&published.into());
-        });
-        match wait {
-            Some(wait) => j.defer(Box::pin(async move {
-                wait.await;
-                done
-            })),
-            None => done(j),
-        }
+        published_once_stored(j, published);
     }
     Ok(())
+}
+
+/// Sends PUBLISHED of a retained event once the other nodes can replay it (out of line:
+/// PUBLISH's common path stays small).
+#[cold]
+#[inline(never)]
+fn published_once_stored(j: &mut Joined, published: Published) {
+    let wait = j.realm.backplane().and_then(|b| b.retained_stored());
+    let done: super::deferred::Completion = Box::new(move |j| {
+        j.flush_fanout();
+        j.handle.send(&published.into());
+    });
+    match wait {
+        Some(wait) => j.defer(Box::pin(async move {
+            wait.await;
+            done
+        })),
+        None => done(j),
+    }
 }
 
 pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
