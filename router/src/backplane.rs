@@ -27,6 +27,14 @@ pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
     /// The first local subscriber to `(uri, policy)` came (`true`) or the last one left.
     fn interest_changed(&self, uri: &Uri, policy: MatchPolicy, added: bool);
 
+    /// After a retained PUBLISH that asked for an acknowledgement: `Some` while a retained
+    /// event this node took is not yet stored for the other nodes (PUBLISHED waits for it).
+    fn retained_stored(&self) -> Option<Wait<()>>;
+
+    /// Before a `get_retained` replay: `Some` while this node may not yet have applied
+    /// every retained event stored for the cluster (SUBSCRIBED waits for it).
+    fn retained_caught_up(&self) -> Option<Wait<()>>;
+
     /// Before the first local callee of `(uri, policy)` (no other callee of it on this node):
     /// the registration's invoke policy must be claimed cluster-wide. `Err` is the
     /// refusal's text (it is registered with another policy, or `single`, elsewhere).
@@ -78,10 +86,6 @@ pub(crate) trait Backplane: Send + Sync + std::fmt::Debug {
         session: Id,
         testaments: Vec<crate::meta::PortableTestament>,
     ) -> Option<Wait<()>>;
-
-    /// The other live nodes' sessions in this realm (with one of `authroles`), as of their
-    /// last heartbeat.
-    fn remote_sessions(&self, authroles: Option<&[String]>) -> u64;
 
     /// The nodes alive, this one included, sorted.
     fn nodes(&self) -> Vec<String>;

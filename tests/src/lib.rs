@@ -358,7 +358,8 @@ impl RawPeer {
         self.ws.send(frame).await.expect("send");
     }
 
-    /// Sends a raw frame (for malformed input).
+    /// Sends a raw frame (for malformed input, or exact bytes). In the parity topology a
+    /// frame that decodes gets the same hook as [`RawPeer::send`] (the registration wait).
     pub async fn send_frame(&mut self, frame: WsMessage) {
         if self.spread.is_some() {
             // In the parity topology a frame that decodes is waited for like `send`'s.

@@ -55,7 +55,8 @@ pub(crate) fn is_stale(sent_ms: u64, bound: u64) -> bool {
 pub(crate) struct Heartbeat {
     pub(crate) node: String,
     pub(crate) incarnation: u64,
-    /// Sessions per (realm, authrole) on the node.
+    /// Sessions per (realm, authrole): no longer filled in (`wamp.session.count` asks every
+    /// node), kept so that heartbeats of this and of older builds decode on both.
     #[serde(default)]
     pub(crate) sessions: Vec<(String, String, u64)>,
 }

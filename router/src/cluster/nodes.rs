@@ -21,8 +21,6 @@ struct Peer {
     incarnation: u64,
     last: Instant,
     alive: bool,
-    /// Sessions per (realm, authrole), from its last heartbeat.
-    sessions: Vec<(String, String, u64)>,
 }
 
 /// The other nodes as this one sees them.
@@ -87,7 +85,6 @@ impl Nodes {
                     incarnation,
                     last: now,
                     alive: true,
-                    sessions: Vec::new(),
                 };
                 Heard::Restarted(old)
             }
@@ -98,31 +95,9 @@ impl Nodes {
                         incarnation,
                         last: now,
                         alive: true,
-                        sessions: Vec::new(),
                     },
                 );
                 Heard::Joined
-            }
-        }
-    }
-
-    /// The live nodes' sessions in `realm` (with one of `authroles`).
-    pub(crate) fn sessions(&self, realm: &str, authroles: Option<&[String]>) -> u64 {
-        lock(&self.peers)
-            .values()
-            .filter(|p| p.alive)
-            .flat_map(|p| p.sessions.iter())
-            .filter(|(r, role, _)| {
-                r == realm && authroles.is_none_or(|a| a.iter().any(|x| x == role))
-            })
-            .map(|(_, _, n)| n)
-            .sum()
-    }
-
-    fn set_sessions(&self, node: &str, incarnation: u64, sessions: Vec<(String, String, u64)>) {
-        if let Some(p) = lock(&self.peers).get_mut(node) {
-            if p.incarnation == incarnation {
-                p.sessions = sessions;
             }
         }
     }
@@ -167,7 +142,6 @@ pub(crate) async fn run(core: Arc<Core>, router: Weak<RouterShared>) {
                     };
                     if hb.node != c.node {
                         heard(&c, &hb.node, hb.incarnation);
-                        c.nodes.set_sessions(&hb.node, hb.incarnation, hb.sessions);
                     }
                 }),
             );
@@ -203,35 +177,13 @@ pub(crate) async fn run(core: Arc<Core>, router: Weak<RouterShared>) {
         let hb = Heartbeat {
             node: core.node.clone(),
             incarnation: core.incarnation(),
-            sessions: router
-                .upgrade()
-                .map(|r| session_counts(&r))
-                .unwrap_or_default(),
+            sessions: Vec::new(),
         };
         core.send(hb_subject.clone(), envelope::encode(&hb));
         for (node, incarnation) in core.nodes.silent(core.node_timeout) {
             lose(&core, &node, incarnation);
         }
     }
-}
-
-/// This node's sessions per (realm, authrole), for its heartbeat.
-fn session_counts(router: &RouterShared) -> Vec<(String, String, u64)> {
-    let mut out = Vec::new();
-    for realm in router.realms() {
-        let mut by_role: HashMap<String, u64> = HashMap::new();
-        for s in realm.sessions.iter() {
-            *by_role
-                .entry(s.value().shared().authrole.to_string())
-                .or_default() += 1;
-        }
-        out.extend(
-            by_role
-                .into_iter()
-                .map(|(role, n)| (realm.name.clone(), role, n)),
-        );
-    }
-    out
 }
 
 /// A node spoke: a new or returning node's records are read (again).

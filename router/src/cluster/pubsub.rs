@@ -324,6 +324,14 @@ impl Backplane for Arc<RealmLink> {
         }))
     }
 
+    fn retained_stored(&self) -> Option<Wait<()>> {
+        retained::written(&self.core)
+    }
+
+    fn retained_caught_up(&self) -> Option<Wait<()>> {
+        Some(retained::caught_up(&self.core))
+    }
+
     fn interest_changed(&self, uri: &Uri, policy: MatchPolicy, added: bool) {
         if self.mode == PubSubMode::Broadcast {
             return;
@@ -441,10 +449,6 @@ impl Backplane for Arc<RealmLink> {
         Some(Box::pin(async move {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(3), rx).await;
         }))
-    }
-
-    fn remote_sessions(&self, authroles: Option<&[String]>) -> u64 {
-        self.core.nodes.sessions(&self.name, authroles)
     }
 
     fn nodes(&self) -> Vec<String> {

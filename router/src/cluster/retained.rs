@@ -9,15 +9,21 @@
 //! the key's revision). Writes are coalesced per key: only a topic's latest pending event
 //! is written. With JetStream unreachable, each node keeps what it has (as a single node
 //! does) and the writes are logged and dropped.
+//!
+//! Read-your-writes across nodes (docs/cluster.md D9): an acknowledged retained PUBLISH
+//! gets PUBLISHED once its event is in the bucket ([`written`]), and a `get_retained`
+//! SUBSCRIBE is answered once this node applied everything the bucket held when it came
+//! ([`caught_up`]); both are bounded by [`SYNC_BOUND`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::Stream;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tracing::{debug, warn};
 use wamp_proto::message::Event;
 use wamp_proto::{Message, Uri};
@@ -26,6 +32,7 @@ use super::envelope;
 use super::pubsub::RealmLink;
 use super::registry::{self, timed};
 use super::Core;
+use crate::backplane::Wait;
 use crate::broker::{Filter, Publication, StoredEvent};
 use crate::peer::lock;
 
@@ -34,6 +41,9 @@ const MAX_KEY: usize = 3000;
 
 /// How often a write is retried when another node wrote the key meanwhile.
 const WRITE_ATTEMPTS: usize = 3;
+
+/// How long a PUBLISHED or a `get_retained` SUBSCRIBE waits for the bucket at most.
+const SYNC_BOUND: Duration = Duration::from_secs(2);
 
 /// The order of retained events of one topic: later publish time first, then the
 /// publishing node's counter, then the node (a tie-break that every node computes alike).
@@ -54,13 +64,41 @@ struct RetainedHeader {
     stamp: Stamp,
 }
 
-/// This node's writer: the events waiting to be written, newest per key.
-#[derive(Debug, Default)]
+/// This node's writer: the events waiting to be written, newest per key, and how far this
+/// node is in step with the bucket.
+#[derive(Debug)]
 pub(crate) struct Writer {
-    pending: Mutex<HashMap<String, (Stamp, Bytes)>>,
+    /// By key: the stamp, the value, and the offer's ticket.
+    pending: Mutex<Pending>,
     wake: Notify,
     /// The last stamp drawn: (ms, seq), never going back.
     last: Mutex<(u64, u64)>,
+    /// The bucket's stream, once the bucket is open.
+    stream: watch::Sender<Option<Stream>>,
+    /// The highest ticket whose write is over (written, superseded, or given up).
+    written: watch::Sender<u64>,
+    /// The highest bucket revision this node applied.
+    applied: watch::Sender<u64>,
+}
+
+/// The offers not written yet, and the last ticket given (one per offer, in order).
+#[derive(Debug, Default)]
+struct Pending {
+    by_key: HashMap<String, (Stamp, Bytes, u64)>,
+    ticket: u64,
+}
+
+impl Default for Writer {
+    fn default() -> Writer {
+        Writer {
+            pending: Mutex::default(),
+            wake: Notify::new(),
+            last: Mutex::default(),
+            stream: watch::Sender::new(None),
+            written: watch::Sender::new(0),
+            applied: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Writer {
@@ -136,24 +174,92 @@ pub(crate) fn offer(link: &RealmLink, p: &Publication) {
         warn!(topic = %p.topic, "cluster: cannot encode a retained event for the other nodes");
         return;
     };
-    lock(&core.retained.pending).insert(key, (stamp, value));
+    let mut pending = lock(&core.retained.pending);
+    pending.ticket += 1;
+    let ticket = pending.ticket;
+    pending.by_key.insert(key, (stamp, value, ticket));
+    drop(pending);
     core.retained.wake.notify_one();
+}
+
+/// A wait that is over once every retained event this node offered so far is written to
+/// the bucket (or its write was given up), at most [`SYNC_BOUND`]; `None`: nothing pending.
+pub(crate) fn written(core: &Core) -> Option<Wait<()>> {
+    let ticket = lock(&core.retained.pending).ticket;
+    let mut done = core.retained.written.subscribe();
+    if *done.borrow() >= ticket {
+        return None;
+    }
+    Some(Box::pin(async move {
+        let _ = tokio::time::timeout(SYNC_BOUND, done.wait_for(|t| *t >= ticket)).await;
+    }))
+}
+
+/// A wait that is over once this node applied every retained event the bucket holds now
+/// (one JetStream request for the bucket's last revision; first the bucket is opened, if it
+/// is not yet), at most [`SYNC_BOUND`].
+pub(crate) fn caught_up(core: &Core) -> Wait<()> {
+    let mut stream = core.retained.stream.subscribe();
+    let mut applied = core.retained.applied.subscribe();
+    Box::pin(async move {
+        let sync = async {
+            let open = match stream.wait_for(Option::is_some).await {
+                Ok(open) => open.clone(),
+                Err(_) => return,
+            };
+            let Some(stream) = open else {
+                return;
+            };
+            match stream.get_info().await {
+                Ok(info) => {
+                    let last = info.state.last_sequence;
+                    let _ = applied.wait_for(|a| *a >= last).await;
+                }
+                Err(e) => {
+                    debug!(cause = %e, "cluster: the retained bucket's state is unknown; replaying what this node has")
+                }
+            }
+        };
+        if tokio::time::timeout(SYNC_BOUND, sync).await.is_err() {
+            debug!("cluster: the retained bucket was not caught up in time; replaying what this node has");
+        }
+    })
 }
 
 /// Opens the bucket, follows it into every realm's broker, and writes this node's retained
 /// events, until the router stops.
 pub(crate) async fn run(core: Arc<Core>) {
     let store = registry::open_bucket(&core, &bucket(&core), "retained events").await;
+    core.retained
+        .stream
+        .send_replace(Some(store.stream.clone()));
     let (c, s) = (core.clone(), store.clone());
     super::spawn(&core, async move {
-        registry::follow(s, move |e| apply(&c, e)).await;
+        registry::follow(s, move |e| {
+            apply(&c, e);
+            c.retained.applied.send_if_modified(|a| {
+                let newer = e.revision > *a;
+                *a = (*a).max(e.revision);
+                newer
+            });
+        })
+        .await;
     });
     loop {
         core.retained.wake.notified().await;
-        let batch: Vec<_> = lock(&core.retained.pending).drain().collect();
-        for (key, (stamp, value)) in batch {
+        let batch: Vec<_> = lock(&core.retained.pending).by_key.drain().collect();
+        let mut last = 0;
+        for (key, (stamp, value, ticket)) in batch {
             write_newest(&store, &key, stamp, value).await;
+            last = last.max(ticket);
         }
+        // Every earlier offer is in this batch or an earlier one (a newer offer of a key
+        // replaces the older, with a higher ticket).
+        core.retained.written.send_if_modified(|w| {
+            let newer = last > *w;
+            *w = (*w).max(last);
+            newer
+        });
     }
 }
 

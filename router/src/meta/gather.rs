@@ -10,9 +10,8 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use wamp_proto::message::{code, Result as CallResult};
 use wamp_proto::options::dict;
-use wamp_proto::{uris, Dict, Id, Message, Payload, Value};
+use wamp_proto::{uris, Dict, Id, Message, Value};
 
 use super::{sessions, tables, Args};
 use crate::backplane::{Backplane, Wait};
@@ -50,8 +49,8 @@ enum Merge {
 }
 
 /// How `procedure`'s answer merges; `None`: it is not asked of the other nodes
-/// (`wamp.session.count` comes from heartbeats, `wamp.registration.match` from the routing
-/// table, which knows every node's callees, testaments are the caller's own).
+/// (`wamp.registration.match` answers from the routing table, which knows every node's
+/// callees; testaments are the caller's own).
 fn merge_of(procedure: &str) -> Option<Merge> {
     Some(match procedure {
         "wamp.session.get"
@@ -65,7 +64,8 @@ fn merge_of(procedure: &str) -> Option<Merge> {
         | "wamp.subscription.match"
         | "wamp.subscription.list_subscribers"
         | "wamp.registration.list_callees" => Merge::Union,
-        "wamp.session.kill_by_authrole"
+        "wamp.session.count"
+        | "wamp.session.kill_by_authrole"
         | "wamp.subscription.count_subscribers"
         | "wamp.registration.count_callees" => Merge::Sum,
         "wamp.subscription.list" | "wamp.registration.list" => Merge::ByPolicy,
@@ -101,17 +101,23 @@ fn own_part(
 }
 
 /// Answers another node's query for this node's part (a procedure not gathered, or any
-/// refusal, is [`Part::Nothing`]: the asking node has refused bad arguments itself).
+/// refusal, is [`Part::Nothing`]: the asking node has refused bad arguments itself); for
+/// [`super::history::GET_EVENTS`], the subscription's description (`wamp.subscription.get`).
 #[cfg(feature = "cluster-nats")]
 pub(crate) fn answer(realm: &Realm, q: Query) -> Part {
-    if !realm.meta_api || !is_gathered(&q.procedure) {
-        return Part::Nothing;
-    }
     let a = Args {
         args: q.args,
         kwargs: q.kwargs,
     };
-    own_part(realm, &q.procedure, &a, None).map_or(Part::Nothing, Part::Answer)
+    // `get_events` (allowed without the meta API) asks what a subscription is.
+    let found = if q.procedure == super::history::GET_EVENTS {
+        tables::subscription(realm, "get", &a)
+    } else if realm.meta_api && is_gathered(&q.procedure) {
+        own_part(realm, &q.procedure, &a, None)
+    } else {
+        return Part::Nothing;
+    };
+    found.map_or(Part::Nothing, Part::Answer)
 }
 
 /// Whether a refusal of this node's part only says this node has nothing for it.
@@ -147,15 +153,7 @@ pub(super) fn across_nodes(
     Ok(Box::pin(async move {
         let parts = others.await;
         let answer = combine(merge, own, parts);
-        match answer {
-            Ok(v) => CallResult {
-                request,
-                details: Dict::new(),
-                payload: Payload::args(vec![v]),
-            }
-            .into(),
-            Err(r) => r.to_error(code::CALL, request),
-        }
+        super::reply(request, answer)
     }))
 }
 

@@ -10,6 +10,8 @@ mod history;
 mod sessions;
 mod tables;
 
+use std::sync::Arc;
+
 use wamp_proto::message::{Call, Result as CallResult};
 use wamp_proto::{uris, Dict, Id, Payload, Value};
 
@@ -62,7 +64,7 @@ pub(crate) const CLUSTER_NODES: &str = "wamp_router.cluster.nodes";
 /// The session calling a meta procedure.
 pub(crate) struct Caller<'a> {
     pub(crate) handle: &'a SessionHandle,
-    pub(crate) realm: &'a Realm,
+    pub(crate) realm: &'a Arc<Realm>,
     pub(crate) testaments: &'a mut Option<Box<Testaments>>,
 }
 
@@ -118,6 +120,19 @@ impl Args {
     }
 }
 
+/// The RESULT (one argument) or ERROR answering CALL `request`.
+pub(super) fn reply(request: Id, answer: Result<Value, Refusal>) -> wamp_proto::Message {
+    match answer {
+        Ok(v) => CallResult {
+            request,
+            details: Dict::new(),
+            payload: Payload::args(vec![v]),
+        }
+        .into(),
+        Err(r) => r.to_error(wamp_proto::message::code::CALL, request),
+    }
+}
+
 /// Answers a CALL to a meta procedure (`is_meta_procedure`); `Some`: the answer (a RESULT
 /// or ERROR) goes out once the wait is over: in a cluster, once the other nodes answered
 /// their part of a list, get or kill, or kept a testament.
@@ -126,7 +141,7 @@ pub(crate) fn call(
     mut m: Call,
 ) -> Result<Option<crate::backplane::Wait<wamp_proto::Message>>, Refusal> {
     let procedure = m.procedure.as_str();
-    if !c.realm.meta_api && procedure != "wamp.subscription.get_events" {
+    if !c.realm.meta_api && procedure != history::GET_EVENTS {
         return Err(Refusal::new(
             uris::NO_SUCH_PROCEDURE,
             format!("the meta API is disabled on realm `{}`", c.realm.name),
@@ -160,8 +175,11 @@ pub(crate) fn call(
             ));
         };
         Value::List(b.nodes().into_iter().map(Value::Str).collect())
-    } else if procedure == "wamp.subscription.get_events" {
-        history::get_events(c.handle, c.realm, &args)?
+    } else if procedure == history::GET_EVENTS {
+        match history::get_events(c.handle, c.realm, args, m.request)? {
+            history::Answer::Now(v) => v,
+            history::Answer::Later(wait) => return Ok(Some(wait)),
+        }
     } else if let Some(name) = procedure.strip_prefix("wamp.subscription.") {
         tables::subscription(c.realm, name, &args)?
     } else {
@@ -170,13 +188,7 @@ pub(crate) fn call(
             "no such meta procedure",
         ));
     };
-    let payload = Payload::args(vec![answer]);
-    let result = CallResult {
-        request: m.request,
-        details: Dict::new(),
-        payload,
-    }
-    .into();
+    let result = reply(m.request, Ok(answer));
     if let Some(wait) = stored {
         return Ok(Some(Box::pin(async move {
             wait.await;

@@ -207,7 +207,7 @@ fn kill(targets: &[SessionHandle], (reason, message): (&str, Option<&str>)) {
     }
 }
 
-/// `wamp.session.<name>` for this node's own sessions: `list`, `get`, `kill` and
+/// `wamp.session.<name>` for this node's own sessions: `count`, `list`, `get`, `kill` and
 /// `kill_by_*` (`except`: the caller, never killed by the latter). In a cluster each node
 /// answers this part and the asking node merges them (`super::gather`).
 pub(super) fn own(
@@ -224,6 +224,10 @@ pub(super) fn own(
             .ok_or_else(|| no_such_session(id))
     };
     Ok(match name {
+        "count" => {
+            a.at_most(1)?;
+            (with_roles(realm, a)?.len() as u64).into()
+        }
         "list" => {
             a.at_most(1)?;
             Value::List(ids(&with_roles(realm, a)?))
@@ -284,16 +288,6 @@ pub(super) fn call(
 ) -> Result<Value, Refusal> {
     let realm = c.realm;
     Ok(match name {
-        "count" => {
-            a.at_most(1)?;
-            let found = with_roles(realm, a)?.len() as u64;
-            let roles = authroles(a)?;
-            // In a cluster: and the other nodes' sessions, as of their last heartbeat.
-            let remote = realm
-                .backplane()
-                .map_or(0, |b| b.remote_sessions(roles.as_deref()));
-            (found + remote).into()
-        }
         "add_testament" => {
             let topic = a.str(0, "topic")?;
             let uri = Uri::new(topic);

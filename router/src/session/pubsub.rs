@@ -66,17 +66,18 @@ pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), 
     } else {
         Dict::new()
     };
+    let published = Published {
+        request: m.request,
+        publication,
+    };
+    // In a cluster, an acknowledged retained event's PUBLISHED waits until the other nodes
+    // can replay it (docs/cluster.md D9).
+    let stored_first = o.acknowledge && o.retain && j.realm.backplane().is_some();
     // PUBLISHED first (as Crossbar does): the publisher learns the id before any echo of it,
     // and after the echoes of what it published before.
-    if o.acknowledge {
+    if o.acknowledge && !stored_first {
         j.flush_fanout();
-        j.handle.send(
-            &Published {
-                request: m.request,
-                publication,
-            }
-            .into(),
-        );
+        j.handle.send(&published.clone().into());
     }
     let delivered = j.realm.publish(Publication {
         topic: m.topic,
@@ -90,7 +91,29 @@ pub(super) fn publish(j: &mut Joined, m: Publish, disclose: bool) -> Result<(), 
     if let Some(s) = delivered.over_bound {
         j.paused_by.get_or_insert(s);
     }
+    if stored_first {
+        published_once_stored(j, published);
+    }
     Ok(())
+}
+
+/// Sends PUBLISHED of a retained event once the other nodes can replay it (out of line:
+/// PUBLISH's common path stays small).
+#[cold]
+#[inline(never)]
+fn published_once_stored(j: &mut Joined, published: Published) {
+    let wait = j.realm.backplane().and_then(|b| b.retained_stored());
+    let done: super::deferred::Completion = Box::new(move |j| {
+        j.flush_fanout();
+        j.handle.send(&published.into());
+    });
+    match wait {
+        Some(wait) => j.defer(Box::pin(async move {
+            wait.await;
+            done
+        })),
+        None => done(j),
+    }
 }
 
 pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
@@ -131,19 +154,32 @@ pub(super) fn subscribe(j: &mut Joined, m: Subscribe) -> Result<(), Refusal> {
             format!("at most {max} subscriptions per session (max_subscriptions_per_session)"),
         ));
     }
-    if let Some(wait) = j
-        .realm
-        .backplane()
-        .and_then(|b| b.interest_pending(&m.topic, policy))
-    {
-        // The first subscriber here: SUBSCRIBED once the other nodes route events to us.
-        let done: super::deferred::Completion =
-            Box::new(move |j| subscribed(j, m, policy, get_retained));
-        j.defer(Box::pin(async move {
-            wait.await;
-            done
-        }));
-        return Ok(());
+    if let Some(b) = j.realm.backplane() {
+        // The first subscriber here: SUBSCRIBED once the other nodes route events to us;
+        // with `get_retained`, once this node has the retained events stored so far.
+        let interest = b.interest_pending(&m.topic, policy);
+        let retained = get_retained.then(|| b.retained_caught_up()).flatten();
+        if interest.is_some() || retained.is_some() {
+            let done: super::deferred::Completion =
+                Box::new(move |j| subscribed(j, m, policy, get_retained));
+            j.defer(Box::pin(async move {
+                futures_util::future::join(
+                    async move {
+                        if let Some(w) = interest {
+                            w.await
+                        }
+                    },
+                    async move {
+                        if let Some(w) = retained {
+                            w.await
+                        }
+                    },
+                )
+                .await;
+                done
+            }));
+            return Ok(());
+        }
     }
     subscribed(j, m, policy, get_retained);
     Ok(())

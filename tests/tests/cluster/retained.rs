@@ -101,6 +101,29 @@ async fn a_retained_event_reaches_every_node_is_replaced_everywhere_and_outlives
     .await;
 }
 
+/// Read-your-writes: once PUBLISHED of a retained event came, `get_retained` on another
+/// node replays that event, without waiting or retrying (D9 needs neither for an
+/// acknowledged publication), each of ten times in a row, exact and prefix.
+#[tokio::test]
+async fn an_acknowledged_retained_event_is_replayed_at_once_on_every_node() {
+    with_cluster(async |c| {
+        let (mut publ, _) = RawPeer::join(&c.url(1), REALM, Serializer::Json).await;
+        let (mut p2, _) = RawPeer::join(&c.url(2), REALM, Serializer::MsgPack).await;
+        let (mut p3, _) = RawPeer::join(&c.url(3), REALM, Serializer::Json).await;
+        let topic = "cl.ret.now";
+        for i in 0..10u64 {
+            let id = publish_acked(&mut publ, topic, retain(), Payload::args(vec![i.into()])).await;
+            let got = retained(&mut p2, topic, "exact").await;
+            let ids: Vec<Id> = got.iter().map(|e| e.publication).collect();
+            assert_eq!(ids, vec![id], "n2, publication {i}");
+            let got = retained(&mut p3, "cl.ret.", "prefix").await;
+            let ids: Vec<Id> = got.iter().map(|e| e.publication).collect();
+            assert_eq!(ids, vec![id], "n3, publication {i}");
+        }
+    })
+    .await;
+}
+
 /// A retained event with `eligible_authid` and `exclude_authrole`, published on n1, is
 /// replayed on n2 only to whom the lists allow.
 #[tokio::test]
