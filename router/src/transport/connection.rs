@@ -4,8 +4,8 @@
 //!
 //! Nothing is buffered while the connection is idle: reads go through the worker thread's
 //! read buffer (only an incomplete frame is kept, see [`super::reader`]), and outgoing
-//! payloads are written from the queue as they are, each behind a header the framing formats
-//! on the stack.
+//! frames are written from the queue as they are (most come framed already; a bare payload
+//! gets a header the framing formats on the stack).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -23,7 +23,7 @@ use crate::peer::{Out, Outbox};
 
 /// Pongs owed at most (RawSocket answers every PING); more is abuse and closes.
 const MAX_PONGS: usize = 256;
-/// Frames handed to one vectored write (two slices each).
+/// Frames handed to one vectored write (one or two slices each).
 const WRITE_FRAMES: usize = 64;
 
 /// What ended reading.
