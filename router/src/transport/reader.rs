@@ -19,15 +19,16 @@ use std::cell::Cell;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncRead;
 
 use super::framing::{Framing, FramingError, Inbound, Parsed};
 
 /// The size of a worker thread's read buffer.
 const ARENA: usize = 64 * 1024;
-/// The least room a read gets: an arena (still pinned) with less left is replaced.
-const MIN_READ: usize = 16 * 1024;
+/// The most one read takes into the arena, and the least room it gets there (an arena
+/// still pinned with less left is replaced).
+const READ: usize = 16 * 1024;
 /// An incomplete frame longer than this waits in a buffer of its own.
 const OWN_BUFFER: usize = 16 * 1024;
 
@@ -71,7 +72,14 @@ impl<F: Framing> Decoder<F> {
     ) -> Poll<Option<Result<bool, FramingError>>> {
         let own = self.reads_into_kept();
         let mut buf = self.begin(own);
-        match tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut buf) {
+        // At most READ bytes into the arena: what one read may hand on (a poll's reads
+        // together, for fairness) stays as before. A long frame's own buffer takes its rest.
+        let read = if own {
+            tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut buf)
+        } else {
+            tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut (&mut buf).limit(READ))
+        };
+        match read {
             Poll::Ready(Ok(n)) if n > 0 => {
                 if !own {
                     self.kept = BytesMut::new();
@@ -120,7 +128,7 @@ impl<F: Framing> Decoder<F> {
         if own {
             return std::mem::take(&mut self.kept);
         }
-        let need = self.kept.len() + MIN_READ;
+        let need = self.kept.len() + READ;
         let mut buf = ARENA_BUF.take().unwrap_or_default();
         // Back to the chunk's start when none of its messages is alive any more.
         let _unpinned = buf.try_reclaim(ARENA);
@@ -387,6 +395,22 @@ mod tests {
         // The message is the frame's own buffer, past the header: not copied.
         assert_eq!(got[0].as_ptr() as usize, own + 14);
         assert!(d.is_unallocated());
+    }
+
+    #[test]
+    fn one_read_takes_at_most_16_kib_of_messages() {
+        let wire: Vec<u8> = (0..100).flat_map(|_| raw(&[3u8; 400])).collect();
+        let mut d = rawsocket();
+        let mut io = Reads::new([wire]);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut n = 0;
+        let read = d.poll_read(&mut io, &mut cx, |_| {
+            n += 1;
+            true
+        });
+        assert_eq!(read, Poll::Ready(Some(Ok(true))));
+        assert_eq!(n, READ / 404);
+        assert_eq!(read_all(&mut d, &mut io).len(), 100 - n);
     }
 
     #[test]
