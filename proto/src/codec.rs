@@ -130,11 +130,7 @@ impl Serializer {
         if self == Serializer::Json && raw.is_none() {
             return Ok(Encoded::Text(serde_json::to_string(msg)?));
         }
-        // Room for a typical message (growing from an empty Vec made small msgpack messages
-        // slower to encode than JSON), plus the payload copied in.
-        let mut buf = Vec::with_capacity(raw.map_or(128, |r| {
-            96 + r.args_bytes().len() + r.kwargs_bytes().map_or(0, <[u8]>::len)
-        }));
+        let mut buf = Vec::with_capacity(size_hint(raw));
         self.append(msg, raw, &mut buf)?;
         Ok(match self {
             Serializer::Json => Encoded::Text(String::from_utf8(buf).map_err(|_| not_utf8())?),
@@ -142,25 +138,45 @@ impl Serializer {
         })
     }
 
+    /// Encodes one message after `headroom` zero bytes, in a buffer sized like
+    /// [`Serializer::encode`]'s: room for a frame header to be written in front of it, so
+    /// that header and message are one buffer.
+    #[inline]
+    pub fn encode_after(self, headroom: usize, msg: &Message) -> Result<Vec<u8>, EncodeError> {
+        let raw = self.own_raw(msg);
+        let mut buf = Vec::with_capacity(headroom + size_hint(raw));
+        buf.resize(headroom, 0);
+        self.append_checked(msg, raw, &mut buf)?;
+        Ok(buf)
+    }
+
     /// Encodes one message at the end of `buf` (what [`Serializer::encode`] returns, with no
     /// buffer of its own); on an error `buf` is as it was.
     pub fn encode_into(self, msg: &Message, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         let start = buf.len();
-        let raw = self.own_raw(msg);
-        let done = self.append(msg, raw, buf).and_then(|()| {
-            // A JSON text must be UTF-8: serde_json writes only that, a spliced payload is
-            // checked like `encode` checks it.
-            match (self, raw) {
-                (Serializer::Json, Some(_)) => std::str::from_utf8(&buf[start..])
-                    .map(drop)
-                    .map_err(|_| not_utf8()),
-                _ => Ok(()),
-            }
-        });
+        let done = self.append_checked(msg, self.own_raw(msg), buf);
         if done.is_err() {
             buf.truncate(start);
         }
         done
+    }
+
+    /// [`Serializer::append`], then for JSON with a spliced payload the check that the text
+    /// is UTF-8 (serde_json writes only that; `encode` checks a splice the same way).
+    fn append_checked(
+        self,
+        msg: &Message,
+        raw: Option<&RawPayload>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        let start = buf.len();
+        self.append(msg, raw, buf)?;
+        match (self, raw) {
+            (Serializer::Json, Some(_)) => std::str::from_utf8(&buf[start..])
+                .map(drop)
+                .map_err(|_| not_utf8()),
+            _ => Ok(()),
+        }
     }
 
     /// The message's payload, if it is still in this serializer's encoding.
@@ -319,11 +335,19 @@ fn cbor_read(bytes: &[u8]) -> Result<Message, DecodeError> {
         .map_err(|e| Serializer::Cbor.error(&at, e))
 }
 
-/// Encodes `v` as CBOR at the end of `buf` (`null` for unit: [`Value::Null`](crate::Value)).
+/// Room for a typical message (growing from an empty Vec made small msgpack messages slower
+/// to encode than JSON), plus the payload copied in.
+fn size_hint(raw: Option<&RawPayload>) -> usize {
+    raw.map_or(128, |r| {
+        96 + r.args_bytes().len() + r.kwargs_bytes().map_or(0, <[u8]>::len)
+    })
+}
+
 fn not_utf8() -> EncodeError {
     EncodeError::Json(serde::ser::Error::custom("payload is not UTF-8"))
 }
 
+/// Encodes `v` as CBOR at the end of `buf` (`null` for unit: [`Value::Null`](crate::Value)).
 fn cbor_write<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) -> Result<(), EncodeError> {
     let mut ser = minicbor_serde::Serializer::new(buf);
     ser.serialize_unit_as_null(true);

@@ -89,6 +89,16 @@ impl Payload {
         self.args.is_none() && self.kwargs.is_none() && self.raw.is_none()
     }
 
+    /// A copy whose still-encoded bytes, if any, are in a buffer of their own (see
+    /// [`RawPayload::detached`]): for a payload kept after its message was handled.
+    pub fn detached(&self) -> Payload {
+        Payload {
+            args: self.args.clone(),
+            kwargs: self.kwargs.clone(),
+            raw: self.raw.as_ref().map(RawPayload::detached),
+        }
+    }
+
     /// Decodes a still-encoded payload into `args` and `kwargs` (a no-op otherwise).
     pub fn materialize(&mut self) -> StdResult<(), crate::DecodeError> {
         if let Some(raw) = &self.raw {

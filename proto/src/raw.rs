@@ -52,6 +52,23 @@ impl RawPayload {
         }
     }
 
+    /// The same payload in one buffer of its own: what outlives the frame it was read from
+    /// then keeps only its own bytes alive, not the (possibly much larger) read buffer the
+    /// frame was sliced from.
+    pub fn detached(&self) -> RawPayload {
+        let kwargs = self.kwargs.as_deref().unwrap_or_default();
+        let mut own = Vec::with_capacity(self.args.len() + kwargs.len());
+        own.extend_from_slice(&self.args);
+        own.extend_from_slice(kwargs);
+        let own = Bytes::from(own);
+        let split = self.args.len();
+        RawPayload {
+            serializer: self.serializer,
+            args: own.slice(..split),
+            kwargs: self.kwargs.as_ref().map(|_| own.slice(split..)),
+        }
+    }
+
     /// Decodes the bytes into values.
     pub fn decode(&self) -> Result<(Vec<Value>, Option<Dict>), DecodeError> {
         let args = match decode_value(self.serializer, &self.args)? {
@@ -472,6 +489,31 @@ mod tests {
 
     fn mp(v: &Value) -> Vec<u8> {
         rmp_serde::to_vec(v).unwrap()
+    }
+
+    #[test]
+    fn a_detached_payload_holds_its_own_bytes_only() {
+        let args = mp(&Value::List(vec!["abc".into()]));
+        let kwargs = mp(&Value::Dict(Dict::new()));
+        // A frame with other bytes around the payload, as a read buffer has.
+        let frame = Bytes::from([&[0u8; 100][..], &args, &kwargs, &[0u8; 100]].concat());
+        let (a, k) = (
+            100..100 + args.len(),
+            100 + args.len()..100 + args.len() + kwargs.len(),
+        );
+        let sliced = RawPayload::new(Serializer::MsgPack, frame.slice(a), Some(frame.slice(k)));
+        let own = sliced.detached();
+        assert_eq!(own, sliced);
+        let inside = |b: &[u8]| frame.as_ptr_range().contains(&b.as_ptr());
+        assert!(inside(sliced.args_bytes()));
+        assert!(!inside(own.args_bytes()));
+        assert!(!own.kwargs_bytes().is_some_and(inside));
+        let args_only = RawPayload::new(
+            Serializer::MsgPack,
+            frame.slice(100..100 + args.len()),
+            None,
+        );
+        assert_eq!(args_only.detached(), args_only);
     }
 
     #[test]

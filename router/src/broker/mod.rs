@@ -336,7 +336,8 @@ impl Broker {
             topic: topic.clone(),
             publication: id,
             details: details.clone(),
-            payload: payload.clone(),
+            // Its own bytes: a slice of the publisher's read buffer would keep all of it.
+            payload: payload.detached(),
             filter: filter.clone(),
             timestamp: SystemTime::now(),
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
@@ -459,6 +460,11 @@ impl Broker {
     /// decides) becomes its topic's.
     #[cfg(feature = "cluster-nats")]
     pub(crate) fn keep_retained(&self, ev: StoredEvent) {
+        // Its own bytes, not a slice of the NATS client's read buffer.
+        let ev = StoredEvent {
+            payload: ev.payload.detached(),
+            ..ev
+        };
         self.retained.insert(ev.topic.clone(), Arc::new(ev));
     }
 
@@ -473,7 +479,7 @@ impl Broker {
             topic: Uri::from(topic.to_owned()),
             publication: ev.publication,
             details: ev.details.clone(),
-            payload: ev.payload.clone(),
+            payload: ev.payload.detached(),
             filter: filter.clone(),
             timestamp: sent,
             seq: self.seq.fetch_add(1, Ordering::Relaxed),

@@ -160,21 +160,25 @@ impl SessionHandle {
     /// session as a slow consumer and drops it; a frame longer than the peer accepts is dropped and logged.
     /// Not counted in the metrics: the caller counts what it sends (a fan-out counts once).
     pub(crate) fn send_frame(&self, frame: Bytes) -> Queued {
-        self.send_out(Out::payload(frame))
+        let len = frame.len();
+        self.send_out(Out::payload(frame), Some(len))
     }
 
     /// Queues `frames` messages already framed for this session's wire (a fan-out batch:
     /// see [`Out`]), like [`SessionHandle::send_frame`]; the caller checked them against the
     /// peer's frame limit.
     pub(crate) fn send_framed(&self, bytes: Bytes, frames: u32) -> Queued {
-        self.send_out(Out {
-            bytes,
-            framed: frames,
-        })
+        self.send_out(
+            Out {
+                bytes,
+                framed: frames,
+            },
+            None,
+        )
     }
 
-    fn send_out(&self, out: Out) -> Queued {
-        match self.push(out, None) {
+    fn send_out(&self, out: Out, len: Option<usize>) -> Queued {
+        match self.push(out, len, None) {
             Ok(false) => Queued::Yes,
             Ok(true) => Queued::OverBound,
             Err(_) => Queued::No,
@@ -186,9 +190,10 @@ impl SessionHandle {
         self.0.outbox.hold_publisher(waker)
     }
 
-    /// Queues a frame (counting a message of type `code` in the metrics, if given);
-    /// `Ok(true)` when the backlog is now over the soft bound.
-    fn push(&self, out: Out, code: Option<u64>) -> Result<bool, NotSent> {
+    /// Queues an entry: one message of `len` bytes (checked against the peer's limit, and
+    /// counted in the metrics as of type `code`, if given) or frames checked already (`len`
+    /// `None`); `Ok(true)` when the backlog is now over the soft bound.
+    fn push(&self, out: Out, len: Option<usize>, code: Option<u64>) -> Result<bool, NotSent> {
         if self
             .0
             .said_goodbye
@@ -196,8 +201,7 @@ impl SessionHandle {
         {
             return Err(NotSent::Closed);
         }
-        let len = out.bytes.len();
-        if out.framed == 0 && len > self.0.max_frame {
+        if let Some(len) = len.filter(|len| *len > self.0.max_frame) {
             warn!(session = %self.0.id, len, max = self.0.max_frame, "message longer than the peer accepts; not sent");
             return Err(NotSent::TooLarge {
                 len,
@@ -207,7 +211,7 @@ impl SessionHandle {
         let metrics = &self.0.outbox.budget().metrics;
         match self.0.outbox.push_out(out) {
             Ok(over) => {
-                if let Some(code) = code {
+                if let (Some(code), Some(len)) = (code, len) {
                     metrics.sent_frame(code, len);
                 }
                 Ok(over)
@@ -226,8 +230,18 @@ impl SessionHandle {
 
     /// Encodes `msg` for this session's serializer and queues it, saying why it was not.
     pub(crate) fn try_send(&self, msg: &Message) -> Result<(), NotSent> {
-        match encode_frame(self.0.serializer, msg) {
-            Ok(frame) => self.push(Out::payload(frame), Some(msg.code())).map(|_| ()),
+        // Framed here (header and message in one buffer) unless in-process.
+        let encoded = match self.0.wire {
+            Wire::Unframed => encode_frame(self.0.serializer, msg).map(|b| {
+                let len = b.len();
+                (Out::payload(b), len)
+            }),
+            wire => wire
+                .encode(self.0.serializer, msg)
+                .map(|(bytes, len)| (Out { bytes, framed: 1 }, len)),
+        };
+        match encoded {
+            Ok((out, len)) => self.push(out, Some(len), Some(msg.code())).map(|_| ()),
             Err(e) => {
                 warn!(session = %self.0.id, cause = %e, message = msg.name(), "cannot encode outbound message; dropped");
                 Err(NotSent::Unencodable)

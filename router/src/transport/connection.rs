@@ -2,29 +2,28 @@
 //! socket, TLS) and the framing (WebSocket, RawSocket): reads frames straight from the
 //! stream and writes a session's queued frames with vectored writes.
 //!
-//! Nothing is buffered while the connection is idle: reads go through a stack buffer (only
-//! an incomplete frame is kept), and outgoing payloads are written from the queue as they
-//! are, each behind a header the framing formats on the stack.
+//! Nothing is buffered while the connection is idle: reads go through the worker thread's
+//! read buffer (only an incomplete frame is kept, see [`super::reader`]), and outgoing
+//! frames are written from the queue as they are (most come framed already; a bare payload
+//! gets a header the framing formats on the stack).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::framing::{FrameKind, Framing, FramingError, Inbound};
+use super::reader::Decoder;
 use crate::close::CloseReason;
 use crate::peer::{Out, Outbox};
 
-/// Bytes read from the socket at once.
-const READ_CHUNK: usize = 16 * 1024;
 /// Pongs owed at most (RawSocket answers every PING); more is abuse and closes.
 const MAX_PONGS: usize = 256;
-/// Frames handed to one vectored write (two slices each).
+/// Frames handed to one vectored write (one or two slices each).
 const WRITE_FRAMES: usize = 64;
 
 /// What ended reading.
@@ -51,7 +50,8 @@ struct Control {
 #[derive(Debug)]
 pub(crate) struct Connection<S, F> {
     io: S,
-    framing: F,
+    /// The framing, with the incomplete frame it is in the middle of.
+    decoder: Decoder<F>,
     /// Bytes the handshake read past its end (frames sent before its answer): decoded first.
     early: Box<[u8]>,
     /// Frames taken from the outbox, oldest first.
@@ -76,7 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
     pub(crate) fn new(io: S, framing: F, early: Vec<u8>) -> Connection<S, F> {
         Connection {
             io,
-            framing,
+            decoder: Decoder::new(framing),
             early: early.into_boxed_slice(),
             writing: VecDeque::new(),
             pongs: Vec::new(),
@@ -110,24 +110,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
         cx: &mut Context<'_>,
         mut on: impl FnMut(Bytes) -> bool,
     ) -> Poll<Option<ReadEnd>> {
-        let mut buf = [const { MaybeUninit::<u8>::uninit() }; READ_CHUNK];
-        let mut rb = ReadBuf::uninit(&mut buf);
-        let early = std::mem::take(&mut self.early);
-        let data = if early.is_empty() {
-            if ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb)).is_err() {
-                return Poll::Ready(Some(ReadEnd::Gone));
-            }
-            if rb.filled().is_empty() {
-                return Poll::Ready(Some(ReadEnd::Gone));
-            }
-            rb.filled()
-        } else {
-            &early[..]
-        };
-        self.activity = true;
         let mut end = None;
         let pongs = &mut self.pongs;
-        let fed = self.framing.feed(data, |event| match event {
+        let on_event = |event| match event {
             Inbound::Message(m) => {
                 let more = on(m);
                 if !more {
@@ -152,7 +137,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
                 end = Some(ReadEnd::Close);
                 false
             }
-        });
+        };
+        let early = std::mem::take(&mut self.early);
+        let fed = if early.is_empty() {
+            match ready!(self.decoder.poll_read(&mut self.io, cx, on_event)) {
+                Some(fed) => fed,
+                None => return Poll::Ready(Some(ReadEnd::Gone)),
+            }
+        } else {
+            self.decoder.feed(&early, on_event)
+        };
+        self.activity = true;
         Poll::Ready(match fed {
             Err(e) => Some(ReadEnd::Frame(e)),
             Ok(_) => end,
@@ -236,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
         let frames = control.chain(queued).take(WRITE_FRAMES);
         for (head, (kind, payload)) in heads.iter_mut().zip(frames.clone()) {
             *head = match kind {
-                Some(kind) => self.framing.header(kind, payload.len()),
+                Some(kind) => self.decoder.framing().header(kind, payload.len()),
                 None => ([0; 10], 0),
             };
         }
@@ -262,10 +257,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
         // Retire what was written, frame by frame.
         loop {
             let len = match (&self.control, self.writing.front()) {
-                (Some(c), _) => self.framing.header(c.kind, c.payload.len()).1 + c.payload.len(),
+                (Some(c), _) => {
+                    self.decoder.framing().header(c.kind, c.payload.len()).1 + c.payload.len()
+                }
                 (None, Some(o)) if o.framed > 0 => o.bytes.len(),
                 (None, Some(o)) => {
-                    self.framing.header(FrameKind::Message, o.bytes.len()).1 + o.bytes.len()
+                    self.decoder
+                        .framing()
+                        .header(FrameKind::Message, o.bytes.len())
+                        .1
+                        + o.bytes.len()
                 }
                 (None, None) => break,
             };
@@ -303,7 +304,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
                 std::future::poll_fn(|cx| self.poll_flush(cx, outbox)).await?;
             }
             self.pongs.clear();
-            if let Some(payload) = self.framing.close_payload(reason) {
+            if let Some(payload) = self.decoder.framing().close_payload(reason) {
                 self.control = Some(Box::new(Control {
                     kind: FrameKind::Close,
                     payload,

@@ -1,7 +1,7 @@
 //! What every framing (WebSocket, RawSocket) gives the connection driver: inbound events
 //! decoded from bytes, frame headers for what it writes, and how it closes.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::close::CloseReason;
 
@@ -69,9 +69,13 @@ pub(crate) trait Framing: Send + 'static {
     /// Whether every ping gets its own pong (RawSocket), or only the latest (WebSocket).
     const PONG_EACH_PING: bool;
 
-    /// Decodes `data` (after any incomplete frame from earlier reads), handing each event to
-    /// `on` until it returns false. Returns whether `on` wants more.
-    fn feed(&mut self, data: &[u8], on: impl FnMut(Inbound) -> bool) -> Result<bool, FramingError>;
+    /// Decodes the frame at the start of `buf`: a complete one is taken off `buf` (its
+    /// payload split off, unmasked in place, not copied) and its event, if any, handed to `on`.
+    fn frame(
+        &mut self,
+        buf: &mut BytesMut,
+        on: &mut impl FnMut(Inbound) -> bool,
+    ) -> Result<Parsed, FramingError>;
 
     /// The header of a frame of `kind` with a `len`-byte payload: bytes and their count.
     fn header(&self, kind: FrameKind, len: usize) -> ([u8; 10], usize);
@@ -82,66 +86,11 @@ pub(crate) trait Framing: Send + 'static {
 }
 
 /// What a frame parser found at the start of the bytes it was given.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Parsed {
-    /// Not a whole frame yet: at least `wanted` bytes (from the frame's start) are needed.
+    /// Not a whole frame yet: `wanted` bytes (from the frame's start) are needed in all, 0
+    /// while its header is incomplete. Nothing was taken off the buffer.
     Incomplete { wanted: usize },
-    /// A frame of `used` bytes was handled; `more` is false to stop.
-    Frame { used: usize, more: bool },
-}
-
-/// The bytes of an incomplete frame, kept between reads; empty (unallocated) between frames,
-/// so an idle connection holds no buffer.
-#[derive(Debug, Default)]
-pub(crate) struct Partial(Vec<u8>);
-
-impl Partial {
-    /// Whether no incomplete frame is kept.
-    #[cfg(test)]
-    pub(crate) fn is_unallocated(&self) -> bool {
-        self.0.is_empty() && self.0.capacity() == 0
-    }
-
-    /// Runs `parse` over the kept bytes followed by `data`, frame after frame, and keeps
-    /// whatever incomplete frame is left. Returns whether the parser wants more.
-    pub(crate) fn feed<E>(
-        &mut self,
-        data: &[u8],
-        mut parse: impl FnMut(&[u8]) -> Result<Parsed, E>,
-    ) -> Result<bool, E> {
-        let mut partial = std::mem::take(&mut self.0);
-        let buffered = !partial.is_empty();
-        if buffered {
-            partial.extend_from_slice(data);
-        }
-        let buf: &[u8] = if buffered { &partial } else { data };
-        let mut pos = 0;
-        let mut wanted = 0;
-        while pos < buf.len() {
-            match parse(&buf[pos..])? {
-                Parsed::Incomplete { wanted: w } => {
-                    wanted = w;
-                    break;
-                }
-                Parsed::Frame { used, more } => {
-                    pos += used;
-                    if !more {
-                        return Ok(false);
-                    }
-                }
-            }
-        }
-        if buffered {
-            partial.drain(..pos);
-            if !partial.is_empty() {
-                partial.reserve(wanted.saturating_sub(partial.len()));
-                self.0 = partial;
-            }
-        } else if pos < data.len() {
-            let mut keep = Vec::with_capacity(wanted.max(data.len() - pos));
-            keep.extend_from_slice(&data[pos..]);
-            self.0 = keep;
-        }
-        Ok(true)
-    }
+    /// A frame was taken off the buffer; `more` is false to stop.
+    Frame { more: bool },
 }

@@ -12,6 +12,7 @@ use wamp_proto::Serializer;
 
 use super::framing::{Framing, FramingError, Inbound};
 use super::rawsocket::{self, Limits, RawSocketFraming, Refusal};
+use super::reader::Decoder;
 use super::websocket::frames::WebSocketFraming;
 
 /// A connection in memory: reads `input`, collects what is written.
@@ -96,7 +97,8 @@ pub fn rawsocket_handshake(data: &[u8]) {
 type Run = (Vec<Inbound>, Result<bool, FramingError>);
 
 /// Feeds `bytes` in pieces of `chunk` bytes (all at once if 0).
-fn run<F: Framing>(mut f: F, bytes: &[u8], chunk: usize) -> Run {
+fn run<F: Framing>(f: F, bytes: &[u8], chunk: usize) -> Run {
+    let mut f = Decoder::new(f);
     let mut events = Vec::new();
     let step = if chunk == 0 {
         bytes.len().max(1)

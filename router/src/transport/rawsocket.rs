@@ -7,11 +7,11 @@
 //! `RRRR XTTT` + 24-bit big-endian length (X is a 25th length bit, for exactly 2^24), then the
 //! payload, unmasked.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use wamp_proto::Serializer;
 
-use super::framing::{FrameKind, Framing, FramingError, Inbound, Parsed, Partial};
+use super::framing::{FrameKind, Framing, FramingError, Inbound, Parsed};
 use crate::close::CloseReason;
 
 /// The first octet of every handshake.
@@ -153,14 +153,12 @@ fn check(hs: [u8; 4], limits: &Limits, over_limit: bool) -> Result<Accepted, Han
 pub(crate) struct RawSocketFraming {
     /// The largest payload accepted from the peer.
     max_in: usize,
-    partial: Partial,
 }
 
 impl RawSocketFraming {
     pub(crate) fn new(max_in: usize) -> RawSocketFraming {
         RawSocketFraming {
             max_in: max_in.min(MAX_FRAME),
-            partial: Partial::default(),
         }
     }
 }
@@ -191,35 +189,35 @@ impl Framing for RawSocketFraming {
     const NAME: &'static str = "rawsocket";
     const PONG_EACH_PING: bool = true;
 
-    fn feed(
+    fn frame(
         &mut self,
-        data: &[u8],
-        mut on: impl FnMut(Inbound) -> bool,
-    ) -> Result<bool, FramingError> {
-        let max_in = self.max_in;
-        self.partial.feed(data, |buf| {
-            let Some(header) = parse_header(buf) else {
-                return Ok(Parsed::Incomplete { wanted: 4 });
-            };
-            let (kind, len) = header?;
-            if kind > PONG {
-                return Err(FramingError::Protocol("reserved frame type"));
-            }
-            // Checked on the header alone: an oversized frame is never buffered.
-            if len > max_in {
-                return Err(FramingError::TooLarge);
-            }
-            let used = 4 + len;
-            let Some(payload) = buf.get(4..used) else {
-                return Ok(Parsed::Incomplete { wanted: used });
-            };
-            let more = match kind {
-                MESSAGE => on(Inbound::Message(Bytes::copy_from_slice(payload))),
-                PING => on(Inbound::Ping(Bytes::copy_from_slice(payload))),
-                _ => true, // an unsolicited PONG
-            };
-            Ok(Parsed::Frame { used, more })
-        })
+        buf: &mut BytesMut,
+        on: &mut impl FnMut(Inbound) -> bool,
+    ) -> Result<Parsed, FramingError> {
+        let Some(header) = parse_header(buf) else {
+            return Ok(Parsed::Incomplete { wanted: 4 });
+        };
+        let (kind, len) = header?;
+        if kind > PONG {
+            return Err(FramingError::Protocol("reserved frame type"));
+        }
+        // Checked on the header alone: an oversized frame is never buffered.
+        if len > self.max_in {
+            return Err(FramingError::TooLarge);
+        }
+        let used = 4 + len;
+        if buf.len() < used {
+            return Ok(Parsed::Incomplete { wanted: used });
+        }
+        buf.advance(4);
+        let payload = buf.split_to(len);
+        let more = match kind {
+            MESSAGE => on(Inbound::Message(payload.freeze())),
+            // Copied: a pong may wait long for a full socket, and must not pin the read buffer.
+            PING => on(Inbound::Ping(Bytes::copy_from_slice(&payload))),
+            _ => true, // an unsolicited PONG
+        };
+        Ok(Parsed::Frame { more })
     }
 
     fn header(&self, kind: FrameKind, len: usize) -> ([u8; 10], usize) {
@@ -241,6 +239,7 @@ impl Framing for RawSocketFraming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::reader::Decoder;
 
     fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
         let len = payload.len();
@@ -249,7 +248,10 @@ mod tests {
         v
     }
 
-    fn decode(f: &mut RawSocketFraming, data: &[u8]) -> Result<Vec<Inbound>, FramingError> {
+    fn decode(
+        f: &mut Decoder<RawSocketFraming>,
+        data: &[u8],
+    ) -> Result<Vec<Inbound>, FramingError> {
         let mut out = Vec::new();
         f.feed(data, |e| {
             out.push(e);
@@ -265,7 +267,7 @@ mod tests {
         wire.extend(frame(PONG, b"ignored"));
         wire.extend(frame(MESSAGE, &[7u8; 300]));
         for cut in 0..wire.len() {
-            let mut f = RawSocketFraming::new(1024);
+            let mut f = Decoder::new(RawSocketFraming::new(1024));
             let mut got = decode(&mut f, &wire[..cut]).unwrap();
             got.extend(decode(&mut f, &wire[cut..]).unwrap());
             assert_eq!(
@@ -277,7 +279,7 @@ mod tests {
                 ],
                 "cut at {cut}"
             );
-            assert!(f.partial.is_unallocated());
+            assert!(f.is_unallocated());
         }
     }
 
@@ -286,23 +288,32 @@ mod tests {
         let big = frame(MESSAGE, &[0u8; 600]);
         // Refused on the header alone, before the payload arrives.
         assert_eq!(
-            decode(&mut RawSocketFraming::new(512), &big[..4]),
+            decode(&mut Decoder::new(RawSocketFraming::new(512)), &big[..4]),
             Err(FramingError::TooLarge)
         );
         assert!(matches!(
-            decode(&mut RawSocketFraming::new(512), &[0x10, 0, 0, 1, b'x']),
+            decode(
+                &mut Decoder::new(RawSocketFraming::new(512)),
+                &[0x10, 0, 0, 1, b'x']
+            ),
             Err(FramingError::Protocol(_))
         ));
         assert!(matches!(
-            decode(&mut RawSocketFraming::new(512), &[0x03, 0, 0, 0]),
+            decode(
+                &mut Decoder::new(RawSocketFraming::new(512)),
+                &[0x03, 0, 0, 0]
+            ),
             Err(FramingError::Protocol(_))
         ));
         assert!(matches!(
-            decode(&mut RawSocketFraming::new(MAX_FRAME), &[0x08, 0, 0, 1]),
+            decode(
+                &mut Decoder::new(RawSocketFraming::new(MAX_FRAME)),
+                &[0x08, 0, 0, 1]
+            ),
             Err(FramingError::Protocol(_))
         ));
         // A truncated frame is simply kept until more arrives.
-        let mut f = RawSocketFraming::new(512);
+        let mut f = Decoder::new(RawSocketFraming::new(512));
         assert_eq!(decode(&mut f, &[0, 0, 0, 5, b'a', b'b']), Ok(vec![]));
     }
 

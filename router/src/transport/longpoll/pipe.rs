@@ -18,6 +18,7 @@ use super::codec::Codec;
 use crate::transport::framing::{FrameKind, Framing, Inbound};
 use crate::transport::http::Refused;
 use crate::transport::rawsocket::RawSocketFraming;
+use crate::transport::reader::Decoder;
 
 /// Bytes buffered in each direction of the pipe; a client that does not poll holds the
 /// session's writes back, so its outbox fills and the slow-consumer rule applies.
@@ -31,7 +32,7 @@ const READ_CHUNK: usize = 16 * 1024;
 #[derive(Debug)]
 struct Output {
     reader: ReadHalf<DuplexStream>,
-    framing: RawSocketFraming,
+    framing: Decoder<RawSocketFraming>,
     queued: VecDeque<Bytes>,
     /// The session closed its end.
     ended: bool,
@@ -72,7 +73,7 @@ impl Pipe {
             input: tokio::sync::Mutex::new(writer),
             output: tokio::sync::Mutex::new(Output {
                 reader,
-                framing: RawSocketFraming::new(usize::MAX),
+                framing: Decoder::new(RawSocketFraming::new(usize::MAX)),
                 queued: VecDeque::new(),
                 ended: false,
             }),
@@ -169,7 +170,8 @@ impl Pipe {
             // The session's own framing: a broken frame cannot come from it.
             let fed = framing.feed(&chunk[..n], |event| {
                 if let Inbound::Message(m) = event {
-                    queued.push_back(m);
+                    // Copied out of the read buffer: it waits for the client's next poll.
+                    queued.push_back(Bytes::copy_from_slice(&m));
                 }
                 true
             });

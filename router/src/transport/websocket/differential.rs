@@ -24,7 +24,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig}
 use tokio_tungstenite::tungstenite::Message;
 
 use super::frames::WebSocketFraming;
-use crate::transport::framing::{Framing, Inbound};
+use crate::transport::framing::Inbound;
+use crate::transport::reader::Decoder;
 
 /// The message limit both sides get.
 const MAX: usize = 4096;
@@ -98,7 +99,7 @@ fn tungstenite(bytes: &[u8]) -> (Vec<Event>, End) {
 }
 
 fn ours(bytes: &[u8], chunks: &[usize]) -> (Vec<Event>, End) {
-    let mut framing = WebSocketFraming::new(MAX, true);
+    let mut framing = Decoder::new(WebSocketFraming::new(MAX, true));
     let mut events = Vec::new();
     let mut rest = bytes;
     let mut sizes = chunks.iter().cycle();

@@ -7,12 +7,12 @@
 
 use std::io::Cursor;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
 use crate::close::CloseReason;
-use crate::transport::framing::{FrameKind, Framing, FramingError, Inbound, Parsed, Partial};
+use crate::transport::framing::{FrameKind, Framing, FramingError, Inbound, Parsed};
 
 pub(crate) use crate::peer::wire::{ws_header as header, WS_BINARY as BINARY, WS_TEXT as TEXT};
 /// The close opcode.
@@ -58,7 +58,6 @@ pub(crate) struct WebSocketFraming {
     max_message: usize,
     /// The opcode of WAMP messages sent.
     opcode: u8,
-    partial: Partial,
     fragments: Option<Box<Fragments>>,
 }
 
@@ -68,7 +67,6 @@ impl WebSocketFraming {
         WebSocketFraming {
             max_message,
             opcode: if binary { BINARY } else { TEXT },
-            partial: Partial::default(),
             fragments: None,
         }
     }
@@ -78,35 +76,34 @@ impl Framing for WebSocketFraming {
     const NAME: &'static str = "websocket";
     const PONG_EACH_PING: bool = false;
 
-    fn feed(
+    fn frame(
         &mut self,
-        data: &[u8],
-        mut on: impl FnMut(Inbound) -> bool,
-    ) -> Result<bool, FramingError> {
-        let mut partial = std::mem::take(&mut self.partial);
-        let fed = partial.feed(data, |rest| {
-            let mut cursor = Cursor::new(rest);
-            let parsed = FrameHeader::parse(&mut cursor)
-                .map_err(|_| FramingError::Protocol("invalid frame header"))?;
-            let Some((header, len)) = parsed else {
-                return Ok(Parsed::Incomplete { wanted: 0 });
-            };
-            self.check(&header, len)?;
-            // `check` bounded `len` by the message limit, which fits in memory.
-            let start = cursor.position() as usize;
-            let end = start + len as usize;
-            if rest.len() < end {
-                return Ok(Parsed::Incomplete { wanted: end });
-            }
-            let payload = unmask(&rest[start..end], header.mask);
-            let more = match self.on_frame(&header, payload)? {
-                Some(event) => on(event),
-                None => true,
-            };
-            Ok(Parsed::Frame { used: end, more })
-        });
-        self.partial = partial;
-        fed
+        buf: &mut BytesMut,
+        on: &mut impl FnMut(Inbound) -> bool,
+    ) -> Result<Parsed, FramingError> {
+        let mut cursor = Cursor::new(&buf[..]);
+        let parsed = FrameHeader::parse(&mut cursor)
+            .map_err(|_| FramingError::Protocol("invalid frame header"))?;
+        let Some((header, len)) = parsed else {
+            return Ok(Parsed::Incomplete { wanted: 0 });
+        };
+        self.check(&header, len)?;
+        // `check` bounded `len` by the message limit, which fits in memory.
+        let start = cursor.position() as usize;
+        let end = start + len as usize;
+        if buf.len() < end {
+            return Ok(Parsed::Incomplete { wanted: end });
+        }
+        buf.advance(start);
+        let mut payload = buf.split_to(len as usize);
+        if let Some(mask) = header.mask {
+            unmask(&mut payload, mask);
+        }
+        let more = match self.on_frame(&header, payload)? {
+            Some(event) => on(event),
+            None => true,
+        };
+        Ok(Parsed::Frame { more })
     }
 
     fn header(&self, kind: FrameKind, len: usize) -> ([u8; 10], usize) {
@@ -164,14 +161,17 @@ impl WebSocketFraming {
     fn on_frame(
         &mut self,
         h: &FrameHeader,
-        payload: Vec<u8>,
+        payload: BytesMut,
     ) -> Result<Option<Inbound>, FramingError> {
         let (text, data) = match h.opcode {
             OpCode::Control(Control::Close) => {
                 check_close_payload(&payload)?;
                 return Ok(Some(Inbound::Close));
             }
-            OpCode::Control(Control::Ping) => return Ok(Some(Inbound::Ping(payload.into()))),
+            // Copied: a pong may wait long for a full socket, and must not pin the read buffer.
+            OpCode::Control(Control::Ping) => {
+                return Ok(Some(Inbound::Ping(Bytes::copy_from_slice(&payload))))
+            }
             OpCode::Control(_) => return Ok(None),
             OpCode::Data(Data::Continue) => {
                 let Some(f) = self.fragments.as_mut() else {
@@ -202,7 +202,7 @@ impl WebSocketFraming {
                 if !h.is_final {
                     let mut f = Box::new(Fragments {
                         text,
-                        data: payload,
+                        data: payload.to_vec(),
                         checked: 0,
                     });
                     f.check_so_far()?;
@@ -215,7 +215,7 @@ impl WebSocketFraming {
         if text && std::str::from_utf8(&data).is_err() {
             return Err(FramingError::InvalidUtf8);
         }
-        Ok(Some(Inbound::Message(data.into())))
+        Ok(Some(Inbound::Message(data.freeze())))
     }
 }
 
@@ -241,29 +241,22 @@ fn check_close_payload(p: &[u8]) -> Result<(), FramingError> {
     }
 }
 
-/// Copies a client payload, removing its mask.
-fn unmask(src: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let Some(mask) = mask else {
-        return src.to_vec();
-    };
-    // Eight bytes at a time: the mask repeats every four, so twice over is one u64.
-    let [a, b, c, d] = mask;
-    let wide = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
-    let mut out = Vec::with_capacity(src.len());
-    let mut chunks = src.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        out.extend_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+/// Removes a client payload's mask, in place.
+fn unmask(payload: &mut [u8], mask: [u8; 4]) {
+    // Sixteen bytes at a time (one vector XOR): the mask repeats every four.
+    let mut wide = [0u8; 16];
+    for (w, m) in wide.iter_mut().zip(mask.iter().cycle()) {
+        *w = *m;
     }
-    out.extend(
-        chunks
-            .remainder()
-            .iter()
-            .zip(mask.iter().cycle())
-            .map(|(b, m)| b ^ m),
-    );
-    out
+    let mut chunks = payload.chunks_exact_mut(16);
+    for chunk in &mut chunks {
+        for (b, m) in chunk.iter_mut().zip(wide) {
+            *b ^= m;
+        }
+    }
+    for (b, m) in chunks.into_remainder().iter_mut().zip(wide) {
+        *b ^= m;
+    }
 }
 
 /// The payload of a close frame: the code, then a UTF-8 reason.
@@ -275,8 +268,9 @@ pub(crate) fn close_payload(code: CloseCode, reason: &str) -> Bytes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::transport::reader::Decoder;
 
     #[test]
     fn unmask_matches_the_bytewise_rule_at_every_length() {
@@ -288,13 +282,14 @@ mod tests {
                 .enumerate()
                 .map(|(i, b)| b ^ mask[i % 4])
                 .collect();
-            assert_eq!(unmask(&src[..len], Some(mask)), want, "length {len}");
+            let mut got = src[..len].to_vec();
+            unmask(&mut got, mask);
+            assert_eq!(got, want, "length {len}");
         }
-        assert_eq!(unmask(&src[..5], None), &src[..5]);
     }
 
     /// A masked client frame.
-    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
         let mask = [1, 2, 3, 4];
         let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
         match payload.len() {
@@ -313,7 +308,10 @@ mod tests {
         f
     }
 
-    fn decode(d: &mut WebSocketFraming, data: &[u8]) -> Result<Vec<Inbound>, FramingError> {
+    fn decode(
+        d: &mut Decoder<WebSocketFraming>,
+        data: &[u8],
+    ) -> Result<Vec<Inbound>, FramingError> {
         let mut out = Vec::new();
         d.feed(data, |e| {
             out.push(e);
@@ -332,7 +330,7 @@ mod tests {
         wire.extend(frame(true, BINARY, &[7u8; 300]));
         wire.extend(frame(true, 0x9, b"p"));
         for cut in 0..wire.len() {
-            let mut d = WebSocketFraming::new(1024, false);
+            let mut d = Decoder::new(WebSocketFraming::new(1024, false));
             let mut got = decode(&mut d, &wire[..cut]).unwrap();
             got.extend(decode(&mut d, &wire[cut..]).unwrap());
             assert_eq!(
@@ -344,7 +342,7 @@ mod tests {
                 ],
                 "cut at {cut}"
             );
-            assert!(d.partial.is_unallocated());
+            assert!(d.is_unallocated());
         }
     }
 
@@ -354,7 +352,7 @@ mod tests {
         wire.extend(frame(true, 0x9, b""));
         wire.extend(frame(false, 0x0, b"ll"));
         wire.extend(frame(true, 0x0, b"o"));
-        let mut d = WebSocketFraming::new(1024, false);
+        let mut d = Decoder::new(WebSocketFraming::new(1024, false));
         assert_eq!(
             decode(&mut d, &wire).unwrap(),
             vec![Inbound::Ping(Bytes::new()), msg(b"hello")]
@@ -366,22 +364,22 @@ mod tests {
         // "é" (c3 a9) cut between two fragments is fine.
         let mut wire = frame(false, TEXT, b"caf\xc3");
         wire.extend(frame(true, 0x0, b"\xa9"));
-        let mut d = WebSocketFraming::new(64, false);
+        let mut d = Decoder::new(WebSocketFraming::new(64, false));
         assert_eq!(decode(&mut d, &wire).unwrap(), vec![msg("café".as_bytes())]);
         // A stray continuation byte fails at once: the close frame after it is never read.
         let mut wire = frame(false, TEXT, &[0x80, 0x00]);
         wire.extend(frame(true, CLOSE, b""));
-        let mut d = WebSocketFraming::new(64, false);
+        let mut d = Decoder::new(WebSocketFraming::new(64, false));
         assert_eq!(decode(&mut d, &wire), Err(FramingError::InvalidUtf8));
         let mut wire = frame(false, TEXT, b"ok");
         wire.extend(frame(false, 0x0, &[0xc3, 0x28]));
-        let mut d = WebSocketFraming::new(64, false);
+        let mut d = Decoder::new(WebSocketFraming::new(64, false));
         assert_eq!(decode(&mut d, &wire), Err(FramingError::InvalidUtf8));
     }
 
     #[test]
     fn limits_and_protocol_errors() {
-        let mut d = WebSocketFraming::new(4, false);
+        let mut d = Decoder::new(WebSocketFraming::new(4, false));
         assert_eq!(
             decode(&mut d, &frame(true, TEXT, b"12345")),
             Err(FramingError::TooLarge)
@@ -389,41 +387,47 @@ mod tests {
         // The limit holds before the payload arrives.
         let big = frame(true, BINARY, &[0; 70_000]);
         assert_eq!(
-            decode(&mut WebSocketFraming::new(4, false), &big[..14]),
+            decode(
+                &mut Decoder::new(WebSocketFraming::new(4, false)),
+                &big[..14]
+            ),
             Err(FramingError::TooLarge)
         );
-        let mut d = WebSocketFraming::new(4, false);
+        let mut d = Decoder::new(WebSocketFraming::new(4, false));
         let mut wire = frame(false, TEXT, b"123");
         wire.extend(frame(true, 0x0, b"45"));
         assert_eq!(decode(&mut d, &wire), Err(FramingError::TooLarge));
         assert_eq!(
             decode(
-                &mut WebSocketFraming::new(64, false),
+                &mut Decoder::new(WebSocketFraming::new(64, false)),
                 &frame(true, TEXT, &[0xff, 0xfe])
             ),
             Err(FramingError::InvalidUtf8)
         );
         assert!(matches!(
             decode(
-                &mut WebSocketFraming::new(64, false),
+                &mut Decoder::new(WebSocketFraming::new(64, false)),
                 &frame(true, 0x0, b"x")
             ),
             Err(FramingError::Protocol(_))
         ));
         assert!(matches!(
             decode(
-                &mut WebSocketFraming::new(64, false),
+                &mut Decoder::new(WebSocketFraming::new(64, false)),
                 &frame(false, 0x9, b"x")
             ),
             Err(FramingError::Protocol(_))
         ));
         assert!(matches!(
-            decode(&mut WebSocketFraming::new(64, false), &[0x81, 0x01, b'x']),
+            decode(
+                &mut Decoder::new(WebSocketFraming::new(64, false)),
+                &[0x81, 0x01, b'x']
+            ),
             Err(FramingError::Protocol(_))
         ));
         assert!(matches!(
             decode(
-                &mut WebSocketFraming::new(64, false),
+                &mut Decoder::new(WebSocketFraming::new(64, false)),
                 &[0x83, 0x80, 0, 0, 0, 0]
             ),
             Err(FramingError::Protocol(_))
@@ -431,13 +435,13 @@ mod tests {
         let mut rsv = frame(true, TEXT, b"x");
         rsv[0] |= 0x40;
         assert!(matches!(
-            decode(&mut WebSocketFraming::new(64, false), &rsv),
+            decode(&mut Decoder::new(WebSocketFraming::new(64, false)), &rsv),
             Err(FramingError::Protocol(_))
         ));
         let mut wire = frame(false, TEXT, b"a");
         wire.extend(frame(true, TEXT, b"b"));
         assert!(matches!(
-            decode(&mut WebSocketFraming::new(64, false), &wire),
+            decode(&mut Decoder::new(WebSocketFraming::new(64, false)), &wire),
             Err(FramingError::Protocol(_))
         ));
     }
@@ -447,7 +451,7 @@ mod tests {
         let mut wire = frame(true, TEXT, b"a");
         wire.extend(frame(true, CLOSE, &[0x03, 0xe8]));
         wire.extend(frame(true, TEXT, b"b"));
-        let mut d = WebSocketFraming::new(64, false);
+        let mut d = Decoder::new(WebSocketFraming::new(64, false));
         let mut seen = Vec::new();
         let more = d
             .feed(&wire, |e| {
@@ -466,22 +470,26 @@ mod tests {
             let f = frame(true, CLOSE, &code.to_be_bytes());
             assert!(
                 matches!(
-                    decode(&mut WebSocketFraming::new(64, false), &f),
+                    decode(&mut Decoder::new(WebSocketFraming::new(64, false)), &f),
                     Err(FramingError::Protocol(_))
                 ),
                 "close code {code}"
             );
         }
         let one = frame(true, CLOSE, &[0x03]);
-        assert!(decode(&mut WebSocketFraming::new(64, false), &one).is_err());
+        assert!(decode(&mut Decoder::new(WebSocketFraming::new(64, false)), &one).is_err());
         for code in [1000u16, 1001, 1003, 1007, 1011, 3000, 4999] {
             let f = frame(true, CLOSE, &code.to_be_bytes());
             assert_eq!(
-                decode(&mut WebSocketFraming::new(64, false), &f),
+                decode(&mut Decoder::new(WebSocketFraming::new(64, false)), &f),
                 Ok(vec![Inbound::Close])
             );
         }
         let bad_text = frame(true, CLOSE, &[0x03, 0xe8, 0xff]);
-        assert!(decode(&mut WebSocketFraming::new(64, false), &bad_text).is_err());
+        assert!(decode(
+            &mut Decoder::new(WebSocketFraming::new(64, false)),
+            &bad_text
+        )
+        .is_err());
     }
 }
