@@ -10,6 +10,7 @@ pub(crate) mod calls;
 mod features;
 mod handle;
 mod outbox;
+pub(crate) mod spare;
 pub(crate) mod wire;
 
 pub(crate) use budget::{Backlog, OutboundBudget, STALL_LOOKS};

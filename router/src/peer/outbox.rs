@@ -174,6 +174,9 @@ impl Outbox {
         let len = len as u32;
         g.queued.bytes += len;
         g.queued.messages += n;
+        if g.queue.capacity() == 0 {
+            g.queue = super::spare::queue();
+        }
         g.queue.push_back(out);
         b.moved(before.bytes, before.bytes + len);
         // A parked connection has nothing to write; one waiting for its socket is woken
@@ -303,8 +306,9 @@ impl Outbox {
     }
 
     /// Connection side, everything taken written and nothing left to write: parks `waker`
-    /// (woken by the next frame) and frees the queue's buffer. False if frames arrived
-    /// meanwhile or the session was killed: then the connection must go on instead of waiting.
+    /// (woken by the next frame) and gives the queue's buffer back (`spare`). False if frames
+    /// arrived meanwhile or the session was killed: then the connection must go on instead of
+    /// waiting.
     pub(crate) fn park(&self, waker: &Waker) -> bool {
         let mut g = self.lock();
         let before = g.backlog().bytes;
@@ -314,7 +318,7 @@ impl Outbox {
         let parked = g.queue.is_empty() && g.killed.is_none();
         if parked {
             if g.queue.capacity() > 0 {
-                g.queue = VecDeque::new();
+                super::spare::give_back(std::mem::take(&mut g.queue));
             }
             g.set_waker(waker);
             g.parked = true;

@@ -173,13 +173,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Connection<S, F> {
     }
 
     /// Parks the connection's waker on `outbox` if nothing is left to write (see
-    /// [`Outbox::park`]), freeing the write queue's buffer.
+    /// [`Outbox::park`]), giving the write queue's buffer back (`peer::spare`).
     pub(crate) fn park(&mut self, cx: &Context<'_>, outbox: &Outbox) -> bool {
         if !self.writing.is_empty() || !self.idle_control() {
             return false;
         }
         if self.writing.capacity() > 0 {
-            self.writing = VecDeque::new();
+            crate::peer::spare::give_back(std::mem::take(&mut self.writing));
         }
         if self.pongs.capacity() > 0 {
             self.pongs = Vec::new();
