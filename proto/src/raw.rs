@@ -14,6 +14,7 @@ use crate::error::DecodeError;
 use crate::{Dict, Serializer, Value};
 
 pub(crate) mod cbor;
+pub mod msgpack;
 
 /// `Arguments` and `ArgumentsKw` still in their wire encoding (slices of the received frame).
 #[derive(Debug, Clone, PartialEq)]
@@ -257,19 +258,19 @@ struct MsgPack;
 
 impl Wire for MsgPack {
     fn array_header(b: &[u8], at: usize) -> Option<(usize, usize)> {
-        array_header(b, at)
+        msgpack::array_header(b, at)
     }
     fn uint(b: &[u8], at: usize) -> Option<(u64, usize)> {
-        uint(b, at)
+        msgpack::uint(b, at)
     }
     fn skip(b: &[u8], at: usize, depth: usize) -> Option<usize> {
-        skip(b, at, depth).ok()
+        msgpack::skip(b, at, depth).ok()
     }
     fn is_array(first: u8) -> bool {
-        is_array_marker(first)
+        msgpack::is_array_marker(first)
     }
     fn is_map(first: u8) -> bool {
-        is_map_marker(first)
+        msgpack::is_map_marker(first)
     }
 }
 
@@ -294,7 +295,7 @@ impl Wire for Cbor {
 }
 
 /// Finds the payload of a MessagePack message that carries one (CALL, YIELD, PUBLISH, ...),
-/// validating the payload as [`skip`] does. `None` when the message has no payload or is
+/// validating the payload as [`msgpack::skip`] does. `None` when the message has no payload or is
 /// not well-formed: the caller then decodes it the ordinary way, which reports the error.
 pub(crate) fn msgpack_layout(b: &[u8]) -> Option<Layout> {
     layout::<MsgPack>(b)
@@ -353,135 +354,11 @@ fn fields_before_payload(code: u64) -> Option<usize> {
     })
 }
 
-fn is_array_marker(m: u8) -> bool {
-    matches!(m, 0x90..=0x9f | 0xdc | 0xdd)
-}
-
-fn is_map_marker(m: u8) -> bool {
-    matches!(m, 0x80..=0x8f | 0xde | 0xdf)
-}
-
 /// How many lists and dicts a message may nest in one another, its own array included: what
 /// the ordinary decoders let through (serde_json's recursion limit and rmp-serde's
 /// `set_max_depth` of 128 both refuse the 128th container). `depth` in the skip functions
 /// counts the containers around a value, so a container at depth `MAX_NESTING` is refused.
 pub(crate) const MAX_NESTING: usize = 127;
-
-/// Why [`skip`] refused the bytes.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Malformed;
-
-fn be(b: &[u8], at: usize, n: usize) -> Result<u64, Malformed> {
-    let s = b
-        .get(at..at.checked_add(n).ok_or(Malformed)?)
-        .ok_or(Malformed)?;
-    Ok(s.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
-}
-
-fn array_header(b: &[u8], at: usize) -> Option<(usize, usize)> {
-    let m = *b.get(at)?;
-    let (len, hdr) = match m {
-        0x90..=0x9f => (u64::from(m & 0x0f), 1),
-        0xdc => (be(b, at + 1, 2).ok()?, 3),
-        0xdd => (be(b, at + 1, 4).ok()?, 5),
-        _ => return None,
-    };
-    Some((usize::try_from(len).ok()?, at + hdr))
-}
-
-fn uint(b: &[u8], at: usize) -> Option<(u64, usize)> {
-    let m = *b.get(at)?;
-    match m {
-        0x00..=0x7f => Some((u64::from(m), at + 1)),
-        0xcc..=0xcf => {
-            let n = 1usize << (m - 0xcc);
-            Some((be(b, at + 1, n).ok()?, at + 1 + n))
-        }
-        _ => None,
-    }
-}
-
-/// Skips one MessagePack value starting at `at`, returning where it ends.
-///
-/// Accepts exactly what decodes into a [`Value`]: no `ext` types, map keys are strings,
-/// strings are UTF-8, at most [`MAX_NESTING`] containers deep (`depth`: the containers
-/// around the value at `at`). Never panics; every length is bounds-checked against the input
-/// before it is trusted.
-pub(crate) fn skip(b: &[u8], at: usize, depth: usize) -> Result<usize, Malformed> {
-    let m = *b.get(at).ok_or(Malformed)?;
-    let next = at + 1;
-    let blob = |len_bytes: usize, utf8: bool| -> Result<usize, Malformed> {
-        let len = usize::try_from(be(b, next, len_bytes)?).map_err(|_| Malformed)?;
-        let start = next + len_bytes;
-        let end = start.checked_add(len).ok_or(Malformed)?;
-        let s = b.get(start..end).ok_or(Malformed)?;
-        if utf8 && std::str::from_utf8(s).is_err() {
-            return Err(Malformed);
-        }
-        Ok(end)
-    };
-    match m {
-        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Ok(next),
-        0xa0..=0xbf => {
-            let end = next + usize::from(m & 0x1f);
-            let s = b.get(next..end).ok_or(Malformed)?;
-            std::str::from_utf8(s).map_err(|_| Malformed)?;
-            Ok(end)
-        }
-        0xd9 => blob(1, true),
-        0xda => blob(2, true),
-        0xdb => blob(4, true),
-        0xc4 => blob(1, false),
-        0xc5 => blob(2, false),
-        0xc6 => blob(4, false),
-        0xca => fixed(b, next, 4),
-        0xcb => fixed(b, next, 8),
-        0xcc..=0xcf => fixed(b, next, 1 << (m - 0xcc)),
-        0xd0..=0xd3 => fixed(b, next, 1 << (m - 0xd0)),
-        0x90..=0x9f | 0xdc | 0xdd | 0x80..=0x8f | 0xde | 0xdf if depth >= MAX_NESTING => {
-            Err(Malformed)
-        }
-        0x90..=0x9f | 0xdc | 0xdd => {
-            let (len, mut at) = array_header(b, at).ok_or(Malformed)?;
-            if len > b.len() - at {
-                return Err(Malformed); // each element takes at least one byte
-            }
-            for _ in 0..len {
-                at = skip(b, at, depth + 1)?;
-            }
-            Ok(at)
-        }
-        0x80..=0x8f | 0xde | 0xdf => {
-            let (len, mut at) = match m {
-                0x80..=0x8f => (u64::from(m & 0x0f), next),
-                0xde => (be(b, next, 2)?, next + 2),
-                _ => (be(b, next, 4)?, next + 4),
-            };
-            let len = usize::try_from(len).map_err(|_| Malformed)?;
-            if len > b.len().saturating_sub(at) / 2 {
-                return Err(Malformed);
-            }
-            for _ in 0..len {
-                if !matches!(*b.get(at).ok_or(Malformed)?, 0xa0..=0xbf | 0xd9..=0xdb) {
-                    return Err(Malformed); // WAMP dict keys are strings
-                }
-                at = skip(b, at, depth + 1)?;
-                at = skip(b, at, depth + 1)?;
-            }
-            Ok(at)
-        }
-        // ext types and the reserved 0xc1 have no WAMP meaning.
-        _ => Err(Malformed),
-    }
-}
-
-fn fixed(b: &[u8], at: usize, n: usize) -> Result<usize, Malformed> {
-    let end = at + n;
-    if end > b.len() {
-        return Err(Malformed);
-    }
-    Ok(end)
-}
 
 #[cfg(test)]
 mod tests {
@@ -514,41 +391,6 @@ mod tests {
             None,
         );
         assert_eq!(args_only.detached(), args_only);
-    }
-
-    #[test]
-    fn skip_finds_the_end_of_every_kind_of_value() {
-        let v = Value::List(vec![
-            Value::Null,
-            true.into(),
-            Value::UInt(u64::MAX),
-            Value::Int(-5),
-            Value::Int(i64::MIN),
-            Value::Float(1.5),
-            "x".repeat(300).into(),
-            Value::Bytes(vec![1; 70_000]),
-            Value::Dict(Dict::from([("k".into(), Value::List(vec![]))])),
-        ]);
-        let mut b = mp(&v);
-        let end = b.len();
-        b.extend_from_slice(&[0xc0, 0xc0]);
-        assert_eq!(skip(&b, 0, 0), Ok(end));
-    }
-
-    #[test]
-    fn skip_refuses_truncated_ext_bad_utf8_and_non_string_keys() {
-        let good = mp(&Value::List(vec!["abc".into(), Value::Bytes(vec![1, 2])]));
-        for cut in 0..good.len() {
-            assert_eq!(skip(&good[..cut], 0, 0), Err(Malformed), "cut at {cut}");
-        }
-        assert_eq!(skip(&[0xd4, 1, 2], 0, 0), Err(Malformed)); // fixext1
-        assert_eq!(skip(&[0xa2, 0xff, 0xfe], 0, 0), Err(Malformed));
-        assert_eq!(skip(&[0x81, 0x01, 0x02], 0, 0), Err(Malformed));
-        assert_eq!(skip(&[0xdd, 0xff, 0xff, 0xff, 0xff], 0, 0), Err(Malformed));
-        assert_eq!(skip(&[0xc1], 0, 0), Err(Malformed));
-        let mut deep = vec![0x91; 200];
-        deep.push(0xc0);
-        assert_eq!(skip(&deep, 0, 0), Err(Malformed));
     }
 
     #[test]

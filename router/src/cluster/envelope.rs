@@ -116,39 +116,6 @@ pub(crate) fn decode<H: DeserializeOwned>(bytes: &[u8]) -> Result<H, EnvelopeErr
     Ok(rmp_serde::from_slice(bytes)?)
 }
 
-/// The first two elements of a msgpack-encoded WAMP message, both unsigned integers (its
-/// code and, for most messages, its request id), without decoding the rest; `None` if the
-/// frame does not start that way.
-pub(crate) fn msgpack_head(frame: &[u8]) -> Option<(u64, u64)> {
-    let at = match *frame.first()? {
-        0x92..=0x9f => 1,
-        0xdc => 3,
-        0xdd => 5,
-        _ => return None,
-    };
-    let (kind, at) = msgpack_uint(frame, at)?;
-    let (request, _) = msgpack_uint(frame, at)?;
-    Some((kind, request))
-}
-
-/// The msgpack unsigned integer at `at`, and where the next element starts.
-fn msgpack_uint(b: &[u8], at: usize) -> Option<(u64, usize)> {
-    let marker = *b.get(at)?;
-    let width = match marker {
-        0x00..=0x7f => return Some((u64::from(marker), at + 1)),
-        0xcc => 1,
-        0xcd => 2,
-        0xce => 4,
-        0xcf => 8,
-        _ => return None,
-    };
-    let bytes = b.get(at + 1..at + 1 + width)?;
-    let n = bytes
-        .iter()
-        .fold(0u64, |n, &byte| (n << 8) | u64::from(byte));
-    Some((n, at + 1 + width))
-}
-
 /// A header followed by a WAMP message already encoded in msgpack.
 pub(crate) fn encode_with<H: Serialize>(header: &H, msgpack_frame: &[u8]) -> Bytes {
     let mut out = with_header(header, msgpack_frame.len());
@@ -211,39 +178,6 @@ mod tests {
             payload: Payload::args(vec!["x".into()]),
         });
         encode_message(&h, &ev).expect("encodes")
-    }
-
-    #[test]
-    fn msgpack_head_reads_code_and_request_of_every_width() {
-        for request in [
-            1,
-            127,
-            128,
-            255,
-            256,
-            65_535,
-            65_536,
-            1 << 40,
-            (1 << 53) - 1,
-        ] {
-            let inv = Message::Interrupt(wamp_proto::message::Interrupt {
-                request: Id::new(request).expect("an id"),
-                options: Dict::new(),
-            });
-            let frame = Serializer::MsgPack.encode(&inv).expect("encodes");
-            let b = frame.as_bytes();
-            assert_eq!(msgpack_head(b), Some((69, request)), "{request}");
-            for n in 0..b.len() {
-                let head = msgpack_head(&b[..n]);
-                assert!(
-                    head.is_none() || head == Some((69, request)),
-                    "{n} bytes: {head:?}"
-                );
-            }
-        }
-        assert_eq!(msgpack_head(b"\x81\x01\x02"), None, "a map, not an array");
-        assert_eq!(msgpack_head(b"\x92\xa1x\x01"), None, "a string code");
-        assert_eq!(msgpack_head(b""), None);
     }
 
     #[test]

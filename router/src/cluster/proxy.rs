@@ -509,7 +509,7 @@ fn at_caller(link: &RealmLink, h: &RpcHeader, m: Message) {
 /// The caller's node sends the dealer's INVOCATION or INTERRUPT to the callee's node, as
 /// the dealer encoded it (only its code and request id are read).
 fn to_callee(core: &Arc<Core>, to: &Route, proxy: &SessionHandle, frame: Bytes) {
-    let Some((kind, request)) = envelope::msgpack_head(&frame) else {
+    let Some((kind, request)) = wamp_proto::raw::msgpack::head(&frame) else {
         warn!("cluster: a callee proxy's own message does not decode");
         return;
     };
